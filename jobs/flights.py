@@ -1,0 +1,152 @@
+"""Pure PySpark for the flight ETL, shared by the Glue job and the local runtime.
+
+DataFrames in, DataFrames out; the only I/O is ``spark.read`` of paths the caller chose.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipeline.contract import (
+    AIRPORT_DETAILS,
+    AIRPORTS,
+    DAILY_FLIGHTS,
+    ColumnType,
+    FileContract,
+)
+from pipeline.warehouse import LOAD_COLUMNS
+
+_SPARK_TYPES: Mapping[ColumnType, T.DataType] = {
+    ColumnType.STRING: T.StringType(),
+    ColumnType.INTEGER: T.IntegerType(),
+    ColumnType.DATE: T.DateType(),
+    ColumnType.TIMESTAMP_UTC: T.TimestampType(),
+}
+
+SOURCE_FILE = "source_file"
+# The flight date is the date in the file's name, wherever the file lives.
+_DATE_IN_NAME = r"(\d{4}-\d{2}-\d{2})\.csv$"
+
+
+class MissingColumnError(ValueError):
+    """A file's header lacks a column the contract requires."""
+
+
+def read_schema(contract: FileContract, header: Sequence[str]) -> T.StructType:
+    """The Spark read schema for a file with this header, in the file's own column order.
+
+    Contract columns get their contract type and canonical name; extra columns are read as
+    strings (and dropped later), so a file with columns in any order or with additions parses.
+    """
+    fields = []
+    for position, name in enumerate(header):
+        column = contract.column_for_header(name)
+        if column is None:
+            fields.append(T.StructField(f"_extra_{position}", T.StringType()))
+        else:
+            fields.append(T.StructField(column.name, _SPARK_TYPES[column.type]))
+    found = {f.name for f in fields}
+    missing = [c.source for c in contract.columns if c.source and c.name not in found]
+    if missing:
+        raise MissingColumnError(
+            f"header {list(header)} lacks required column(s) {missing}; "
+            f"expected {list(contract.headers)} (any order, any case)"
+        )
+    return T.StructType(fields)
+
+
+def read_csv_files(
+    spark: SparkSession,
+    contract: FileContract,
+    headers_by_path: Mapping[str, Sequence[str]],
+) -> DataFrame:
+    """Read CSV files whose headers may differ in order and case, as one DataFrame.
+
+    Files sharing a header are read together (usually all of them: one scan); the result has the
+    contract's columns in contract order plus ``source_file``, the path Spark read. Malformed
+    values fail the read (FAILFAST) rather than turning into silent NULLs.
+    """
+    if not headers_by_path:
+        raise ValueError("no files to read")
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for path, header in headers_by_path.items():
+        groups[tuple(header)].append(path)
+    names = [c.name for c in contract.columns]
+    frames = [
+        spark.read.csv(
+            paths,
+            schema=read_schema(contract, header),
+            header=True,
+            mode="FAILFAST",
+            enforceSchema=True,
+        ).select(*names, F.input_file_name().alias(SOURCE_FILE))
+        for header, paths in sorted(groups.items())
+    ]
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame)
+    return result
+
+
+def read_daily_files(spark: SparkSession, headers_by_path: Mapping[str, Sequence[str]]) -> DataFrame:
+    """Daily flight files as contract columns plus ``source_file``."""
+    return read_csv_files(spark, DAILY_FLIGHTS, headers_by_path)
+
+
+def read_airports(spark: SparkSession, path: str, header: Sequence[str]) -> DataFrame:
+    """The airport dimension as contract columns."""
+    return read_csv_files(spark, AIRPORTS, {path: header}).drop(SOURCE_FILE)
+
+
+def rebase_source_file(flights: DataFrame, local_root: str, uri_root: str) -> DataFrame:
+    """Replace the local folder at the start of ``source_file`` with ``uri_root``.
+
+    The local runtime reads downloaded copies kept at ``<local_root>/<bucket>/<key>``; with
+    ``uri_root="s3://"`` the warehouse still names the object, ``s3://<bucket>/<key>``.
+    """
+    # \Q...\E quotes the folder for Java's regex engine, whatever characters it holds.
+    pattern = r"^file:(//)?\Q" + local_root.rstrip("/") + r"\E/"
+    return flights.withColumn(SOURCE_FILE, F.regexp_replace(SOURCE_FILE, pattern, uri_root))
+
+
+def unique_airports(airports: DataFrame) -> DataFrame:
+    """One row per airport_id, so a duplicated id can never multiply flights.
+
+    Which duplicate wins is deterministic (lowest name, city, state); the dimension's quality
+    gate is where duplicates are reported.
+    """
+    order = Window.partitionBy("airport_id").orderBy(*(F.col(d).asc_nulls_last() for d in AIRPORT_DETAILS))
+    return (
+        airports.withColumn("_rank", F.row_number().over(order))
+        .where(F.col("_rank") == 1)
+        .drop("_rank")
+    )
+
+
+def flight_date_from(source_file: SparkColumn) -> SparkColumn:
+    return F.to_date(F.regexp_extract(source_file, _DATE_IN_NAME, 1))
+
+
+def enrich(flights: DataFrame, airports: DataFrame) -> DataFrame:
+    """Flights joined with the airport dimension on both ends, in warehouse column order.
+
+    Every flight is kept: an airport missing from the dimension leaves its details NULL.
+    ``flights`` carries the daily-file contract columns and ``source_file``.
+    """
+    airports = unique_airports(airports)
+    joined = flights
+    for role in ("origin", "dest"):
+        side = airports.select(
+            F.col("airport_id").alias(f"{role}_airport_id"),
+            *(F.col(detail).alias(f"{role}_{detail}") for detail in AIRPORT_DETAILS),
+        )
+        joined = joined.join(F.broadcast(side), on=f"{role}_airport_id", how="left")
+    return joined.withColumn("flight_date", flight_date_from(F.col(SOURCE_FILE))).select(
+        *LOAD_COLUMNS
+    )

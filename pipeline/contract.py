@@ -1,0 +1,212 @@
+"""The data contract: the daily flight file, the airport dimension and the warehouse tables.
+
+Everything that knows a column name or type is rendered from the definitions here: the Spark
+read schema (``jobs.flights``), the warehouse DDL (below) and, later, the expectation suites.
+This module imports nothing heavy, so the CLI, the Glue jobs and the CDK app can all use it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+
+class ColumnType(StrEnum):
+    """Logical column types; each renderer maps them to its own system."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    DATE = "date"
+    TIMESTAMP_UTC = "timestamp_utc"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a file or table.
+
+    ``source`` is the header name in the incoming CSV (matched case-insensitively); columns that
+    the pipeline derives (flight_date, source_file, loaded_at) have none.
+    """
+
+    name: str
+    type: ColumnType
+    source: str | None = None
+    nullable: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FileContract:
+    """An incoming CSV file: the columns found by header name, in canonical order."""
+
+    name: str
+    columns: tuple[Column, ...]
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """The canonical header, in contract order."""
+        return tuple(c.source for c in self.columns if c.source is not None)
+
+    def column_for_header(self, header: str) -> Column | None:
+        """The contract column a header names, matched case-insensitively, or None if extra."""
+        wanted = header.strip().lower()
+        for column in self.columns:
+            if column.source is not None and column.source.lower() == wanted:
+                return column
+        return None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A warehouse table."""
+
+    name: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+DAILY_FLIGHTS: Final = FileContract(
+    name="daily_flights",
+    columns=(
+        Column("carrier", ColumnType.STRING, "Carrier", nullable=False),
+        Column("origin_airport_id", ColumnType.INTEGER, "OriginAirportID", nullable=False),
+        Column("dest_airport_id", ColumnType.INTEGER, "DestAirportID", nullable=False),
+        Column(
+            "dep_delay",
+            ColumnType.INTEGER,
+            "DepDelay",
+            description="Minutes; empty when the flight was cancelled or diverted.",
+        ),
+        Column(
+            "arr_delay",
+            ColumnType.INTEGER,
+            "ArrDelay",
+            description="Minutes; empty when the flight was cancelled or diverted.",
+        ),
+    ),
+)
+
+AIRPORTS: Final = FileContract(
+    name="airport_codes",
+    columns=(
+        Column("airport_id", ColumnType.INTEGER, "airport_id", nullable=False),
+        Column("city", ColumnType.STRING, "city"),
+        Column("state", ColumnType.STRING, "state"),
+        Column("name", ColumnType.STRING, "name"),
+    ),
+)
+
+AIRPORT_DETAILS: Final = ("city", "state", "name")
+"""Dimension columns copied onto each flight, once for the origin and once for the destination."""
+
+
+def _airport_columns(role: str) -> tuple[Column, ...]:
+    by_name = {c.name: c for c in AIRPORTS.columns}
+    return tuple(
+        Column(f"{role}_{detail}", by_name[detail].type, description=f"{role} airport {detail}")
+        for detail in AIRPORT_DETAILS
+    )
+
+
+FLIGHT_PROCESSED: Final = Table(
+    name="flight_processed",
+    columns=(
+        Column("flight_date", ColumnType.DATE, nullable=False, description="From the file name."),
+        Column("carrier", ColumnType.STRING, nullable=False),
+        Column("origin_airport_id", ColumnType.INTEGER, nullable=False),
+        *_airport_columns("origin"),
+        Column("dest_airport_id", ColumnType.INTEGER, nullable=False),
+        *_airport_columns("dest"),
+        Column("dep_delay", ColumnType.INTEGER),
+        Column("arr_delay", ColumnType.INTEGER),
+        Column("source_file", ColumnType.STRING, nullable=False, description="s3:// URI."),
+        Column("loaded_at", ColumnType.TIMESTAMP_UTC, nullable=False),
+    ),
+)
+
+LOADED_AT: Final = "loaded_at"
+"""Set by the warehouse at commit time (the transaction's timestamp), never shipped per row."""
+
+FLIGHT_LOAD_AUDIT: Final = Table(
+    name="flight_load_audit",
+    columns=(
+        Column("source_key", ColumnType.STRING, nullable=False),
+        Column("source_version", ColumnType.STRING, nullable=False),
+        Column("sha256", ColumnType.STRING, nullable=False),
+        Column("flight_date", ColumnType.DATE, nullable=False),
+        Column("row_count", ColumnType.INTEGER, nullable=False),
+        Column("job_run_id", ColumnType.STRING, nullable=False),
+        Column("loaded_at", ColumnType.TIMESTAMP_UTC, nullable=False),
+    ),
+)
+
+# Daily files are named after the flight date they carry: ``2024-01-31.csv``.
+DAILY_FILE_NAME: Final = re.compile(r"(\d{4}-\d{2}-\d{2})\.csv")
+
+
+class NotADailyFileError(ValueError):
+    """A key or path does not name a daily file (``YYYY-MM-DD.csv`` with a real date)."""
+
+
+def flight_date_of(name: str) -> dt.date:
+    """The flight date a daily file's name carries; raises NotADailyFileError otherwise."""
+    base = name.rsplit("/", 1)[-1]
+    match = DAILY_FILE_NAME.fullmatch(base)
+    if match is None:
+        raise NotADailyFileError(
+            f"{name!r} is not a daily file: the name must be YYYY-MM-DD.csv, e.g. 2024-01-31.csv"
+        )
+    try:
+        return dt.date.fromisoformat(match.group(1))
+    except ValueError as exc:
+        raise NotADailyFileError(f"{name!r} names no real date ({exc})") from exc
+
+
+class Dialect(StrEnum):
+    """SQL dialects of the warehouse: Redshift on AWS, PostgreSQL in the local twin."""
+
+    POSTGRES = "postgres"
+    REDSHIFT = "redshift"
+
+
+_SQL_TYPES: Final = {
+    ColumnType.STRING: "VARCHAR(256)",
+    ColumnType.INTEGER: "INTEGER",
+    ColumnType.DATE: "DATE",
+    ColumnType.TIMESTAMP_UTC: "TIMESTAMPTZ",
+}
+
+# The commit timestamp: PostgreSQL's now() and Redshift's GETDATE() are both fixed for the
+# transaction, so every row and audit record of one load carries the same loaded_at.
+_NOW: Final = {Dialect.POSTGRES: "now()", Dialect.REDSHIFT: "GETDATE()"}
+
+
+def create_table_sql(table: Table, dialect: Dialect) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for a contract table in the given dialect."""
+    lines = []
+    for column in table.columns:
+        line = f"    {column.name} {_SQL_TYPES[column.type]}"
+        if column.name == LOADED_AT:
+            line += f" DEFAULT {_NOW[dialect]}"
+        if not column.nullable:
+            line += " NOT NULL"
+        lines.append(line)
+    body = ",\n".join(lines)
+    # Redshift keeps rows sorted by the key, which makes the per-day DELETE a range scan.
+    suffix = (
+        "\nSORTKEY (flight_date)"
+        if dialect is Dialect.REDSHIFT and "flight_date" in table.column_names
+        else ""
+    )
+    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n{body}\n){suffix}"
+
+
+def warehouse_ddl(dialect: Dialect) -> list[str]:
+    """Every statement that creates the warehouse tables, idempotently."""
+    return [create_table_sql(t, dialect) for t in (FLIGHT_PROCESSED, FLIGHT_LOAD_AUDIT)]

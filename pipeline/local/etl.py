@@ -1,0 +1,182 @@
+"""The flight ETL job on the local twin: ``jobs.flight_etl.run`` bound to local I/O.
+
+The bookmark is the warehouse's own audit table: a file version is new until its audit row
+exists, and that row commits in the same transaction as its rows. So the bookmark advances
+exactly when the data lands, which is what makes a killed run safe to repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.flight_etl import LoadResult, NewFlights, run
+from pipeline.contract import NotADailyFileError, flight_date_of
+from pipeline.local.objects import CachedObject, download, latest_versions
+from pipeline.local.postgres import PostgresWarehouse
+from pipeline.settings import Settings
+from pipeline.warehouse import SourceFile
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def refusal_reason(key: str, raw_prefix: str) -> str | None:
+    """Why an object under the raw prefix is not a daily file, or None if it is one."""
+    name = key.removeprefix(raw_prefix)
+    if "/" in name:
+        return f"{key}: daily files go directly under {raw_prefix!r}, not in sub-folders"
+    try:
+        flight_date_of(name)
+    except NotADailyFileError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass
+class LocalFlightSource:
+    """New daily-file versions in the local raw bucket, downloaded to the cache for Spark."""
+
+    spark: SparkSession
+    s3: Any
+    settings: Settings
+    warehouse: PostgresWarehouse
+    cache_root: Path
+
+    def new_flights(self) -> NewFlights:
+        from jobs.flights import read_daily_files, rebase_source_file
+
+        prefix = self.settings.storage.raw_prefix
+        loaded = self.warehouse.loaded_versions()
+        candidates = [
+            v
+            for v in latest_versions(self.s3, self.settings.raw_bucket, prefix)
+            if (v.key, v.version) not in loaded
+        ]
+        refused = {}
+        fresh = []
+        for version in candidates:
+            reason = refusal_reason(version.key, prefix)
+            if reason is None:
+                fresh.append(version)
+            else:
+                refused[version.key] = reason
+        if not fresh:
+            return NewFlights(None, [], refused)
+        cached: list[CachedObject] = [download(self.s3, v, self.cache_root) for v in fresh]
+        flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
+        flights = rebase_source_file(flights, str(self.cache_root), "s3://")
+        files = [
+            SourceFile(
+                key=c.version.key,
+                version=c.version.version,
+                sha256=c.sha256,
+                flight_date=flight_date_of(c.version.key),
+                uri=c.version.uri,
+            )
+            for c in cached
+        ]
+        return NewFlights(flights, files, refused)
+
+
+@dataclass
+class LocalAirportSource:
+    spark: SparkSession
+    s3: Any
+    settings: Settings
+    cache_root: Path
+
+    def airports(self) -> DataFrame:
+        from jobs.flights import read_airports
+
+        bucket, key = self.settings.dimension_bucket, self.settings.storage.dimension_key
+        versions = [v for v in latest_versions(self.s3, bucket, key) if v.key == key]
+        if not versions:
+            raise FileNotFoundError(
+                f"no airport dimension at s3://{bucket}/{key}: upload it with "
+                "`flightpipe ingest --dim airport_codes.csv ...`"
+            )
+        cached = download(self.s3, versions[0], self.cache_root)
+        return read_airports(self.spark, str(cached.path), cached.header)
+
+
+@dataclass
+class StreamingPostgresSink:
+    """Spark writes CSV parts to a staging folder; finished parts stream into one COPY.
+
+    This is the local shape of "stage, then COPY": Spark and PostgreSQL work at the same time,
+    and the rows are written into the warehouse once, straight into the table.
+    """
+
+    warehouse: PostgresWarehouse
+    staging_root: Path
+    poll_seconds: float = 0.05
+
+    def replace_days(
+        self, flights: DataFrame, files: Sequence[SourceFile], job_run_id: str
+    ) -> Mapping[str, int]:
+        staging = self.staging_root / job_run_id
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            return self.warehouse.replace_days(files, job_run_id, self._parts(flights, staging))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _parts(self, flights: DataFrame, staging: Path) -> Iterator[bytes]:
+        failure: list[BaseException] = []
+        done = threading.Event()
+
+        def write() -> None:
+            try:
+                flights.write.option("escape", '"').csv(str(staging))
+            except BaseException as exc:  # handed to the consuming thread and re-raised there
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=write, name="spark-stage-writer", daemon=True).start()
+        sent: set[str] = set()
+        while True:
+            finished = done.is_set()
+            for part in sorted(staging.glob("part-*")) if staging.exists() else []:
+                if part.name not in sent:
+                    sent.add(part.name)
+                    with open(part, "rb") as handle:
+                        while chunk := handle.read(1 << 20):
+                            yield chunk
+            if finished:
+                break
+            time.sleep(self.poll_seconds)
+        if failure:
+            raise failure[0]
+
+
+def new_job_run_id() -> str:
+    return f"local-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
+def run_local_etl(
+    settings: Settings, spark: SparkSession, s3: Any, warehouse: PostgresWarehouse
+) -> LoadResult:
+    """One local job run under the run lock: plan from the bookmark, transform, load."""
+    cache = settings.local.state_dir / "cache"
+    job_run_id = new_job_run_id()
+    with warehouse.exclusive_run(settings.timing.lock_wait_seconds):
+        log.info("run start job_run_id=%s", job_run_id)
+        result = run(
+            LocalFlightSource(spark, s3, settings, warehouse, cache / "objects"),
+            LocalAirportSource(spark, s3, settings, cache / "objects"),
+            StreamingPostgresSink(warehouse, cache / "staging"),
+            job_run_id,
+        )
+    log.info("run end job_run_id=%s files=%d rows=%d", job_run_id, len(result.rows_by_key), result.rows)
+    return result

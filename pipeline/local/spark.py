@@ -1,0 +1,31 @@
+"""The local SparkSession: one per process, shared by every job run in it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipeline.settings import SparkSettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def local_spark(settings: SparkSettings) -> SparkSession:
+    """Start (or reuse) the process's SparkSession, configured like a small Glue worker."""
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master(settings.master)
+        .appName("flightpipe")
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.sql.files.maxPartitionBytes", str(settings.max_partition_bytes))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # Version 2 of the file committer moves each task's output into place when the task
+        # ends, so the load can stream finished parts into COPY while Spark is still writing.
+        .config("spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version", "2")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

@@ -1,0 +1,153 @@
+"""Typed settings, one object per environment, loaded once at the edge and passed down.
+
+``load_settings`` is the only place that reads environment variables (``FLIGHTPIPE_*``) for
+settings; every other module receives a ``Settings`` (or the part of it that it needs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StorageSettings(_Frozen):
+    """Where objects live. Bucket names are globally unique: prefix, purpose, env, account."""
+
+    bucket_prefix: str = "flightpipe"
+    raw_prefix: str = "raw/"
+    dimension_key: str = "airport_codes.csv"
+    staging_prefix: str = "staging/"
+
+
+class WarehouseSettings(_Frozen):
+    """The warehouse: a PostgreSQL URL locally (None: the local twin's own server)."""
+
+    url: str | None = None
+    database: str = "flightpipe"
+    # Redshift Serverless names, used by the Glue job on AWS.
+    workgroup: str = "flightpipe"
+    copy_role_arn: str = ""
+
+
+class SparkSettings(_Frozen):
+    master: str = "local[*]"
+    driver_memory: str = "2g"
+    # Small input splits keep both cores busy on a single large daily file.
+    max_partition_bytes: int = 16 * 1024 * 1024
+
+
+class LocalSettings(_Frozen):
+    """The local twin: its state folder (git-ignored) and the ports of its services."""
+
+    state_dir: Path = REPO_ROOT / ".flightpipe"
+    s3_port: int = 5077
+    postgres_port: int = 5477
+    account: str = "000000000000"
+    region: str = "us-east-1"
+
+
+class TimingSettings(_Frozen):
+    """Poll intervals and retry delays; short locally, AWS-sized elsewhere."""
+
+    poll_interval_seconds: float = 0.2
+    service_start_timeout_seconds: float = 30.0
+    lock_wait_seconds: float = 0.0
+
+
+class Settings(BaseSettings):
+    """Everything configurable, for one environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLIGHTPIPE_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    env: Environment = Environment.LOCAL
+    account: str = Field(default="000000000000", description="AWS account id (12 digits).")
+    region: str = "us-east-1"
+    storage: StorageSettings = StorageSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
+    spark: SparkSettings = SparkSettings()
+    local: LocalSettings = LocalSettings()
+    timing: TimingSettings = TimingSettings()
+
+    def bucket(self, purpose: str) -> str:
+        """The bucket for a purpose (``raw``, ``dim``, ``staging``) in this environment."""
+        return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}-{self.account}"
+
+    @property
+    def raw_bucket(self) -> str:
+        return self.bucket("raw")
+
+    @property
+    def dimension_bucket(self) -> str:
+        return self.bucket("dim")
+
+    @property
+    def staging_bucket(self) -> str:
+        return self.bucket("staging")
+
+
+# Per-environment defaults: the differences between environments are visible values here.
+_ENVIRONMENT_DEFAULTS: Final[dict[Environment, dict[str, object]]] = {
+    Environment.LOCAL: {},
+    Environment.DEV: {
+        "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
+        "warehouse": {"workgroup": "flightpipe-dev"},
+    },
+    Environment.STAGING: {
+        "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
+        "warehouse": {"workgroup": "flightpipe-staging"},
+    },
+    Environment.PROD: {
+        "timing": {"poll_interval_seconds": 30.0, "lock_wait_seconds": 120.0},
+        "warehouse": {"workgroup": "flightpipe-prod"},
+    },
+}
+
+
+def _merge_into(target: dict[str, object], layer: Mapping[str, object]) -> None:
+    """Merge one layer of settings into ``target``, section by section."""
+    for key, value in layer.items():
+        current = target.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            target[key] = {**current, **value}
+        else:
+            target[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def load_settings(env: Environment | str | None = None, **overrides: object) -> Settings:
+    """Settings for ``env`` (default: ``FLIGHTPIPE_ENV`` or local).
+
+    Precedence, lowest first: the environment's defaults, ``FLIGHTPIPE_*`` variables (nested
+    with ``__``, e.g. ``FLIGHTPIPE_LOCAL__S3_PORT``), then ``overrides``.
+    """
+    probe = Settings() if env is None else None
+    chosen = Environment(env) if env is not None else probe.env if probe else Environment.LOCAL
+    from_env = Settings(env=chosen)  # reads FLIGHTPIPE_* on top of the model defaults
+    merged: dict[str, object] = {}
+    for layer in (
+        _ENVIRONMENT_DEFAULTS[chosen],
+        from_env.model_dump(exclude_unset=True),
+        overrides,
+    ):
+        _merge_into(merged, layer)
+    merged["env"] = chosen
+    return Settings.model_validate(merged)

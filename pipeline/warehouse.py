@@ -1,0 +1,102 @@
+"""The warehouse load, as SQL shared by Redshift (AWS) and PostgreSQL (the local twin).
+
+A load replaces whole days in one transaction:
+
+1. ``DELETE`` every row of the days being loaded;
+2. ``COPY`` the new rows straight into ``flight_processed`` (no staging table inside the
+   warehouse, so the data is written once);
+3. ``INSERT`` one ``flight_load_audit`` row per file version, counting its rows in the table.
+
+The transaction commits all three or none, so a retried, duplicated or killed run never leaves
+a day half-loaded or loaded twice. Only the ``COPY`` differs between the dialects: Redshift
+reads staged files from S3, PostgreSQL reads a stream from the client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, LOADED_AT, Dialect
+
+LOAD_COLUMNS: tuple[str, ...] = tuple(c for c in FLIGHT_PROCESSED.column_names if c != LOADED_AT)
+"""The columns a load ships, in this order; loaded_at is stamped by the warehouse at commit."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One version of one daily file, as the load sees it."""
+
+    key: str
+    version: str
+    sha256: str
+    flight_date: dt.date
+    uri: str
+
+
+@dataclass(frozen=True)
+class LoadStatements:
+    """The statements of one load transaction, in order, around the dialect's COPY."""
+
+    delete_days: str
+    copy: str
+    insert_audit: str
+
+    def in_order(self) -> list[str]:
+        return [self.delete_days, self.copy, self.insert_audit]
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _date_literal(day: dt.date) -> str:
+    return f"DATE '{day.isoformat()}'"
+
+
+def copy_statement(dialect: Dialect, *, staged_uri: str = "", iam_role: str = "") -> str:
+    """The COPY of one load: from the client stream (PostgreSQL) or staged S3 files (Redshift)."""
+    target = f"{FLIGHT_PROCESSED.name} ({', '.join(LOAD_COLUMNS)})"
+    if dialect is Dialect.POSTGRES:
+        return f"COPY {target} FROM STDIN WITH (FORMAT csv)"
+    if not staged_uri or not iam_role:
+        raise ValueError("a Redshift COPY needs the staged S3 prefix and an IAM role")
+    return (
+        f"COPY {target} FROM {_literal(staged_uri)} IAM_ROLE {_literal(iam_role)} "
+        "FORMAT AS CSV DATEFORMAT 'YYYY-MM-DD'"
+    )
+
+
+def load_statements(
+    files: Sequence[SourceFile], job_run_id: str, copy: str
+) -> LoadStatements:
+    """The statements that replace the files' days with the copied rows and audit each file."""
+    if not files:
+        raise ValueError("a load needs at least one file")
+    days = sorted({f.flight_date for f in files})
+    delete = (
+        f"DELETE FROM {FLIGHT_PROCESSED.name} "
+        f"WHERE flight_date IN ({', '.join(_date_literal(d) for d in days)})"
+    )
+    # A manifest of literal SELECTs works on both dialects (Redshift has no VALUES in FROM).
+    manifest = "\n    UNION ALL ".join(
+        f"SELECT {_literal(f.key)} AS source_key, {_literal(f.version)} AS source_version, "
+        f"{_literal(f.sha256)} AS sha256, {_date_literal(f.flight_date)} AS flight_date, "
+        f"{_literal(f.uri)} AS source_file"
+        for f in files
+    )
+    audit_columns = [c for c in FLIGHT_LOAD_AUDIT.column_names if c != LOADED_AT]
+    insert = (
+        f"INSERT INTO {FLIGHT_LOAD_AUDIT.name} ({', '.join(audit_columns)})\n"
+        "SELECT m.source_key, m.source_version, m.sha256, m.flight_date, "
+        f"COUNT(p.source_file), {_literal(job_run_id)}\n"
+        f"FROM (\n    {manifest}\n) m\n"
+        f"LEFT JOIN {FLIGHT_PROCESSED.name} p\n"
+        "    ON p.flight_date = m.flight_date AND p.source_file = m.source_file\n"
+        # A Glue retry re-reads files whose bookmark was never committed: audit each version once.
+        f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_AUDIT.name} a\n"
+        "    WHERE a.source_key = m.source_key AND a.source_version = m.source_version)\n"
+        "GROUP BY m.source_key, m.source_version, m.sha256, m.flight_date"
+    )
+    return LoadStatements(delete_days=delete, copy=copy, insert_audit=insert)
