@@ -85,6 +85,8 @@ def read_csv_files(
             header=True,
             mode="FAILFAST",
             enforceSchema=True,
+            # RFC 4180: a quote inside a quoted field is doubled (Spark's default is a backslash).
+            escape='"',
         ).select(*names, F.input_file_name().alias(SOURCE_FILE))
         for header, paths in sorted(groups.items())
     ]
@@ -110,8 +112,11 @@ def rebase_source_file(flights: DataFrame, local_root: str, uri_root: str) -> Da
     The local runtime reads downloaded copies kept at ``<local_root>/<bucket>/<key>``; with
     ``uri_root="s3://"`` the warehouse still names the object, ``s3://<bucket>/<key>``.
     """
-    # \Q...\E quotes the folder for Java's regex engine, whatever characters it holds.
-    pattern = r"^file:(//)?\Q" + local_root.rstrip("/") + r"\E/"
+    # input_file_name() spells paths the way Hadoop encodes them (a space becomes %20); ask
+    # Hadoop for the same spelling of the root, and quote it for Java's regex with \Q...\E.
+    jvm = flights.sparkSession.sparkContext._jvm
+    spelled = jvm.org.apache.hadoop.fs.Path(local_root.rstrip("/")).toUri().getRawPath()
+    pattern = r"^file:(//)?\Q" + spelled + r"\E/"
     return flights.withColumn(SOURCE_FILE, F.regexp_replace(SOURCE_FILE, pattern, uri_root))
 
 

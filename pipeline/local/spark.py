@@ -21,6 +21,8 @@ def local_spark(settings: SparkSettings) -> SparkSession:
         .config("spark.sql.files.maxPartitionBytes", str(settings.max_partition_bytes))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.showConsoleProgress", "false")
         # Version 2 of the file committer moves each task's output into place when the task
         # ends, so the load can stream finished parts into COPY while Spark is still writing.

@@ -1,0 +1,119 @@
+"""The local twin as one object: services, buckets, warehouse and the job, for the CLI and tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.flight_etl import LoadResult
+from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED
+from pipeline.local.etl import run_local_etl
+from pipeline.local.objects import ensure_buckets, s3_client
+from pipeline.local.postgres import PostgresWarehouse
+from pipeline.local.services import LocalServices
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def daily_files(paths: Iterable[Path]) -> list[Path]:
+    """The CSV files named by ``paths``: files as given, folders searched (not recursively)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".csv"))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return found
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the warehouse holds, for ``flightpipe status`` and the ingest summary."""
+
+    files: int
+    days: int
+    rows: int
+    first_day: dt.date | None
+    last_day: dt.date | None
+    last_run: str | None
+    last_loaded_at: dt.datetime | None
+
+
+class LocalTwin:
+    """The AWS side, on this machine. Start it with ``start()`` before anything else."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services = LocalServices(settings)
+        self.warehouse = PostgresWarehouse(self.services.warehouse_url)
+
+    def start(self) -> None:
+        """Start the services if needed and create the buckets and tables (idempotent)."""
+        self.services.up()
+        ensure_buckets(self.s3, self.settings)
+        self.warehouse.ensure_schema()
+
+    @cached_property
+    def s3(self) -> Any:
+        return s3_client(self.settings, self.services.s3_endpoint)
+
+    @cached_property
+    def spark(self) -> SparkSession:
+        from pipeline.local.spark import local_spark
+
+        return local_spark(self.settings.spark)
+
+    def upload_dimension(self, path: Path) -> str:
+        key = self.settings.storage.dimension_key
+        self.s3.upload_file(str(path), self.settings.dimension_bucket, key)
+        return key
+
+    def upload_daily(self, path: Path) -> str:
+        """Upload one daily file under the raw prefix, keeping its name; returns the key."""
+        key = self.settings.storage.raw_prefix + path.name
+        self.s3.upload_file(str(path), self.settings.raw_bucket, key)
+        return key
+
+    def load(self) -> LoadResult:
+        """Run the ETL job once over whatever is new in the raw bucket."""
+        return run_local_etl(self.settings, self.spark, self.s3, self.warehouse)
+
+    def loaded(self) -> Loaded:
+        _, rows = self.warehouse.query(
+            f"""
+            SELECT
+                (SELECT count(DISTINCT source_key) FROM {FLIGHT_LOAD_AUDIT.name}),
+                count(DISTINCT flight_date), count(*), min(flight_date), max(flight_date),
+                (SELECT job_run_id FROM {FLIGHT_LOAD_AUDIT.name} ORDER BY loaded_at DESC LIMIT 1),
+                (SELECT max(loaded_at) FROM {FLIGHT_LOAD_AUDIT.name})
+            FROM {FLIGHT_PROCESSED.name}
+            """
+        )
+        return Loaded(*rows[0])
+
+    def rows_per_day(self, keys: Iterable[str]) -> list[tuple[Any, ...]]:
+        """Per loaded day of these keys: rows, cancelled, flights touching an unknown airport."""
+        uris = [f"s3://{self.settings.raw_bucket}/{key}" for key in keys]
+        if not uris:
+            return []
+        listed = ", ".join("'" + uri.replace("'", "''") + "'" for uri in uris)
+        _, rows = self.warehouse.query(
+            f"""
+            SELECT flight_date, count(*) AS flights,
+                   count(*) FILTER (WHERE dep_delay IS NULL) AS cancelled,
+                   count(*) FILTER (WHERE origin_name IS NULL OR dest_name IS NULL)
+                       AS unknown_airport
+            FROM {FLIGHT_PROCESSED.name}
+            WHERE source_file IN ({listed})
+            GROUP BY flight_date ORDER BY flight_date
+            """
+        )
+        return rows

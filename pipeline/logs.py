@@ -1,0 +1,43 @@
+"""Logging: one JSON object per line on AWS, readable lines locally; always on stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Final
+
+from pipeline.settings import Environment
+
+_STANDARD: Final = set(vars(logging.makeLogRecord({})))
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record, extras included, for CloudWatch Logs Insights."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(env: Environment, verbose: bool = False) -> None:
+    """Send the project's logs to stderr, so stdout carries only results."""
+    handler = logging.StreamHandler(sys.stderr)
+    if env is Environment.LOCAL:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(JsonLines())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("pipeline").setLevel(logging.INFO if verbose else logging.WARNING)
+    # py4j logs every gateway connection at INFO.
+    logging.getLogger("py4j").setLevel(logging.WARNING)

@@ -1,0 +1,70 @@
+import datetime as dt
+
+import pytest
+
+from pipeline.contract import (
+    AIRPORTS,
+    DAILY_FLIGHTS,
+    FLIGHT_LOAD_AUDIT,
+    FLIGHT_PROCESSED,
+    Dialect,
+    NotADailyFileError,
+    create_table_sql,
+    flight_date_of,
+)
+
+
+def test_daily_file_headers_are_the_documented_ones() -> None:
+    assert DAILY_FLIGHTS.headers == ("Carrier", "OriginAirportID", "DestAirportID", "DepDelay", "ArrDelay")
+    assert AIRPORTS.headers == ("airport_id", "city", "state", "name")
+
+
+@pytest.mark.parametrize("header", ["depdelay", "DEPDELAY", " DepDelay "])
+def test_headers_match_case_insensitively(header: str) -> None:
+    column = DAILY_FLIGHTS.column_for_header(header)
+    assert column is not None
+    assert column.name == "dep_delay"
+
+
+def test_unknown_header_is_an_extra_column() -> None:
+    assert DAILY_FLIGHTS.column_for_header("TailNumber") is None
+
+
+def test_flight_processed_has_origin_and_destination_details_from_the_dimension() -> None:
+    assert FLIGHT_PROCESSED.column_names == (
+        "flight_date", "carrier",
+        "origin_airport_id", "origin_city", "origin_state", "origin_name",
+        "dest_airport_id", "dest_city", "dest_state", "dest_name",
+        "dep_delay", "arr_delay", "source_file", "loaded_at",
+    )  # fmt: skip
+
+
+def test_postgres_ddl_types_and_commit_timestamp() -> None:
+    ddl = create_table_sql(FLIGHT_PROCESSED, Dialect.POSTGRES)
+    assert ddl.startswith("CREATE TABLE IF NOT EXISTS flight_processed (")
+    assert "flight_date DATE NOT NULL" in ddl
+    assert "dep_delay INTEGER," in ddl
+    assert "loaded_at TIMESTAMPTZ DEFAULT now() NOT NULL" in ddl
+    assert "SORTKEY" not in ddl
+
+
+def test_redshift_ddl_sorts_by_flight_date_and_uses_getdate() -> None:
+    ddl = create_table_sql(FLIGHT_PROCESSED, Dialect.REDSHIFT)
+    assert ddl.endswith("SORTKEY (flight_date)")
+    assert "DEFAULT GETDATE()" in ddl
+    audit = create_table_sql(FLIGHT_LOAD_AUDIT, Dialect.REDSHIFT)
+    assert "sha256 VARCHAR(256) NOT NULL" in audit
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("2024-01-31.csv", dt.date(2024, 1, 31)), ("raw/2023-12-01.csv", dt.date(2023, 12, 1))],
+)
+def test_flight_date_comes_from_the_file_name(name: str, expected: dt.date) -> None:
+    assert flight_date_of(name) == expected
+
+
+@pytest.mark.parametrize("name", ["flights.csv", "2024-01-31.txt", "2024-02-30.csv", "x2024-01-01.csv"])
+def test_names_without_a_real_date_are_refused(name: str) -> None:
+    with pytest.raises(NotADailyFileError, match="YYYY-MM-DD|no real date"):
+        flight_date_of(name)

@@ -1,0 +1,222 @@
+"""The ETL job on the local twin, against real moto S3, real PostgreSQL and local Spark."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.local.postgres import LoadInProgressError
+from pipeline.local.twin import LocalTwin
+from pipeline.sample import SampleFiles, SampleSpec, write_sample
+from pipeline.settings import REPO_ROOT, Settings
+from tests.expected import audit_rows, expected_days, warehouse_days
+
+pytestmark = pytest.mark.usefixtures("spark")
+
+
+@pytest.fixture
+def twin(settings: Settings) -> LocalTwin:
+    running = LocalTwin(settings)
+    running.start()
+    return running
+
+
+@pytest.fixture
+def sample(data_dir: Path) -> SampleFiles:
+    return write_sample(data_dir, SampleSpec(days=3, flights_per_day=400, airports=60))
+
+
+def test_runs_load_only_new_files_and_nothing_when_nothing_is_new(
+    twin: LocalTwin, sample: SampleFiles
+) -> None:
+    day1, day2, day3 = sample.daily
+    twin.upload_dimension(sample.dimension)
+    twin.upload_daily(day1)
+    first = twin.load()
+    assert dict(first.rows_by_key) == {"raw/2024-01-01.csv": expected_days([day1])["2024-01-01"].flights}
+
+    twin.upload_daily(day2)
+    twin.upload_daily(day3)
+    second = twin.load()
+    assert sorted(second.rows_by_key) == ["raw/2024-01-02.csv", "raw/2024-01-03.csv"]
+    assert warehouse_days(twin.warehouse) == expected_days(sample.daily)
+
+    third = twin.load()
+    assert third.rows_by_key == {}
+    assert warehouse_days(twin.warehouse) == expected_days(sample.daily)
+    assert len(audit_rows(twin.warehouse)) == 3
+
+
+def test_a_corrected_file_replaces_exactly_its_day(
+    twin: LocalTwin, sample: SampleFiles, tmp_path: Path
+) -> None:
+    twin.upload_dimension(sample.dimension)
+    for path in sample.daily:
+        twin.upload_daily(path)
+    twin.load()
+    _, before = twin.warehouse.query(
+        "SELECT flight_date::text, min(loaded_at) FROM flight_processed GROUP BY 1"
+    )
+
+    correction = tmp_path / "fix" / "2024-01-02.csv"
+    correction.parent.mkdir()
+    lines = sample.daily[1].read_text().splitlines()
+    correction.write_text("\n".join(lines[:101]) + "\n")  # header + the first 100 flights
+    twin.upload_daily(correction)
+    result = twin.load()
+
+    assert dict(result.rows_by_key) == {"raw/2024-01-02.csv": 100}
+    expected = expected_days([sample.daily[0], correction, sample.daily[2]])
+    assert warehouse_days(twin.warehouse) == expected
+    _, after = twin.warehouse.query(
+        "SELECT flight_date::text, min(loaded_at) FROM flight_processed GROUP BY 1"
+    )
+    changed = {day for day, at in after if (day, at) not in before}
+    assert changed == {"2024-01-02"}
+    versions = [row for row in audit_rows(twin.warehouse) if row[0] == "raw/2024-01-02.csv"]
+    assert len(versions) == 2 and versions[0][1] != versions[1][1]
+
+
+def test_objects_that_are_not_daily_files_are_refused_with_a_reason(
+    twin: LocalTwin, sample: SampleFiles
+) -> None:
+    twin.upload_dimension(sample.dimension)
+    twin.upload_daily(sample.daily[0])
+    raw = twin.settings.raw_bucket
+    twin.s3.put_object(Bucket=raw, Key="raw/notes.txt", Body=b"hello")
+    twin.s3.put_object(Bucket=raw, Key="raw/2024/2024-01-05.csv", Body=b"x")
+
+    result = twin.load()
+
+    assert list(result.rows_by_key) == ["raw/2024-01-01.csv"]
+    assert "YYYY-MM-DD.csv" in result.refused["raw/notes.txt"]
+    assert "sub-folders" in result.refused["raw/2024/2024-01-05.csv"]
+
+
+def test_a_failed_run_leaves_the_previous_version_of_the_day(
+    twin: LocalTwin, sample: SampleFiles, tmp_path: Path
+) -> None:
+    twin.upload_dimension(sample.dimension)
+    twin.upload_daily(sample.daily[0])
+    twin.load()
+    broken = tmp_path / "2024-01-01.csv"
+    broken.write_text("Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,12892,late,1\n")
+    twin.upload_daily(broken)
+
+    with pytest.raises(Exception, match="MALFORMED_RECORD"):
+        twin.load()
+
+    assert warehouse_days(twin.warehouse) == expected_days([sample.daily[0]])
+    assert len(audit_rows(twin.warehouse)) == 1
+
+
+def test_a_run_refuses_while_another_holds_the_load_lock(
+    twin: LocalTwin, sample: SampleFiles
+) -> None:
+    twin.upload_dimension(sample.dimension)
+    twin.upload_daily(sample.daily[0])
+    with twin.warehouse.exclusive_run(), pytest.raises(LoadInProgressError, match="retry"):
+        twin.load()
+    assert twin.load().rows_by_key  # the lock is released afterwards
+
+
+# --- separate processes: SIGKILL mid-load, and two runs at once ----------------------------
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a `flightpipe` process use these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTPIPE_")}
+    env.update(
+        {
+            "FLIGHTPIPE_LOCAL__STATE_DIR": str(settings.local.state_dir),
+            "FLIGHTPIPE_LOCAL__S3_PORT": str(settings.local.s3_port),
+            "FLIGHTPIPE_LOCAL__POSTGRES_PORT": str(settings.local.postgres_port),
+            "FLIGHTPIPE_WAREHOUSE__DATABASE": settings.warehouse.database,
+            "FLIGHTPIPE_STORAGE__BUCKET_PREFIX": settings.storage.bucket_prefix,
+            "FLIGHTPIPE_SPARK__MASTER": "local[1]",
+        }
+    )
+    return env
+
+
+def start_load(settings: Settings) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--verbose", "load"],
+        cwd=REPO_ROOT,
+        env=settings_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the JVM dies with it
+    )
+
+
+def lines_until(process: subprocess.Popen[str], marker: str, timeout: float) -> Iterator[str]:
+    assert process.stderr is not None
+    deadline = time.monotonic() + timeout
+    for line in process.stderr:
+        yield line
+        if marker in line or time.monotonic() > deadline:
+            return
+
+
+@pytest.fixture
+def big_sample(data_dir: Path) -> SampleFiles:
+    # Big enough that the COPY takes a noticeable time, so a kill can land inside it.
+    return write_sample(data_dir, SampleSpec(days=3, flights_per_day=60_000, airports=120))
+
+
+@pytest.mark.parametrize("phase", ["phase=delete", "phase=copy", "phase=audit", "phase=committed"])
+def test_a_run_killed_at_any_point_then_rerun_leaves_exactly_the_latest_files(
+    twin: LocalTwin, big_sample: SampleFiles, phase: str
+) -> None:
+    twin.upload_dimension(big_sample.dimension)
+    twin.upload_daily(big_sample.daily[0])
+    twin.load()  # day 1 is already loaded; the killed run replaces it and adds days 2-3
+    twin.upload_daily(big_sample.daily[0])
+    twin.upload_daily(big_sample.daily[1])
+    twin.upload_daily(big_sample.daily[2])
+    before = warehouse_days(twin.warehouse)
+
+    process = start_load(twin.settings)
+    seen = "".join(lines_until(process, phase, timeout=120))
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert phase in seen, seen[-3000:]
+
+    # Killed: either nothing of the run is visible, or all of it (it had committed).
+    after_kill = warehouse_days(twin.warehouse)
+    assert after_kill in (before, expected_days(big_sample.daily))
+
+    twin.load()
+    assert warehouse_days(twin.warehouse) == expected_days(big_sample.daily)
+    keys = [row[0] for row in audit_rows(twin.warehouse)]
+    assert sorted(keys) == ["raw/2024-01-01.csv"] * 2 + ["raw/2024-01-02.csv", "raw/2024-01-03.csv"]
+
+
+def test_two_runs_at_once_load_everything_exactly_once(
+    twin: LocalTwin, sample: SampleFiles
+) -> None:
+    twin.upload_dimension(sample.dimension)
+    for path in sample.daily:
+        twin.upload_daily(path)
+
+    processes = [start_load(twin.settings) for _ in range(2)]
+    outcomes = []
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        outcomes.append((process.returncode, stderr))
+
+    assert sorted(code for code, _ in outcomes) in ([0, 0], [0, 1])
+    for code, stderr in outcomes:
+        if code == 1:
+            assert "another load run is in progress" in stderr
+    assert warehouse_days(twin.warehouse) == expected_days(sample.daily)
+    assert len(audit_rows(twin.warehouse)) == 3

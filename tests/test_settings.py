@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from pipeline.settings import Environment, load_settings
+
+
+def test_bucket_names_are_unique_per_environment_and_account() -> None:
+    dev = load_settings("dev", account="111111111111")
+    prod = load_settings("prod", account="111111111111")
+    other = load_settings("prod", account="222222222222")
+    assert dev.raw_bucket == "flightpipe-raw-dev-111111111111"
+    assert len({dev.raw_bucket, prod.raw_bucket, other.raw_bucket, prod.dimension_bucket}) == 4
+
+
+def test_environment_defaults_differ_visibly() -> None:
+    assert load_settings("local").timing.poll_interval_seconds < 1
+    assert load_settings("prod").timing.poll_interval_seconds >= 15
+    assert load_settings("prod").warehouse.workgroup == "flightpipe-prod"
+
+
+def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLIGHTPIPE_ENV", "staging")
+    monkeypatch.setenv("FLIGHTPIPE_LOCAL__S3_PORT", "6001")
+    monkeypatch.setenv("FLIGHTPIPE_TIMING__POLL_INTERVAL_SECONDS", "3")
+    settings = load_settings()
+    assert settings.env is Environment.STAGING
+    assert settings.local.s3_port == 6001
+    assert settings.timing.poll_interval_seconds == 3
+    # Untouched values of the same section keep the environment's defaults.
+    assert settings.timing.lock_wait_seconds == 60
+
+
+def test_explicit_overrides_win_over_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLIGHTPIPE_LOCAL__STATE_DIR", "/from/env")
+    settings = load_settings("local", local={"state_dir": "/explicit"})
+    assert settings.local.state_dir == Path("/explicit")
+
+
+def test_settings_are_frozen_and_reject_unknown_keys() -> None:
+    settings = load_settings("local")
+    with pytest.raises(ValidationError):
+        settings.region = "eu-west-1"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        load_settings("local", storage={"raw_prefx": "x/"})
