@@ -18,10 +18,9 @@ from typing import Any, Protocol
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.flights import SOURCE_FILE, enrich
-from pipeline.contract import DAILY_FLIGHTS, NotADailyFileError, flight_date_of
+from jobs.flights import SOURCE_FILE, enrich, read_airports, spark_type
+from pipeline.contract import DAILY_FLIGHTS, Dialect, NotADailyFileError, flight_date_of
 from pipeline.warehouse import SourceFile, copy_statement, load_statements
-from pipeline.contract import Dialect
 
 
 @dataclass(frozen=True)
@@ -84,6 +83,7 @@ def run(
 
 GLUE_ARGUMENTS = (
     "JOB_NAME",
+    "JOB_RUN_ID",
     "raw_uri",
     "dimension_uri",
     "staging_uri",
@@ -108,8 +108,7 @@ def contract_columns(frame: DataFrame) -> DataFrame:
         actual = by_lower.get(column.source.lower())
         if actual is None:
             raise NotADailyFileError(f"the new files lack column {column.source!r}")
-        spark_type = "int" if column.type == "integer" else "string"
-        selected.append(F.col(f"`{actual}`").cast(spark_type).alias(column.name))
+        selected.append(F.col(f"`{actual}`").cast(spark_type(column.type)).alias(column.name))
     return frame.select(*selected, F.col(SOURCE_FILE))
 
 
@@ -161,8 +160,6 @@ class S3AirportSource:
     dimension_uri: str
 
     def airports(self) -> DataFrame:
-        from jobs.flights import read_airports
-
         header = self.spark.read.text(self.dimension_uri).first()[0].split(",")
         return read_airports(self.spark, self.dimension_uri, header)
 
@@ -240,7 +237,7 @@ def main(argv: Sequence[str]) -> LoadResult:
             staging_uri=args["staging_uri"],
             copy_role_arn=args["redshift_copy_role_arn"],
         ),
-        job_run_id=args["JOB_RUN_ID"] if "JOB_RUN_ID" in args else args["JOB_NAME"],
+        job_run_id=args["JOB_RUN_ID"],
     )
     # The bookmark advances only after the warehouse transaction committed.
     job.commit()

@@ -30,6 +30,12 @@ _SPARK_TYPES: Mapping[ColumnType, T.DataType] = {
 }
 
 SOURCE_FILE = "source_file"
+
+
+def spark_type(column_type: ColumnType) -> T.DataType:
+    return _SPARK_TYPES[column_type]
+
+
 # The flight date is the date in the file's name, wherever the file lives.
 _DATE_IN_NAME = r"(\d{4}-\d{2}-\d{2})\.csv$"
 
@@ -50,7 +56,7 @@ def read_schema(contract: FileContract, header: Sequence[str]) -> T.StructType:
         if column is None:
             fields.append(T.StructField(f"_extra_{position}", T.StringType()))
         else:
-            fields.append(T.StructField(column.name, _SPARK_TYPES[column.type]))
+            fields.append(T.StructField(column.name, spark_type(column.type)))
     found = {f.name for f in fields}
     missing = [c.source for c in contract.columns if c.source and c.name not in found]
     if missing:
@@ -96,7 +102,9 @@ def read_csv_files(
     return result
 
 
-def read_daily_files(spark: SparkSession, headers_by_path: Mapping[str, Sequence[str]]) -> DataFrame:
+def read_daily_files(
+    spark: SparkSession, headers_by_path: Mapping[str, Sequence[str]]
+) -> DataFrame:
     """Daily flight files as contract columns plus ``source_file``."""
     return read_csv_files(spark, DAILY_FLIGHTS, headers_by_path)
 
@@ -126,7 +134,9 @@ def unique_airports(airports: DataFrame) -> DataFrame:
     Which duplicate wins is deterministic (lowest name, city, state); the dimension's quality
     gate is where duplicates are reported.
     """
-    order = Window.partitionBy("airport_id").orderBy(*(F.col(d).asc_nulls_last() for d in AIRPORT_DETAILS))
+    order = Window.partitionBy("airport_id").orderBy(
+        *(F.col(d).asc_nulls_last() for d in AIRPORT_DETAILS)
+    )
     return (
         airports.withColumn("_rank", F.row_number().over(order))
         .where(F.col("_rank") == 1)

@@ -30,7 +30,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-local_app = typer.Typer(help="Start, stop and inspect the local twin's services.", no_args_is_help=True)
+local_app = typer.Typer(
+    help="Start, stop and inspect the local twin's services.", no_args_is_help=True
+)
 app.add_typer(local_app, name="local")
 
 out = Console(soft_wrap=True)
@@ -54,9 +56,13 @@ _state = State()
 def _configure(
     env: Annotated[
         Environment | None,
-        typer.Option("--env", help="Environment whose settings to use (default: FLIGHTPIPE_ENV or local)."),
+        typer.Option(
+            "--env", help="Environment whose settings to use (default: FLIGHTPIPE_ENV or local)."
+        ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+    ] = False,
 ) -> None:
     _state.settings = load_settings(env)
     configure_logging(_state.settings.env, verbose)
@@ -71,7 +77,9 @@ def _twin() -> Any:
     return LocalTwin(_state.settings)
 
 
-def _emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format, title: str = "") -> None:
+def _emit(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format, title: str = ""
+) -> None:
     """Print rows as a table, CSV or JSON on stdout."""
     if fmt is Format.CSV:
         writer = csv.writer(sys.stdout)
@@ -126,17 +134,21 @@ def local_status(fmt: FormatOption = Format.TABLE) -> None:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Daily files (YYYY-MM-DD.csv) or folders.")],
     dim: Annotated[
-        Path | None, typer.Option("--dim", help="Airport dimension file (airport_codes.csv).")
+        Path | None,
+        typer.Option(
+            "--dim",
+            help="Airport dimension file; default: airport_codes.csv in a given folder, if any.",
+        ),
     ] = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Upload files to the local buckets and run the pipeline on them until done."""
-    from pipeline.local.twin import daily_files
+    from pipeline.local.twin import find_inputs
 
     twin = _twin()
     started = time.monotonic()
     try:
-        files = daily_files(paths)
+        inputs = find_inputs(paths, dim, _state.settings.storage.dimension_key)
     except FileNotFoundError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
@@ -151,15 +163,15 @@ def ingest(
         console=err,
         transient=True,
     ) as progress:
-        if dim is not None:
-            twin.upload_dimension(dim)
-        upload = progress.add_task("uploading", total=len(files))
-        for path in files:
+        if inputs.dimension is not None:
+            twin.upload_dimension(inputs.dimension)
+        upload = progress.add_task("uploading", total=len(inputs.daily))
+        for path in inputs.daily:
             keys[twin.upload_daily(path)] = path
             progress.advance(upload)
         progress.add_task("starting Spark", total=None)
         _ = twin.spark
-        progress.add_task(f"loading {len(files)} file(s)", total=None)
+        progress.add_task(f"loading {len(inputs.daily)} file(s)", total=None)
         result = twin.load()
     elapsed = time.monotonic() - started
 
@@ -174,7 +186,9 @@ def ingest(
     _emit(("file", "outcome", "rows", "reason"), rows, fmt, title="Files")
     if fmt is Format.TABLE:
         per_day = twin.rows_per_day(result.rows_by_key)
-        _emit(("flight_date", "flights", "cancelled", "unknown airport"), per_day, fmt, "Rows per day")
+        _emit(
+            ("flight_date", "flights", "cancelled", "unknown airport"), per_day, fmt, "Rows per day"
+        )
         summary = [
             ("files", len(keys)),
             ("files loaded", len(result.rows_by_key)),
@@ -202,7 +216,9 @@ def load() -> None:
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="Read-only SQL, e.g. \"SELECT count(*) FROM flight_processed\".")],
+    sql: Annotated[
+        str, typer.Argument(help='Read-only SQL, e.g. "SELECT count(*) FROM flight_processed".')
+    ],
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Run read-only SQL on the warehouse."""

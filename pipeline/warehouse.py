@@ -68,9 +68,7 @@ def copy_statement(dialect: Dialect, *, staged_uri: str = "", iam_role: str = ""
     )
 
 
-def load_statements(
-    files: Sequence[SourceFile], job_run_id: str, copy: str
-) -> LoadStatements:
+def load_statements(files: Sequence[SourceFile], job_run_id: str, copy: str) -> LoadStatements:
     """The statements that replace the files' days with the copied rows and audit each file."""
     if not files:
         raise ValueError("a load needs at least one file")

@@ -84,3 +84,19 @@ def data_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "data"
     folder.mkdir()
     return folder
+
+
+def settings_env(settings: Settings, spark_master: str = "local[1]") -> dict[str, str]:
+    """The environment that makes a `flightpipe` process use these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTPIPE_")}
+    env.update(
+        {
+            "FLIGHTPIPE_LOCAL__STATE_DIR": str(settings.local.state_dir),
+            "FLIGHTPIPE_LOCAL__S3_PORT": str(settings.local.s3_port),
+            "FLIGHTPIPE_LOCAL__POSTGRES_PORT": str(settings.local.postgres_port),
+            "FLIGHTPIPE_WAREHOUSE__DATABASE": settings.warehouse.database,
+            "FLIGHTPIPE_STORAGE__BUCKET_PREFIX": settings.storage.bucket_prefix,
+            "FLIGHTPIPE_SPARK__MASTER": spark_master,
+        }
+    )
+    return env

@@ -23,8 +23,10 @@ def totals_of_file(path: Path) -> DayTotals:
     """Totals of one daily file, reading columns by (case-insensitive) header name."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
+
     def value(row: dict[str, str], name: str) -> str:
         return next(v for k, v in row.items() if k.strip().lower() == name.lower())
+
     dep = [value(r, "DepDelay") for r in rows]
     arr = [value(r, "ArrDelay") for r in rows]
     return DayTotals(
@@ -53,6 +55,7 @@ def warehouse_days(warehouse: PostgresWarehouse) -> dict[str, DayTotals]:
 
 def audit_rows(warehouse: PostgresWarehouse) -> list[tuple[Any, ...]]:
     _, rows = warehouse.query(
-        "SELECT source_key, source_version, row_count FROM flight_load_audit ORDER BY loaded_at, source_key"
+        "SELECT source_key, source_version, row_count FROM flight_load_audit"
+        " ORDER BY loaded_at, source_key"
     )
     return rows

@@ -15,7 +15,13 @@ from pipeline.contract import (
 
 
 def test_daily_file_headers_are_the_documented_ones() -> None:
-    assert DAILY_FLIGHTS.headers == ("Carrier", "OriginAirportID", "DestAirportID", "DepDelay", "ArrDelay")
+    assert DAILY_FLIGHTS.headers == (
+        "Carrier",
+        "OriginAirportID",
+        "DestAirportID",
+        "DepDelay",
+        "ArrDelay",
+    )
     assert AIRPORTS.headers == ("airport_id", "city", "state", "name")
 
 
@@ -64,7 +70,9 @@ def test_flight_date_comes_from_the_file_name(name: str, expected: dt.date) -> N
     assert flight_date_of(name) == expected
 
 
-@pytest.mark.parametrize("name", ["flights.csv", "2024-01-31.txt", "2024-02-30.csv", "x2024-01-01.csv"])
+@pytest.mark.parametrize(
+    "name", ["flights.csv", "2024-01-31.txt", "2024-02-30.csv", "x2024-01-01.csv"]
+)
 def test_names_without_a_real_date_are_refused(name: str) -> None:
-    with pytest.raises(NotADailyFileError, match="YYYY-MM-DD|no real date"):
+    with pytest.raises(NotADailyFileError, match=r"YYYY-MM-DD|no real date"):
         flight_date_of(name)

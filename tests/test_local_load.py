@@ -16,6 +16,7 @@ from pipeline.local.postgres import LoadInProgressError
 from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleFiles, SampleSpec, write_sample
 from pipeline.settings import REPO_ROOT, Settings
+from tests.conftest import settings_env
 from tests.expected import audit_rows, expected_days, warehouse_days
 
 pytestmark = pytest.mark.usefixtures("spark")
@@ -40,7 +41,9 @@ def test_runs_load_only_new_files_and_nothing_when_nothing_is_new(
     twin.upload_dimension(sample.dimension)
     twin.upload_daily(day1)
     first = twin.load()
-    assert dict(first.rows_by_key) == {"raw/2024-01-01.csv": expected_days([day1])["2024-01-01"].flights}
+    assert dict(first.rows_by_key) == {
+        "raw/2024-01-01.csv": expected_days([day1])["2024-01-01"].flights
+    }
 
     twin.upload_daily(day2)
     twin.upload_daily(day3)
@@ -81,7 +84,8 @@ def test_a_corrected_file_replaces_exactly_its_day(
     changed = {day for day, at in after if (day, at) not in before}
     assert changed == {"2024-01-02"}
     versions = [row for row in audit_rows(twin.warehouse) if row[0] == "raw/2024-01-02.csv"]
-    assert len(versions) == 2 and versions[0][1] != versions[1][1]
+    assert len(versions) == 2
+    assert versions[0][1] != versions[1][1]
 
 
 def test_objects_that_are_not_daily_files_are_refused_with_a_reason(
@@ -107,7 +111,9 @@ def test_a_failed_run_leaves_the_previous_version_of_the_day(
     twin.upload_daily(sample.daily[0])
     twin.load()
     broken = tmp_path / "2024-01-01.csv"
-    broken.write_text("Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,12892,late,1\n")
+    broken.write_text(
+        "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,12892,late,1\n"
+    )
     twin.upload_daily(broken)
 
     with pytest.raises(Exception, match="MALFORMED_RECORD"):
@@ -128,22 +134,6 @@ def test_a_run_refuses_while_another_holds_the_load_lock(
 
 
 # --- separate processes: SIGKILL mid-load, and two runs at once ----------------------------
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a `flightpipe` process use these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTPIPE_")}
-    env.update(
-        {
-            "FLIGHTPIPE_LOCAL__STATE_DIR": str(settings.local.state_dir),
-            "FLIGHTPIPE_LOCAL__S3_PORT": str(settings.local.s3_port),
-            "FLIGHTPIPE_LOCAL__POSTGRES_PORT": str(settings.local.postgres_port),
-            "FLIGHTPIPE_WAREHOUSE__DATABASE": settings.warehouse.database,
-            "FLIGHTPIPE_STORAGE__BUCKET_PREFIX": settings.storage.bucket_prefix,
-            "FLIGHTPIPE_SPARK__MASTER": "local[1]",
-        }
-    )
-    return env
 
 
 def start_load(settings: Settings) -> subprocess.Popen[str]:

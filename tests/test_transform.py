@@ -19,6 +19,7 @@ from jobs.flights import (
 )
 from pipeline.contract import DAILY_FLIGHTS, FLIGHT_PROCESSED, LOADED_AT
 
+HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
 AIRPORTS_CSV = """airport_id,city,state,name
 10397,Atlanta,GA,Hartsfield-Jackson Atlanta International
 12892,Los Angeles,CA,Los Angeles International
@@ -37,7 +38,9 @@ def header_of(text: str) -> list[str]:
 
 @pytest.fixture
 def airports(spark: SparkSession, tmp_path: Path):  # type: ignore[no-untyped-def]
-    return read_airports(spark, write(tmp_path / "airport_codes.csv", AIRPORTS_CSV), header_of(AIRPORTS_CSV))
+    return read_airports(
+        spark, write(tmp_path / "airport_codes.csv", AIRPORTS_CSV), header_of(AIRPORTS_CSV)
+    )
 
 
 def read(spark: SparkSession, tmp_path: Path, files: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -45,14 +48,14 @@ def read(spark: SparkSession, tmp_path: Path, files: dict[str, str]):  # type: i
     return read_daily_files(spark, paths)
 
 
-def test_enrich_joins_origin_and_destination_and_keeps_unknown_airports(spark, tmp_path, airports) -> None:  # type: ignore[no-untyped-def]
+def test_enrich_joins_origin_and_destination_and_keeps_unknown_airports(
+    spark, tmp_path, airports
+) -> None:  # type: ignore[no-untyped-def]
     flights = read(
         spark,
         tmp_path,
         {
-            "2024-03-01.csv": "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
-            "DL,10397,12892,5,-3\n"
-            "AA,99999,11298,,\n"
+            "2024-03-01.csv": HEADER + ("DL,10397,12892,5,-3\nAA,99999,11298,,\n"),
         },
     )
     rows = {r["carrier"]: r.asDict() for r in enrich(flights, airports).collect()}
@@ -62,25 +65,36 @@ def test_enrich_joins_origin_and_destination_and_keeps_unknown_airports(spark, t
     assert (rows["DL"]["dep_delay"], rows["DL"]["arr_delay"]) == (5, -3)
     # Unknown origin: the flight stays, its details are NULL; empty delays are NULL.
     assert rows["AA"]["origin_airport_id"] == 99999
-    assert rows["AA"]["origin_city"] is None and rows["AA"]["origin_name"] is None
+    assert rows["AA"]["origin_city"] is None
+    assert rows["AA"]["origin_name"] is None
     assert rows["AA"]["dest_city"] == "Dallas, Fort Worth"
     assert rows["AA"]["dest_name"] == 'Dallas "DFW" International'
-    assert rows["AA"]["dep_delay"] is None and rows["AA"]["arr_delay"] is None
+    assert rows["AA"]["dep_delay"] is None
+    assert rows["AA"]["arr_delay"] is None
 
 
 def test_enrich_output_has_the_warehouse_columns_in_order(spark, tmp_path, airports) -> None:  # type: ignore[no-untyped-def]
-    flights = read(spark, tmp_path, {"2024-03-01.csv": "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,12892,1,2\n"})
+    flights = read(
+        spark,
+        tmp_path,
+        {"2024-03-01.csv": HEADER + "DL,10397,12892,1,2\n"},
+    )
     expected = [c for c in FLIGHT_PROCESSED.column_names if c != LOADED_AT]
     assert enrich(flights, airports).columns == expected
 
 
-def test_headers_in_any_order_and_case_with_extra_columns_read_alike(spark, tmp_path, airports) -> None:  # type: ignore[no-untyped-def]
+def test_headers_in_any_order_and_case_with_extra_columns_read_alike(
+    spark, tmp_path, airports
+) -> None:  # type: ignore[no-untyped-def]
     flights = read(
         spark,
         tmp_path,
         {
-            "2024-03-01.csv": "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,12892,7,8\n",
-            "2024-03-02.csv": "arrdelay,TailNum,DEPDELAY,destairportid,originairportid,carrier\n9,N123,4,12892,10397,UA\n",
+            "2024-03-01.csv": HEADER + "DL,10397,12892,7,8\n",
+            "2024-03-02.csv": (
+                "arrdelay,TailNum,DEPDELAY,destairportid,originairportid,carrier\n"
+                "9,N123,4,12892,10397,UA\n"
+            ),
         },
     )
     rows = sorted(enrich(flights, airports).collect(), key=lambda r: r["flight_date"])
@@ -94,7 +108,11 @@ def test_headers_in_any_order_and_case_with_extra_columns_read_alike(spark, tmp_
 def test_duplicate_dimension_ids_never_multiply_flights(spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
     dim = "airport_id,city,state,name\n10397,Atlanta,GA,B Name\n10397,Atlanta,GA,A Name\n"
     airports = read_airports(spark, write(tmp_path / "airport_codes.csv", dim), header_of(dim))
-    flights = read(spark, tmp_path, {"2024-03-01.csv": "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,10397,1,1\n"})
+    flights = read(
+        spark,
+        tmp_path,
+        {"2024-03-01.csv": HEADER + "DL,10397,10397,1,1\n"},
+    )
     rows = enrich(flights, airports).collect()
     assert len(rows) == 1
     assert rows[0]["origin_name"] == "A Name"
@@ -106,7 +124,11 @@ def test_missing_column_names_the_header_and_the_column() -> None:
 
 
 def test_non_numeric_delay_fails_the_read_instead_of_becoming_null(spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    flights = read(spark, tmp_path, {"2024-03-01.csv": "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,12892,late,2\n"})
+    flights = read(
+        spark,
+        tmp_path,
+        {"2024-03-01.csv": HEADER + "DL,10397,12892,late,2\n"},
+    )
     with pytest.raises(Py4JJavaError) as failure:
         flights.collect()
     message = str(failure.value)
@@ -117,7 +139,9 @@ def test_non_numeric_delay_fails_the_read_instead_of_becoming_null(spark, tmp_pa
 def test_rebase_maps_cached_copies_back_to_object_uris(spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
     root = tmp_path / "cache (1)"
     (root / "my-bucket" / "raw").mkdir(parents=True)
-    text = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,1,2,3,4\n"
+    text = HEADER + "DL,1,2,3,4\n"
     path = write(root / "my-bucket" / "raw" / "2024-03-01.csv", text)
-    flights = rebase_source_file(read_daily_files(spark, {path: header_of(text)}), str(root), "s3://")
+    flights = rebase_source_file(
+        read_daily_files(spark, {path: header_of(text)}), str(root), "s3://"
+    )
     assert flights.first()["source_file"] == "s3://my-bucket/raw/2024-03-01.csv"

@@ -178,5 +178,7 @@ def run_local_etl(
             StreamingPostgresSink(warehouse, cache / "staging"),
             job_run_id,
         )
-    log.info("run end job_run_id=%s files=%d rows=%d", job_run_id, len(result.rows_by_key), result.rows)
+    log.info(
+        "run end job_run_id=%s files=%d rows=%d", job_run_id, len(result.rows_by_key), result.rows
+    )
     return result

@@ -35,7 +35,7 @@ class PostgresWarehouse:
     def ensure_schema(self) -> None:
         with self.connect(autocommit=True) as conn:
             for statement in warehouse_ddl(Dialect.POSTGRES):
-                conn.execute(statement)  # type: ignore[arg-type]
+                conn.execute(statement)
 
     @contextmanager
     def exclusive_run(self, wait_seconds: float = 0.0) -> Iterator[None]:
@@ -65,7 +65,7 @@ class PostgresWarehouse:
         """(key, version) of every file version the warehouse holds: the local job bookmark."""
         with self.connect() as conn:
             rows = conn.execute(
-                f"SELECT source_key, source_version FROM {FLIGHT_LOAD_AUDIT.name}"  # type: ignore[arg-type]
+                f"SELECT source_key, source_version FROM {FLIGHT_LOAD_AUDIT.name}"
             ).fetchall()
         return {(key, version) for key, version in rows}
 
@@ -81,16 +81,15 @@ class PostgresWarehouse:
         days = sorted({f.flight_date.isoformat() for f in files})
         with self.connect() as conn, conn.transaction():
             log.info("load phase=delete days=%d first=%s last=%s", len(days), days[0], days[-1])
-            conn.execute(statements.delete_days)  # type: ignore[arg-type]
+            conn.execute(statements.delete_days)
             log.info("load phase=copy files=%d", len(files))
-            with conn.cursor().copy(statements.copy) as copy:  # type: ignore[arg-type]
+            with conn.cursor().copy(statements.copy) as copy:
                 for chunk in csv_chunks:
                     copy.write(chunk)
             log.info("load phase=audit")
-            conn.execute(statements.insert_audit)  # type: ignore[arg-type]
+            conn.execute(statements.insert_audit)
             rows = conn.execute(
-                f"SELECT source_key, row_count FROM {FLIGHT_LOAD_AUDIT.name} "  # type: ignore[arg-type]
-                "WHERE job_run_id = %s",
+                f"SELECT source_key, row_count FROM {FLIGHT_LOAD_AUDIT.name} WHERE job_run_id = %s",
                 [job_run_id],
             ).fetchall()
             log.info("load phase=commit")
@@ -101,7 +100,7 @@ class PostgresWarehouse:
         """Run read-only SQL: the transaction is READ ONLY, so nothing can be changed."""
         with self.connect() as conn:
             conn.execute("SET TRANSACTION READ ONLY")
-            cursor = conn.execute(sql)  # type: ignore[arg-type]
+            cursor = conn.execute(sql)
             columns = [d.name for d in cursor.description or []]
             rows = cursor.fetchall() if cursor.description else []
             conn.rollback()

@@ -125,7 +125,9 @@ class LocalServices:
         else:
             pg_up = _port_open(self.local.postgres_port)
             result.append(
-                ServiceStatus("warehouse (postgresql)", pg_up, self.warehouse_url, str(self.pg_data))
+                ServiceStatus(
+                    "warehouse (postgresql)", pg_up, self.warehouse_url, str(self.pg_data)
+                )
             )
         return result
 
@@ -167,7 +169,12 @@ class LocalServices:
         return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def _pg_ctl(self, *args: str) -> None:
-        command = [*self._as_postgres(), str(postgres_bin_dir() / "pg_ctl"), "-D", str(self.pg_data)]
+        command = [
+            *self._as_postgres(),
+            str(postgres_bin_dir() / "pg_ctl"),
+            "-D",
+            str(self.pg_data),
+        ]
         subprocess.run([*command, *args], check=True, capture_output=True)
 
     def _start_postgres(self) -> None:

@@ -21,17 +21,35 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def daily_files(paths: Iterable[Path]) -> list[Path]:
-    """The CSV files named by ``paths``: files as given, folders searched (not recursively)."""
-    found: list[Path] = []
+@dataclass(frozen=True)
+class Inputs:
+    """What an ingest uploads: the daily files, and the dimension if one was found or given."""
+
+    daily: list[Path]
+    dimension: Path | None
+
+
+def find_inputs(paths: Iterable[Path], dimension: Path | None, dimension_name: str) -> Inputs:
+    """Daily files named by ``paths`` (files as given, folders searched, not recursively).
+
+    A folder's ``dimension_name`` file (airport_codes.csv) is the dimension, unless one was
+    given; it is never uploaded as a daily file.
+    """
+    daily: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".csv"))
+            for found in sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".csv"):
+                if found.name == dimension_name:
+                    dimension = dimension or found
+                else:
+                    daily.append(found)
         elif path.is_file():
-            found.append(path)
+            daily.append(path)
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
-    return found
+    if dimension is not None and not dimension.is_file():
+        raise FileNotFoundError(f"{dimension}: no such dimension file")
+    return Inputs(daily, dimension)
 
 
 @dataclass(frozen=True)

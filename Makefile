@@ -1,0 +1,54 @@
+# flightpipe: `make run` sets up what is missing and runs the pipeline on the local twin;
+# `make test` runs the whole test suite. Both work on a fresh Debian machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+UV_VERSION := 0.13.8
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+SAMPLE := .flightpipe/sample
+SAMPLE_DAYS ?= 7
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: setup system python run test lint format bench down clean
+
+setup: system python
+
+# System packages: Java for Spark, the PostgreSQL server and client for the local warehouse.
+system:
+	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
+	@{ ls /usr/lib/postgresql/*/bin/initdb && command -v psql; } >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && \
+		  $(SUDO) apt-get install -y -qq postgresql postgresql-client; }
+
+# Python packages, exactly as locked in uv.lock.
+python:
+	@$(UV) --version 2>/dev/null | grep -q "$(UV_VERSION)" || \
+		$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --quiet
+
+run: setup
+	$(UV) run flightpipe sample --days $(SAMPLE_DAYS) --out $(SAMPLE)
+	$(UV) run flightpipe ingest $(SAMPLE)
+
+test: setup
+	$(UV) run pytest
+
+lint: setup
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+format: python
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+bench: setup
+	$(UV) run python -m tests.benchmarks.etl
+
+down: python
+	$(UV) run flightpipe local down
+
+clean: down
+	rm -rf .flightpipe

@@ -1,0 +1,110 @@
+"""End to end through the `flightpipe` command, as a user runs it, on the local twin."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.local.postgres import PostgresWarehouse
+from pipeline.local.services import LocalServices
+from pipeline.settings import REPO_ROOT, Settings
+from tests.conftest import settings_env
+from tests.expected import expected_days, warehouse_days
+
+
+def flightpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=REPO_ROOT,
+        env=settings_env(settings, spark_master="local[2]"),
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=600,
+    )
+
+
+def unknown_airport_flights(data: Path) -> int:
+    """Flights with an end missing from the dimension, counted with plain csv."""
+    with open(data / "airport_codes.csv", newline="") as handle:
+        known = {int(row["airport_id"]) for row in csv.DictReader(handle)}
+    count = 0
+    for path in sorted(data.glob("????-??-??.csv")):
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                ends = (int(row["OriginAirportID"]), int(row["DestAirportID"]))
+                count += any(end not in known for end in ends)
+    return count
+
+
+def test_sample_then_ingest_loads_what_an_independent_count_expects(
+    settings: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "sample"
+    made = flightpipe(
+        settings, "sample", "--days", "3", "--flights-per-day", "2000", "--out", str(data)
+    )
+    assert made.returncode == 0, made.stderr
+
+    ingested = flightpipe(
+        settings, "ingest", "--dim", str(data / "airport_codes.csv"), str(data), "--format", "json"
+    )
+
+    assert ingested.returncode == 0, ingested.stderr
+    files = json.loads(ingested.stdout)
+    assert [(f["file"], f["outcome"]) for f in files] == [
+        ("raw/2024-01-01.csv", "loaded"),
+        ("raw/2024-01-02.csv", "loaded"),
+        ("raw/2024-01-03.csv", "loaded"),
+    ]
+    warehouse = PostgresWarehouse(LocalServices(settings).warehouse_url)
+    daily = sorted(data.glob("????-??-??.csv"))
+    assert warehouse_days(warehouse) == expected_days(daily)
+    assert sum(f["rows"] for f in files) == sum(t.flights for t in expected_days(daily).values())
+    _, rows = warehouse.query(
+        "SELECT count(*) FROM flight_processed WHERE origin_city IS NULL OR dest_city IS NULL"
+    )
+    assert rows[0][0] == unknown_airport_flights(data) > 0
+
+
+def test_ingest_reports_a_refused_file_and_exits_1_while_good_files_load(
+    settings: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "mixed"
+    assert (
+        flightpipe(
+            settings, "sample", "--days", "1", "--flights-per-day", "50", "--out", str(data)
+        ).returncode
+        == 0
+    )
+    (data / "flights-final.csv").write_text((data / "2024-01-01.csv").read_text())
+
+    ingested = flightpipe(settings, "ingest", "--dim", str(data / "airport_codes.csv"), str(data))
+
+    assert ingested.returncode == 1
+    assert "raw/flights-final.csv" in ingested.stdout
+    assert "refused" in ingested.stdout
+    assert "YYYY-MM-DD.csv" in ingested.stdout
+    status = flightpipe(settings, "status", "--format", "json")
+    assert status.returncode == 0, status.stderr
+    measures = {m["measure"]: m["value"] for m in json.loads(status.stdout)}
+    assert measures["files loaded"] == 1
+    assert measures["rows"] > 0
+
+
+def test_query_prints_csv_and_refuses_writes(settings: Settings) -> None:
+    assert flightpipe(settings, "local", "up").returncode == 0
+    listed = flightpipe(settings, "query", "SELECT 1 AS one, 'a,b' AS two", "--format", "csv")
+    assert listed.stdout.splitlines() == ["one,two", '1,"a,b"']
+
+    refused = flightpipe(settings, "query", "DELETE FROM flight_processed")
+    assert refused.returncode == 1
+    assert "read-only transaction" in refused.stderr
+
+
+def test_usage_errors_exit_2(settings: Settings) -> None:
+    assert flightpipe(settings, "ingest").returncode == 2
+    assert flightpipe(settings, "no-such-command").returncode == 2
