@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from jobs.flights import SOURCE_FILE, enrich, read_airports, spark_type
 from pipeline.contract import DAILY_FLIGHTS, Dialect, NotADailyFileError, flight_date_of
+from pipeline.logs import configure_logging
 from pipeline.warehouse import SourceFile, copy_statement, load_statements
 
 
@@ -223,6 +224,7 @@ def main(argv: Sequence[str]) -> LoadResult:
     from awsglue.utils import getResolvedOptions
     from pyspark.context import SparkContext
 
+    configure_logging(json_lines=True, verbose=True)
     args = getResolvedOptions(list(argv), list(GLUE_ARGUMENTS))
     glue_context = GlueContext(SparkContext.getOrCreate())
     job = Job(glue_context)

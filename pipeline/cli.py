@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ local_app = typer.Typer(
 app.add_typer(local_app, name="local")
 
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class Format(StrEnum):
@@ -65,7 +66,7 @@ def _configure(
     ] = False,
 ) -> None:
     _state.settings = load_settings(env)
-    configure_logging(_state.settings.env, verbose)
+    configure_logging(json_lines=_state.settings.env is not Environment.LOCAL, verbose=verbose)
 
 
 def _twin() -> Any:
@@ -272,8 +273,24 @@ def sample(
     out.print(str(out_dir))
 
 
+def unreadable_file_message(java_error: str) -> str | None:
+    """A one-paragraph explanation of a Spark read failure: which file, which rule, the fix."""
+    file = re.search(r"Encountered error while reading file (\S+?)\.? Details", java_error)
+    if file is None:
+        return None
+    rule = re.search(r"\[MALFORMED_RECORD_IN_PARSING[^\]]*\] ([^\n]+)", java_error)
+    detail = rule.group(1).strip() if rule else java_error.splitlines()[0]
+    return (
+        f"{file.group(1)}: a row does not fit the daily-file contract ({detail}). "
+        "Nothing of this run was loaded. Fix the file (numbers in the delay and airport "
+        "columns, one value per header column) and upload it again."
+    )
+
+
 def main() -> None:
     """Console entry point; turns known failures into a message and exit status 1."""
+    from py4j.protocol import Py4JJavaError
+
     from pipeline.contract import NotADailyFileError
     from pipeline.local.postgres import LoadInProgressError
     from pipeline.local.services import ServiceError
@@ -282,4 +299,10 @@ def main() -> None:
         app()
     except (LoadInProgressError, ServiceError, NotADailyFileError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except Py4JJavaError as exc:
+        message = unreadable_file_message(str(exc))
+        if message is None:
+            raise
+        err.print(f"[red]error:[/] {message}", highlight=False)
         sys.exit(1)

@@ -7,8 +7,6 @@ import logging
 import sys
 from typing import Final
 
-from pipeline.settings import Environment
-
 _STANDARD: Final = set(vars(logging.makeLogRecord({})))
 
 
@@ -28,13 +26,16 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(env: Environment, verbose: bool = False) -> None:
-    """Send the project's logs to stderr, so stdout carries only results."""
+def configure_logging(json_lines: bool, verbose: bool = False) -> None:
+    """Send the project's logs to stderr, so stdout carries only results.
+
+    ``json_lines`` is for AWS (CloudWatch); locally, lines are for people.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    if env is Environment.LOCAL:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    else:
+    if json_lines:
         handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)

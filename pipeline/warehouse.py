@@ -64,7 +64,8 @@ def copy_statement(dialect: Dialect, *, staged_uri: str = "", iam_role: str = ""
         raise ValueError("a Redshift COPY needs the staged S3 prefix and an IAM role")
     return (
         f"COPY {target} FROM {_literal(staged_uri)} IAM_ROLE {_literal(iam_role)} "
-        "FORMAT AS CSV DATEFORMAT 'YYYY-MM-DD'"
+        # Spark writes NULL as an empty field; EMPTYASNULL keeps text NULLs NULL on Redshift.
+        "FORMAT AS CSV DATEFORMAT 'YYYY-MM-DD' EMPTYASNULL"
     )
 
 

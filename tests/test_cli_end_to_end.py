@@ -108,3 +108,21 @@ def test_query_prints_csv_and_refuses_writes(settings: Settings) -> None:
 def test_usage_errors_exit_2(settings: Settings) -> None:
     assert flightpipe(settings, "ingest").returncode == 2
     assert flightpipe(settings, "no-such-command").returncode == 2
+
+
+def test_a_malformed_file_is_named_with_the_broken_rule_and_nothing_loads(
+    settings: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "bad"
+    assert flightpipe(settings, "sample", "--days", "1", "--out", str(data)).returncode == 0
+    day = data / "2024-01-01.csv"
+    day.write_text(day.read_text().replace("\n", "\nDL,10397,12892,late,4\n", 1))
+
+    ingested = flightpipe(settings, "ingest", str(data))
+
+    assert ingested.returncode == 1
+    assert "2024-01-01.csv: a row does not fit the daily-file contract" in ingested.stderr
+    assert "Malformed records" in ingested.stderr
+    assert "Traceback" not in ingested.stderr
+    warehouse = PostgresWarehouse(LocalServices(settings).warehouse_url)
+    assert warehouse.query("SELECT count(*) FROM flight_processed")[1] == [(0,)]

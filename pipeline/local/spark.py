@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from pipeline.settings import SparkSettings
@@ -9,6 +10,8 @@ from pipeline.settings import SparkSettings
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    # The twin is loopback-only; without this Spark warns that the host name resolves there.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 def local_spark(settings: SparkSettings) -> SparkSession:
     """Start (or reuse) the process's SparkSession, configured like a small Glue worker."""
