@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.flights import SOURCE_FILE, enrich, read_airports, spark_type
+from jobs.flights import SOURCE_FILE, MissingColumnError, enrich, read_airports, spark_type
 from pipeline.contract import DAILY_FLIGHTS, Dialect, NotADailyFileError, flight_date_of
 from pipeline.logs import configure_logging
 from pipeline.warehouse import SourceFile, copy_statement, load_statements
@@ -108,7 +108,9 @@ def contract_columns(frame: DataFrame) -> DataFrame:
         assert column.source is not None
         actual = by_lower.get(column.source.lower())
         if actual is None:
-            raise NotADailyFileError(f"the new files lack column {column.source!r}")
+            raise MissingColumnError(
+                f"the new files lack column {column.source!r}; columns found: {frame.columns}"
+            )
         selected.append(F.col(f"`{actual}`").cast(spark_type(column.type)).alias(column.name))
     return frame.select(*selected, F.col(SOURCE_FILE))
 

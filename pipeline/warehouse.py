@@ -74,10 +74,8 @@ def load_statements(files: Sequence[SourceFile], job_run_id: str, copy: str) -> 
     if not files:
         raise ValueError("a load needs at least one file")
     days = sorted({f.flight_date for f in files})
-    delete = (
-        f"DELETE FROM {FLIGHT_PROCESSED.name} "
-        f"WHERE flight_date IN ({', '.join(_date_literal(d) for d in days)})"
-    )
+    in_days = f"flight_date IN ({', '.join(_date_literal(d) for d in days)})"
+    delete = f"DELETE FROM {FLIGHT_PROCESSED.name} WHERE {in_days}"
     # A manifest of literal SELECTs works on both dialects (Redshift has no VALUES in FROM).
     manifest = "\n    UNION ALL ".join(
         f"SELECT {_literal(f.key)} AS source_key, {_literal(f.version)} AS source_version, "
@@ -89,13 +87,16 @@ def load_statements(files: Sequence[SourceFile], job_run_id: str, copy: str) -> 
     insert = (
         f"INSERT INTO {FLIGHT_LOAD_AUDIT.name} ({', '.join(audit_columns)})\n"
         "SELECT m.source_key, m.source_version, m.sha256, m.flight_date, "
-        f"COUNT(p.source_file), {_literal(job_run_id)}\n"
+        f"COALESCE(c.row_count, 0), {_literal(job_run_id)}\n"
         f"FROM (\n    {manifest}\n) m\n"
-        f"LEFT JOIN {FLIGHT_PROCESSED.name} p\n"
-        "    ON p.flight_date = m.flight_date AND p.source_file = m.source_file\n"
+        # Count the narrow column per file first; joining the manifest to every loaded row
+        # before counting would drag the whole load through a sort.
+        "LEFT JOIN (\n"
+        f"    SELECT source_file, COUNT(*) AS row_count FROM {FLIGHT_PROCESSED.name}\n"
+        f"    WHERE {in_days} GROUP BY source_file\n"
+        ") c ON c.source_file = m.source_file\n"
         # A Glue retry re-reads files whose bookmark was never committed: audit each version once.
         f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_AUDIT.name} a\n"
-        "    WHERE a.source_key = m.source_key AND a.source_version = m.source_version)\n"
-        "GROUP BY m.source_key, m.source_version, m.sha256, m.flight_date"
+        "    WHERE a.source_key = m.source_key AND a.source_version = m.source_version)"
     )
     return LoadStatements(delete_days=delete, copy=copy, insert_audit=insert)

@@ -60,7 +60,8 @@ def spark():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def settings(services: LocalServices, request: pytest.FixtureRequest) -> Settings:
     """Settings for one test: its own database and bucket prefix on the shared services."""
-    name = f"t{next(_names)}_{request.node.name[:30]}".lower()
+    # The pid keeps two test sessions sharing a server (say, a developer's and CI's) apart.
+    name = f"t{os.getpid()}_{next(_names)}_{request.node.name[:24]}".lower()
     name = "".join(ch if ch.isalnum() else "_" for ch in name)
     admin = f"postgresql://postgres@127.0.0.1:{TEST_PORTS['postgres_port']}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -68,7 +69,7 @@ def settings(services: LocalServices, request: pytest.FixtureRequest) -> Setting
         conn.execute(f'CREATE DATABASE "{name}"')
     return make_settings(
         warehouse={"database": name},
-        storage={"bucket_prefix": name.replace("_", "-")[:30].strip("-")},
+        storage={"bucket_prefix": name.replace("_", "-")[:36].strip("-")},
     )
 
 

@@ -88,6 +88,8 @@ def test_ingest_reports_a_refused_file_and_exits_1_while_good_files_load(
     assert "raw/flights-final.csv" in ingested.stdout
     assert "refused" in ingested.stdout
     assert "YYYY-MM-DD.csv" in ingested.stdout
+    assert "Rows per day" in ingested.stdout
+    assert "flights with an unknown airport" in ingested.stdout
     status = flightpipe(settings, "status", "--format", "json")
     assert status.returncode == 0, status.stderr
     measures = {m["measure"]: m["value"] for m in json.loads(status.stdout)}

@@ -6,10 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from pipeline.local.postgres import LoadInProgressError
@@ -210,3 +212,36 @@ def test_two_runs_at_once_load_everything_exactly_once(
             assert "another load run is in progress" in stderr
     assert warehouse_days(twin.warehouse) == expected_days(sample.daily)
     assert len(audit_rows(twin.warehouse)) == 3
+
+
+def test_a_copy_that_dies_midway_cancels_the_spark_write_and_changes_nothing(
+    twin: LocalTwin, big_sample: SampleFiles
+) -> None:
+    twin.upload_dimension(big_sample.dimension)
+    for path in big_sample.daily:
+        twin.upload_daily(path)
+
+    def kill_the_copy() -> None:
+        # The warehouse connection is lost while rows stream in.
+        with twin.warehouse.connect(autocommit=True) as conn:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                killed = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'COPY flight_processed%%' AND pid <> pg_backend_pid()"
+                ).fetchall()
+                if killed:
+                    return
+                time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_the_copy)
+    killer.start()
+    with pytest.raises(psycopg.OperationalError):
+        twin.load()
+    killer.join()
+
+    # The background Spark write was cancelled, not left running on the shared session.
+    assert twin.spark.sparkContext.statusTracker().getActiveJobsIds() == []
+    assert list((twin.settings.local.state_dir / "cache" / "staging").iterdir()) == []
+    assert warehouse_days(twin.warehouse) == {}
+    assert audit_rows(twin.warehouse) == []

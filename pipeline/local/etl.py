@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,11 @@ class LocalFlightSource:
                 refused[version.key] = reason
         if not fresh:
             return NewFlights(None, [], refused)
-        cached: list[CachedObject] = [download(self.s3, v, self.cache_root) for v in fresh]
+        # Daily files are small and many after a backfill: fetch them concurrently.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            cached: list[CachedObject] = list(
+                pool.map(lambda v: download(self.s3, v, self.cache_root), fresh)
+            )
         flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
         flights = rebase_source_file(flights, str(self.cache_root), "s3://")
         files = [
@@ -126,17 +131,29 @@ class StreamingPostgresSink:
     ) -> Mapping[str, int]:
         staging = self.staging_root / job_run_id
         shutil.rmtree(staging, ignore_errors=True)
+        parts = self._parts(flights, staging)
         try:
-            return self.warehouse.replace_days(files, job_run_id, self._parts(flights, staging))
+            return self.warehouse.replace_days(files, job_run_id, parts)
         finally:
+            # Close now, not at garbage collection: a traceback keeps the generator alive, and
+            # closing is what cancels a Spark write the COPY no longer wants.
+            parts.close()
             shutil.rmtree(staging, ignore_errors=True)
 
     def _parts(self, flights: DataFrame, staging: Path) -> Iterator[bytes]:
+        """Run the Spark write in the background and yield each finished part's bytes.
+
+        If the consumer stops early (the COPY failed), the Spark job is cancelled, so it
+        neither keeps the shared session busy nor writes into a folder being removed.
+        """
         failure: list[BaseException] = []
         done = threading.Event()
+        context = flights.sparkSession.sparkContext
+        group = f"stage-{staging.name}"
 
         def write() -> None:
             try:
+                context.setJobGroup(group, f"stage {staging.name}", interruptOnCancel=True)
                 flights.write.option("escape", '"').csv(str(staging))
             except BaseException as exc:  # handed to the consuming thread and re-raised there
                 failure.append(exc)
@@ -145,17 +162,22 @@ class StreamingPostgresSink:
 
         threading.Thread(target=write, name="spark-stage-writer", daemon=True).start()
         sent: set[str] = set()
-        while True:
-            finished = done.is_set()
-            for part in sorted(staging.glob("part-*")) if staging.exists() else []:
-                if part.name not in sent:
-                    sent.add(part.name)
-                    with open(part, "rb") as handle:
-                        while chunk := handle.read(1 << 20):
-                            yield chunk
-            if finished:
-                break
-            time.sleep(self.poll_seconds)
+        try:
+            while True:
+                finished = done.is_set()
+                for part in sorted(staging.glob("part-*")) if staging.exists() else []:
+                    if part.name not in sent:
+                        sent.add(part.name)
+                        with open(part, "rb") as handle:
+                            while chunk := handle.read(1 << 20):
+                                yield chunk
+                if finished:
+                    break
+                time.sleep(self.poll_seconds)
+        finally:
+            if not done.is_set():
+                context.cancelJobGroup(group)
+                done.wait()
         if failure:
             raise failure[0]
 

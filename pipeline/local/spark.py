@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     # The twin is loopback-only; without this Spark warns that the host name resolves there.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
+
 def local_spark(settings: SparkSettings) -> SparkSession:
     """Start (or reuse) the process's SparkSession, configured like a small Glue worker."""
     from pyspark.sql import SparkSession

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
+# An airport missing from the dimension leaves every detail of that end NULL.
+_NO_DETAILS = "({end}_city IS NULL AND {end}_state IS NULL AND {end}_name IS NULL)"
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What an ingest uploads: the daily files, and the dimension if one was found or given."""
@@ -127,8 +131,8 @@ class LocalTwin:
             f"""
             SELECT flight_date, count(*) AS flights,
                    count(*) FILTER (WHERE dep_delay IS NULL) AS cancelled,
-                   count(*) FILTER (WHERE origin_name IS NULL OR dest_name IS NULL)
-                       AS unknown_airport
+                   count(*) FILTER (WHERE {_NO_DETAILS.format(end="origin")}
+                                       OR {_NO_DETAILS.format(end="dest")}) AS unknown_airport
             FROM {FLIGHT_PROCESSED.name}
             WHERE source_file IN ({listed})
             GROUP BY flight_date ORDER BY flight_date
