@@ -12,7 +12,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,7 +140,7 @@ class StreamingPostgresSink:
             parts.close()
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _parts(self, flights: DataFrame, staging: Path) -> Iterator[bytes]:
+    def _parts(self, flights: DataFrame, staging: Path) -> Generator[bytes, None, None]:
         """Run the Spark write in the background and yield each finished part's bytes.
 
         If the consumer stops early (the COPY failed), the Spark job is cancelled, so it
