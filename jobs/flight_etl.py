@@ -18,7 +18,15 @@ from typing import Any, Protocol
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.flights import SOURCE_FILE, MissingColumnError, enrich, read_airports, spark_type
+from jobs.flights import (
+    SOURCE_FILE,
+    FileOrigin,
+    MissingColumnError,
+    enrich,
+    read_airports,
+    spark_type,
+    with_file_origin,
+)
 from pipeline.contract import DAILY_FLIGHTS, Dialect, NotADailyFileError, flight_date_of
 from pipeline.logs import configure_logging
 from pipeline.warehouse import SourceFile, copy_statement, load_statements
@@ -140,9 +148,12 @@ class GlueBookmarkedSource:
                 files.append(describe_object(self.s3, uri))
             except NotADailyFileError as exc:
                 refused[uri] = str(exc)
-        accepted = [f.uri for f in files]
-        flights = contract_columns(frame).where(F.col(SOURCE_FILE).isin(accepted))
-        return NewFlights(flights if files else None, files, refused)
+        if not files:
+            return NewFlights(None, [], refused)
+        # The Glue reader already names each row's file by its S3 URI.
+        origins = [FileOrigin(f.uri, f.uri, f.flight_date) for f in files]
+        accepted = contract_columns(frame).where(F.col(SOURCE_FILE).isin([f.uri for f in files]))
+        return NewFlights(with_file_origin(accepted, origins), files, refused)
 
 
 def describe_object(s3: Any, uri: str) -> SourceFile:

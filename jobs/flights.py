@@ -5,10 +5,11 @@ DataFrames in, DataFrames out; the only I/O is ``spark.read`` of paths the calle
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -34,10 +35,6 @@ SOURCE_FILE = "source_file"
 
 def spark_type(column_type: ColumnType) -> T.DataType:
     return _SPARK_TYPES[column_type]
-
-
-# The flight date is the date in the file's name, wherever the file lives.
-_DATE_IN_NAME = r"(\d{4}-\d{2}-\d{2})\.csv$"
 
 
 class MissingColumnError(ValueError):
@@ -114,18 +111,37 @@ def read_airports(spark: SparkSession, path: str, header: Sequence[str]) -> Data
     return read_csv_files(spark, AIRPORTS, {path: header}).drop(SOURCE_FILE)
 
 
-def rebase_source_file(flights: DataFrame, local_root: str, uri_root: str) -> DataFrame:
-    """Replace the local folder at the start of ``source_file`` with ``uri_root``.
+@dataclass(frozen=True)
+class FileOrigin:
+    """Where a file Spark read came from: what the warehouse calls it and the day it carries."""
 
-    The local runtime reads downloaded copies kept at ``<local_root>/<bucket>/<key>``; with
-    ``uri_root="s3://"`` the warehouse still names the object, ``s3://<bucket>/<key>``.
+    read_path: str
+    """The path as ``input_file_name()`` spells it (see ``spark_path``)."""
+    uri: str
+    flight_date: dt.date
+
+
+def spark_path(spark: SparkSession, local_path: str) -> str:
+    """How ``input_file_name()`` spells a local file: a ``file://`` URI, percent-encoded."""
+    jvm = spark.sparkContext._jvm
+    return "file://" + jvm.org.apache.hadoop.fs.Path(local_path).toUri().getRawPath()
+
+
+def with_file_origin(flights: DataFrame, origins: Sequence[FileOrigin]) -> DataFrame:
+    """Set ``source_file`` to each row's object URI and add its ``flight_date``.
+
+    A broadcast join with one row per file: the flight date is decided once per file (by the
+    contract's rule for file names), not parsed out of every row's path.
     """
-    # input_file_name() spells paths the way Hadoop encodes them (a space becomes %20); ask
-    # Hadoop for the same spelling of the root, and quote it for Java's regex with \Q...\E.
-    jvm = flights.sparkSession.sparkContext._jvm
-    spelled = jvm.org.apache.hadoop.fs.Path(local_root.rstrip("/")).toUri().getRawPath()
-    pattern = r"^file:(//)?\Q" + spelled + r"\E/"
-    return flights.withColumn(SOURCE_FILE, F.regexp_replace(SOURCE_FILE, pattern, uri_root))
+    spark = flights.sparkSession
+    meta = spark.createDataFrame(
+        [(o.read_path, o.uri, o.flight_date) for o in origins],
+        "_read_path string, _uri string, flight_date date",
+    )
+    # A left join: a row whose file is missing here keeps a NULL source_file, which the
+    # warehouse's NOT NULL refuses loudly instead of the row vanishing.
+    joined = flights.join(F.broadcast(meta), flights[SOURCE_FILE] == meta["_read_path"], "left")
+    return joined.drop(SOURCE_FILE, "_read_path").withColumnRenamed("_uri", SOURCE_FILE)
 
 
 def unique_airports(airports: DataFrame) -> DataFrame:
@@ -144,15 +160,12 @@ def unique_airports(airports: DataFrame) -> DataFrame:
     )
 
 
-def flight_date_from(source_file: SparkColumn) -> SparkColumn:
-    return F.to_date(F.regexp_extract(source_file, _DATE_IN_NAME, 1))
-
-
 def enrich(flights: DataFrame, airports: DataFrame) -> DataFrame:
     """Flights joined with the airport dimension on both ends, in warehouse column order.
 
     Every flight is kept: an airport missing from the dimension leaves its details NULL.
-    ``flights`` carries the daily-file contract columns and ``source_file``.
+    ``flights`` carries the daily-file contract columns, ``source_file`` and ``flight_date``
+    (see ``with_file_origin``).
     """
     airports = unique_airports(airports)
     joined = flights
@@ -162,6 +175,4 @@ def enrich(flights: DataFrame, airports: DataFrame) -> DataFrame:
             *(F.col(detail).alias(f"{role}_{detail}") for detail in AIRPORT_DETAILS),
         )
         joined = joined.join(F.broadcast(side), on=f"{role}_airport_id", how="left")
-    return joined.withColumn("flight_date", flight_date_from(F.col(SOURCE_FILE))).select(
-        *LOAD_COLUMNS
-    )
+    return joined.select(*LOAD_COLUMNS)

@@ -242,6 +242,9 @@ def test_a_copy_that_dies_midway_cancels_the_spark_write_and_changes_nothing(
 
     # The background Spark write was cancelled, not left running on the shared session.
     assert twin.spark.sparkContext.statusTracker().getActiveJobsIds() == []
-    assert list((twin.settings.local.state_dir / "cache" / "staging").iterdir()) == []
     assert warehouse_days(twin.warehouse) == {}
     assert audit_rows(twin.warehouse) == []
+    # The next run loads everything and leaves no staged parts behind, from either run.
+    twin.load()
+    assert warehouse_days(twin.warehouse) == expected_days(big_sample.daily)
+    assert list((twin.settings.local.state_dir / "cache" / "staging").iterdir()) == []

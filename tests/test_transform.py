@@ -10,14 +10,16 @@ from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
 from jobs.flights import (
+    FileOrigin,
     MissingColumnError,
     enrich,
     read_airports,
     read_daily_files,
     read_schema,
-    rebase_source_file,
+    spark_path,
+    with_file_origin,
 )
-from pipeline.contract import DAILY_FLIGHTS, FLIGHT_PROCESSED, LOADED_AT
+from pipeline.contract import DAILY_FLIGHTS, FLIGHT_PROCESSED, LOADED_AT, flight_date_of
 
 HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
 AIRPORTS_CSV = """airport_id,city,state,name
@@ -43,9 +45,16 @@ def airports(spark: SparkSession, tmp_path: Path):  # type: ignore[no-untyped-de
     )
 
 
-def read(spark: SparkSession, tmp_path: Path, files: dict[str, str]):  # type: ignore[no-untyped-def]
-    paths = {write(tmp_path / name, text): header_of(text) for name, text in files.items()}
-    return read_daily_files(spark, paths)
+def read(spark: SparkSession, folder: Path, files: dict[str, str]):  # type: ignore[no-untyped-def]
+    """Daily files written to ``folder``, read and given their origin like the jobs do."""
+    paths = {write(folder / name, text): header_of(text) for name, text in files.items()}
+    origins = [
+        FileOrigin(
+            spark_path(spark, path), f"s3://raw-bucket/raw/{Path(path).name}", flight_date_of(path)
+        )
+        for path in paths
+    ]
+    return with_file_origin(read_daily_files(spark, paths), origins)
 
 
 def test_enrich_joins_origin_and_destination_and_keeps_unknown_airports(
@@ -136,12 +145,22 @@ def test_non_numeric_delay_fails_the_read_instead_of_becoming_null(spark, tmp_pa
     assert "MALFORMED_RECORD_IN_PARSING" in message
 
 
-def test_rebase_maps_cached_copies_back_to_object_uris(spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    root = tmp_path / "cache (1)"
-    (root / "my-bucket" / "raw").mkdir(parents=True)
+def test_file_origin_names_the_object_and_the_day_even_for_awkward_folder_names(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    folder = tmp_path / "cache (1) #2"
+    folder.mkdir()
+    flights = read(spark, folder, {"2024-03-01.csv": HEADER + "DL,1,2,3,4\n"})
+    row = flights.first()
+    assert row["source_file"] == "s3://raw-bucket/raw/2024-03-01.csv"
+    assert row["flight_date"] == dt.date(2024, 3, 1)
+
+
+def test_a_row_from_a_file_without_origin_keeps_no_source_file(
+    spark: SparkSession, tmp_path: Path
+) -> None:
     text = HEADER + "DL,1,2,3,4\n"
-    path = write(root / "my-bucket" / "raw" / "2024-03-01.csv", text)
-    flights = rebase_source_file(
-        read_daily_files(spark, {path: header_of(text)}), str(root), "s3://"
-    )
-    assert flights.first()["source_file"] == "s3://my-bucket/raw/2024-03-01.csv"
+    path = write(tmp_path / "2024-03-01.csv", text)
+    flights = with_file_origin(read_daily_files(spark, {path: header_of(text)}), [])
+    # NULL, which the warehouse's NOT NULL refuses: such a row can never load unnoticed.
+    assert flights.first()["source_file"] is None

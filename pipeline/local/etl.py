@@ -54,7 +54,7 @@ class LocalFlightSource:
     cache_root: Path
 
     def new_flights(self) -> NewFlights:
-        from jobs.flights import read_daily_files, rebase_source_file
+        from jobs.flights import FileOrigin, read_daily_files, spark_path, with_file_origin
 
         prefix = self.settings.storage.raw_prefix
         loaded = self.warehouse.loaded_versions()
@@ -78,8 +78,6 @@ class LocalFlightSource:
             cached: list[CachedObject] = list(
                 pool.map(lambda v: download(self.s3, v, self.cache_root), fresh)
             )
-        flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
-        flights = rebase_source_file(flights, str(self.cache_root), "s3://")
         files = [
             SourceFile(
                 key=c.version.key,
@@ -90,7 +88,12 @@ class LocalFlightSource:
             )
             for c in cached
         ]
-        return NewFlights(flights, files, refused)
+        origins = [
+            FileOrigin(spark_path(self.spark, str(c.path)), f.uri, f.flight_date)
+            for c, f in zip(cached, files, strict=True)
+        ]
+        flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
+        return NewFlights(with_file_origin(flights, origins), files, refused)
 
 
 @dataclass
@@ -194,6 +197,8 @@ def run_local_etl(
     job_run_id = new_job_run_id()
     with warehouse.exclusive_run(settings.timing.lock_wait_seconds):
         log.info("run start job_run_id=%s", job_run_id)
+        # Holding the lock, no other run is active: staged parts still here are a killed run's.
+        shutil.rmtree(cache / "staging", ignore_errors=True)
         result = run(
             LocalFlightSource(spark, s3, settings, warehouse, cache / "objects"),
             LocalAirportSource(spark, s3, settings, cache / "objects"),
