@@ -64,6 +64,17 @@ class LocalSettings(_Frozen):
     region: str = "us-east-1"
 
 
+class QualitySettings(_Frozen):
+    """Thresholds of the data-quality gate (see ``quality.suites``)."""
+
+    min_delay_minutes: int = -120
+    max_delay_minutes: int = 2400
+    delay_in_range_mostly: float = Field(default=0.999, ge=0, le=1)
+    """Share of delays that must be in range before the file is flagged (a warning)."""
+    max_unknown_airport_share: float = Field(default=0.05, ge=0, le=1)
+    """Largest share of flights whose airport the dimension lacks; above it, quarantine."""
+
+
 class TimingSettings(_Frozen):
     """Poll intervals and retry delays; short locally, AWS-sized elsewhere."""
 
@@ -87,6 +98,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     local: LocalSettings = LocalSettings()
     timing: TimingSettings = TimingSettings()
+    quality: QualitySettings = QualitySettings()
 
     def bucket(self, purpose: str) -> str:
         """The bucket for a purpose (``raw``, ``dim``, ``staging``) in this environment."""

@@ -1,0 +1,298 @@
+"""The data-quality gate: read a daily file's bytes, validate them, decide its outcome.
+
+The rule for odd input:
+
+- transport quirks are normalized and the file loads: a UTF-8 byte-order mark, CRLF line
+  endings, Latin-1 text (re-encoded as UTF-8), quoting, columns in any order or case, extra
+  columns (dropped), blank lines (skipped);
+- content errors quarantine the file: anything a blocking expectation of the suite rejects;
+- files that cannot be read as a daily file at all quarantine with a reason: a name that is not
+  a real ``YYYY-MM-DD.csv`` date, a date in the future, compressed or binary content, an empty
+  file, a header without flights, a wrong delimiter or missing columns, rows with the wrong
+  number of fields, the header repeated inside the file.
+
+A passing file is normalized (contract column order, canonical header, UTF-8, LF) so that the
+load reads one shape only.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from pipeline.contract import (
+    AIRPORTS,
+    DAILY_FLIGHTS,
+    ColumnType,
+    FileContract,
+    NotADailyFileError,
+    flight_date_of,
+)
+from pipeline.settings import QualitySettings
+from quality.suites import BLOCKING, NUMERIC_SUFFIX, daily_suite, dimension_suite
+
+_DELIMITERS = (";", "\t", "|")
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    WARNINGS = "warnings"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One broken rule: which, how it was observed, and whether it blocks the load."""
+
+    rule: str
+    observed: str
+    blocking: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's decision on one file, with the normalized content when it may load."""
+
+    name: str
+    outcome: Outcome
+    findings: tuple[Finding, ...] = ()
+    normalized: bytes | None = None
+    sha256: str = ""
+    rows: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        """The findings in one line, blocking first: for tables, alerts and logs."""
+        ordered = sorted(self.findings, key=lambda f: not f.blocking)
+        return "; ".join(f"{f.rule}: {f.observed}" for f in ordered)
+
+
+class UnreadableFileError(ValueError):
+    """The bytes are not a daily file at all; the message says why and what to do."""
+
+    def __init__(self, rule: str, observed: str) -> None:
+        super().__init__(f"{rule}: {observed}")
+        self.finding = Finding(rule, observed, blocking=True)
+
+
+@dataclass(frozen=True)
+class ParsedTable:
+    """A CSV file as text rows, columns renamed to the contract's names (extras ``_extra_N``)."""
+
+    rows: list[list[str]]
+    columns: tuple[str, ...]
+    quirks: tuple[str, ...]
+
+
+def decode(data: bytes) -> tuple[str, list[str]]:
+    """The text of the bytes and the transport quirks normalized on the way."""
+    quirks = []
+    if not data.strip():
+        raise UnreadableFileError("not empty", "the file has no content")
+    if data[:2] == b"\x1f\x8b":
+        raise UnreadableFileError(
+            "not compressed", "gzip data in a .csv file: upload the plain CSV"
+        )
+    if b"\x00" in data[:65536]:
+        raise UnreadableFileError("text file", "binary content (NUL bytes): upload the CSV text")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+        quirks.append("UTF-8 byte-order mark removed")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+        quirks.append("Latin-1 text re-encoded as UTF-8")
+    if "\r\n" in text:
+        quirks.append("CRLF line endings normalized to LF")
+    return text, quirks
+
+
+def read_table(data: bytes, contract: FileContract) -> ParsedTable:
+    """Read CSV bytes against a file contract; UnreadableFileError names the rule broken."""
+    text, quirks = decode(data)
+    every_row = list(csv.reader(io.StringIO(text, newline="")))
+    lines = [row for row in every_row if any(field.strip() for field in row)]
+    if len(lines) < len(every_row):
+        quirks.append("blank lines skipped")
+    header, body = lines[0], lines[1:]
+    if len(header) == 1 and any(d in header[0] for d in _DELIMITERS):
+        raise UnreadableFileError("comma-separated", f"header {header[0]!r} uses another delimiter")
+    columns = []
+    for position, title in enumerate(header):
+        column = contract.column_for_header(title)
+        columns.append(column.name if column else f"_extra_{position}")
+    missing = [c.source for c in contract.columns if c.name not in columns]
+    if missing:
+        raise UnreadableFileError(
+            "required columns",
+            f"missing {missing} in header {header}; expected {list(contract.headers)}",
+        )
+    if len(set(columns)) != len(columns):
+        raise UnreadableFileError("required columns", f"a column appears twice in header {header}")
+    if not body:
+        raise UnreadableFileError("at least one row", "the file has a header and no data rows")
+    width = len(header)
+    normalized_header = [h.strip().lower() for h in header]
+    for number, row in enumerate(body, start=2):
+        if [f.strip().lower() for f in row] == normalized_header:
+            raise UnreadableFileError(
+                "no repeated header", f"the header appears again as row {number}"
+            )
+        if len(row) != width:
+            raise UnreadableFileError(
+                "fields per row", f"row {number} has {len(row)} fields, the header {width}"
+            )
+    if any(c.startswith("_extra_") for c in columns):
+        quirks.append("extra columns dropped")
+    wanted = tuple(c.name for c in contract.columns)
+    if tuple(c for c in columns if not c.startswith("_extra_")) != wanted:
+        quirks.append("columns reordered")
+    return ParsedTable(body, tuple(columns), tuple(quirks))
+
+
+def check_name(name: str, today: dt.date) -> dt.date:
+    """The date a daily file name carries; UnreadableFileError if none, or in the future."""
+    try:
+        day = flight_date_of(name)
+    except NotADailyFileError as exc:
+        raise UnreadableFileError("dated file name", str(exc)) from exc
+    if day > today:
+        raise UnreadableFileError("date not in the future", f"{day} is after today ({today})")
+    return day
+
+
+def _frame(parsed: ParsedTable, contract: FileContract) -> Any:
+    """The contract's columns as text (empty as NA), plus numeric twins for range checks."""
+    import pandas as pd
+
+    frame = pd.DataFrame(parsed.rows, columns=list(parsed.columns), dtype="string")
+    names = [c.name for c in contract.columns]
+    frame = frame[names].apply(lambda s: s.str.strip()).replace("", pd.NA)
+    for column in contract.columns:
+        if column.type is ColumnType.INTEGER:
+            frame[column.name + NUMERIC_SUFFIX] = pd.to_numeric(frame[column.name], errors="coerce")
+    return frame
+
+
+@cache
+def _context() -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    # The gate runs unattended; GX's progress bars would only litter its logs.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("gate")
+    source.add_dataframe_asset("daily_file").add_batch_definition_whole_dataframe("whole")
+    return context
+
+
+def _findings(suite: Any, frame: Any) -> list[Finding]:
+    import great_expectations as gx
+
+    context = _context()
+    batch = context.data_sources.get("gate").get_asset("daily_file").get_batch_definition("whole")
+    suite = context.suites.add_or_update(suite)
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"{suite.name}-check", data=batch, suite=suite)
+    )
+    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    findings = []
+    for check in result.results:
+        if check.success:
+            continue
+        config = check.expectation_config
+        kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
+        detail = check.result or {}
+        observed = (
+            f"{detail.get('unexpected_count')} of {detail.get('element_count')} values, "
+            f"e.g. {[_plain(v) for v in detail.get('partial_unexpected_list', [])[:5]]}"
+            if "unexpected_count" in detail
+            else f"observed {detail.get('observed_value')}"
+        )
+        findings.append(
+            Finding(
+                rule=f"{config.type} {kwargs}",
+                observed=observed,
+                blocking=config.severity == BLOCKING,
+            )
+        )
+    return findings
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, so messages read `5000`, not np.int64."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _verdict(
+    name: str,
+    data: bytes,
+    contract: FileContract,
+    suite: Callable[[], Any],
+    day_check: Callable[[], object] = lambda: None,
+) -> Verdict:
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        day_check()
+        parsed = read_table(data, contract)
+    except UnreadableFileError as exc:
+        return Verdict(name, Outcome.QUARANTINED, (exc.finding,), sha256=digest)
+    frame = _frame(parsed, contract)
+    findings = _findings(suite(), frame)
+    if any(f.blocking for f in findings):
+        outcome = Outcome.QUARANTINED
+    elif findings:
+        outcome = Outcome.WARNINGS
+    else:
+        outcome = Outcome.PASSED
+    return Verdict(
+        name,
+        outcome,
+        tuple(findings),
+        None if outcome is Outcome.QUARANTINED else normalize(frame, contract),
+        digest,
+        rows=len(parsed.rows),
+        details={"quirks": list(parsed.quirks)},
+    )
+
+
+def check_daily_file(
+    name: str,
+    data: bytes,
+    known_airports: Iterable[int],
+    quality: QualitySettings,
+    today: dt.date,
+) -> Verdict:
+    """Validate one daily file; never raises for bad content, whatever the bytes are."""
+    return _verdict(
+        name,
+        data,
+        DAILY_FLIGHTS,
+        lambda: daily_suite(quality, known_airports),
+        lambda: check_name(name, today),
+    )
+
+
+def check_dimension(name: str, data: bytes) -> Verdict:
+    """Validate a new airport dimension; a quarantined one must not replace the current one."""
+    return _verdict(name, data, AIRPORTS, dimension_suite)
+
+
+def normalize(frame: Any, contract: FileContract) -> bytes:
+    """The canonical file: contract header and column order, UTF-8, LF line endings."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(contract.headers)
+    text = frame[[c.name for c in contract.columns]].fillna("")
+    writer.writerows(text.itertuples(index=False, name=None))
+    return out.getvalue().encode("utf-8")
