@@ -291,13 +291,20 @@ def main() -> None:
     """Console entry point; turns known failures into a message and exit status 1."""
     from py4j.protocol import Py4JJavaError
 
+    from jobs.flights import MissingColumnError
     from pipeline.contract import NotADailyFileError
     from pipeline.local.postgres import LoadInProgressError
     from pipeline.local.services import ServiceError
 
     try:
         app()
-    except (LoadInProgressError, ServiceError, NotADailyFileError, FileNotFoundError) as exc:
+    except (
+        LoadInProgressError,
+        ServiceError,
+        NotADailyFileError,
+        MissingColumnError,
+        FileNotFoundError,
+    ) as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(1)
     except Py4JJavaError as exc:

@@ -97,6 +97,21 @@ def test_ingest_reports_a_refused_file_and_exits_1_while_good_files_load(
     assert measures["rows"] > 0
 
 
+def test_a_file_missing_a_column_is_named_without_a_traceback(
+    settings: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "narrow"
+    assert flightpipe(settings, "sample", "--days", "1", "--out", str(data)).returncode == 0
+    day = data / "2024-01-01.csv"
+    day.write_text("\n".join(line.rsplit(",", 1)[0] for line in day.read_text().splitlines()))
+
+    ingested = flightpipe(settings, "ingest", str(data))
+
+    assert ingested.returncode == 1
+    assert "lacks required column(s) ['ArrDelay']" in ingested.stderr
+    assert "Traceback" not in ingested.stderr
+
+
 def test_query_prints_csv_and_refuses_writes(settings: Settings) -> None:
     assert flightpipe(settings, "local", "up").returncode == 0
     listed = flightpipe(settings, "query", "SELECT 1 AS one, 'a,b' AS two", "--format", "csv")
