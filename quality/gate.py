@@ -21,6 +21,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -39,6 +40,8 @@ from pipeline.settings import QualitySettings
 from quality.suites import BLOCKING, NUMERIC_SUFFIX, daily_suite, dimension_suite
 
 _DELIMITERS = (";", "\t", "|")
+# Empty or whitespace-only lines (after CRLF became LF); quoted values never span lines here.
+_BLANK_LINE = re.compile(r"^[ \t]*\n", re.MULTILINE)
 
 
 class Outcome(StrEnum):
@@ -85,9 +88,12 @@ class UnreadableFileError(ValueError):
 
 @dataclass(frozen=True)
 class ParsedTable:
-    """A CSV file as text rows, columns renamed to the contract's names (extras ``_extra_N``)."""
+    """A CSV file as a DataFrame of text, columns renamed to the contract's names.
 
-    rows: list[list[str]]
+    Columns the contract does not know are named ``_extra_<position>``.
+    """
+
+    frame: Any
     columns: tuple[str, ...]
     quirks: tuple[str, ...]
 
@@ -112,18 +118,20 @@ def decode(data: bytes) -> tuple[str, list[str]]:
         text = data.decode("latin-1")
         quirks.append("Latin-1 text re-encoded as UTF-8")
     if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
         quirks.append("CRLF line endings normalized to LF")
     return text, quirks
 
 
 def read_table(data: bytes, contract: FileContract) -> ParsedTable:
     """Read CSV bytes against a file contract; UnreadableFileError names the rule broken."""
+    import pandas as pd
+
     text, quirks = decode(data)
-    every_row = list(csv.reader(io.StringIO(text, newline="")))
-    lines = [row for row in every_row if any(field.strip() for field in row)]
-    if len(lines) < len(every_row):
+    text, blanks = _BLANK_LINE.subn("", text)
+    if blanks:
         quirks.append("blank lines skipped")
-    header, body = lines[0], lines[1:]
+    header = next(csv.reader([text.split("\n", 1)[0]]))
     if len(header) == 1 and any(d in header[0] for d in _DELIMITERS):
         raise UnreadableFileError("comma-separated", f"header {header[0]!r} uses another delimiter")
     columns = []
@@ -138,25 +146,50 @@ def read_table(data: bytes, contract: FileContract) -> ParsedTable:
         )
     if len(set(columns)) != len(columns):
         raise UnreadableFileError("required columns", f"a column appears twice in header {header}")
-    if not body:
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            header=None,
+            skiprows=1,
+            names=columns,
+            dtype="string",
+            keep_default_na=False,
+            engine="c",
+        )
+    except pd.errors.ParserError as exc:  # a row with more fields than the header
+        raise UnreadableFileError("fields per row", str(exc).strip().split(". ")[-1]) from exc
+    if frame.empty:
         raise UnreadableFileError("at least one row", "the file has a header and no data rows")
-    width = len(header)
-    normalized_header = [h.strip().lower() for h in header]
-    for number, row in enumerate(body, start=2):
-        if [f.strip().lower() for f in row] == normalized_header:
-            raise UnreadableFileError(
-                "no repeated header", f"the header appears again as row {number}"
-            )
-        if len(row) != width:
-            raise UnreadableFileError(
-                "fields per row", f"row {number} has {len(row)} fields, the header {width}"
-            )
+    short = _first_short_row(text, len(header))
+    if short is not None:
+        raise UnreadableFileError("fields per row", f"row {short} has fewer fields than its header")
+    repeated = pd.Series(True, index=frame.index)
+    for name, title in zip(columns, header, strict=True):
+        repeated &= frame[name].str.strip().str.lower() == title.strip().lower()
+    if repeated.any():
+        number = int(repeated.to_numpy().argmax()) + 2
+        raise UnreadableFileError("no repeated header", f"the header appears again as row {number}")
     if any(c.startswith("_extra_") for c in columns):
         quirks.append("extra columns dropped")
     wanted = tuple(c.name for c in contract.columns)
     if tuple(c for c in columns if not c.startswith("_extra_")) != wanted:
         quirks.append("columns reordered")
-    return ParsedTable(body, tuple(columns), tuple(quirks))
+    return ParsedTable(frame, tuple(columns), tuple(quirks))
+
+
+def _first_short_row(text: str, width: int) -> int | None:
+    """The first row (the header is row 1) with fewer fields than the header, if any.
+
+    pandas pads such a row with empty values, which would read as a cancelled flight; counting
+    commas is exact for lines without quotes, and the csv module parses the rest.
+    """
+    for number, line in enumerate(text.split("\n")[1:], start=2):
+        if not line:
+            continue
+        fields = line.count(",") + 1 if '"' not in line else len(next(csv.reader([line])))
+        if fields < width:
+            return number
+    return None
 
 
 def check_name(name: str, today: dt.date) -> dt.date:
@@ -174,9 +207,8 @@ def _frame(parsed: ParsedTable, contract: FileContract) -> Any:
     """The contract's columns as text (empty as NA), plus numeric twins for range checks."""
     import pandas as pd
 
-    frame = pd.DataFrame(parsed.rows, columns=list(parsed.columns), dtype="string")
     names = [c.name for c in contract.columns]
-    frame = frame[names].apply(lambda s: s.str.strip()).replace("", pd.NA)
+    frame = parsed.frame[names].apply(lambda s: s.str.strip()).replace("", pd.NA)
     for column in contract.columns:
         if column.type is ColumnType.INTEGER:
             frame[column.name + NUMERIC_SUFFIX] = pd.to_numeric(frame[column.name], errors="coerce")
@@ -261,7 +293,7 @@ def _verdict(
         tuple(findings),
         None if outcome is Outcome.QUARANTINED else normalize(frame, contract),
         digest,
-        rows=len(parsed.rows),
+        rows=len(parsed.frame),
         details={"quirks": list(parsed.quirks)},
     )
 
