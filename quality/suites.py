@@ -34,8 +34,10 @@ NUMERIC_SUFFIX = "_number"
 
 def _contract_expectations(contract: FileContract) -> Iterable[gxe.Expectation]:
     """Column set and types, straight from the contract: required columns present and typed."""
+    yield gxe.ExpectTableColumnsToMatchSet(
+        column_set=[c.name for c in contract.columns], exact_match=False, severity=BLOCKING
+    )
     for column in contract.columns:
-        yield gxe.ExpectColumnToExist(column=column.name, severity=BLOCKING)
         if not column.nullable:
             yield gxe.ExpectColumnValuesToNotBeNull(column=column.name, severity=BLOCKING)
         if column.type is ColumnType.INTEGER:

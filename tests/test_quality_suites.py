@@ -1,0 +1,43 @@
+"""The expectation suites follow the contract and the quality settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.contract import DAILY_FLIGHTS, ColumnType
+from pipeline.settings import QualitySettings
+from quality.suites import BLOCKING, WARNING, daily_suite, dimension_suite
+
+
+def by_type(suite: Any, kind: str) -> list[Any]:
+    return [e for e in suite.expectations if e.expectation_type == kind]
+
+
+def test_every_contract_column_is_required_and_every_integer_column_typed() -> None:
+    suite = daily_suite(QualitySettings(), [10397])
+    (columns,) = by_type(suite, "expect_table_columns_to_match_set")
+    assert set(columns.column_set) == {c.name for c in DAILY_FLIGHTS.columns}
+    typed = {e.column for e in by_type(suite, "expect_column_values_to_match_regex")}
+    integers = {c.name for c in DAILY_FLIGHTS.columns if c.type is ColumnType.INTEGER}
+    assert integers <= typed
+    not_null = {e.column for e in by_type(suite, "expect_column_values_to_not_be_null")}
+    assert not_null == {c.name for c in DAILY_FLIGHTS.columns if not c.nullable}
+
+
+def test_thresholds_come_from_the_settings_and_delay_range_is_a_warning() -> None:
+    quality = QualitySettings(
+        min_delay_minutes=-60, max_delay_minutes=900, max_unknown_airport_share=0.2
+    )
+    suite = daily_suite(quality, [10397, 12892])
+    ranges = by_type(suite, "expect_column_values_to_be_between")
+    assert {(e.min_value, e.max_value, e.severity) for e in ranges} == {(-60, 900, WARNING)}
+    known = by_type(suite, "expect_column_values_to_be_in_set")
+    assert {(tuple(e.value_set), e.mostly, e.severity) for e in known} == {
+        ((10397, 12892), 0.8, BLOCKING)
+    }
+
+
+def test_dimension_ids_must_be_unique() -> None:
+    (unique,) = by_type(dimension_suite(), "expect_column_values_to_be_unique")
+    assert unique.column == "airport_id"
+    assert unique.severity == BLOCKING
