@@ -10,7 +10,9 @@ What is measured, one run each on this machine, against the bench's own local tw
 5. a run with nothing new (target: < 5 s);
 6. a ~5M-row backfill in one run: seconds, rows/s and the peak summed RSS of this process, all
    its descendants (the Spark JVM, moto) and the PostgreSQL server processes, sampled every
-   100 ms (targets: >= 250,000 rows/s end to end, peak < 4 GB).
+   100 ms (targets: >= 250,000 rows/s end to end, peak < 4 GB);
+7. the quality gate on one 1M-row daily file (seconds, peak memory) beside the load of that
+   same file (target: validation costs no more than the load it protects).
 
 Beside each load, a reference computed in the same run: a straightforward single-process load
 of the same CSV files into the same PostgreSQL (DuckDB joins the airport dimension and writes a
@@ -25,7 +27,9 @@ The table goes to stdout, progress to stderr. Generated data is kept in
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
+import datetime as dt
 import json
 import logging
 import os
@@ -56,6 +60,7 @@ from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleFiles, SampleSpec, write_sample
 from pipeline.settings import REPO_ROOT, Settings, load_settings
 from pipeline.warehouse import LOAD_COLUMNS
+from quality.gate import Outcome, check_daily_file
 
 STATE_DIR = REPO_ROOT / ".flightpipe" / "bench"
 DATA_DIR = STATE_DIR / "data"
@@ -413,8 +418,47 @@ def run_scenarios() -> list[Row]:
             met=total / loaded.seconds >= BIG_ROWS_PER_SECOND and peak < BIG_PEAK_MB,
         )
     )
+    rows.extend(gate_rows(big))
     twin.spark.stop()
     return rows
+
+
+def gate_rows(big: Sample) -> list[Row]:
+    """The quality gate on one 1M-row daily file, beside loading that same file."""
+    progress.log("scenario: quality gate on a 1M-row daily file, then its load")
+    folder = DATA_DIR / "gate"
+    folder.mkdir(parents=True, exist_ok=True)
+    daily = folder / "2024-03-01.csv"
+    sources = big.daily[:10]
+    with daily.open("wb") as out_file:
+        for number, path in enumerate(sources):
+            content = path.read_bytes()
+            out_file.write(content if number == 0 else content.split(b"\n", 1)[1])
+    rows = big.rows_of(sources)
+    with big.dimension.open(newline="") as handle:
+        known = [int(record["airport_id"]) for record in csv.DictReader(handle)]
+
+    twin = scenario_twin("gate")
+    data = daily.read_bytes()
+    with PeakMemory(twin.services) as memory:
+        start = time.perf_counter()
+        verdict = check_daily_file(daily.name, data, known, twin.settings.quality, dt.date.today())
+        gate_seconds = time.perf_counter() - start
+    if verdict.outcome is not Outcome.PASSED or verdict.rows != rows:
+        raise AssertionError(
+            f"the gate said {verdict.outcome} for {verdict.rows} rows: {verdict.reason}"
+        )
+    twin.upload_dimension(big.dimension)
+    twin.upload_daily(daily)
+    load = time_flightpipe_load(twin, rows, rows)
+    return [
+        dataclasses.replace(
+            Row("gate: validate 1M-row daily file", rows, gate_seconds, peak_mb=memory.peak_mb),
+            target=f"<= its load ({load.seconds:.2f} s)",
+            met=gate_seconds <= load.seconds,
+        ),
+        load_row("load of that 1M-row daily file", load),
+    ]
 
 
 # -- report -----------------------------------------------------------------------------------
