@@ -208,8 +208,7 @@ class RedshiftWarehouse:
         query = self.data_api.execute_statement(
             WorkgroupName=self.workgroup,
             Database=self.database,
-            Sql="SELECT source_key, row_count FROM flight_load_audit WHERE job_run_id = :run",
-            Parameters=[{"name": "run", "value": job_run_id}],
+            Sql=statements.rows_loaded,
         )
         self._wait(query["Id"])
         result = self.data_api.get_statement_result(Id=query["Id"])

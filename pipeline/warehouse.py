@@ -42,8 +42,11 @@ class LoadStatements:
     delete_days: str
     copy: str
     insert_audit: str
+    rows_loaded: str
+    """After the commit: (source_key, row_count) of every file this load audited."""
 
     def in_order(self) -> list[str]:
+        """The transaction's statements; ``rows_loaded`` runs after it commits."""
         return [self.delete_days, self.copy, self.insert_audit]
 
 
@@ -99,4 +102,8 @@ def load_statements(files: Sequence[SourceFile], job_run_id: str, copy: str) -> 
         f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_AUDIT.name} a\n"
         "    WHERE a.source_key = m.source_key AND a.source_version = m.source_version)"
     )
-    return LoadStatements(delete_days=delete, copy=copy, insert_audit=insert)
+    rows_loaded = (
+        f"SELECT source_key, row_count FROM {FLIGHT_LOAD_AUDIT.name} "
+        f"WHERE job_run_id = {_literal(job_run_id)}"
+    )
+    return LoadStatements(delete, copy, insert, rows_loaded)

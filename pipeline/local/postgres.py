@@ -88,10 +88,7 @@ class PostgresWarehouse:
                     copy.write(chunk)
             log.info("load phase=audit")
             conn.execute(statements.insert_audit)
-            rows = conn.execute(
-                f"SELECT source_key, row_count FROM {FLIGHT_LOAD_AUDIT.name} WHERE job_run_id = %s",
-                [job_run_id],
-            ).fetchall()
+            rows = conn.execute(statements.rows_loaded).fetchall()
             log.info("load phase=commit")
         log.info("load phase=committed rows=%d", sum(n for _, n in rows))
         return {key: count for key, count in rows}
