@@ -21,13 +21,18 @@ from pyspark.sql import functions as F
 from jobs.flights import (
     SOURCE_FILE,
     FileOrigin,
-    MissingColumnError,
     enrich,
     read_airports,
-    spark_type,
+    read_schema,
     with_file_origin,
 )
-from pipeline.contract import DAILY_FLIGHTS, Dialect, NotADailyFileError, flight_date_of
+from pipeline.contract import (
+    DAILY_FLIGHTS,
+    Dialect,
+    NotADailyFileError,
+    flight_date_of,
+    header_names,
+)
 from pipeline.logs import configure_logging
 from pipeline.warehouse import SourceFile, copy_statement, load_statements
 
@@ -109,18 +114,14 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def contract_columns(frame: DataFrame) -> DataFrame:
-    """Contract columns (matched by header name, any case) cast to contract types."""
-    by_lower = {name.lower(): name for name in frame.columns}
-    selected = []
-    for column in DAILY_FLIGHTS.columns:
-        assert column.source is not None
-        actual = by_lower.get(column.source.lower())
-        if actual is None:
-            raise MissingColumnError(
-                f"the new files lack column {column.source!r}; columns found: {frame.columns}"
-            )
-        selected.append(F.col(f"`{actual}`").cast(spark_type(column.type)).alias(column.name))
-    return frame.select(*selected, F.col(SOURCE_FILE))
+    """Contract columns (matched by header name, as ``read_schema`` does) cast to their types."""
+    headers = [name for name in frame.columns if name != SOURCE_FILE]
+    schema = read_schema(DAILY_FLIGHTS, headers)
+    typed = {
+        field.name: F.col(f"`{header}`").cast(field.dataType).alias(field.name)
+        for header, field in zip(headers, schema.fields, strict=True)
+    }
+    return frame.select(*(typed[c.name] for c in DAILY_FLIGHTS.columns), F.col(SOURCE_FILE))
 
 
 @dataclass
@@ -174,7 +175,7 @@ class S3AirportSource:
     dimension_uri: str
 
     def airports(self) -> DataFrame:
-        header = self.spark.read.text(self.dimension_uri).first()[0].split(",")
+        header = header_names(self.spark.read.text(self.dimension_uri).first()[0])
         return read_airports(self.spark, self.dimension_uri, header)
 
 

@@ -33,10 +33,6 @@ _SPARK_TYPES: Mapping[ColumnType, T.DataType] = {
 SOURCE_FILE = "source_file"
 
 
-def spark_type(column_type: ColumnType) -> T.DataType:
-    return _SPARK_TYPES[column_type]
-
-
 class MissingColumnError(ValueError):
     """A file's header lacks a column the contract requires."""
 
@@ -53,7 +49,7 @@ def read_schema(contract: FileContract, header: Sequence[str]) -> T.StructType:
         if column is None:
             fields.append(T.StructField(f"_extra_{position}", T.StringType()))
         else:
-            fields.append(T.StructField(column.name, spark_type(column.type)))
+            fields.append(T.StructField(column.name, _SPARK_TYPES[column.type]))
     found = {f.name for f in fields}
     missing = [c.source for c in contract.columns if c.source and c.name not in found]
     if missing:

@@ -7,6 +7,7 @@ This module imports nothing heavy, so the CLI, the Glue jobs and the CDK app can
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -166,6 +167,13 @@ def flight_date_of(name: str) -> dt.date:
         return dt.date.fromisoformat(match.group(1))
     except ValueError as exc:
         raise NotADailyFileError(f"{name!r} names no real date ({exc})") from exc
+
+
+def header_names(line: str) -> tuple[str, ...]:
+    """The column names of a CSV header line: quotes honoured, a byte-order mark and the
+    blanks around each name removed."""
+    row = next(csv.reader([line.lstrip("\ufeff").rstrip("\r\n")], skipinitialspace=True), [])
+    return tuple(name.strip() for name in row)
 
 
 class Dialect(StrEnum):

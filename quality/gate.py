@@ -35,6 +35,7 @@ from pipeline.contract import (
     FileContract,
     NotADailyFileError,
     flight_date_of,
+    header_names,
 )
 from pipeline.settings import QualitySettings
 from quality.suites import BLOCKING, NUMERIC_SUFFIX, daily_suite, dimension_suite
@@ -131,7 +132,7 @@ def read_table(data: bytes, contract: FileContract) -> ParsedTable:
     text, blanks = _BLANK_LINE.subn("", text)
     if blanks:
         quirks.append("blank lines skipped")
-    header = next(csv.reader([text.split("\n", 1)[0]]))
+    header = header_names(text.split("\n", 1)[0])
     if len(header) == 1 and any(d in header[0] for d in _DELIMITERS):
         raise UnreadableFileError("comma-separated", f"header {header[0]!r} uses another delimiter")
     columns = []

@@ -11,6 +11,7 @@ from pipeline.contract import (
     NotADailyFileError,
     create_table_sql,
     flight_date_of,
+    header_names,
 )
 
 
@@ -76,3 +77,9 @@ def test_flight_date_comes_from_the_file_name(name: str, expected: dt.date) -> N
 def test_names_without_a_real_date_are_refused(name: str) -> None:
     with pytest.raises(NotADailyFileError, match=r"YYYY-MM-DD|no real date"):
         flight_date_of(name)
+
+
+def test_header_names_honour_quotes_and_drop_a_byte_order_mark_and_blanks() -> None:
+    line = '\ufeffCarrier, "Origin,AirportID" ,DestAirportID\r\n'
+    assert header_names(line) == ("Carrier", "Origin,AirportID", "DestAirportID")
+    assert header_names("") == ()

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from pipeline.contract import header_names
 from pipeline.settings import Settings
 
 
@@ -86,7 +87,6 @@ def download(s3: Any, version: ObjectVersion, cache_root: Path) -> CachedObject:
 
 
 def read_header(path: Path) -> tuple[str, ...]:
-    """The CSV header line's names (a UTF-8 byte-order mark and surrounding blanks removed)."""
+    """The names in a CSV file's header line."""
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
-        first = handle.readline()
-    return tuple(name.strip().strip('"') for name in first.rstrip("\r\n").split(","))
+        return header_names(handle.readline())
