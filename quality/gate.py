@@ -95,7 +95,6 @@ class ParsedTable:
     """
 
     frame: Any
-    columns: tuple[str, ...]
     quirks: tuple[str, ...]
 
 
@@ -175,7 +174,7 @@ def read_table(data: bytes, contract: FileContract) -> ParsedTable:
     wanted = tuple(c.name for c in contract.columns)
     if tuple(c for c in columns if not c.startswith("_extra_")) != wanted:
         quirks.append("columns reordered")
-    return ParsedTable(frame, tuple(columns), tuple(quirks))
+    return ParsedTable(frame, tuple(quirks))
 
 
 def _first_short_row(text: str, width: int) -> int | None:

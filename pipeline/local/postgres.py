@@ -93,11 +93,13 @@ class PostgresWarehouse:
         log.info("load phase=committed rows=%d", sum(n for _, n in rows))
         return {key: count for key, count in rows}
 
-    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def query(
+        self, sql: str, params: Sequence[Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run read-only SQL: the transaction is READ ONLY, so nothing can be changed."""
         with self.connect() as conn:
             conn.execute("SET TRANSACTION READ ONLY")
-            cursor = conn.execute(sql)
+            cursor = conn.execute(sql, params)
             columns = [d.name for d in cursor.description or []]
             rows = cursor.fetchall() if cursor.description else []
             conn.rollback()

@@ -126,7 +126,6 @@ class LocalTwin:
         uris = [f"s3://{self.settings.raw_bucket}/{key}" for key in keys]
         if not uris:
             return []
-        listed = ", ".join("'" + uri.replace("'", "''") + "'" for uri in uris)
         _, rows = self.warehouse.query(
             f"""
             SELECT flight_date, count(*) AS flights,
@@ -134,8 +133,9 @@ class LocalTwin:
                    count(*) FILTER (WHERE {_NO_DETAILS.format(end="origin")}
                                        OR {_NO_DETAILS.format(end="dest")}) AS unknown_airport
             FROM {FLIGHT_PROCESSED.name}
-            WHERE source_file IN ({listed})
+            WHERE source_file = ANY(%s)
             GROUP BY flight_date ORDER BY flight_date
-            """
+            """,
+            [uris],
         )
         return rows
