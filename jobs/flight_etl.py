@@ -98,7 +98,7 @@ def run(
 GLUE_ARGUMENTS = (
     "JOB_NAME",
     "JOB_RUN_ID",
-    "raw_uri",
+    "validated_uri",
     "dimension_uri",
     "staging_uri",
     "redshift_workgroup",
@@ -126,19 +126,19 @@ def contract_columns(frame: DataFrame) -> DataFrame:
 
 @dataclass
 class GlueBookmarkedSource:
-    """New raw files through a Glue job bookmark (``transformation_ctx``)."""
+    """New validated files (the gate's normalized copies) through a Glue job bookmark."""
 
     glue_context: Any
-    raw_uri: str
+    validated_uri: str
     s3: Any
 
     def new_flights(self) -> NewFlights:
         frame = self.glue_context.create_dynamic_frame.from_options(
             connection_type="s3",
-            connection_options={"paths": [self.raw_uri], "recurse": True},
+            connection_options={"paths": [self.validated_uri], "recurse": True},
             format="csv",
             format_options={"withHeader": True, "attachFilename": SOURCE_FILE},
-            transformation_ctx="raw_flights",
+            transformation_ctx="validated_flights",
         ).toDF()
         if not frame.columns:
             return NewFlights(None, [])
@@ -243,7 +243,7 @@ def main(argv: Sequence[str]) -> LoadResult:
     job = Job(glue_context)
     job.init(args["JOB_NAME"], args)
     result = run(
-        GlueBookmarkedSource(glue_context, args["raw_uri"], boto3.client("s3")),
+        GlueBookmarkedSource(glue_context, args["validated_uri"], boto3.client("s3")),
         S3AirportSource(glue_context.spark_session, args["dimension_uri"]),
         RedshiftWarehouse(
             boto3.client("redshift-data"),

@@ -12,10 +12,12 @@ import json
 import re
 import sys
 import time
-from collections.abc import Sequence
+import webbrowser
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +26,9 @@ from rich.table import Table
 
 from pipeline.logs import configure_logging
 from pipeline.settings import Environment, Settings, load_settings
+
+if TYPE_CHECKING:
+    from jobs.validation import Validated
 
 app = typer.Typer(
     help="flightpipe: incremental airline-flight pipeline, on AWS or on its local twin.",
@@ -131,6 +136,59 @@ def local_status(fmt: FormatOption = Format.TABLE) -> None:
 # --- pipeline -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FileOutcome:
+    """One ingested file's row in the summary: what the gate and then the load did with it."""
+
+    file: str
+    outcome: str
+    rows: int = 0
+    reason: str = ""
+    report: str = ""
+    alert: str = ""
+    loaded_key: str = ""
+    """The validated key whose rows the load reported, once it loaded."""
+    promoted_key: str = ""
+
+    @property
+    def loadable(self) -> bool:
+        return bool(self.promoted_key)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome in ("loaded", "loaded with warnings", "in use")
+
+    @classmethod
+    def of(cls, validated: Validated) -> FileOutcome:
+        from jobs.validation import Action
+
+        verdict, file, report = validated.verdict, validated.upload.key, validated.report or ""
+        if validated.action is Action.QUARANTINED:
+            alert = validated.alert() or ""
+            return cls(file, "quarantined", reason=verdict.reason, report=report, alert=alert)
+        if validated.action is Action.SUPERSEDED:
+            reason = "a newer upload of this file is already validated"
+            return cls(file, "superseded", reason=reason, report=report)
+        if file == _state.settings.storage.dimension_key:
+            return cls(file, "in use", verdict.rows, verdict.reason, report)
+        key = validated.destination.split("/", 3)[3]  # s3://bucket/<key>
+        return cls(file, "validated", reason=verdict.reason, report=report, promoted_key=key)
+
+    def after(self, rows_by_key: Mapping[str, int]) -> FileOutcome:
+        """This outcome once the load ran: loaded (with its rows), or not loaded."""
+        if not self.promoted_key:
+            return self
+        if self.promoted_key not in rows_by_key:
+            return replace(self, outcome="not loaded", reason="the load found no new version")
+        warned = self.reason != ""
+        return replace(
+            self,
+            outcome="loaded with warnings" if warned else "loaded",
+            rows=rows_by_key[self.promoted_key],
+            loaded_key=self.promoted_key,
+        )
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Daily files (YYYY-MM-DD.csv) or folders.")],
@@ -143,7 +201,13 @@ def ingest(
     ] = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """Upload files to the local buckets and run the pipeline on them until done."""
+    """Upload files, validate each one, and load those that pass, in one run.
+
+    A file that fails a blocking expectation is quarantined with its validation result, an
+    alert names it, and the other files still load. A refused dimension leaves the last good
+    one in use.
+    """
+    from jobs.validation import NoDimensionError
     from pipeline.local.twin import find_inputs
 
     twin = _twin()
@@ -155,7 +219,7 @@ def ingest(
         raise typer.Exit(2) from exc
     with err.status("starting the local twin"):
         twin.start()
-    keys: dict[str, Path] = {}
+    outcomes: list[FileOutcome] = []
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -165,40 +229,50 @@ def ingest(
         transient=True,
     ) as progress:
         if inputs.dimension is not None:
-            twin.upload_dimension(inputs.dimension)
-        upload = progress.add_task("uploading", total=len(inputs.daily))
+            progress.add_task("validating the airport dimension", total=None)
+            outcomes.append(FileOutcome.of(twin.submit_dimension(inputs.dimension)))
+        task = progress.add_task("validating", total=len(inputs.daily))
         for path in inputs.daily:
-            keys[twin.upload_daily(path)] = path
-            progress.advance(upload)
-        progress.add_task("starting Spark", total=None)
-        _ = twin.spark
-        progress.add_task(f"loading {len(inputs.daily)} file(s)", total=None)
-        result = twin.load()
+            upload = twin.upload_daily(path)
+            try:
+                outcomes.append(FileOutcome.of(twin.validate(upload)))
+            except NoDimensionError as exc:
+                outcomes.append(FileOutcome(upload.key, "not validated", reason=str(exc)))
+            progress.advance(task)
+        if any(o.loadable for o in outcomes):
+            progress.add_task("starting Spark", total=None)
+            _ = twin.spark
+            progress.add_task("loading the validated files", total=None)
+            result = twin.load()
+            outcomes = [o.after(result.rows_by_key) for o in outcomes]
     elapsed = time.monotonic() - started
 
-    rows = []
-    for key in keys:
-        if key in result.rows_by_key:
-            rows.append((key, "loaded", result.rows_by_key[key], ""))
-        elif key in result.refused:
-            rows.append((key, "refused", 0, result.refused[key]))
-        else:
-            rows.append((key, "not loaded", 0, "no new version of this file was found"))
-    _emit(("file", "outcome", "rows", "reason"), rows, fmt, title="Files")
+    columns: tuple[str, ...] = ("file", "outcome", "rows", "reason")
+    rows: list[tuple[Any, ...]] = [(o.file, o.outcome, o.rows, o.reason) for o in outcomes]
+    if fmt is not Format.TABLE:  # report pages are long paths: whole in CSV and JSON only
+        columns = (*columns, "report")
+        rows = [(*row, o.report) for row, o in zip(rows, outcomes, strict=True)]
+    _emit(columns, rows, fmt, title="Files")
+    for alert in (o.alert for o in outcomes if o.alert):
+        err.print("[bold red]alert for on-call[/]")
+        err.print(alert, highlight=False, markup=False)
     if fmt is Format.TABLE:
-        per_day = twin.rows_per_day(result.rows_by_key)
+        loaded = {o.loaded_key: o.rows for o in outcomes if o.loaded_key}
+        per_day = twin.rows_per_day(loaded)
         _emit(
             ("flight_date", "flights", "cancelled", "unknown airport"), per_day, fmt, "Rows per day"
         )
         summary = [
-            ("files", len(keys)),
-            ("files loaded", len(result.rows_by_key)),
-            ("rows loaded", result.rows),
+            ("files", len(inputs.daily)),
+            ("files loaded", len(loaded)),
+            ("files quarantined", sum(o.outcome == "quarantined" for o in outcomes)),
+            ("rows loaded", sum(loaded.values())),
             ("flights with an unknown airport", sum(r[3] for r in per_day)),
+            ("quality report", str(twin.reports.index)),
             ("time taken", f"{elapsed:.1f} s"),
         ]
         _emit(("measure", "value"), summary, fmt, title="Summary")
-    if any(outcome != "loaded" for _, outcome, _, _ in rows):
+    if not all(o.succeeded for o in outcomes):
         raise typer.Exit(1)
 
 
@@ -233,6 +307,33 @@ def query(
         err.print(f"[red]query failed:[/] {str(exc).strip()}")
         raise typer.Exit(1) from exc
     _emit(columns, rows, fmt)
+
+
+@app.command()
+def report(
+    open_site: Annotated[
+        bool, typer.Option("--open", help="Open the report site in a web browser.")
+    ] = False,
+    fmt: FormatOption = Format.TABLE,
+) -> None:
+    """Show where the data-quality report is, and the latest validation of every file."""
+    reports = _twin().reports
+    if not reports.index.exists():
+        err.print("no validations yet: `flightpipe ingest` validates every file it uploads")
+        raise typer.Exit(1)
+    location = f"quality report: {reports.index}"
+    (out if fmt is Format.TABLE else err).print(location, highlight=False)
+    latest = reports.latest()
+    columns: tuple[str, ...] = ("file", "outcome", "failed expectations", "validated at")
+    rows: list[tuple[Any, ...]] = [
+        (s.file, s.outcome, "; ".join(s.failed), s.validated_at) for s in latest
+    ]
+    if fmt is not Format.TABLE:  # report pages are long paths: whole in CSV and JSON only
+        columns = (*columns, "page")
+        rows = [(*row, s.report) for row, s in zip(rows, latest, strict=True)]
+    _emit(columns, rows, fmt)
+    if open_site and not webbrowser.open(reports.index.as_uri()):
+        err.print("[yellow]no web browser found here; open the path above in one[/]")
 
 
 @app.command()

@@ -40,5 +40,6 @@ def configure_logging(json_lines: bool, verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("pipeline").setLevel(logging.INFO if verbose else logging.WARNING)
-    # py4j logs every gateway connection at INFO.
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    # py4j logs every gateway connection at INFO; GX announces temporary folders at INFO.
+    for chatty in ("py4j", "great_expectations"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -33,8 +33,18 @@ class StorageSettings(_Frozen):
 
     bucket_prefix: str = "flightpipe"
     raw_prefix: str = "raw/"
+    """Where uploads land; every object created here is validated before anything loads it."""
+    validated_prefix: str = "validated/"
+    """Normalized copies of files that passed the gate: the only input of the load."""
+    quarantine_prefix: str = "quarantine/"
+    """Files the gate refused, each with its validation result beside it."""
     dimension_key: str = "airport_codes.csv"
     staging_prefix: str = "staging/"
+
+    @property
+    def validated_dimension_key(self) -> str:
+        """The last valid dimension, in the dimension bucket: what the load joins with."""
+        return self.validated_prefix + self.dimension_key
 
 
 class WarehouseSettings(_Frozen):
@@ -115,6 +125,10 @@ class Settings(BaseSettings):
     @property
     def staging_bucket(self) -> str:
         return self.bucket("staging")
+
+    @property
+    def reports_bucket(self) -> str:
+        return self.bucket("reports")
 
 
 # Per-environment defaults: the differences between environments are visible values here.

@@ -71,6 +71,8 @@ class Verdict:
     sha256: str = ""
     rows: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    validation: Any = field(default=None, compare=False, repr=False)
+    """The GX suite validation result, for the report; None when the file was unreadable."""
 
     @property
     def reason(self) -> str:
@@ -230,7 +232,14 @@ def _first_short_row(text: str, width: int) -> int | None:
 
 
 def check_name(name: str, today: dt.date) -> dt.date:
-    """The date a daily file name carries; UnreadableFileError if none, or in the future."""
+    """The date a daily file name carries; UnreadableFileError if none, or in the future.
+
+    ``name`` is the object key below the upload prefix: daily files sit directly under it.
+    """
+    if "/" in name:
+        raise UnreadableFileError(
+            "dated file name", f"{name!r}: daily files go directly under the upload prefix"
+        )
     try:
         day = flight_date_of(name)
     except NotADailyFileError as exc:
@@ -270,15 +279,16 @@ def _context() -> Any:
     # The gate runs unattended; GX's progress bars would only litter its logs.
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas("gate")
-    source.add_dataframe_asset("daily_file").add_batch_definition_whole_dataframe("whole")
+    source.add_dataframe_asset("upload").add_batch_definition_whole_dataframe("whole")
     return context
 
 
-def _findings(suite: Any, frame: Any) -> list[Finding]:
+def _validate(suite: Any, frame: Any) -> tuple[list[Finding], Any]:
+    """Run the suite on the frame: the broken rules, and GX's result for the report."""
     import great_expectations as gx
 
     context = _context()
-    batch = context.data_sources.get("gate").get_asset("daily_file").get_batch_definition("whole")
+    batch = context.data_sources.get("gate").get_asset("upload").get_batch_definition("whole")
     suite = context.suites.add_or_update(suite)
     definition = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=f"{suite.name}-check", data=batch, suite=suite)
@@ -304,12 +314,13 @@ def _findings(suite: Any, frame: Any) -> list[Finding]:
                 blocking=config.severity == BLOCKING,
             )
         )
-    return findings
+    return findings, result
 
 
 def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value it holds, so messages read `5000`, not np.int64."""
-    return value.item() if hasattr(value, "item") else value
+    """A value as a person wrote it: `5000`, not np.int64(5000) or the numeric twin's 5000.0."""
+    value = value.item() if hasattr(value, "item") else value
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _verdict(
@@ -326,7 +337,7 @@ def _verdict(
     except UnreadableFileError as exc:
         return Verdict(name, Outcome.QUARANTINED, (exc.finding,), sha256=digest)
     frame = _frame(parsed, contract)
-    findings = _findings(suite(), frame)
+    findings, validation = _validate(suite(), frame)
     if any(f.blocking for f in findings):
         outcome = Outcome.QUARANTINED
     elif findings:
@@ -341,6 +352,7 @@ def _verdict(
         digest,
         rows=len(parsed.frame),
         details={"quirks": list(parsed.quirks)},
+        validation=validation,
     )
 
 

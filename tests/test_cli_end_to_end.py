@@ -56,6 +56,7 @@ def test_sample_then_ingest_loads_what_an_independent_count_expects(
     assert ingested.returncode == 0, ingested.stderr
     files = json.loads(ingested.stdout)
     assert [(f["file"], f["outcome"]) for f in files] == [
+        ("airport_codes.csv", "in use"),
         ("raw/2024-01-01.csv", "loaded"),
         ("raw/2024-01-02.csv", "loaded"),
         ("raw/2024-01-03.csv", "loaded"),
@@ -63,14 +64,15 @@ def test_sample_then_ingest_loads_what_an_independent_count_expects(
     warehouse = PostgresWarehouse(LocalServices(settings).warehouse_url)
     daily = sorted(data.glob("????-??-??.csv"))
     assert warehouse_days(warehouse) == expected_days(daily)
-    assert sum(f["rows"] for f in files) == sum(t.flights for t in expected_days(daily).values())
+    flights = sum(f["rows"] for f in files if f["file"].startswith("raw/"))
+    assert flights == sum(t.flights for t in expected_days(daily).values())
     _, rows = warehouse.query(
         "SELECT count(*) FROM flight_processed WHERE origin_city IS NULL OR dest_city IS NULL"
     )
     assert rows[0][0] == unknown_airport_flights(data) > 0
 
 
-def test_ingest_reports_a_refused_file_and_exits_1_while_good_files_load(
+def test_ingest_quarantines_a_misnamed_file_and_exits_1_while_good_files_load(
     settings: Settings, tmp_path: Path
 ) -> None:
     data = tmp_path / "mixed"
@@ -86,10 +88,12 @@ def test_ingest_reports_a_refused_file_and_exits_1_while_good_files_load(
 
     assert ingested.returncode == 1
     assert "raw/flights-final.csv" in ingested.stdout
-    assert "refused" in ingested.stdout
+    assert "quarantined" in ingested.stdout
     assert "YYYY-MM-DD.csv" in ingested.stdout
     assert "Rows per day" in ingested.stdout
     assert "flights with an unknown airport" in ingested.stdout
+    assert "alert for on-call" in ingested.stderr
+    assert "Quarantined s3://" in ingested.stderr
     status = flightpipe(settings, "status", "--format", "json")
     assert status.returncode == 0, status.stderr
     measures = {m["measure"]: m["value"] for m in json.loads(status.stdout)}
@@ -105,10 +109,13 @@ def test_a_file_missing_a_column_is_named_without_a_traceback(
     day = data / "2024-01-01.csv"
     day.write_text("\n".join(line.rsplit(",", 1)[0] for line in day.read_text().splitlines()))
 
-    ingested = flightpipe(settings, "ingest", str(data))
+    ingested = flightpipe(settings, "ingest", str(data), "--format", "json")
 
     assert ingested.returncode == 1
-    assert "lacks required column(s) ['ArrDelay']" in ingested.stderr
+    outcomes = {f["file"]: f for f in json.loads(ingested.stdout)}
+    assert outcomes["raw/2024-01-01.csv"]["outcome"] == "quarantined"
+    assert "missing ['ArrDelay']" in outcomes["raw/2024-01-01.csv"]["reason"]
+    assert "missing ['ArrDelay']" in ingested.stderr  # the alert
     assert "Traceback" not in ingested.stderr
 
 

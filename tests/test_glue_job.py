@@ -68,7 +68,7 @@ def install_awsglue(
             frames = [
                 spark.read.csv(str(p), header=True).withColumn(
                     options["format_options"]["attachFilename"],
-                    F.lit(f"s3://{RAW_BUCKET}/raw/{p.name}"),
+                    F.lit(f"s3://{RAW_BUCKET}/validated/{p.name}"),
                 )
                 for p in new
             ]
@@ -160,7 +160,7 @@ def glue_job(
     argv = [
         "flight_etl.py",
         *("--JOB_NAME", "flightpipe-dev-flight-etl", "--JOB_RUN_ID", "jr_1"),
-        *("--raw_uri", f"s3://{RAW_BUCKET}/raw/"),
+        *("--validated_uri", f"s3://{RAW_BUCKET}/validated/"),
         *("--dimension_uri", str(tmp_path / "airport_codes.csv")),
         *("--staging_uri", staging.as_uri()),
         *("--redshift_workgroup", "flightpipe-dev", "--redshift_database", "flightpipe"),
@@ -171,7 +171,7 @@ def glue_job(
 
 def upload(aws: Any, local: Path, name: str, text: str) -> str:
     (local / name).write_text(text)
-    response = aws.put_object(Bucket=RAW_BUCKET, Key=f"raw/{name}", Body=text.encode())
+    response = aws.put_object(Bucket=RAW_BUCKET, Key=f"validated/{name}", Body=text.encode())
     return str(response["VersionId"])
 
 
@@ -180,15 +180,15 @@ def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
 ) -> None:
     glue, data_api, argv, local = glue_job
     version = upload(aws, local, "2024-01-01.csv", DAY_1)
-    data_api.rows_by_key = {"raw/2024-01-01.csv": 2}
+    data_api.rows_by_key = {"validated/2024-01-01.csv": 2}
 
     result = flight_etl.main(argv)
 
     ((_, options),) = [c for c in glue.calls if c[0] == "from_options"]
-    assert options["transformation_ctx"] == "raw_flights"
-    assert options["connection_options"]["paths"] == [f"s3://{RAW_BUCKET}/raw/"]
+    assert options["transformation_ctx"] == "validated_flights"
+    assert options["connection_options"]["paths"] == [f"s3://{RAW_BUCKET}/validated/"]
     assert [name for name, _ in glue.calls] == ["job.init", "from_options", "job.commit"]
-    assert result.rows_by_key == {"raw/2024-01-01.csv": 2}
+    assert result.rows_by_key == {"validated/2024-01-01.csv": 2}
 
     (batch,) = data_api.batches
     delete, copy, audit = batch
@@ -205,7 +205,7 @@ def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
     assert by_carrier["DL"]["dest_name"] == "LAX"
     assert by_carrier["AA"]["dest_city"] is None
     assert by_carrier["AA"]["dep_delay"] is None
-    assert {r["source_file"] for r in rows} == {f"s3://{RAW_BUCKET}/raw/2024-01-01.csv"}
+    assert {r["source_file"] for r in rows} == {f"s3://{RAW_BUCKET}/validated/2024-01-01.csv"}
 
 
 def test_glue_bookmark_means_the_next_run_reads_only_the_new_file(

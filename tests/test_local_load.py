@@ -40,17 +40,17 @@ def test_runs_load_only_new_files_and_nothing_when_nothing_is_new(
     twin: LocalTwin, sample: SampleFiles
 ) -> None:
     day1, day2, day3 = sample.daily
-    twin.upload_dimension(sample.dimension)
-    twin.upload_daily(day1)
+    twin.submit_dimension(sample.dimension)
+    twin.submit_daily(day1)
     first = twin.load()
     assert dict(first.rows_by_key) == {
-        "raw/2024-01-01.csv": expected_days([day1])["2024-01-01"].flights
+        "validated/2024-01-01.csv": expected_days([day1])["2024-01-01"].flights
     }
 
-    twin.upload_daily(day2)
-    twin.upload_daily(day3)
+    twin.submit_daily(day2)
+    twin.submit_daily(day3)
     second = twin.load()
-    assert sorted(second.rows_by_key) == ["raw/2024-01-02.csv", "raw/2024-01-03.csv"]
+    assert sorted(second.rows_by_key) == ["validated/2024-01-02.csv", "validated/2024-01-03.csv"]
     assert warehouse_days(twin.warehouse) == expected_days(sample.daily)
 
     third = twin.load()
@@ -62,9 +62,9 @@ def test_runs_load_only_new_files_and_nothing_when_nothing_is_new(
 def test_a_corrected_file_replaces_exactly_its_day(
     twin: LocalTwin, sample: SampleFiles, tmp_path: Path
 ) -> None:
-    twin.upload_dimension(sample.dimension)
+    twin.submit_dimension(sample.dimension)
     for path in sample.daily:
-        twin.upload_daily(path)
+        twin.submit_daily(path)
     twin.load()
     _, before = twin.warehouse.query(
         "SELECT flight_date::text, min(loaded_at) FROM flight_processed GROUP BY 1"
@@ -74,10 +74,10 @@ def test_a_corrected_file_replaces_exactly_its_day(
     correction.parent.mkdir()
     lines = sample.daily[1].read_text().splitlines()
     correction.write_text("\n".join(lines[:101]) + "\n")  # header + the first 100 flights
-    twin.upload_daily(correction)
+    twin.submit_daily(correction)
     result = twin.load()
 
-    assert dict(result.rows_by_key) == {"raw/2024-01-02.csv": 100}
+    assert dict(result.rows_by_key) == {"validated/2024-01-02.csv": 100}
     expected = expected_days([sample.daily[0], correction, sample.daily[2]])
     assert warehouse_days(twin.warehouse) == expected
     _, after = twin.warehouse.query(
@@ -85,38 +85,23 @@ def test_a_corrected_file_replaces_exactly_its_day(
     )
     changed = {day for day, at in after if (day, at) not in before}
     assert changed == {"2024-01-02"}
-    versions = [row for row in audit_rows(twin.warehouse) if row[0] == "raw/2024-01-02.csv"]
+    versions = [row for row in audit_rows(twin.warehouse) if row[0] == "validated/2024-01-02.csv"]
     assert len(versions) == 2
     assert versions[0][1] != versions[1][1]
 
 
-def test_objects_that_are_not_daily_files_are_refused_with_a_reason(
+def test_an_unreadable_validated_copy_fails_the_run_and_leaves_the_previous_day(
     twin: LocalTwin, sample: SampleFiles
 ) -> None:
-    twin.upload_dimension(sample.dimension)
-    twin.upload_daily(sample.daily[0])
-    raw = twin.settings.raw_bucket
-    twin.s3.put_object(Bucket=raw, Key="raw/notes.txt", Body=b"hello")
-    twin.s3.put_object(Bucket=raw, Key="raw/2024/2024-01-05.csv", Body=b"x")
-
-    result = twin.load()
-
-    assert list(result.rows_by_key) == ["raw/2024-01-01.csv"]
-    assert "YYYY-MM-DD.csv" in result.refused["raw/notes.txt"]
-    assert "sub-folders" in result.refused["raw/2024/2024-01-05.csv"]
-
-
-def test_a_failed_run_leaves_the_previous_version_of_the_day(
-    twin: LocalTwin, sample: SampleFiles, tmp_path: Path
-) -> None:
-    twin.upload_dimension(sample.dimension)
-    twin.upload_daily(sample.daily[0])
+    twin.submit_dimension(sample.dimension)
+    twin.submit_daily(sample.daily[0])
     twin.load()
-    broken = tmp_path / "2024-01-01.csv"
-    broken.write_text(
-        "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,12892,late,1\n"
+    # Only the gate writes validated copies; a damaged one must still never half-load.
+    twin.s3.put_object(
+        Bucket=twin.settings.raw_bucket,
+        Key="validated/2024-01-01.csv",
+        Body=b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,12892,late,1\n",
     )
-    twin.upload_daily(broken)
 
     with pytest.raises(Exception, match="MALFORMED_RECORD"):
         twin.load()
@@ -128,8 +113,8 @@ def test_a_failed_run_leaves_the_previous_version_of_the_day(
 def test_a_run_refuses_while_another_holds_the_load_lock(
     twin: LocalTwin, sample: SampleFiles
 ) -> None:
-    twin.upload_dimension(sample.dimension)
-    twin.upload_daily(sample.daily[0])
+    twin.submit_dimension(sample.dimension)
+    twin.submit_daily(sample.daily[0])
     with twin.warehouse.exclusive_run(), pytest.raises(LoadInProgressError, match="retry"):
         twin.load()
     assert twin.load().rows_by_key  # the lock is released afterwards
@@ -169,12 +154,12 @@ def big_sample(data_dir: Path) -> SampleFiles:
 def test_a_run_killed_at_any_point_then_rerun_leaves_exactly_the_latest_files(
     twin: LocalTwin, big_sample: SampleFiles, phase: str
 ) -> None:
-    twin.upload_dimension(big_sample.dimension)
-    twin.upload_daily(big_sample.daily[0])
+    twin.submit_dimension(big_sample.dimension)
+    twin.submit_daily(big_sample.daily[0])
     twin.load()  # day 1 is already loaded; the killed run replaces it and adds days 2-3
-    twin.upload_daily(big_sample.daily[0])
-    twin.upload_daily(big_sample.daily[1])
-    twin.upload_daily(big_sample.daily[2])
+    twin.submit_daily(big_sample.daily[0])
+    twin.submit_daily(big_sample.daily[1])
+    twin.submit_daily(big_sample.daily[2])
     before = warehouse_days(twin.warehouse)
 
     process = start_load(twin.settings)
@@ -190,15 +175,18 @@ def test_a_run_killed_at_any_point_then_rerun_leaves_exactly_the_latest_files(
     twin.load()
     assert warehouse_days(twin.warehouse) == expected_days(big_sample.daily)
     keys = [row[0] for row in audit_rows(twin.warehouse)]
-    assert sorted(keys) == ["raw/2024-01-01.csv"] * 2 + ["raw/2024-01-02.csv", "raw/2024-01-03.csv"]
+    assert sorted(keys) == ["validated/2024-01-01.csv"] * 2 + [
+        "validated/2024-01-02.csv",
+        "validated/2024-01-03.csv",
+    ]
 
 
 def test_two_runs_at_once_load_everything_exactly_once(
     twin: LocalTwin, sample: SampleFiles
 ) -> None:
-    twin.upload_dimension(sample.dimension)
+    twin.submit_dimension(sample.dimension)
     for path in sample.daily:
-        twin.upload_daily(path)
+        twin.submit_daily(path)
 
     processes = [start_load(twin.settings) for _ in range(2)]
     outcomes = []
@@ -217,9 +205,9 @@ def test_two_runs_at_once_load_everything_exactly_once(
 def test_a_copy_that_dies_midway_cancels_the_spark_write_and_changes_nothing(
     twin: LocalTwin, big_sample: SampleFiles
 ) -> None:
-    twin.upload_dimension(big_sample.dimension)
+    twin.submit_dimension(big_sample.dimension)
     for path in big_sample.daily:
-        twin.upload_daily(path)
+        twin.submit_daily(path)
 
     def kill_the_copy() -> None:
         # The warehouse connection is lost while rows stream in.

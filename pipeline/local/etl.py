@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.flight_etl import LoadResult, NewFlights, run
-from pipeline.contract import NotADailyFileError, flight_date_of
+from pipeline.contract import flight_date_of
 from pipeline.local.objects import CachedObject, download, latest_versions
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.settings import Settings
@@ -31,21 +31,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def refusal_reason(key: str, raw_prefix: str) -> str | None:
-    """Why an object under the raw prefix is not a daily file, or None if it is one."""
-    name = key.removeprefix(raw_prefix)
-    if "/" in name:
-        return f"{key}: daily files go directly under {raw_prefix!r}, not in sub-folders"
-    try:
-        flight_date_of(name)
-    except NotADailyFileError as exc:
-        return str(exc)
-    return None
-
-
 @dataclass
 class LocalFlightSource:
-    """New daily-file versions in the local raw bucket, downloaded to the cache for Spark."""
+    """New validated daily-file versions, downloaded to the cache for Spark.
+
+    Only the gate writes under the validated prefix, so every object there is a daily file.
+    """
 
     spark: SparkSession
     s3: Any
@@ -56,23 +47,15 @@ class LocalFlightSource:
     def new_flights(self) -> NewFlights:
         from jobs.flights import FileOrigin, read_daily_files, spark_path, with_file_origin
 
-        prefix = self.settings.storage.raw_prefix
+        prefix = self.settings.storage.validated_prefix
         loaded = self.warehouse.loaded_versions()
-        candidates = [
+        fresh = [
             v
             for v in latest_versions(self.s3, self.settings.raw_bucket, prefix)
             if (v.key, v.version) not in loaded
         ]
-        refused = {}
-        fresh = []
-        for version in candidates:
-            reason = refusal_reason(version.key, prefix)
-            if reason is None:
-                fresh.append(version)
-            else:
-                refused[version.key] = reason
         if not fresh:
-            return NewFlights(None, [], refused)
+            return NewFlights(None, [])
         # Daily files are small and many after a backfill: fetch them concurrently.
         with ThreadPoolExecutor(max_workers=8) as pool:
             cached: list[CachedObject] = list(
@@ -93,7 +76,7 @@ class LocalFlightSource:
             for c, f in zip(cached, files, strict=True)
         ]
         flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
-        return NewFlights(with_file_origin(flights, origins), files, refused)
+        return NewFlights(with_file_origin(flights, origins), files)
 
 
 @dataclass
@@ -106,11 +89,11 @@ class LocalAirportSource:
     def airports(self) -> DataFrame:
         from jobs.flights import read_airports
 
-        bucket, key = self.settings.dimension_bucket, self.settings.storage.dimension_key
+        bucket, key = self.settings.dimension_bucket, self.settings.storage.validated_dimension_key
         versions = [v for v in latest_versions(self.s3, bucket, key) if v.key == key]
         if not versions:
             raise FileNotFoundError(
-                f"no airport dimension at s3://{bucket}/{key}: upload it with "
+                f"no valid airport dimension at s3://{bucket}/{key}: upload one with "
                 "`flightpipe ingest --dim airport_codes.csv ...`"
             )
         cached = download(self.s3, versions[0], self.cache_root)

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.flight_etl import LoadResult
+from jobs.validation import Upload, Validated, validate_upload
 from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED
 from pipeline.local.etl import run_local_etl
 from pipeline.local.objects import ensure_buckets, s3_client
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings
+from quality.reports import QualityReports
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -88,21 +90,53 @@ class LocalTwin:
         return s3_client(self.settings, self.services.s3_endpoint)
 
     @cached_property
+    def reports(self) -> QualityReports:
+        """The quality report site, under the state folder."""
+        # Mirrors the reports bucket of AWS, as the object cache mirrors the other buckets.
+        return QualityReports(
+            self.settings.local.state_dir / "reports" / self.settings.reports_bucket
+        )
+
+    @cached_property
     def spark(self) -> SparkSession:
         from pipeline.local.spark import local_spark
 
         return local_spark(self.settings.spark)
 
-    def upload_dimension(self, path: Path) -> str:
-        key = self.settings.storage.dimension_key
-        self.s3.upload_file(str(path), self.settings.dimension_bucket, key)
-        return key
+    def upload_dimension(self, path: Path) -> Upload:
+        """Upload an airport dimension to where new dimensions land (not yet in use)."""
+        return self._upload(
+            path, self.settings.dimension_bucket, self.settings.storage.dimension_key
+        )
 
-    def upload_daily(self, path: Path) -> str:
-        """Upload one daily file under the raw prefix, keeping its name; returns the key."""
-        key = self.settings.storage.raw_prefix + path.name
-        self.s3.upload_file(str(path), self.settings.raw_bucket, key)
-        return key
+    def upload_daily(self, path: Path) -> Upload:
+        """Upload one daily file under the raw prefix, keeping its name (not yet loadable)."""
+        return self._upload(
+            path, self.settings.raw_bucket, self.settings.storage.raw_prefix + path.name
+        )
+
+    def _upload(self, path: Path, bucket: str, key: str) -> Upload:
+        with open(path, "rb") as body:
+            response = self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+        return Upload(bucket, key, response["VersionId"])
+
+    def validate(self, upload: Upload, today: dt.date | None = None) -> Validated:
+        """Run the validation job on one upload: promote it, or quarantine it."""
+        return validate_upload(
+            self.s3,
+            self.settings,
+            upload,
+            today or dt.datetime.now(dt.UTC).date(),
+            self.reports,
+        )
+
+    def submit_dimension(self, path: Path) -> Validated:
+        """Upload and validate a dimension: it is in use from the next load if it passed."""
+        return self.validate(self.upload_dimension(path))
+
+    def submit_daily(self, path: Path) -> Validated:
+        """Upload and validate a daily file: the next load picks it up if it passed."""
+        return self.validate(self.upload_daily(path))
 
     def load(self) -> LoadResult:
         """Run the ETL job once over whatever is new in the raw bucket."""

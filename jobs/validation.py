@@ -1,0 +1,263 @@
+"""The validation job: one uploaded object in, promoted or quarantined out.
+
+The gate (``quality.gate``) decides; this module moves the bytes. A daily file that may load is
+promoted to the validated prefix as its normalized copy, where the bookmarked ETL job reads it;
+a quarantined one moves to the quarantine prefix with its validation result beside it, and
+never reaches the load. The airport dimension goes the same way, so a broken dimension never
+replaces the last good one.
+
+It speaks plain S3 through boto3, so the same code runs as a Glue job on AWS (``main``) and
+in the local twin against its S3 endpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pipeline.contract import AIRPORTS, header_names
+from pipeline.settings import Settings, load_settings
+from quality.gate import Outcome, Verdict, check_daily_file, check_dimension
+from quality.reports import result_document
+
+log = logging.getLogger(__name__)
+
+# Metadata on a promoted copy: which upload it came from, to order versions of one day.
+SOURCE_VERSION = "source-version"
+SOURCE_MODIFIED = "source-last-modified"
+SOURCE_SHA256 = "source-sha256"
+
+
+class Action(StrEnum):
+    PROMOTED = "promoted"
+    """Copied, normalized, to the validated location: the next load picks it up."""
+    SUPERSEDED = "superseded"
+    """Valid, but a newer upload of the same file is already promoted: nothing changes."""
+    QUARANTINED = "quarantined"
+    """Moved to quarantine with its validation result; nothing of it loads."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One version of an uploaded object."""
+
+    bucket: str
+    key: str
+    version: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What the validation job did with one upload, and where to look."""
+
+    upload: Upload
+    verdict: Verdict
+    action: Action
+    destination: str
+    """The promoted copy's URI, or the quarantined copy's (its result sits beside it)."""
+    report: str | None = None
+    """Where the validation's page in the quality report is, when reports are recorded."""
+
+    def alert(self) -> str | None:
+        """The on-call alert for a quarantined upload: file, broken rules, observed, report."""
+        if self.action is not Action.QUARANTINED:
+            return None
+        lines = [
+            f"Quarantined {self.upload.uri} (version {self.upload.version}): nothing of it "
+            "was loaded.",
+            *(
+                f"- {f.rule}: {f.observed}"
+                for f in sorted(self.verdict.findings, key=lambda f: not f.blocking)
+                if f.blocking
+            ),
+            f"The file and its validation result: {self.destination}",
+        ]
+        if self.report:
+            lines.append(f"Quality report: {self.report}")
+        lines.append("Fix the file and upload it again under the same name to load it.")
+        return "\n".join(lines)
+
+
+class ReportRecorder(Protocol):
+    def record(self, uri: str, version: str, verdict: Verdict) -> str:
+        """Store the validation result in the quality report; returns its page's location."""
+        ...
+
+
+class NoDimensionError(RuntimeError):
+    """Daily files cannot be validated before a valid airport dimension exists."""
+
+
+def known_airports(s3: Any, settings: Settings) -> list[int]:
+    """The airport ids of the last valid dimension (its promoted, normalized copy)."""
+    bucket, key = settings.dimension_bucket, settings.storage.validated_dimension_key
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)
+    except s3.exceptions.NoSuchKey as exc:
+        raise NoDimensionError(
+            f"no valid airport dimension at s3://{bucket}/{key}: "
+            f"upload {settings.storage.dimension_key} first"
+        ) from exc
+    lines = body["Body"].read().decode("utf-8").splitlines()
+    position = header_names(lines[0]).index(AIRPORTS.columns[0].source)
+    return [int(line.split(",")[position]) for line in lines[1:] if line]
+
+
+def validate_upload(
+    s3: Any,
+    settings: Settings,
+    upload: Upload,
+    today: dt.date,
+    reports: ReportRecorder | None = None,
+) -> Validated:
+    """Validate one uploaded version, then promote or quarantine it.
+
+    Re-running it for the same version is harmless: a promotion of the same source version is
+    idempotent, and a version already quarantined has left the upload location.
+    """
+    response = s3.get_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version)
+    data = response["Body"].read()
+    modified: dt.datetime = response["LastModified"]
+    storage = settings.storage
+    if (upload.bucket, upload.key) == (settings.dimension_bucket, storage.dimension_key):
+        verdict = check_dimension(upload.name, data)
+        promoted_key = storage.validated_dimension_key
+    else:
+        known = known_airports(s3, settings)
+        name = upload.key.removeprefix(storage.raw_prefix)  # a sub-folder stays in the name
+        verdict = check_daily_file(name, data, known, settings.quality, today)
+        promoted_key = storage.validated_prefix + upload.name
+    report = reports.record(upload.uri, upload.version, verdict) if reports else None
+    if verdict.outcome is Outcome.QUARANTINED:
+        destination = _quarantine(
+            s3, storage.quarantine_prefix, upload, data, verdict, report=report
+        )
+        action = Action.QUARANTINED
+    else:
+        destination = f"s3://{upload.bucket}/{promoted_key}"
+        promoted = _promote(s3, promoted_key, upload, modified, verdict)
+        action = Action.PROMOTED if promoted else Action.SUPERSEDED
+    log.info(
+        "validated %s version=%s outcome=%s action=%s rows=%d",
+        upload.uri,
+        upload.version,
+        verdict.outcome,
+        action,
+        verdict.rows,
+        extra={"upload": upload.uri, "outcome": str(verdict.outcome), "action": str(action)},
+    )
+    return Validated(upload, verdict, action, destination, report)
+
+
+def _promote(s3: Any, key: str, upload: Upload, modified: dt.datetime, verdict: Verdict) -> bool:
+    """Write the normalized copy, unless a newer upload of the file exists or is promoted.
+
+    An upload that is no longer the latest version of its key has a successor that gets its
+    own validation, so a slow validation of an older upload never overwrites a newer one; the
+    promoted copy's metadata guards the rest of the race. Promoting the same version twice
+    writes nothing the second time.
+    """
+    assert verdict.normalized is not None
+    if _head(s3, upload.bucket, upload.key).get("VersionId") != upload.version:
+        return False
+    stamp = modified.astimezone(dt.UTC).isoformat()
+    current = _head(s3, upload.bucket, key).get("Metadata", {})
+    if current.get(SOURCE_VERSION) == upload.version or current.get(SOURCE_MODIFIED, "") > stamp:
+        return False
+    s3.put_object(
+        Bucket=upload.bucket,
+        Key=key,
+        Body=verdict.normalized,
+        ContentType="text/csv; charset=utf-8",
+        Metadata={
+            SOURCE_VERSION: upload.version,
+            SOURCE_MODIFIED: stamp,
+            SOURCE_SHA256: verdict.sha256,
+            "outcome": str(verdict.outcome),
+        },
+    )
+    return True
+
+
+def _head(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    """The object's HEAD response, or an empty dict when there is no such object."""
+    try:
+        return dict(s3.head_object(Bucket=bucket, Key=key))
+    except s3.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey"):
+            return {}
+        raise
+
+
+def _quarantine(
+    s3: Any, prefix: str, upload: Upload, data: bytes, verdict: Verdict, *, report: str | None
+) -> str:
+    """Move the upload's bytes to quarantine, its validation result beside them."""
+    key = prefix + upload.name
+    s3.put_object(
+        Bucket=upload.bucket,
+        Key=key,
+        Body=data,
+        Metadata={SOURCE_VERSION: upload.version, SOURCE_SHA256: verdict.sha256},
+    )
+    s3.put_object(
+        Bucket=upload.bucket,
+        Key=key + ".validation.json",
+        Body=json.dumps(
+            result_document(upload.uri, upload.version, verdict, report), indent=2
+        ).encode(),
+        ContentType="application/json",
+    )
+    # Removing this version (not adding a delete marker) leaves any newer upload in place.
+    s3.delete_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version)
+    return f"s3://{upload.bucket}/{key}"
+
+
+# --- AWS Glue binding ------------------------------------------------------------------------
+
+GLUE_ARGUMENTS = ("JOB_NAME", "env", "account", "bucket", "key", "version_id")
+
+
+def main(argv: Sequence[str]) -> Validated:
+    """The Glue entrypoint: validate the object the run names; a quarantined file fails the run.
+
+    Failing the run is how the state machine learns the outcome (``startJobRun.sync`` ends in
+    a task failure); the alert text is the error message.
+    """
+    import boto3
+    from awsglue.utils import getResolvedOptions
+
+    from pipeline.logs import configure_logging
+
+    configure_logging(json_lines=True, verbose=True)
+    args = getResolvedOptions(list(argv), list(GLUE_ARGUMENTS))
+    settings = load_settings(args["env"], account=args["account"])
+    upload = Upload(args["bucket"], args["key"], args["version_id"])
+    s3 = boto3.client("s3")
+    validated = validate_upload(s3, settings, upload, dt.datetime.now(dt.UTC).date())
+    alert = validated.alert()
+    if alert is not None:
+        raise QuarantinedError(alert)
+    return validated
+
+
+class QuarantinedError(RuntimeError):
+    """The upload was quarantined; the message is the on-call alert."""
+
+
+if __name__ == "__main__":
+    main(sys.argv)

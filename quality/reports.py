@@ -1,0 +1,135 @@
+"""The data-quality report: GX Data Docs over every validation, and a summary per file version.
+
+Everything lives under one root folder (locally the state folder's ``reports/``):
+
+- ``uncommitted/validations/`` and ``uncommitted/data_docs/local_site/``: the GX validation
+  results store and the Data Docs site built from it, one page per validated file version and
+  an index across runs;
+- ``summaries/<file>@<version>.json``: the validation result as a plain document (the same one
+  kept beside a quarantined file), for files GX never saw too, such as unreadable ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from quality.gate import Verdict
+
+SITE = "local_site"
+
+
+def result_document(uri: str, version: str, verdict: Verdict, report: str | None) -> dict[str, Any]:
+    """A validation result as JSON: beside a quarantined file, in the summaries, in the CLI."""
+    return {
+        "file": uri,
+        "version": version,
+        "outcome": str(verdict.outcome),
+        "rows": verdict.rows,
+        "sha256": verdict.sha256,
+        "findings": [
+            {"rule": f.rule, "observed": f.observed, "blocking": f.blocking}
+            for f in verdict.findings
+        ],
+        "normalized": verdict.details.get("quirks", []),
+        "report": report,
+    }
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One validated file version, as ``flightpipe report`` lists it."""
+
+    file: str
+    version: str
+    outcome: str
+    validated_at: str
+    failed: tuple[str, ...]
+    report: str | None
+
+
+class QualityReports:
+    """The report under ``root``: record validations, build pages, list the latest ones."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def index(self) -> Path:
+        """The Data Docs site's index page."""
+        return self.root / "uncommitted" / "data_docs" / SITE / "index.html"
+
+    @cached_property
+    def _context(self) -> Any:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            FilesystemStoreBackendDefaults,
+        )
+
+        config = DataContextConfig(
+            store_backend_defaults=FilesystemStoreBackendDefaults(root_directory=str(self.root)),
+            analytics_enabled=False,
+        )
+        return gx.get_context(mode="ephemeral", project_config=config)
+
+    def record(self, uri: str, version: str, verdict: Verdict) -> str:
+        """Store one file version's validation and build its page; returns where to look.
+
+        That is the Data Docs page when GX validated the file, else the summary document
+        (an unreadable file has findings but no GX result).
+        """
+        now = dt.datetime.now(dt.UTC)
+        run_name = f"{uri.rsplit('/', 1)[-1]}@{version}"
+        report = self._store(verdict, run_name, now) if verdict.validation is not None else None
+        summary = self.root / "summaries" / f"{run_name}.json"
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        document = result_document(uri, version, verdict, report or summary.as_uri())
+        document["validated_at"] = now.isoformat()
+        summary.write_text(json.dumps(document, indent=2))
+        return report or summary.as_uri()
+
+    def _store(self, verdict: Verdict, run_name: str, run_time: dt.datetime) -> str:
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        result = verdict.validation
+        run_id = RunIdentifier(run_name=run_name, run_time=run_time)
+        # The page's "Run Name" comes from the result itself, the breadcrumb from the key.
+        result.meta["run_id"] = run_id
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=result.suite_name),
+            run_id=run_id,
+            batch_identifier="upload",
+        )
+        self._context.validation_results_store.set(key, result)
+        self._context.build_data_docs(resource_identifiers=[key])
+        page: str = self._context.get_docs_sites_urls(resource_identifier=key)[0]["site_url"]
+        return page
+
+    def latest(self) -> list[Summary]:
+        """The latest validation of every file, by file name."""
+        latest: dict[str, dict[str, Any]] = {}
+        for path in (self.root / "summaries").glob("*.json"):
+            document = json.loads(path.read_text())
+            current = latest.get(document["file"])
+            if current is None or document["validated_at"] > current["validated_at"]:
+                latest[document["file"]] = document
+        return [
+            Summary(
+                file=d["file"],
+                version=d["version"],
+                outcome=d["outcome"],
+                validated_at=d["validated_at"],
+                failed=tuple(f["rule"] for f in d["findings"] if f["blocking"]),
+                report=d["report"],
+            )
+            for _, d in sorted(latest.items())
+        ]

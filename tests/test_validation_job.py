@@ -1,0 +1,241 @@
+"""The validation job against the twin's real S3: promotion, quarantine, dimension, ordering.
+
+The gate's decisions are covered by the bad-input catalog; these tests cover what the job does
+with them: which bytes end up where, with what beside them, and what the load can see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from jobs import validation
+from jobs.validation import Action, NoDimensionError, QuarantinedError, Upload
+from pipeline.local.twin import LocalTwin
+from pipeline.settings import Settings, load_settings
+from quality.gate import Outcome
+
+TODAY = dt.date(2026, 11, 26)
+HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay"
+GOOD = f"{HEADER}\nDL,10397,12892,5,-3\nAA,12892,10397,,\n"
+AIRPORTS = "airport_id,city,state,name\n10397,Atlanta,GA,ATL\n12892,Los Angeles,CA,LAX\n"
+
+
+@pytest.fixture
+def twin(settings: Settings) -> LocalTwin:
+    running = LocalTwin(settings)
+    running.start()
+    return running
+
+
+def put(twin: LocalTwin, key: str, text: str | bytes, bucket: str | None = None) -> Upload:
+    bucket = bucket or twin.settings.raw_bucket
+    body = text.encode() if isinstance(text, str) else text
+    response = twin.s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return Upload(bucket, key, response["VersionId"])
+
+
+def dimension(twin: LocalTwin, text: str = AIRPORTS) -> Upload:
+    return put(twin, twin.settings.storage.dimension_key, text, twin.settings.dimension_bucket)
+
+
+def read(twin: LocalTwin, key: str, bucket: str | None = None) -> tuple[str, dict[str, str]]:
+    response = twin.s3.get_object(Bucket=bucket or twin.settings.raw_bucket, Key=key)
+    return response["Body"].read().decode(), response["Metadata"]
+
+
+def keys(twin: LocalTwin, prefix: str) -> list[str]:
+    listed = twin.s3.list_objects_v2(Bucket=twin.settings.raw_bucket, Prefix=prefix)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def test_a_passing_file_is_promoted_as_its_normalized_copy(twin: LocalTwin) -> None:
+    twin.validate(dimension(twin), TODAY)
+    messy = (
+        "\ufeffarrdelay,CARRIER,OriginAirportID,DestAirportID,DepDelay\r\n-3,DL,10397,12892,5\r\n"
+    )
+    upload = put(twin, "raw/2024-01-05.csv", messy)
+
+    validated = twin.validate(upload, TODAY)
+
+    assert validated.action is Action.PROMOTED
+    assert validated.destination == f"s3://{twin.settings.raw_bucket}/validated/2024-01-05.csv"
+    text, metadata = read(twin, "validated/2024-01-05.csv")
+    assert text == f"{HEADER}\nDL,10397,12892,5,-3\n"
+    assert metadata["source-version"] == upload.version
+    assert metadata["source-sha256"] == validated.verdict.sha256
+    assert keys(twin, "raw/") == ["raw/2024-01-05.csv"]  # the upload itself stays
+    assert validated.alert() is None
+
+
+def test_a_failing_file_moves_to_quarantine_with_its_result_and_an_alert(
+    twin: LocalTwin,
+) -> None:
+    twin.validate(dimension(twin), TODAY)
+    bad = f"{HEADER}\nDL,10397,12892,late,1\nxyz,10397,12892,1,1\n"
+    upload = put(twin, "raw/2024-01-06.csv", bad)
+
+    validated = twin.validate(upload, TODAY)
+
+    assert validated.action is Action.QUARANTINED
+    assert keys(twin, "validated/") == []
+    assert keys(twin, "raw/") == []  # moved: this version left the upload location
+    assert read(twin, "quarantine/2024-01-06.csv")[0] == bad
+    result = json.loads(read(twin, "quarantine/2024-01-06.csv.validation.json")[0])
+    assert result["outcome"] == "quarantined"
+    assert result["version"] == upload.version
+    rules = " ".join(f["rule"] + " " + f["observed"] for f in result["findings"])
+    assert "'carrier'" in rules
+    assert "'xyz'" in rules
+    assert "'dep_delay'" in rules
+    assert "'late'" in rules
+    alert = validated.alert()
+    assert alert is not None
+    assert upload.uri in alert
+    assert upload.version in alert
+    assert "['late']" in alert
+    assert "['xyz']" in alert
+    assert validated.report is not None
+    assert validated.report in alert
+    assert "quarantine/2024-01-06.csv" in alert
+
+
+def test_unreadable_and_misnamed_uploads_are_quarantined_with_a_reason(twin: LocalTwin) -> None:
+    twin.validate(dimension(twin), TODAY)
+    cases = {
+        "raw/notes.txt": ("hello", "YYYY-MM-DD.csv"),
+        "raw/2024/2024-01-05.csv": (GOOD, "directly under the upload prefix"),
+        "raw/2024-01-07.csv": (b"\x1f\x8b\x08\x00gzip", "gzip"),
+    }
+    for key, (content, reason) in cases.items():
+        validated = twin.validate(put(twin, key, content), TODAY)
+        assert validated.action is Action.QUARANTINED, key
+        assert reason in validated.verdict.reason
+        assert validated.alert() is not None
+    assert keys(twin, "validated/") == []
+
+
+def test_an_older_upload_validated_late_never_replaces_a_newer_one(twin: LocalTwin) -> None:
+    twin.validate(dimension(twin), TODAY)
+    older = put(twin, "raw/2024-01-05.csv", GOOD)
+    newer = put(twin, "raw/2024-01-05.csv", f"{HEADER}\nUA,12892,10397,1,2\n")
+
+    assert twin.validate(newer, TODAY).action is Action.PROMOTED
+    assert twin.validate(older, TODAY).action is Action.SUPERSEDED
+    assert twin.validate(newer, TODAY).action is Action.SUPERSEDED  # a repeat writes nothing
+
+    text, metadata = read(twin, "validated/2024-01-05.csv")
+    assert "UA,12892,10397,1,2" in text
+    assert metadata["source-version"] == newer.version
+    versions = twin.s3.list_object_versions(
+        Bucket=twin.settings.raw_bucket, Prefix="validated/2024-01-05.csv"
+    )["Versions"]
+    assert len(versions) == 1
+
+
+def test_daily_files_wait_for_a_valid_dimension(twin: LocalTwin) -> None:
+    upload = put(twin, "raw/2024-01-05.csv", GOOD)
+
+    with pytest.raises(NoDimensionError, match=r"upload airport_codes\.csv first"):
+        twin.validate(upload, TODAY)
+
+    assert keys(twin, "raw/") == ["raw/2024-01-05.csv"]  # still there, to validate later
+
+
+def test_a_broken_dimension_is_refused_and_the_last_good_one_stays_in_use(
+    twin: LocalTwin,
+) -> None:
+    twin.validate(dimension(twin), TODAY)
+    broken = "airport_id,city,state,name\n10397,Atlanta,GA,ATL\n10397,Again,GA,ATL2\n"
+
+    refused = twin.validate(dimension(twin, broken), TODAY)
+
+    assert refused.action is Action.QUARANTINED
+    assert "expect_column_values_to_be_unique" in refused.verdict.reason
+    bucket = twin.settings.dimension_bucket
+    in_use, _ = read(twin, twin.settings.storage.validated_dimension_key, bucket)
+    assert in_use == AIRPORTS
+    # Daily files are still checked against the last good dimension.
+    assert twin.validate(put(twin, "raw/2024-01-05.csv", GOOD), TODAY).action is Action.PROMOTED
+
+
+def test_a_new_dimension_applies_to_validations_from_then_on(twin: LocalTwin) -> None:
+    twin.validate(dimension(twin), TODAY)
+    unknown = f"{HEADER}\nDL,10397,55555,5,-3\n"
+    first = twin.validate(put(twin, "raw/2024-01-05.csv", unknown), TODAY)
+    assert first.verdict.outcome is Outcome.QUARANTINED  # every flight has an unknown end
+
+    twin.validate(dimension(twin, AIRPORTS + "55555,Boise,ID,BOI\n"), TODAY)
+    second = twin.validate(put(twin, "raw/2024-01-05.csv", unknown), TODAY)
+
+    assert second.action is Action.PROMOTED
+
+
+# --- the Glue entrypoint ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, Any]]:
+    """moto in-process as AWS, and a stand-in for ``awsglue.utils`` (not installable here)."""
+
+    def get_resolved_options(argv: list[str], names: list[str]) -> dict[str, str]:
+        pairs = dict(zip(argv[1::2], argv[2::2], strict=False))
+        return {name: pairs[f"--{name}"] for name in names}
+
+    monkeypatch.setitem(sys.modules, "awsglue", types.ModuleType("awsglue"))
+    monkeypatch.setitem(
+        sys.modules,
+        "awsglue.utils",
+        types.SimpleNamespace(getResolvedOptions=get_resolved_options),
+    )
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    settings = load_settings("dev", account="111111111111")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        for bucket in (settings.raw_bucket, settings.dimension_bucket):
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        yield settings, s3
+
+
+def glue_argv(settings: Settings, upload: Upload) -> list[str]:
+    return [
+        "validate.py",
+        *("--JOB_NAME", "flightpipe-dev-validate", "--env", "dev", "--account", settings.account),
+        *("--bucket", upload.bucket, "--key", upload.key, "--version_id", upload.version),
+    ]
+
+
+def test_glue_validation_run_promotes_and_fails_the_run_on_quarantine(
+    glue_settings: tuple[Settings, Any],
+) -> None:
+    settings, s3 = glue_settings
+
+    def upload(bucket: str, key: str, text: str) -> Upload:
+        response = s3.put_object(Bucket=bucket, Key=key, Body=text.encode())
+        return Upload(bucket, key, response["VersionId"])
+
+    dim = upload(settings.dimension_bucket, "airport_codes.csv", AIRPORTS)
+    assert validation.main(glue_argv(settings, dim)).action is Action.PROMOTED
+    good = upload(settings.raw_bucket, "raw/2024-01-05.csv", GOOD)
+    assert validation.main(glue_argv(settings, good)).action is Action.PROMOTED
+
+    bad = upload(settings.raw_bucket, "raw/2024-01-06.csv", f"{HEADER}\nDL,0,12892,1,1\n")
+    with pytest.raises(QuarantinedError, match=r"Quarantined s3://.*/raw/2024-01-06.csv"):
+        validation.main(glue_argv(settings, bad))
+
+    listed = s3.list_objects_v2(Bucket=settings.raw_bucket)["Contents"]
+    assert sorted(o["Key"] for o in listed) == [
+        "quarantine/2024-01-06.csv",
+        "quarantine/2024-01-06.csv.validation.json",
+        "raw/2024-01-05.csv",
+        "validated/2024-01-05.csv",
+    ]
