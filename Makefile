@@ -10,7 +10,7 @@ SAMPLE := .flightpipe/sample
 SAMPLE_DAYS ?= 7
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup system python run test lint format bench down clean
+.PHONY: setup system browser python run test lint format bench down clean
 
 setup: system python
 
@@ -22,6 +22,11 @@ system:
 		{ $(SUDO) apt-get update -qq && \
 		  $(SUDO) apt-get install -y -qq postgresql postgresql-client; }
 
+# Headless Chromium, for the test that renders the quality report as a browser does.
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq chromium; }
+
 # Python packages, exactly as locked in uv.lock.
 python:
 	@$(UV) --version 2>/dev/null | grep -q "$(UV_VERSION)" || \
@@ -32,7 +37,7 @@ run: setup
 	$(UV) run flightpipe sample --days $(SAMPLE_DAYS) --out $(SAMPLE)
 	$(UV) run flightpipe ingest $(SAMPLE)
 
-test: setup
+test: setup browser
 	$(UV) run pytest
 
 lint: setup

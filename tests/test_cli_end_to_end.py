@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -150,3 +151,44 @@ def test_a_malformed_file_is_named_with_the_broken_rule_and_nothing_loads(
     assert "Traceback" not in ingested.stderr
     warehouse = PostgresWarehouse(LocalServices(settings).warehouse_url)
     assert warehouse.query("SELECT count(*) FROM flight_processed")[1] == [(0,)]
+
+
+def test_the_bad_input_catalog_in_one_batch_loads_exactly_the_loadable_files(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from quality.gate import Outcome
+    from tests.test_quality_catalog import CATALOG, KNOWN
+
+    data = tmp_path / "catalog"
+    data.mkdir()
+    (data / "airport_codes.csv").write_text(
+        "airport_id,city,state,name\n" + "".join(f"{a},City {a},ST,Airport {a}\n" for a in KNOWN)
+    )
+    expected: dict[str, str] = {}
+    for number, case in enumerate(CATALOG):
+        # Cases about the name keep theirs; the others each get a day of their own.
+        name = case.name
+        if name == "2024-01-01.csv":
+            name = f"{dt.date(2024, 2, 1) + dt.timedelta(days=number)}.csv"
+        (data / name).write_bytes(case.data)
+        expected[f"raw/{name}"] = {
+            Outcome.PASSED: "loaded",
+            Outcome.WARNINGS: "loaded with warnings",
+            Outcome.QUARANTINED: "quarantined",
+        }[case.outcome]
+
+    ingested = flightpipe(settings, "ingest", str(data), "--format", "json")
+
+    assert ingested.returncode == 1, ingested.stderr
+    assert "Traceback" not in ingested.stderr
+    outcomes = {f["file"]: f for f in json.loads(ingested.stdout) if f["file"].startswith("raw/")}
+    assert {key: o["outcome"] for key, o in outcomes.items()} == expected
+    quarantined = [key for key, outcome in expected.items() if outcome == "quarantined"]
+    assert ingested.stderr.count("alert for on-call") == len(quarantined)
+    warehouse = PostgresWarehouse(LocalServices(settings).warehouse_url)
+    _, rows = warehouse.query(
+        "SELECT split_part(source_file, '/', 5), count(*) FROM flight_processed GROUP BY 1"
+    )
+    loaded = {f"raw/{name}": count for name, count in rows}
+    assert loaded == {key: o["rows"] for key, o in outcomes.items() if o["rows"]}
+    assert set(loaded) == {key for key, outcome in expected.items() if outcome != "quarantined"}
