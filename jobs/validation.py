@@ -16,15 +16,17 @@ import datetime as dt
 import json
 import logging
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.contract import AIRPORTS, header_names
 from pipeline.settings import Settings, load_settings
 from quality.gate import Outcome, Verdict, check_daily_file, check_dimension
-from quality.reports import result_document
+from quality.reports import published, result_document
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +231,9 @@ def _quarantine(
 
 # --- AWS Glue binding ------------------------------------------------------------------------
 
+REPORTS_PREFIX = "quality/"
+"""Where the report site lives in the reports bucket (served privately, never public)."""
+
 GLUE_ARGUMENTS = ("JOB_NAME", "env", "account", "bucket", "key", "version_id")
 
 
@@ -248,7 +253,12 @@ def main(argv: Sequence[str]) -> Validated:
     settings = load_settings(args["env"], account=args["account"])
     upload = Upload(args["bucket"], args["key"], args["version_id"])
     s3 = boto3.client("s3")
-    validated = validate_upload(s3, settings, upload, dt.datetime.now(dt.UTC).date())
+    today = dt.datetime.now(dt.UTC).date()
+    with (
+        tempfile.TemporaryDirectory() as workspace,
+        published(s3, settings.reports_bucket, REPORTS_PREFIX, Path(workspace)) as reports,
+    ):
+        validated = validate_upload(s3, settings, upload, today, reports)
     alert = validated.alert()
     if alert is not None:
         raise QuarantinedError(alert)

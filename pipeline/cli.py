@@ -1,6 +1,6 @@
 """The ``flightpipe`` command.
 
-Exit status: 0 when everything asked for succeeded, 1 when a file was refused or a step failed,
+Exit status: 0 when everything asked for succeeded, 1 when a file was quarantined or a step failed,
 2 for a usage error. Results go to stdout; progress and logs go to stderr.
 """
 

@@ -8,6 +8,7 @@ import sys
 from typing import Final
 
 _STANDARD: Final = set(vars(logging.makeLogRecord({})))
+_CHATTY: Final = ("py4j", "great_expectations")
 
 
 class JsonLines(logging.Formatter):
@@ -40,6 +41,8 @@ def configure_logging(json_lines: bool, verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("pipeline").setLevel(logging.INFO if verbose else logging.WARNING)
-    # py4j logs every gateway connection at INFO; GX announces temporary folders at INFO.
-    for chatty in ("py4j", "great_expectations"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    # py4j logs every gateway connection at INFO, and GX forces INFO on some of its loggers
+    # (temporary folders): a filter on the handler holds whatever levels they set themselves.
+    handler.addFilter(
+        lambda record: record.levelno >= logging.WARNING or not record.name.startswith(_CHATTY)
+    )

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import mimetypes
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -53,10 +56,21 @@ class Summary:
 
 
 class QualityReports:
-    """The report under ``root``: record validations, build pages, list the latest ones."""
+    """The report under ``root``: record validations, build pages, list the latest ones.
 
-    def __init__(self, root: Path) -> None:
+    ``published_at`` is where ``root`` is served from, when that is elsewhere (the reports
+    bucket on AWS); locations handed out then point there instead of at local files.
+    """
+
+    def __init__(self, root: Path, published_at: str | None = None) -> None:
         self.root = root
+        self.published_at = published_at
+
+    def _location(self, path_or_url: Path | str) -> str:
+        url = path_or_url.as_uri() if isinstance(path_or_url, Path) else path_or_url
+        if self.published_at is None:
+            return url
+        return url.replace(self.root.as_uri(), self.published_at.rstrip("/"), 1)
 
     @property
     def index(self) -> Path:
@@ -88,10 +102,11 @@ class QualityReports:
         report = self._store(verdict, run_name, now) if verdict.validation is not None else None
         summary = self.root / "summaries" / f"{run_name}.json"
         summary.parent.mkdir(parents=True, exist_ok=True)
-        document = result_document(uri, version, verdict, report or summary.as_uri())
+        where = report or self._location(summary)
+        document = result_document(uri, version, verdict, where)
         document["validated_at"] = now.isoformat()
         summary.write_text(json.dumps(document, indent=2))
-        return report or summary.as_uri()
+        return where
 
     def _store(self, verdict: Verdict, run_name: str, run_time: dt.datetime) -> str:
         from great_expectations.core.run_identifier import RunIdentifier
@@ -112,7 +127,7 @@ class QualityReports:
         self._context.validation_results_store.set(key, result)
         self._context.build_data_docs(resource_identifiers=[key])
         page: str = self._context.get_docs_sites_urls(resource_identifier=key)[0]["site_url"]
-        return page
+        return self._location(page)
 
     def latest(self) -> list[Summary]:
         """The latest validation of every file, by file name."""
@@ -133,3 +148,33 @@ class QualityReports:
             )
             for _, d in sorted(latest.items())
         ]
+
+
+# Read back before a validation: the results and summaries, and the result pages, which the
+# index lists (it links the pages it finds, not the results). Fonts and styles are not needed.
+_STORED = ("uncommitted/validations/", f"uncommitted/data_docs/{SITE}/validations/", "summaries/")
+
+
+@contextmanager
+def published(s3: Any, bucket: str, prefix: str, workspace: Path) -> Iterator[QualityReports]:
+    """A report that lives in a bucket, worked on in ``workspace`` (on AWS, a job's disk).
+
+    The stored results, pages and summaries are fetched first, so the rebuilt index lists
+    every run;
+    every file the block writes or changes is uploaded back when it ends. Two validations
+    finishing at once can each upload an index missing the other's run; the next validation
+    rebuilds it whole.
+    """
+    for stored in _STORED:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + stored)
+        for item in (i for page in pages for i in page.get("Contents", [])):
+            target = workspace / item["Key"].removeprefix(prefix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, item["Key"], str(target))
+    before = {p: p.stat().st_mtime_ns for p in workspace.rglob("*") if p.is_file()}
+    yield QualityReports(workspace, published_at=f"s3://{bucket}/{prefix}")
+    for path in sorted(p for p in workspace.rglob("*") if p.is_file()):
+        if before.get(path) != path.stat().st_mtime_ns:
+            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            key = prefix + path.relative_to(workspace).as_posix()
+            s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": kind})

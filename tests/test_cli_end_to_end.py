@@ -135,7 +135,7 @@ def test_usage_errors_exit_2(settings: Settings) -> None:
     assert flightpipe(settings, "no-such-command").returncode == 2
 
 
-def test_a_malformed_file_is_named_with_the_broken_rule_and_nothing_loads(
+def test_a_malformed_file_is_quarantined_naming_the_rule_and_nothing_loads(
     settings: Settings, tmp_path: Path
 ) -> None:
     data = tmp_path / "bad"
@@ -146,11 +146,38 @@ def test_a_malformed_file_is_named_with_the_broken_rule_and_nothing_loads(
     ingested = flightpipe(settings, "ingest", str(data))
 
     assert ingested.returncode == 1
-    assert "2024-01-01.csv: a row does not fit the daily-file contract" in ingested.stderr
-    assert "Malformed records" in ingested.stderr
+    assert "Quarantined s3://" in ingested.stderr
+    assert "'dep_delay'" in ingested.stderr
+    assert "['late']" in ingested.stderr
     assert "Traceback" not in ingested.stderr
+    assert " INFO " not in ingested.stderr  # logs stay quiet without -v
     warehouse = PostgresWarehouse(LocalServices(settings).warehouse_url)
     assert warehouse.query("SELECT count(*) FROM flight_processed")[1] == [(0,)]
+
+
+def test_a_damaged_validated_copy_is_named_with_the_broken_rule(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from pipeline.local.twin import LocalTwin
+
+    twin = LocalTwin(settings)
+    twin.start()
+    # Only the gate writes there; should a copy ever be damaged, the load still says what broke.
+    twin.s3.put_object(
+        Bucket=settings.raw_bucket,
+        Key="validated/2024-01-01.csv",
+        Body=b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,12892,late,4\n",
+    )
+    dimension = tmp_path / "airport_codes.csv"
+    dimension.write_text("airport_id,city,state,name\n10397,Atlanta,GA,ATL\n")
+    twin.submit_dimension(dimension)
+
+    loaded = flightpipe(settings, "load")
+
+    assert loaded.returncode == 1
+    assert "2024-01-01.csv: a row does not fit the daily-file contract" in loaded.stderr
+    assert "Malformed records" in loaded.stderr
+    assert "Traceback" not in loaded.stderr
 
 
 def test_the_bad_input_catalog_in_one_batch_loads_exactly_the_loadable_files(

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import sys
 import types
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -200,6 +201,7 @@ def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, A
     settings = load_settings("dev", account="111111111111")
     with mock_aws():
         s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=settings.reports_bucket)
         for bucket in (settings.raw_bucket, settings.dimension_bucket):
             s3.create_bucket(Bucket=bucket)
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -229,8 +231,21 @@ def test_glue_validation_run_promotes_and_fails_the_run_on_quarantine(
     assert validation.main(glue_argv(settings, good)).action is Action.PROMOTED
 
     bad = upload(settings.raw_bucket, "raw/2024-01-06.csv", f"{HEADER}\nDL,0,12892,1,1\n")
-    with pytest.raises(QuarantinedError, match=r"Quarantined s3://.*/raw/2024-01-06.csv"):
+    with pytest.raises(QuarantinedError, match=r"Quarantined s3://.*/raw/2024-01-06.csv") as alert:
         validation.main(glue_argv(settings, bad))
+
+    # The report lives in the reports bucket; each run's index lists the earlier runs too.
+    site = f"s3://{settings.reports_bucket}/quality/uncommitted/data_docs/local_site/"
+    assert f"Quality report: {site}validations/daily_flights/2024-01-06.csv%40" in str(alert.value)
+    index = s3.get_object(
+        Bucket=settings.reports_bucket, Key="quality/uncommitted/data_docs/local_site/index.html"
+    )
+    assert index["ContentType"] == "text/html"
+    html = index["Body"].read().decode()
+    for run in (f"2024-01-05.csv@{good.version}", f"2024-01-06.csv@{bad.version}"):
+        assert urllib.parse.quote(run) in html
+    summaries = s3.list_objects_v2(Bucket=settings.reports_bucket, Prefix="quality/summaries/")
+    assert len(summaries["Contents"]) == 3  # the dimension and both daily files
 
     listed = s3.list_objects_v2(Bucket=settings.raw_bucket)["Contents"]
     assert sorted(o["Key"] for o in listed) == [
