@@ -235,10 +235,12 @@ def ingest(
         for path in inputs.daily:
             upload = twin.upload_daily(path)
             try:
-                outcomes.append(FileOutcome.of(twin.validate(upload)))
+                outcomes.append(FileOutcome.of(twin.validate(upload, build_report=False)))
             except NoDimensionError as exc:
                 outcomes.append(FileOutcome(upload.key, "not validated", reason=str(exc)))
             progress.advance(task)
+        progress.add_task("building the quality report", total=None)
+        twin.reports.build()
         if any(o.loadable for o in outcomes):
             progress.add_task("starting Spark", total=None)
             _ = twin.spark

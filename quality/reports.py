@@ -65,6 +65,7 @@ class QualityReports:
     def __init__(self, root: Path, published_at: str | None = None) -> None:
         self.root = root
         self.published_at = published_at
+        self._unbuilt: list[Any] = []
 
     def _location(self, path_or_url: Path | str) -> str:
         url = path_or_url.as_uri() if isinstance(path_or_url, Path) else path_or_url
@@ -92,7 +93,7 @@ class QualityReports:
         return gx.get_context(mode="ephemeral", project_config=config)
 
     def record(self, uri: str, version: str, verdict: Verdict) -> str:
-        """Store one file version's validation and build its page; returns where to look.
+        """Store one file version's validation; returns where to look once ``build`` ran.
 
         That is the Data Docs page when GX validated the file, else the summary document
         (an unreadable file has findings but no GX result).
@@ -125,9 +126,18 @@ class QualityReports:
             batch_identifier="upload",
         )
         self._context.validation_results_store.set(key, result)
-        self._context.build_data_docs(resource_identifiers=[key])
+        self._unbuilt.append(key)
         page: str = self._context.get_docs_sites_urls(resource_identifier=key)[0]["site_url"]
         return self._location(page)
+
+    def build(self) -> None:
+        """Render the pages of the validations recorded since the last build, and the index.
+
+        Once per batch, not per file: the index is rebuilt from every stored result.
+        """
+        if self._unbuilt:
+            self._context.build_data_docs(resource_identifiers=self._unbuilt)
+            self._unbuilt = []
 
     def latest(self) -> list[Summary]:
         """The latest validation of every file, by file name."""
@@ -172,7 +182,9 @@ def published(s3: Any, bucket: str, prefix: str, workspace: Path) -> Iterator[Qu
             target.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, item["Key"], str(target))
     before = {p: p.stat().st_mtime_ns for p in workspace.rglob("*") if p.is_file()}
-    yield QualityReports(workspace, published_at=f"s3://{bucket}/{prefix}")
+    reports = QualityReports(workspace, published_at=f"s3://{bucket}/{prefix}")
+    yield reports
+    reports.build()
     for path in sorted(p for p in workspace.rglob("*") if p.is_file()):
         if before.get(path) != path.stat().st_mtime_ns:
             kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

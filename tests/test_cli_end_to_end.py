@@ -101,6 +101,15 @@ def test_ingest_quarantines_a_misnamed_file_and_exits_1_while_good_files_load(
     assert measures["files loaded"] == 1
     assert measures["rows"] > 0
 
+    report = flightpipe(settings, "report", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    assert "quality report: " in report.stderr
+    latest = {r["file"].rsplit("/", 1)[-1]: r for r in json.loads(report.stdout)}
+    assert latest["flights-final.csv"]["outcome"] == "quarantined"
+    assert "dated file name" in latest["flights-final.csv"]["failed expectations"]
+    assert latest["2024-01-01.csv"]["outcome"] == "passed"
+    assert latest["2024-01-01.csv"]["page"].endswith(".html")
+
 
 def test_a_file_missing_a_column_is_named_without_a_traceback(
     settings: Settings, tmp_path: Path

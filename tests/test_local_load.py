@@ -90,6 +90,22 @@ def test_a_corrected_file_replaces_exactly_its_day(
     assert versions[0][1] != versions[1][1]
 
 
+def test_a_file_waiting_for_validation_is_never_loaded_by_another_files_run(
+    twin: LocalTwin, sample: SampleFiles
+) -> None:
+    day1, day2, _ = sample.daily
+    twin.submit_dimension(sample.dimension)
+    twin.submit_daily(day1)
+    waiting = twin.upload_daily(day2)  # uploaded, its validation not run yet
+
+    first = twin.load()
+
+    assert list(first.rows_by_key) == ["validated/2024-01-01.csv"]
+    twin.validate(waiting)
+    assert list(twin.load().rows_by_key) == ["validated/2024-01-02.csv"]
+    assert warehouse_days(twin.warehouse) == expected_days([day1, day2])
+
+
 def test_an_unreadable_validated_copy_fails_the_run_and_leaves_the_previous_day(
     twin: LocalTwin, sample: SampleFiles
 ) -> None:

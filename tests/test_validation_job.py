@@ -109,6 +109,17 @@ def test_a_failing_file_moves_to_quarantine_with_its_result_and_an_alert(
     assert "quarantine/2024-01-06.csv" in alert
 
 
+def test_a_fixed_file_uploaded_again_after_quarantine_is_promoted(twin: LocalTwin) -> None:
+    twin.validate(dimension(twin), TODAY)
+    bad = put(twin, "raw/2024-01-06.csv", f"{HEADER}\nDL,10397,12892,late,1\n")
+    assert twin.validate(bad, TODAY).action is Action.QUARANTINED
+
+    fixed = twin.validate(put(twin, "raw/2024-01-06.csv", GOOD), TODAY)
+
+    assert fixed.action is Action.PROMOTED
+    assert read(twin, "validated/2024-01-06.csv")[0] == GOOD
+
+
 def test_unreadable_and_misnamed_uploads_are_quarantined_with_a_reason(twin: LocalTwin) -> None:
     twin.validate(dimension(twin), TODAY)
     cases = {

@@ -120,15 +120,24 @@ class LocalTwin:
             response = self.s3.put_object(Bucket=bucket, Key=key, Body=body)
         return Upload(bucket, key, response["VersionId"])
 
-    def validate(self, upload: Upload, today: dt.date | None = None) -> Validated:
-        """Run the validation job on one upload: promote it, or quarantine it."""
-        return validate_upload(
+    def validate(
+        self, upload: Upload, today: dt.date | None = None, build_report: bool = True
+    ) -> Validated:
+        """Run the validation job on one upload: promote it, or quarantine it.
+
+        Validating a batch, pass ``build_report=False`` and call ``reports.build()`` once at
+        the end: building the report's index reads every stored result.
+        """
+        validated = validate_upload(
             self.s3,
             self.settings,
             upload,
             today or dt.datetime.now(dt.UTC).date(),
             self.reports,
         )
+        if build_report:
+            self.reports.build()
+        return validated
 
     def submit_dimension(self, path: Path) -> Validated:
         """Upload and validate a dimension: it is in use from the next load if it passed."""

@@ -11,8 +11,9 @@ What is measured, one run each on this machine, against the bench's own local tw
 6. a ~5M-row backfill in one run: seconds, rows/s and the peak summed RSS of this process, all
    its descendants (the Spark JVM, moto) and the PostgreSQL server processes, sampled every
    100 ms (targets: >= 250,000 rows/s end to end, peak < 4 GB);
-7. the quality gate on one 1M-row daily file (seconds, peak memory) beside the load of that
-   same file (target: validation costs no more than the load it protects).
+7. the validation step (gate, promotion, report page) on one 1M-row daily file (seconds, peak
+   memory) beside the load of that same file (target: validation costs no more than the load
+   it protects).
 
 Beside each load, a reference computed in the same run: a straightforward single-process load
 of the same CSV files into the same PostgreSQL (DuckDB joins the airport dimension and writes a
@@ -27,9 +28,7 @@ The table goes to stdout, progress to stderr. Generated data is kept in
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import datetime as dt
 import json
 import logging
 import os
@@ -47,6 +46,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
+from jobs.validation import Action
 from pipeline.contract import (
     AIRPORTS,
     DAILY_FLIGHTS,
@@ -60,7 +60,6 @@ from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleFiles, SampleSpec, write_sample
 from pipeline.settings import REPO_ROOT, Settings, load_settings
 from pipeline.warehouse import LOAD_COLUMNS
-from quality.gate import Outcome, check_daily_file
 
 STATE_DIR = REPO_ROOT / ".flightpipe" / "bench"
 DATA_DIR = STATE_DIR / "data"
@@ -310,10 +309,12 @@ def scenario_twin(name: str) -> LocalTwin:
 
 
 def upload(twin: LocalTwin, dimension: Path, daily: Sequence[Path]) -> float:
+    """Upload and validate the files, as ``flightpipe ingest`` does before its load."""
     start = time.perf_counter()
-    twin.upload_dimension(dimension)
+    twin.submit_dimension(dimension)
     for path in daily:
-        twin.upload_daily(path)
+        twin.validate(twin.upload_daily(path), build_report=False)
+    twin.reports.build()
     return time.perf_counter() - start
 
 
@@ -350,8 +351,8 @@ def run_scenarios() -> list[Row]:
     _ = twin.spark
     rows.append(Row("start-up: SparkSession ready", flightpipe_s=time.perf_counter() - start))
     first = year.daily[:1]
-    twin.upload_dimension(year.dimension)
-    twin.upload_daily(first[0])
+    twin.submit_dimension(year.dimension)
+    twin.submit_daily(first[0])
     first_day = time_flightpipe_load(twin, year.rows_of(first), year.rows_of(first))
     rows.append(
         load_row(
@@ -365,7 +366,7 @@ def run_scenarios() -> list[Row]:
     twin = scenario_twin("backfill")
     rows.append(
         Row(
-            f"backfill {len(backfill)} days: upload",
+            f"backfill {len(backfill)} days: upload + validate",
             flightpipe_s=upload(twin, year.dimension, backfill),
         )
     )
@@ -377,7 +378,7 @@ def run_scenarios() -> list[Row]:
             time_reference_load(twin, year.dimension, backfill, total),
         )
     )
-    twin.upload_daily(new_day)
+    twin.submit_daily(new_day)
     total += year.rows[new_day.name]
     limit = NEW_DAY_FACTOR * first_day.seconds
     one_day = time_flightpipe_load(twin, year.rows[new_day.name], total)
@@ -435,21 +436,19 @@ def gate_rows(big: Sample) -> list[Row]:
             content = path.read_bytes()
             out_file.write(content if number == 0 else content.split(b"\n", 1)[1])
     rows = big.rows_of(sources)
-    with big.dimension.open(newline="") as handle:
-        known = [int(record["airport_id"]) for record in csv.DictReader(handle)]
 
     twin = scenario_twin("gate")
-    data = daily.read_bytes()
+    twin.submit_dimension(big.dimension)
+    upload = twin.upload_daily(daily)
     with PeakMemory(twin.services) as memory:
         start = time.perf_counter()
-        verdict = check_daily_file(daily.name, data, known, twin.settings.quality, dt.date.today())
+        validated = twin.validate(upload)
         gate_seconds = time.perf_counter() - start
-    if verdict.outcome is not Outcome.PASSED or verdict.rows != rows:
+    if validated.action is not Action.PROMOTED or validated.verdict.rows != rows:
         raise AssertionError(
-            f"the gate said {verdict.outcome} for {verdict.rows} rows: {verdict.reason}"
+            f"the gate said {validated.verdict.outcome} for {validated.verdict.rows} rows: "
+            f"{validated.verdict.reason}"
         )
-    twin.upload_dimension(big.dimension)
-    twin.upload_daily(daily)
     load = time_flightpipe_load(twin, rows, rows)
     return [
         dataclasses.replace(
