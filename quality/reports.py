@@ -127,7 +127,9 @@ class QualityReports:
         )
         self._context.validation_results_store.set(key, result)
         self._unbuilt.append(key)
-        page: str = self._context.get_docs_sites_urls(resource_identifier=key)[0]["site_url"]
+        page: str = self._context.get_docs_sites_urls(
+            resource_identifier=key, only_if_exists=False
+        )[0]["site_url"]
         return self._location(page)
 
     def build(self) -> None:

@@ -74,6 +74,7 @@ def test_the_report_renders_in_a_browser_with_the_file_and_its_failed_expectatio
     reports = QualityReports(tmp_path / "reports")
     validate(reports, "2024-01-05.csv", "v1", GOOD)
     page = validate(reports, "2024-01-06.csv", "v7", BAD)
+    reports.build()
 
     failed = dump_dom(page, tmp_path)
 
