@@ -231,9 +231,6 @@ def _quarantine(
 
 # --- AWS Glue binding ------------------------------------------------------------------------
 
-REPORTS_PREFIX = "quality/"
-"""Where the report site lives in the reports bucket (served privately, never public)."""
-
 GLUE_ARGUMENTS = ("JOB_NAME", "env", "account", "bucket", "key", "version_id")
 
 
@@ -256,7 +253,9 @@ def main(argv: Sequence[str]) -> Validated:
     today = dt.datetime.now(dt.UTC).date()
     with (
         tempfile.TemporaryDirectory() as workspace,
-        published(s3, settings.reports_bucket, REPORTS_PREFIX, Path(workspace)) as reports,
+        published(
+            s3, settings.reports_bucket, settings.storage.reports_prefix, Path(workspace)
+        ) as reports,
     ):
         validated = validate_upload(s3, settings, upload, today, reports)
     alert = validated.alert()

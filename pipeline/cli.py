@@ -356,6 +356,29 @@ def status(fmt: FormatOption = Format.TABLE) -> None:
     _emit(("measure", "value"), rows, fmt)
 
 
+class Machine(StrEnum):
+    MAIN = "main"
+    ROUTER = "router"
+
+
+@app.command()
+def definition(
+    env: Annotated[
+        Environment | None,
+        typer.Option("--env", help="Environment to render for (default: the global --env)."),
+    ] = None,
+    machine: Annotated[
+        Machine, typer.Option("--machine", help="The main state machine, or the event router.")
+    ] = Machine.MAIN,
+) -> None:
+    """Print a state machine's ASL (JSON), its ${Name} placeholders left for CDK to fill."""
+    from pipeline import workflow
+
+    settings = _state.settings if env is None else load_settings(env)
+    build = workflow.main_definition if machine is Machine.MAIN else workflow.router_definition
+    sys.stdout.write(workflow.render(build(settings)) + "\n")
+
+
 @app.command()
 def sample(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],

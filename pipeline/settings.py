@@ -6,6 +6,7 @@ settings; every other module receives a ``Settings`` (or the part of it that it 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -40,6 +41,8 @@ class StorageSettings(_Frozen):
     """Files the gate refused, each with its validation result beside it."""
     dimension_key: str = "airport_codes.csv"
     staging_prefix: str = "staging/"
+    reports_prefix: str = "quality/"
+    """Where the quality report site lives in the reports bucket (served privately)."""
 
     @property
     def validated_dimension_key(self) -> str:
@@ -93,6 +96,62 @@ class TimingSettings(_Frozen):
     lock_wait_seconds: float = 0.0
 
 
+class WorkflowSettings(_Frozen):
+    """The numbers of the state machines (``pipeline.workflow``): polls, timeouts, retries.
+
+    Whole seconds: Amazon States Language takes integers for waits, intervals and timeouts.
+    Retries back off exponentially up to a cap, with full jitter (each delay is drawn between
+    zero and the computed one), so retries of many runs spread out instead of colliding.
+    """
+
+    alert_topic_name: str = "flightpipe-alerts"
+    """The SNS topic for failure alerts and success messages."""
+    crawler_poll_seconds: int = Field(default=1, ge=1)
+    crawl_timeout_seconds: int = Field(default=120, ge=1)
+    """How long a started crawl may take before the run fails as stuck."""
+    job_timeout_seconds: int = Field(default=900, ge=1)
+    """How long the state machine waits for one Glue job run (validation or load)."""
+    api_timeout_seconds: int = Field(default=30, ge=1)
+    """How long one AWS API call of the state machine (start or get the crawler) may take."""
+
+    transient_retry_interval_seconds: int = Field(default=1, ge=1)
+    transient_retry_backoff_rate: float = Field(default=2.0, ge=1)
+    transient_retry_max_delay_seconds: int = Field(default=4, ge=1)
+    transient_retry_attempts: int = Field(default=3, ge=0)
+    """Retries of a throttled call, an AWS service error or an API timeout."""
+
+    busy_retry_interval_seconds: int = Field(default=1, ge=1)
+    busy_retry_backoff_rate: float = Field(default=1.5, ge=1)
+    busy_retry_max_delay_seconds: int = Field(default=3, ge=1)
+    """Backoff while a start is refused because another run is active (crawler, Glue job)."""
+    burst_uploads: int = Field(default=30, ge=1)
+    """Uploads arriving at once that the busy retries must absorb: the last run of a burst
+    waits for every other run's validation, crawl and load."""
+    typical_validation_seconds: int = Field(default=10, ge=1)
+    typical_crawl_seconds: int = Field(default=3, ge=1)
+    typical_load_seconds: int = Field(default=15, ge=1)
+    """Durations of one run of each, Glue start-up included: they size the busy retries."""
+
+    @property
+    def crawler_max_polls(self) -> int:
+        """Polls of a started crawl before the run fails: the timeout over the interval."""
+        return math.ceil(self.crawl_timeout_seconds / self.crawler_poll_seconds)
+
+    def busy_retry_attempts(self, run_seconds: int) -> int:
+        """Busy retries enough to wait out ``burst_uploads`` runs of ``run_seconds`` each.
+
+        Counted with the mean of each jittered delay (half the computed one).
+        """
+        budget = self.burst_uploads * run_seconds
+        delay = float(min(self.busy_retry_interval_seconds, self.busy_retry_max_delay_seconds))
+        waited, attempts = 0.0, 0
+        while waited < budget:
+            waited += delay / 2
+            attempts += 1
+            delay = min(delay * self.busy_retry_backoff_rate, self.busy_retry_max_delay_seconds)
+        return attempts
+
+
 class Settings(BaseSettings):
     """Everything configurable, for one environment."""
 
@@ -109,6 +168,7 @@ class Settings(BaseSettings):
     local: LocalSettings = LocalSettings()
     timing: TimingSettings = TimingSettings()
     quality: QualitySettings = QualitySettings()
+    workflow: WorkflowSettings = WorkflowSettings()
 
     def bucket(self, purpose: str) -> str:
         """The bucket for a purpose (``raw``, ``dim``, ``staging``) in this environment."""
@@ -131,20 +191,43 @@ class Settings(BaseSettings):
         return self.bucket("reports")
 
 
+# The state machines' numbers on AWS: Glue jobs and crawls take minutes, not seconds.
+_AWS_WORKFLOW: Final[dict[str, object]] = {
+    "crawler_poll_seconds": 15,
+    "crawl_timeout_seconds": 1800,
+    "job_timeout_seconds": 7200,
+    "api_timeout_seconds": 60,
+    "transient_retry_interval_seconds": 5,
+    "transient_retry_max_delay_seconds": 60,
+    "transient_retry_attempts": 5,
+    "busy_retry_interval_seconds": 15,
+    "busy_retry_max_delay_seconds": 120,
+    "typical_validation_seconds": 120,
+    "typical_crawl_seconds": 120,
+    "typical_load_seconds": 180,
+}
+
 # Per-environment defaults: the differences between environments are visible values here.
 _ENVIRONMENT_DEFAULTS: Final[dict[Environment, dict[str, object]]] = {
     Environment.LOCAL: {},
     Environment.DEV: {
         "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
         "warehouse": {"workgroup": "flightpipe-dev"},
+        "workflow": {**_AWS_WORKFLOW, "alert_topic_name": "flightpipe-alerts-dev"},
     },
     Environment.STAGING: {
         "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
         "warehouse": {"workgroup": "flightpipe-staging"},
+        "workflow": {**_AWS_WORKFLOW, "alert_topic_name": "flightpipe-alerts-staging"},
     },
     Environment.PROD: {
         "timing": {"poll_interval_seconds": 30.0, "lock_wait_seconds": 120.0},
         "warehouse": {"workgroup": "flightpipe-prod"},
+        "workflow": {
+            **_AWS_WORKFLOW,
+            "alert_topic_name": "flightpipe-alerts-prod",
+            "crawler_poll_seconds": 30,
+        },
     },
 }
 

@@ -1,0 +1,480 @@
+"""The state machines, built with the Step Functions Data Science SDK and rendered to ASL.
+
+The main state machine takes one uploaded object version (``{"bucket", "key",
+"version_id"}``) through validation, a crawl of the validated location and the bookmarked load,
+then publishes a success message. Any failure publishes an alert naming the file, the step, the
+error and its cause, and ends in a Fail state, so a failed run (a quarantined file included) is
+FAILED in Step Functions. The router, an Express state machine, turns an S3 "Object Created"
+event into one main run, named by a hash of bucket, key and version id: a duplicated event finds
+the name taken and ends there.
+
+One definition serves AWS and the local twin. Names and ARNs of resources created elsewhere are
+``${Name}`` placeholders (``PLACEHOLDERS``), filled by CDK's ``definition_substitutions`` on AWS
+and by ``substitute`` locally; numbers and values that settings decide (environment, account,
+locations, polls, timeouts, retries) are rendered from ``Settings``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Final
+
+from pipeline.settings import Settings, WorkflowSettings
+
+PLACEHOLDERS: Final[Mapping[str, str]] = {
+    "ValidationJobName": "the validation Glue job (jobs/validation.py)",
+    "EtlJobName": "the bookmarked load Glue job (jobs/flight_etl.py)",
+    "CrawlerName": "the Glue crawler over the validated daily files",
+    "AlertTopicArn": "the SNS topic for failure alerts and success messages",
+    "RedshiftCopyRoleArn": "the role Redshift assumes to COPY the staged rows",
+    "MainStateMachineArn": "the main state machine, started by the router",
+}
+"""Every placeholder a definition may hold, with what it names."""
+
+_PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
+
+# Error names. Optimized Glue integrations report throttling as Glue.AWSGlueException; the
+# aws-sdk integration names errors after the service, which moto 5.2.5 spells "glue", not
+# "Glue", so those retriers list both spellings.
+_GLUE_JOB_TRANSIENT: Final = (
+    "Glue.AWSGlueException",
+    "Glue.ThrottlingException",
+    "Glue.InternalServiceException",
+    "Glue.OperationTimeoutException",
+)
+_GLUE_JOB_BUSY: Final = ("Glue.ConcurrentRunsExceededException",)
+_GLUE_API_TRANSIENT: Final = (
+    *(
+        f"{service}.{error}"
+        for error in (
+            "ThrottlingException",
+            "InternalServiceException",
+            "OperationTimeoutException",
+        )
+        for service in ("Glue", "glue")
+    ),
+    "States.Timeout",
+)
+_CRAWLER_BUSY: Final = ("Glue.CrawlerRunningException", "glue.CrawlerRunningException")
+_SNS_TRANSIENT: Final = ("SNS.ThrottledException", "SNS.InternalErrorException")
+_SFN_TRANSIENT: Final = (
+    "Sfn.ThrottlingException",
+    "Sfn.ExecutionLimitExceededException",
+    "States.Timeout",
+)
+_SFN_DUPLICATE: Final = ("Sfn.ExecutionAlreadyExistsException",)
+
+_GLUE_RUN_SUMMARY: Final = {"JobRunId.$": "$.Id", "JobRunState.$": "$.JobRunState"}
+
+# Optimized integrations, written out: the SDK's GlueStartJobRunStep and SnsPublishStep take the
+# ARN's partition from the caller's boto3 region (a session per step, a warning without a
+# region, another definition in aws-cn), and the definition must depend on settings alone.
+_GLUE_RUN_JOB: Final = "arn:aws:states:::glue:startJobRun.sync"
+_SNS_PUBLISH: Final = "arn:aws:states:::sns:publish"
+
+
+@cache
+def _sdk() -> Any:
+    """The SDK's ``stepfunctions.steps``, imported on first use (it imports sagemaker 2: ~10 s).
+
+    sagemaker logs its configuration lookups to stdout on import (printed ASL must stay valid
+    JSON) and, like the SDK, warns of its own deprecations: both are silenced here.
+    """
+    logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import stepfunctions.steps
+
+    return stepfunctions.steps
+
+
+@dataclass(frozen=True)
+class _Retrier:
+    """One Retry: exponential backoff up to ``max_delay_seconds``, with full jitter."""
+
+    errors: Sequence[str]
+    interval_seconds: int
+    backoff_rate: float
+    max_attempts: int
+    max_delay_seconds: int
+
+
+def _transient(errors: Sequence[str], workflow: WorkflowSettings) -> _Retrier:
+    return _Retrier(
+        errors,
+        workflow.transient_retry_interval_seconds,
+        workflow.transient_retry_backoff_rate,
+        workflow.transient_retry_attempts,
+        workflow.transient_retry_max_delay_seconds,
+    )
+
+
+def _busy(errors: Sequence[str], workflow: WorkflowSettings, run_seconds: int) -> _Retrier:
+    """Retry a start refused while another run is active, for as long as a burst needs."""
+    return _Retrier(
+        errors,
+        workflow.busy_retry_interval_seconds,
+        workflow.busy_retry_backoff_rate,
+        workflow.busy_retry_attempts(run_seconds),
+        workflow.busy_retry_max_delay_seconds,
+    )
+
+
+@dataclass
+class _Additions:
+    """What the SDK cannot express, kept beside the graph and added to its rendering (``apply``).
+
+    The SDK raises TypeError for ResultSelector, a Fail state's ErrorPath and CausePath, and a
+    retrier's MaxDelaySeconds and JitterStrategy.
+    """
+
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    max_delays: dict[str, list[int]] = field(default_factory=dict)
+
+    def retry(self, state: Any, retrier: _Retrier) -> None:
+        state.add_retry(
+            _sdk().Retry(
+                error_equals=list(retrier.errors),
+                interval_seconds=retrier.interval_seconds,
+                backoff_rate=retrier.backoff_rate,
+                max_attempts=retrier.max_attempts,
+            )
+        )
+        self.max_delays.setdefault(state.state_id, []).append(retrier.max_delay_seconds)
+
+    def add(self, state: Any, **fields: Any) -> None:
+        self.fields.setdefault(state.state_id, {}).update(fields)
+
+    def apply(self, definition: dict[str, Any]) -> dict[str, Any]:
+        states = definition["States"]
+        for name, fields in self.fields.items():
+            states[name].update(fields)
+        for name, delays in self.max_delays.items():
+            for retry, delay in zip(states[name]["Retry"], delays, strict=True):
+                retry.update(MaxDelaySeconds=delay, JitterStrategy="FULL")
+        return definition
+
+
+@dataclass
+class _Failure:
+    """The failure path: record the failed step, publish an alert, end FAILED.
+
+    Every step's Catch leads to its own Pass state, which records the step's name for the alert
+    (a Catch can only record the error), then to one alert task. The alert ends in the Fail
+    state whether or not it could be published.
+    """
+
+    alert: Any
+
+    @classmethod
+    def build(cls, settings: Settings, additions: _Additions) -> _Failure:
+        sf = _sdk()
+        failed = sf.Fail("Failed", comment="The run failed; the alert (if published) says why.")
+        # The execution's error is the step's error, not a generic one.
+        additions.add(failed, ErrorPath="$.error.Error", CausePath="$.error.Cause")
+        report = f"s3://{settings.reports_bucket}/{settings.storage.reports_prefix}"
+        alert = sf.Task(
+            "Publish failure alert",
+            resource=_SNS_PUBLISH,
+            parameters={
+                "TopicArn": "${AlertTopicArn}",
+                "Subject": f"flightpipe {settings.env.value}: run FAILED",
+                "Message.$": (
+                    "States.Format('flightpipe run FAILED at the {} step for s3://{}/{} "
+                    "(version {}). Error: {}. Cause: {}. Execution: {}. "
+                    f"Quality report: {report}', "
+                    "$.failed_step, $.bucket, $.key, $.version_id, $.error.Error, "
+                    "$.error.Cause, $$.Execution.Id)"
+                ),
+                "MessageAttributes": _outcome("failed"),
+            },
+            result_path=None,
+        )
+        additions.retry(alert, _transient(_SNS_TRANSIENT, settings.workflow))
+        alert.add_catch(
+            sf.Catch(error_equals=["States.ALL"], result_path="$.alert_error", next_step=failed)
+        )
+        alert.next(failed)
+        return cls(alert)
+
+    def step(self, name: str) -> Any:
+        """The state that records ``name`` as the failed step, then alerts."""
+        record = _sdk().Pass(
+            f"{name.capitalize()} failed", result=name, result_path="$.failed_step"
+        )
+        record.next(self.alert)
+        return record
+
+    def catch(self, state: Any, step: Any) -> None:
+        """Send every error of ``state`` that its retriers do not absorb down the failure path."""
+        catch = _sdk().Catch(error_equals=["States.ALL"], result_path="$.error", next_step=step)
+        state.add_catch(catch)
+
+
+def _outcome(outcome: str) -> dict[str, Any]:
+    """An SNS message attribute, so subscriptions can filter alerts from success messages."""
+    return {"outcome": {"DataType": "String", "StringValue": outcome}}
+
+
+def main_definition(settings: Settings) -> dict[str, Any]:
+    """The main state machine's ASL for one uploaded object version, with placeholders."""
+    sf = _sdk()
+    additions = _Additions()
+    failure = _Failure.build(settings, additions)
+    validate = _validation(settings, additions, failure)
+    load = _load(settings, additions, failure)
+    publish = _success_message(settings, additions, failure)
+    validate.next(_crawl(settings, additions, failure, then=load))
+    load.next(publish)
+    publish.next(sf.Succeed("Loaded"))
+    graph = sf.Graph(validate, comment="Validate, crawl and load one uploaded file version.")
+    return additions.apply(graph.to_dict())
+
+
+def _validation(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
+    """Run the validation job on the upload; a quarantined file fails the run, and so this."""
+    workflow = settings.workflow
+    validate = _sdk().Task(
+        "Validate upload",
+        resource=_GLUE_RUN_JOB,
+        comment="A quarantined file fails the job run, and so the execution.",
+        parameters={
+            "JobName": "${ValidationJobName}",
+            "Arguments": {
+                "--env": settings.env.value,
+                "--account": settings.account,
+                "--bucket.$": "$.bucket",
+                "--key.$": "$.key",
+                "--version_id.$": "$.version_id",
+            },
+        },
+        result_path="$.validation",
+        timeout_seconds=workflow.job_timeout_seconds,
+    )
+    additions.add(validate, ResultSelector=_GLUE_RUN_SUMMARY)
+    # Never States.TaskFailed: a failed validation run is a verdict, not a hiccup.
+    additions.retry(validate, _transient(_GLUE_JOB_TRANSIENT, workflow))
+    additions.retry(validate, _busy(_GLUE_JOB_BUSY, workflow, workflow.typical_validation_seconds))
+    failure.catch(validate, failure.step("validation"))
+    return validate
+
+
+def _crawl(settings: Settings, additions: _Additions, failure: _Failure, then: Any) -> Any:
+    """Start the crawler, then poll it until the crawl ends (``then``), fails or times out.
+
+    Crawlers have no ``.sync`` integration. The poll count lives in the state (``$.crawl``);
+    the first rule of the check fails the run once it reaches the settings' limit.
+    """
+    sf = _sdk()
+    workflow = settings.workflow
+    crawl_failed = failure.step("crawl")
+    start = sf.Task(
+        "Start crawler",
+        resource="arn:aws:states:::aws-sdk:glue:startCrawler",
+        comment="Retried while another run's crawl is still running.",
+        parameters={"Name": "${CrawlerName}"},
+        result_path=None,
+        timeout_seconds=workflow.api_timeout_seconds,
+    )
+    additions.retry(start, _busy(_CRAWLER_BUSY, workflow, workflow.typical_crawl_seconds))
+    additions.retry(start, _transient(_GLUE_API_TRANSIENT, workflow))
+    failure.catch(start, crawl_failed)
+
+    start_count = sf.Pass("Start poll count", result={"polls": 0}, result_path="$.crawl")
+    count = sf.Pass(
+        "Count poll",
+        parameters={"polls.$": "States.MathAdd($.crawl.polls, 1)"},
+        result_path="$.crawl",
+    )
+    wait = sf.Wait("Wait for crawl", seconds=workflow.crawler_poll_seconds)
+    get = sf.Task(
+        "Get crawler",
+        resource="arn:aws:states:::aws-sdk:glue:getCrawler",
+        parameters={"Name": "${CrawlerName}"},
+        result_path="$.crawl.status",
+        timeout_seconds=workflow.api_timeout_seconds,
+    )
+    additions.retry(get, _transient(_GLUE_API_TRANSIENT, workflow))
+    failure.catch(get, crawl_failed)
+
+    crawler_state = "$.crawl.status.Crawler.State"
+    last_crawl = "$.crawl.status.Crawler.LastCrawl.Status"
+    timed_out = sf.Pass(
+        "Crawl timed out",
+        parameters={
+            "Error": "Crawl.Timeout",
+            "Cause.$": (
+                "States.Format('The crawler was still {} after {} polls, one every "
+                f"{workflow.crawler_poll_seconds} s.', {crawler_state}, $.crawl.polls)"
+            ),
+        },
+        result_path="$.error",
+    )
+    unsuccessful = sf.Pass(
+        "Crawl unsuccessful",
+        parameters={
+            "Error": "Crawl.Failed",
+            "Cause.$": (
+                "States.Format('The crawl ended {}: see the crawler log in CloudWatch.', "
+                f"{last_crawl})"
+            ),
+        },
+        result_path="$.error",
+    )
+    timed_out.next(crawl_failed)
+    unsuccessful.next(crawl_failed)
+
+    rule = sf.ChoiceRule
+    not_ready = rule.Not(rule.StringEquals(crawler_state, "READY"))
+    check = sf.Choice("Check crawl")
+    check.add_choice(
+        rule.And(
+            [not_ready, rule.NumericGreaterThanEquals("$.crawl.polls", workflow.crawler_max_polls)]
+        ),
+        timed_out,
+    )
+    check.add_choice(not_ready, count)
+    # Only reached once the crawler is READY again, so the crawl we started has ended.
+    check.add_choice(
+        rule.Or(
+            [rule.StringEquals(last_crawl, "FAILED"), rule.StringEquals(last_crawl, "CANCELLED")]
+        ),
+        unsuccessful,
+    )
+    # AWS reports a good crawl as SUCCEEDED, moto as COMPLETED: anything else READY is done.
+    check.default_choice(then)
+
+    start.next(start_count)
+    start_count.next(count)
+    count.next(wait)
+    wait.next(get)
+    get.next(check)
+    return start
+
+
+def _load(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
+    """Run the bookmarked load job; while another run is active, retry for a burst's length."""
+    workflow = settings.workflow
+    storage = settings.storage
+    load = _sdk().Task(
+        "Load validated files",
+        resource=_GLUE_RUN_JOB,
+        comment="Bookmarked: loads every validated version not loaded yet, one run at a time.",
+        parameters={
+            "JobName": "${EtlJobName}",
+            "Arguments": {
+                "--job-bookmark-option": "job-bookmark-enable",
+                "--validated_uri": f"s3://{settings.raw_bucket}/{storage.validated_prefix}",
+                "--dimension_uri": (
+                    f"s3://{settings.dimension_bucket}/{storage.validated_dimension_key}"
+                ),
+                "--staging_uri": f"s3://{settings.staging_bucket}/{storage.staging_prefix}",
+                "--redshift_workgroup": settings.warehouse.workgroup,
+                "--redshift_database": settings.warehouse.database,
+                "--redshift_copy_role_arn": "${RedshiftCopyRoleArn}",
+            },
+        },
+        result_path="$.load",
+        timeout_seconds=workflow.job_timeout_seconds,
+    )
+    additions.add(load, ResultSelector=_GLUE_RUN_SUMMARY)
+    additions.retry(load, _busy(_GLUE_JOB_BUSY, workflow, workflow.typical_load_seconds))
+    additions.retry(load, _transient(_GLUE_JOB_TRANSIENT, workflow))
+    failure.catch(load, failure.step("load"))
+    return load
+
+
+def _success_message(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
+    publish = _sdk().Task(
+        "Publish success",
+        resource=_SNS_PUBLISH,
+        parameters={
+            "TopicArn": "${AlertTopicArn}",
+            "Subject": f"flightpipe {settings.env.value}: file loaded",
+            "Message.$": (
+                "States.Format('Loaded s3://{}/{} (version {}). Validation run {}, "
+                "load run {}. Execution: {}.', $.bucket, $.key, $.version_id, "
+                "$.validation.JobRunId, $.load.JobRunId, $$.Execution.Id)"
+            ),
+            "MessageAttributes": _outcome("succeeded"),
+        },
+        result_path=None,
+    )
+    additions.retry(publish, _transient(_SNS_TRANSIENT, settings.workflow))
+    failure.catch(publish, failure.step("success message"))
+    return publish
+
+
+def router_definition(settings: Settings) -> dict[str, Any]:
+    """The router's ASL (an Express state machine): one S3 Object Created event, one main run."""
+    sf = _sdk()
+    additions = _Additions()
+    failure = _Failure.build(settings, additions)
+
+    read = sf.Pass(
+        "Read upload",
+        parameters={
+            "bucket.$": "$.detail.bucket.name",
+            "key.$": "$.detail.object.key",
+            "version_id.$": "$.detail.object['version-id']",
+        },
+    )
+    start = sf.Task(
+        "Start run",
+        resource="arn:aws:states:::aws-sdk:sfn:startExecution",
+        comment="The name is a function of the object version: a duplicate event finds it taken.",
+        parameters={
+            "StateMachineArn": "${MainStateMachineArn}",
+            # 64 hex digits: within the 80 characters an execution name may have.
+            "Name.$": (
+                "States.Hash(States.Format('{}/{}/{}', $.bucket, $.key, $.version_id), 'SHA-256')"
+            ),
+            "Input.$": "States.JsonToString($)",
+        },
+        result_path="$.run",
+        timeout_seconds=settings.workflow.api_timeout_seconds,
+    )
+    additions.add(start, ResultSelector={"ExecutionArn.$": "$.ExecutionArn"})
+    additions.retry(start, _transient(_SFN_TRANSIENT, settings.workflow))
+    start.add_catch(
+        sf.Catch(
+            error_equals=list(_SFN_DUPLICATE),
+            result_path="$.duplicate",
+            next_step=sf.Succeed(
+                "Duplicate event", comment="This object version already has a run."
+            ),
+        )
+    )
+    failure.catch(start, failure.step("start"))
+    read.next(start)
+
+    graph = sf.Graph(read, comment="Start one main run per uploaded object version.")
+    return additions.apply(graph.to_dict())
+
+
+def render(definition: Mapping[str, Any]) -> str:
+    """The definition as JSON: the SDK's state order, indented, byte-for-byte stable."""
+    return json.dumps(definition, indent=2)
+
+
+def placeholders(definition: Mapping[str, Any]) -> set[str]:
+    """The ``${Name}`` placeholders a definition holds."""
+    return set(_PLACEHOLDER.findall(render(definition)))
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Fill every ``${Name}`` in ``text`` with ``values[Name]``, as CDK's substitutions do.
+
+    Raises ``KeyError`` naming the placeholders ``values`` lacks: a definition with a
+    placeholder left in it would fail only when the state using it runs.
+    """
+    missing = sorted(set(_PLACEHOLDER.findall(text)) - values.keys())
+    if missing:
+        raise KeyError(f"no value for placeholder(s): {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], text)

@@ -1,0 +1,357 @@
+"""The state machines' definitions: their graphs, their numbers, and reviewed snapshots.
+
+No AWS endpoint: the SDK renders offline, and moto's ASL parser (the one the local twin
+executes) checks the syntax, intrinsic functions included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import workflow
+from pipeline.settings import REPO_ROOT, Settings, load_settings
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE_SNAPSHOTS = "FLIGHTPIPE_UPDATE_SNAPSHOTS"
+MACHINES: dict[str, Callable[[Settings], dict[str, Any]]] = {
+    "main": workflow.main_definition,
+    "router": workflow.router_definition,
+}
+CASES = [(machine, env) for machine in MACHINES for env in ("local", "prod")]
+
+
+@pytest.fixture(autouse=True)
+def settings_only_from_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Definitions depend on settings alone, never on the caller's FLIGHTPIPE_* variables."""
+    for name in os.environ:
+        if name.startswith("FLIGHTPIPE_") and name != UPDATE_SNAPSHOTS:
+            monkeypatch.delenv(name)
+
+
+def definition(machine: str, env: str = "local", **overrides: object) -> dict[str, Any]:
+    return MACHINES[machine](load_settings(env, **overrides))
+
+
+def successors(state: dict[str, Any]) -> list[str]:
+    """Every state ``state`` can go to: Next, each choice, the default, each catcher."""
+    targets = [state["Next"]] if "Next" in state else []
+    targets += [choice["Next"] for choice in state.get("Choices", [])]
+    targets += [state["Default"]] if "Default" in state else []
+    targets += [catcher["Next"] for catcher in state.get("Catch", [])]
+    return targets
+
+
+def reachable(states: dict[str, Any], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += successors(states[name])
+    return seen
+
+
+def endings(states: dict[str, Any], start: str) -> set[str]:
+    """How the paths from ``start`` can end: the types of the terminal states reached."""
+    return {
+        states[name]["Type"] for name in reachable(states, start) if not successors(states[name])
+    }
+
+
+def tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    return ((name, state) for name, state in states.items() if state["Type"] == "Task")
+
+
+def retrier(state: dict[str, Any], error: str) -> dict[str, Any]:
+    (found,) = (retry for retry in state["Retry"] if error in retry["ErrorEquals"])
+    return found
+
+
+def mean_wait_seconds(retry: dict[str, Any]) -> float:
+    """The mean time a retrier waits over all its attempts, full jitter halving each delay."""
+    return sum(
+        min(retry["IntervalSeconds"] * retry["BackoffRate"] ** n, retry["MaxDelaySeconds"]) / 2
+        for n in range(retry["MaxAttempts"])
+    )
+
+
+@pytest.mark.parametrize(("machine", "env"), CASES)
+def test_definition_is_one_connected_graph(machine: str, env: str) -> None:
+    states = definition(machine, env)["States"]
+    start = definition(machine, env)["StartAt"]
+    assert start in states
+    for name, state in states.items():
+        assert set(successors(state)) <= states.keys(), name
+    assert reachable(states, start) == states.keys(), "unreachable states"
+
+
+@pytest.mark.parametrize(("machine", "env"), CASES)
+def test_definition_parses_as_the_asl_the_local_twin_executes(machine: str, env: str) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    text = workflow.render(definition(machine, env))
+    filled = workflow.substitute(text, {name: f"x-{name}" for name in workflow.PLACEHOLDERS})
+    AmazonStateLanguageParser.parse(filled)
+
+
+@pytest.mark.parametrize("machine", MACHINES)
+def test_every_task_retries_transient_errors_and_catches_everything_else(machine: str) -> None:
+    for name, state in tasks(definition(machine)["States"]):
+        assert state["Retry"], name
+        for retry in state["Retry"]:
+            assert retry["JitterStrategy"] == "FULL", name
+            assert retry["MaxDelaySeconds"] >= retry["IntervalSeconds"], name
+            assert not {"States.ALL", "States.TaskFailed"} & set(retry["ErrorEquals"]), name
+        assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+
+
+@pytest.mark.parametrize("machine", MACHINES)
+def test_every_failure_publishes_an_alert_and_ends_failed(machine: str) -> None:
+    states = definition(machine)["States"]
+    duplicate = ["Sfn.ExecutionAlreadyExistsException"]
+    for name, state in states.items():
+        for catcher in state.get("Catch", []):
+            if catcher["ErrorEquals"] != duplicate:
+                assert endings(states, catcher["Next"]) == {"Fail"}, name
+                assert catcher["ResultPath"] in ("$.error", "$.alert_error"), name
+                if name != "Publish failure alert":
+                    assert "Publish failure alert" in reachable(states, catcher["Next"]), name
+    alert = states["Publish failure alert"]
+    assert alert["Next"] == "Failed"
+    assert [catcher["Next"] for catcher in alert["Catch"]] == ["Failed"]
+    assert states["Failed"]["ErrorPath"] == "$.error.Error"
+
+
+def test_failure_alert_names_file_step_error_cause_execution_and_report() -> None:
+    settings = load_settings("prod")
+    alert = workflow.main_definition(settings)["States"]["Publish failure alert"]["Parameters"]
+    message = alert["Message.$"]
+    for part in ("$.failed_step", "$.bucket", "$.key", "$.version_id", "$.error.Error"):
+        assert part in message
+    assert "$.error.Cause" in message
+    assert "$$.Execution.Id" in message
+    assert f"s3://{settings.reports_bucket}/{settings.storage.reports_prefix}" in message
+    assert alert["TopicArn"] == "${AlertTopicArn}"
+
+
+def test_each_step_records_its_name_before_the_alert() -> None:
+    states = definition("main")["States"]
+    steps = {
+        name: states[state["Catch"][-1]["Next"]]["Result"]
+        for name, state in tasks(states)
+        if name != "Publish failure alert"
+    }
+    assert steps == {
+        "Validate upload": "validation",
+        "Start crawler": "crawl",
+        "Get crawler": "crawl",
+        "Load validated files": "load",
+        "Publish success": "success message",
+    }
+    for failure in ("Crawl timed out", "Crawl unsuccessful"):
+        assert states[states[failure]["Next"]]["Result"] == "crawl"
+
+
+def test_a_quarantined_file_fails_the_run_without_retry() -> None:
+    states = definition("main")["States"]
+    validate = states["Validate upload"]
+    assert validate["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
+    retried = {error for retry in validate["Retry"] for error in retry["ErrorEquals"]}
+    assert "States.TaskFailed" not in retried
+    assert endings(states, validate["Catch"][-1]["Next"]) == {"Fail"}
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "max_polls"),
+    [
+        ("local", {}, 120),
+        ("prod", {}, 60),
+        ("local", {"workflow": {"crawler_poll_seconds": 10, "crawl_timeout_seconds": 45}}, 5),
+    ],
+)
+def test_crawler_poll_loop_is_bounded_by_settings(
+    env: str, overrides: dict[str, Any], max_polls: int
+) -> None:
+    settings = load_settings(env, **overrides)
+    assert settings.workflow.crawler_max_polls == max_polls
+    states = workflow.main_definition(settings)["States"]
+    loop = {
+        name
+        for name, state in states.items()
+        if any(name in reachable(states, target) for target in successors(state))
+    }
+    assert loop == {"Count poll", "Wait for crawl", "Get crawler", "Check crawl"}
+    assert states["Count poll"]["Parameters"] == {"polls.$": "States.MathAdd($.crawl.polls, 1)"}
+    assert states["Wait for crawl"]["Seconds"] == settings.workflow.crawler_poll_seconds
+    # The first rule leaves the loop for a failure once the count reaches the limit.
+    limit = states["Check crawl"]["Choices"][0]
+    counted = [rule for rule in limit["And"] if rule.get("Variable") == "$.crawl.polls"]
+    assert counted == [{"Variable": "$.crawl.polls", "NumericGreaterThanEquals": max_polls}]
+    assert limit["Next"] not in loop
+    assert endings(states, limit["Next"]) == {"Fail"}
+
+
+def test_crawl_loop_starts_counting_from_zero_after_the_crawler_started() -> None:
+    states = definition("main")["States"]
+    assert states["Start crawler"]["Next"] == "Start poll count"
+    assert states["Start poll count"]["Result"] == {"polls": 0}
+    assert states["Start poll count"]["Next"] == "Count poll"
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "prod"])
+def test_busy_retries_wait_out_a_burst_of_uploads(env: str) -> None:
+    settings = load_settings(env)
+    burst = settings.workflow.burst_uploads
+    assert burst == 30
+    states = workflow.main_definition(settings)["States"]
+    waits = {
+        "Validate upload": "Glue.ConcurrentRunsExceededException",
+        "Start crawler": "Glue.CrawlerRunningException",
+        "Load validated files": "Glue.ConcurrentRunsExceededException",
+    }
+    typical = {
+        "Validate upload": settings.workflow.typical_validation_seconds,
+        "Start crawler": settings.workflow.typical_crawl_seconds,
+        "Load validated files": settings.workflow.typical_load_seconds,
+    }
+    for name, error in waits.items():
+        assert mean_wait_seconds(retrier(states[name], error)) >= burst * typical[name], name
+    assert (
+        "glue.CrawlerRunningException"
+        in retrier(states["Start crawler"], "Glue.CrawlerRunningException")["ErrorEquals"]
+    )
+
+
+def test_numbers_come_from_the_environment_settings() -> None:
+    local, prod = definition("main", "local")["States"], definition("main", "prod")["States"]
+    assert local["Wait for crawl"]["Seconds"] < prod["Wait for crawl"]["Seconds"] == 30
+    for name in ("Validate upload", "Load validated files", "Get crawler"):
+        assert local[name]["TimeoutSeconds"] < prod[name]["TimeoutSeconds"], name
+    load_busy = "Glue.ConcurrentRunsExceededException"
+    local_retry = retrier(local["Load validated files"], load_busy)
+    prod_retry = retrier(prod["Load validated files"], load_busy)
+    assert local_retry["IntervalSeconds"] < prod_retry["IntervalSeconds"]
+    assert local_retry["MaxDelaySeconds"] < prod_retry["MaxDelaySeconds"]
+    local_throttled = retrier(local["Publish success"], "SNS.ThrottledException")
+    prod_throttled = retrier(prod["Publish success"], "SNS.ThrottledException")
+    assert local_throttled["MaxAttempts"] < prod_throttled["MaxAttempts"]
+
+
+def test_workflow_settings_follow_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLIGHTPIPE_WORKFLOW__CRAWLER_POLL_SECONDS", "7")
+    settings = load_settings("prod")
+    assert settings.workflow.crawler_poll_seconds == 7
+    # The rest of the section keeps the environment's values.
+    assert settings.workflow.crawl_timeout_seconds == 1800
+    states = workflow.main_definition(settings)["States"]
+    assert states["Wait for crawl"]["Seconds"] == 7
+
+
+def test_job_arguments_are_the_ones_the_jobs_read() -> None:
+    from jobs import flight_etl, validation
+
+    states = definition("main")["States"]
+    supplied_by_glue = {"JOB_NAME", "JOB_RUN_ID"}
+
+    def arguments(name: str) -> set[str]:
+        return {key.removesuffix(".$") for key in states[name]["Parameters"]["Arguments"]}
+
+    assert arguments("Validate upload") == {
+        f"--{name}" for name in set(validation.GLUE_ARGUMENTS) - supplied_by_glue
+    }
+    assert arguments("Load validated files") == {
+        f"--{name}" for name in set(flight_etl.GLUE_ARGUMENTS) - supplied_by_glue
+    } | {"--job-bookmark-option"}
+    load = states["Load validated files"]["Parameters"]["Arguments"]
+    assert load["--job-bookmark-option"] == "job-bookmark-enable"
+
+
+def test_locations_and_names_come_from_settings() -> None:
+    settings = load_settings("prod", account="123456789012")
+    states = workflow.main_definition(settings)["States"]
+    validation = states["Validate upload"]["Parameters"]["Arguments"]
+    assert validation["--env"] == "prod"
+    assert validation["--account"] == "123456789012"
+    load = states["Load validated files"]["Parameters"]["Arguments"]
+    assert load["--validated_uri"] == "s3://flightpipe-raw-prod-123456789012/validated/"
+    assert load["--dimension_uri"] == (
+        "s3://flightpipe-dim-prod-123456789012/validated/airport_codes.csv"
+    )
+    assert load["--redshift_workgroup"] == "flightpipe-prod"
+
+
+@pytest.mark.parametrize(("machine", "env"), CASES)
+def test_every_placeholder_is_documented(machine: str, env: str) -> None:
+    found = workflow.placeholders(definition(machine, env))
+    assert found <= workflow.PLACEHOLDERS.keys()
+    assert "AlertTopicArn" in found
+    assert ("MainStateMachineArn" in found) == (machine == "router")
+
+
+def test_substitute_fills_every_placeholder_and_refuses_a_missing_value() -> None:
+    text = workflow.render(definition("main"))
+    values = {name: f"arn:aws:test:{name}" for name in workflow.PLACEHOLDERS}
+    filled = json.loads(workflow.substitute(text, values))
+    assert workflow.placeholders(filled) == set()
+    assert filled["States"]["Validate upload"]["Parameters"]["JobName"] == (
+        "arn:aws:test:ValidationJobName"
+    )
+    with pytest.raises(KeyError, match="CrawlerName"):
+        workflow.substitute(text, {k: v for k, v in values.items() if k != "CrawlerName"})
+
+
+def test_router_names_each_run_by_a_hash_of_the_object_version() -> None:
+    states = definition("router")["States"]
+    read = states["Read upload"]["Parameters"]
+    assert read == {
+        "bucket.$": "$.detail.bucket.name",
+        "key.$": "$.detail.object.key",
+        "version_id.$": "$.detail.object['version-id']",
+    }
+    start = states["Start run"]
+    assert start["Resource"] == "arn:aws:states:::aws-sdk:sfn:startExecution"
+    assert start["Parameters"]["Name.$"] == (
+        "States.Hash(States.Format('{}/{}/{}', $.bucket, $.key, $.version_id), 'SHA-256')"
+    )
+    duplicate, everything = start["Catch"]
+    assert duplicate["ErrorEquals"] == ["Sfn.ExecutionAlreadyExistsException"]
+    assert states[duplicate["Next"]]["Type"] == "Succeed"
+    assert everything["ErrorEquals"] == ["States.ALL"]
+
+
+@pytest.mark.parametrize(("machine", "env"), CASES)
+def test_rendered_definition_matches_reviewed_snapshot(machine: str, env: str) -> None:
+    rendered = workflow.render(definition(machine, env)) + "\n"
+    snapshot = SNAPSHOTS / f"workflow-{machine}-{env}.json"
+    if os.environ.get(UPDATE_SNAPSHOTS) == "1":
+        snapshot.parent.mkdir(exist_ok=True)
+        snapshot.write_text(rendered)
+    assert snapshot.exists(), f"no snapshot {snapshot}: run with {UPDATE_SNAPSHOTS}=1"
+    assert rendered == snapshot.read_text(), (
+        f"The {machine} state machine for {env} differs from {snapshot}. If the change is "
+        f"intended, run `{UPDATE_SNAPSHOTS}=1 uv run pytest tests/test_workflow.py`, then "
+        "review the snapshot's diff and commit it with the change."
+    )
+
+
+def test_flightpipe_definition_prints_the_snapshot_as_valid_json() -> None:
+    printed = subprocess.run(
+        [sys.executable, "-m", "pipeline", "definition", "--env", "prod", "--machine", "router"],
+        cwd=REPO_ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FLIGHTPIPE_")},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+    assert printed.stdout == (SNAPSHOTS / "workflow-router-prod.json").read_text()
+    assert json.loads(printed.stdout)["StartAt"]
