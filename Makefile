@@ -50,7 +50,7 @@ format: python
 	$(UV) run ruff check --fix .
 
 bench: setup
-	$(UV) run python -m tests.benchmarks.etl
+	$(UV) run python -m tests.benchmarks.etl $(BENCH_ARGS)
 
 down: python
 	$(UV) run flightpipe local down
