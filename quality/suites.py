@@ -16,6 +16,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 
 from pipeline.contract import AIRPORTS, DAILY_FLIGHTS, ColumnType, FileContract
 from pipeline.settings import QualitySettings
+from quality.expectations import ExpectColumnValuesToMatchRegexPerValue
 
 BLOCKING = FailureSeverity.CRITICAL
 WARNING = FailureSeverity.WARNING
@@ -41,7 +42,7 @@ def _contract_expectations(contract: FileContract) -> Iterable[gxe.Expectation]:
         if not column.nullable:
             yield gxe.ExpectColumnValuesToNotBeNull(column=column.name, severity=BLOCKING)
         if column.type is ColumnType.INTEGER:
-            yield gxe.ExpectColumnValuesToMatchRegex(
+            yield ExpectColumnValuesToMatchRegexPerValue(
                 column=column.name,
                 regex=_POSITIVE_INTEGER if column.name.endswith("airport_id") else _INTEGER,
                 severity=BLOCKING,
@@ -54,7 +55,9 @@ def daily_suite(quality: QualitySettings, known_airports: Iterable[int]) -> gx.E
     expectations: list[gxe.Expectation] = [
         gxe.ExpectTableRowCountToBeBetween(min_value=1, severity=BLOCKING),
         *_contract_expectations(DAILY_FLIGHTS),
-        gxe.ExpectColumnValuesToMatchRegex(column="carrier", regex=CARRIER_CODE, severity=BLOCKING),
+        ExpectColumnValuesToMatchRegexPerValue(
+            column="carrier", regex=CARRIER_CODE, severity=BLOCKING
+        ),
     ]
     for delay in ("dep_delay", "arr_delay"):
         expectations.append(

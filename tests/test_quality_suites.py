@@ -17,7 +17,7 @@ def test_every_contract_column_is_required_and_every_integer_column_typed() -> N
     suite = daily_suite(QualitySettings(), [10397])
     (columns,) = by_type(suite, "expect_table_columns_to_match_set")
     assert set(columns.column_set) == {c.name for c in DAILY_FLIGHTS.columns}
-    typed = {e.column for e in by_type(suite, "expect_column_values_to_match_regex")}
+    typed = {e.column for e in by_type(suite, "expect_column_values_to_match_regex_per_value")}
     integers = {c.name for c in DAILY_FLIGHTS.columns if c.type is ColumnType.INTEGER}
     assert integers <= typed
     not_null = {e.column for e in by_type(suite, "expect_column_values_to_not_be_null")}
@@ -41,3 +41,32 @@ def test_dimension_ids_must_be_unique() -> None:
     (unique,) = by_type(dimension_suite(), "expect_column_values_to_be_unique")
     assert unique.column == "airport_id"
     assert unique.severity == BLOCKING
+
+
+def test_the_per_value_regex_expectation_counts_exactly_like_gx_own() -> None:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    from quality.expectations import ExpectColumnValuesToMatchRegexPerValue
+
+    text = pd.Series(["DL", "xyz", None, "DL", "dl", "xyz", "AA", None] * 50, dtype="category")
+    frame = pd.DataFrame({"carrier": text})
+    context = gx.get_context(mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas("compare")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    results = [
+        batch.validate(kind(column="carrier", regex=r"^[A-Z]{2}$"), result_format="COMPLETE")
+        for kind in (gxe.ExpectColumnValuesToMatchRegex, ExpectColumnValuesToMatchRegexPerValue)
+    ]
+
+    theirs, ours = (r.result for r in results)
+    assert ours["unexpected_count"] == theirs["unexpected_count"] == 150
+    assert ours["missing_count"] == theirs["missing_count"] == 100
+    assert sorted(ours["unexpected_list"]) == sorted(theirs["unexpected_list"])
+    assert ours["unexpected_index_list"] == theirs["unexpected_index_list"]
+    assert not any(r.success for r in results)
