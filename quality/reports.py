@@ -19,9 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from quality.gate import Verdict
+if TYPE_CHECKING:  # the gate imports GX, which takes seconds: only validations need it
+    from quality.gate import Verdict
 
 SITE = "local_site"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.flight_etl import LoadResult
-from jobs.validation import Upload, Validated, validate_upload
 from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED
 from pipeline.local.etl import run_local_etl
 from pipeline.local.objects import ensure_buckets, s3_client
@@ -21,6 +20,8 @@ from quality.reports import QualityReports
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from jobs.validation import Upload, Validated
 
 
 # An airport missing from the dimension leaves every detail of that end NULL.
@@ -118,6 +119,8 @@ class LocalTwin:
     def _upload(self, path: Path, bucket: str, key: str) -> Upload:
         with open(path, "rb") as body:
             response = self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+        from jobs.validation import Upload  # imports GX (seconds): only when validating
+
         return Upload(bucket, key, response["VersionId"])
 
     def validate(
@@ -128,6 +131,8 @@ class LocalTwin:
         Validating a batch, pass ``build_report=False`` and call ``reports.build()`` once at
         the end: building the report's index reads every stored result.
         """
+        from jobs.validation import validate_upload
+
         validated = validate_upload(
             self.s3,
             self.settings,
