@@ -98,6 +98,8 @@ class ParsedTable:
 
     frame: Any
     quirks: tuple[str, ...]
+    canonical_text: str | None = None
+    """The decoded text when it already is the canonical file (header, order, no quoting)."""
 
 
 def decode(data: bytes) -> tuple[str, list[str]]:
@@ -162,7 +164,7 @@ def read_table(data: bytes, contract: FileContract) -> ParsedTable:
         raise UnreadableFileError("fields per row", str(exc).strip().split(". ")[-1]) from exc
     if frame.empty:
         raise UnreadableFileError("at least one row", "the file has a header and no data rows")
-    short = _first_short_row(text, len(header))
+    short = _first_short_row(text, frame, len(header))
     if short is not None:
         raise UnreadableFileError("fields per row", f"row {short} has fewer fields than its header")
     repeated = _first_repeated_header(frame, columns, header)
@@ -175,7 +177,13 @@ def read_table(data: bytes, contract: FileContract) -> ParsedTable:
     wanted = tuple(c.name for c in contract.columns)
     if tuple(c for c in columns if not c.startswith("_extra_")) != wanted:
         quirks.append("columns reordered")
-    return ParsedTable(frame, tuple(quirks))
+    canonical = (
+        not quirks
+        and text.startswith(",".join(contract.headers) + "\n")
+        and text.endswith("\n")
+        and '"' not in text
+    )
+    return ParsedTable(frame, tuple(quirks), text if canonical else None)
 
 
 def _distinct(column: Any) -> tuple[Any, Any]:
@@ -207,28 +215,26 @@ def _first_repeated_header(frame: Any, columns: Sequence[str], header: Sequence[
     return int(np.searchsorted(frame.index, candidates.index[0])) + 2
 
 
-def _first_short_row(text: str, width: int) -> int | None:
+def _first_short_row(text: str, frame: Any, width: int) -> int | None:
     """The first row (the header is row 1) with fewer fields than the header, if any.
 
-    pandas pads such a row with empty values, which would read as a cancelled flight. Counting
-    commas per line (vectorized) is exact for lines without quotes; the csv module parses the
-    lines that have them.
+    pandas pads such a row with empty values, which would read as a cancelled flight. Only
+    rows whose last value is empty can be short, so only their lines are counted: commas for
+    a line without quotes, the csv module for the rest. Blank lines are gone by now, so row
+    ``i`` is line ``i + 1``.
     """
     import numpy as np
 
-    raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    if raw[-1] != ord("\n"):
-        raw = np.append(raw, np.uint8(ord("\n")))
-    ends = np.flatnonzero(raw == ord("\n"))
-    commas = np.concatenate(([0], np.cumsum(raw == ord(","))[ends]))
-    quotes = np.concatenate(([0], np.cumsum(raw == ord('"'))[ends]))
-    fields = np.diff(commas) + 1
-    quoted = np.diff(quotes) > 0
-    lines = text.split("\n") if quoted.any() else []
-    for index in np.flatnonzero(quoted):
-        fields[index] = len(next(csv.reader([lines[index]])))
-    short = np.flatnonzero(fields[1:] < width)
-    return int(short[0]) + 2 if len(short) else None
+    candidates = np.flatnonzero(frame.iloc[:, -1].to_numpy() == "")
+    if not len(candidates):
+        return None
+    lines = text.split("\n")
+    for index in candidates:
+        line = lines[index + 1]
+        fields = line.count(",") + 1 if '"' not in line else len(next(csv.reader([line])))
+        if fields < width:
+            return int(index) + 2
+    return None
 
 
 def check_name(name: str, today: dt.date) -> dt.date:
@@ -249,8 +255,9 @@ def check_name(name: str, today: dt.date) -> dt.date:
     return day
 
 
-def _frame(parsed: ParsedTable, contract: FileContract) -> Any:
-    """The contract's columns as stripped text (empty as missing), plus numeric twins.
+def _frame(parsed: ParsedTable, contract: FileContract) -> tuple[Any, bool]:
+    """The contract's columns as stripped text (empty as missing), plus numeric twins; and
+    whether stripping changed any value.
 
     Text columns are categorical: GX copies the batch for each expectation, and copying codes
     is far cheaper than copying a million Python strings. The ``<column>_number`` twins (float,
@@ -259,15 +266,18 @@ def _frame(parsed: ParsedTable, contract: FileContract) -> Any:
     import pandas as pd
 
     frame = pd.DataFrame(index=parsed.frame.index)
+    stripped_any = False
     for column in contract.columns:
         codes, distinct = _distinct(parsed.frame[column.name])
-        stripped = distinct.str.strip().replace("", None)
+        stripped = distinct.str.strip()
+        stripped_any = stripped_any or bool((stripped != distinct).any())
+        stripped = stripped.replace("", None)
         text_codes, categories = pd.factorize(stripped)  # missing values get code -1
         frame[column.name] = pd.Categorical.from_codes(text_codes[codes], categories)
         if column.type is ColumnType.INTEGER:
             numbers = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=float)
             frame[column.name + NUMERIC_SUFFIX] = numbers[codes]
-    return frame
+    return frame, stripped_any
 
 
 @cache
@@ -336,7 +346,7 @@ def _verdict(
         parsed = read_table(data, contract)
     except UnreadableFileError as exc:
         return Verdict(name, Outcome.QUARANTINED, (exc.finding,), sha256=digest)
-    frame = _frame(parsed, contract)
+    frame, stripped = _frame(parsed, contract)
     findings, validation = _validate(suite(), frame)
     if any(f.blocking for f in findings):
         outcome = Outcome.QUARANTINED
@@ -348,7 +358,7 @@ def _verdict(
         name,
         outcome,
         tuple(findings),
-        None if outcome is Outcome.QUARANTINED else normalize(frame, contract),
+        None if outcome is Outcome.QUARANTINED else _normalized(parsed, frame, stripped, contract),
         digest,
         rows=len(parsed.frame),
         details={"quirks": list(parsed.quirks)},
@@ -376,6 +386,13 @@ def check_daily_file(
 def check_dimension(name: str, data: bytes) -> Verdict:
     """Validate a new airport dimension; a quarantined one must not replace the current one."""
     return _verdict(name, data, AIRPORTS, dimension_suite)
+
+
+def _normalized(parsed: ParsedTable, frame: Any, stripped: bool, contract: FileContract) -> bytes:
+    """The canonical file; a file that already is one (the usual case) is its own copy."""
+    if parsed.canonical_text is not None and not stripped:
+        return parsed.canonical_text.encode("utf-8")
+    return normalize(frame, contract)
 
 
 def normalize(frame: Any, contract: FileContract) -> bytes:

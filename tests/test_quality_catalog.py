@@ -183,3 +183,25 @@ def test_broken_dimension_files_are_refused(
     verdict = check_dimension("airport_codes.csv", data.encode())
     assert verdict.outcome is outcome, verdict.reason
     assert rule in verdict.reason
+
+
+@pytest.mark.parametrize(
+    "data",
+    [GOOD, daily(*ROWS, "DL, 10397 ,12892,1,1"), daily(*ROWS[:2], '"UA",11298,13930,47,52')],
+    ids=["canonical", "blanks around a value", "quoted value"],
+)
+def test_the_normalized_copy_is_what_normalize_writes_whatever_the_shortcut(data: bytes) -> None:
+    from quality.gate import _frame, normalize, read_table
+
+    verdict = check_daily_file("2024-01-01.csv", data, KNOWN, QualitySettings(), TODAY)
+
+    frame, _ = _frame(read_table(data, DAILY_FLIGHTS), DAILY_FLIGHTS)
+    assert verdict.normalized == normalize(frame, DAILY_FLIGHTS)
+    assert (verdict.normalized == data) is (data == GOOD)
+
+
+def test_a_short_row_among_many_is_found_by_its_number() -> None:
+    rows = [*ROWS * 500, "DL,10397,12892,5", *ROWS * 10]
+    verdict = check_daily_file("2024-01-01.csv", daily(*rows), KNOWN, QualitySettings(), TODAY)
+    assert verdict.outcome is Outcome.QUARANTINED
+    assert "row 2002 has fewer fields" in verdict.reason
