@@ -69,10 +69,14 @@ class Validated:
     upload: Upload
     verdict: Verdict
     action: Action
-    destination: str
-    """The promoted copy's URI, or the quarantined copy's (its result sits beside it)."""
+    destination_key: str
+    """The promoted copy's key, or the quarantined copy's (its result sits beside it)."""
     report: str | None = None
     """Where the validation's page in the quality report is, when reports are recorded."""
+
+    @property
+    def destination(self) -> str:
+        return f"s3://{self.upload.bucket}/{self.destination_key}"
 
     def alert(self) -> str | None:
         """The on-call alert for a quarantined upload: file, broken rules, observed, report."""
@@ -145,12 +149,11 @@ def validate_upload(
         promoted_key = storage.validated_prefix + upload.name
     report = reports.record(upload.uri, upload.version, verdict) if reports else None
     if verdict.outcome is Outcome.QUARANTINED:
-        destination = _quarantine(
-            s3, storage.quarantine_prefix, upload, data, verdict, report=report
-        )
+        destination = storage.quarantine_prefix + upload.name
+        _quarantine(s3, destination, upload, data, verdict, report=report)
         action = Action.QUARANTINED
     else:
-        destination = f"s3://{upload.bucket}/{promoted_key}"
+        destination = promoted_key
         promoted = _promote(s3, promoted_key, upload, modified, verdict)
         action = Action.PROMOTED if promoted else Action.SUPERSEDED
     log.info(
@@ -206,10 +209,9 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any]:
 
 
 def _quarantine(
-    s3: Any, prefix: str, upload: Upload, data: bytes, verdict: Verdict, *, report: str | None
-) -> str:
-    """Move the upload's bytes to quarantine, its validation result beside them."""
-    key = prefix + upload.name
+    s3: Any, key: str, upload: Upload, data: bytes, verdict: Verdict, *, report: str | None
+) -> None:
+    """Move the upload's bytes to ``key``, their validation result beside them."""
     s3.put_object(
         Bucket=upload.bucket,
         Key=key,
@@ -226,7 +228,6 @@ def _quarantine(
     )
     # Removing this version (not adding a delete marker) leaves any newer upload in place.
     s3.delete_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version)
-    return f"s3://{upload.bucket}/{key}"
 
 
 # --- AWS Glue binding ------------------------------------------------------------------------

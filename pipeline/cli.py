@@ -146,17 +146,20 @@ class FileOutcome:
     reason: str = ""
     report: str = ""
     alert: str = ""
-    loaded_key: str = ""
-    """The validated key whose rows the load reported, once it loaded."""
     promoted_key: str = ""
+    """The validated copy's key, whose rows the load reports."""
 
     @property
     def loadable(self) -> bool:
         return bool(self.promoted_key)
 
     @property
+    def loaded(self) -> bool:
+        return self.outcome in ("loaded", "loaded with warnings")
+
+    @property
     def succeeded(self) -> bool:
-        return self.outcome in ("loaded", "loaded with warnings", "in use")
+        return self.loaded or self.outcome == "in use"
 
     @classmethod
     def of(cls, validated: Validated) -> FileOutcome:
@@ -171,7 +174,7 @@ class FileOutcome:
             return cls(file, "superseded", reason=reason, report=report)
         if file == _state.settings.storage.dimension_key:
             return cls(file, "in use", verdict.rows, verdict.reason, report)
-        key = validated.destination.split("/", 3)[3]  # s3://bucket/<key>
+        key = validated.destination_key
         return cls(file, "validated", reason=verdict.reason, report=report, promoted_key=key)
 
     def after(self, rows_by_key: Mapping[str, int]) -> FileOutcome:
@@ -185,7 +188,6 @@ class FileOutcome:
             self,
             outcome="loaded with warnings" if warned else "loaded",
             rows=rows_by_key[self.promoted_key],
-            loaded_key=self.promoted_key,
         )
 
 
@@ -259,7 +261,7 @@ def ingest(
         err.print("[bold red]alert for on-call[/]")
         err.print(alert, highlight=False, markup=False)
     if fmt is Format.TABLE:
-        loaded = {o.loaded_key: o.rows for o in outcomes if o.loaded_key}
+        loaded = {o.promoted_key: o.rows for o in outcomes if o.loaded}
         per_day = twin.rows_per_day(loaded)
         _emit(
             ("flight_date", "flights", "cancelled", "unknown airport"), per_day, fmt, "Rows per day"
