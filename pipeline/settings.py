@@ -75,6 +75,8 @@ class LocalSettings(_Frozen):
     postgres_port: int = 5477
     account: str = "000000000000"
     region: str = "us-east-1"
+    warm_up: bool = True
+    """Start Spark and import the gate when the local AWS endpoint starts, not at the first run."""
 
 
 class QualitySettings(_Frozen):
@@ -104,8 +106,8 @@ class WorkflowSettings(_Frozen):
     zero and the computed one), so retries of many runs spread out instead of colliding.
     """
 
-    alert_topic_name: str = "flightpipe-alerts"
-    """The SNS topic for failure alerts and success messages."""
+    on_call_emails: tuple[str, ...] = ()
+    """Addresses subscribed to the alert topic for failures (success messages are filtered out)."""
     crawler_poll_seconds: int = Field(default=1, ge=1)
     crawl_timeout_seconds: int = Field(default=120, ge=1)
     """How long a started crawl may take before the run fails as stuck."""
@@ -174,6 +176,10 @@ class Settings(BaseSettings):
         """The bucket for a purpose (``raw``, ``dim``, ``staging``) in this environment."""
         return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}-{self.account}"
 
+    def resource_name(self, purpose: str) -> str:
+        """The name of this environment's resource for a purpose (a job, a topic, a machine)."""
+        return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}"
+
     @property
     def raw_bucket(self) -> str:
         return self.bucket("raw")
@@ -213,19 +219,18 @@ _ENVIRONMENT_DEFAULTS: Final[dict[Environment, dict[str, object]]] = {
     Environment.DEV: {
         "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
         "warehouse": {"workgroup": "flightpipe-dev"},
-        "workflow": {**_AWS_WORKFLOW, "alert_topic_name": "flightpipe-alerts-dev"},
+        "workflow": _AWS_WORKFLOW,
     },
     Environment.STAGING: {
         "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
         "warehouse": {"workgroup": "flightpipe-staging"},
-        "workflow": {**_AWS_WORKFLOW, "alert_topic_name": "flightpipe-alerts-staging"},
+        "workflow": _AWS_WORKFLOW,
     },
     Environment.PROD: {
         "timing": {"poll_interval_seconds": 30.0, "lock_wait_seconds": 120.0},
         "warehouse": {"workgroup": "flightpipe-prod"},
         "workflow": {
             **_AWS_WORKFLOW,
-            "alert_topic_name": "flightpipe-alerts-prod",
             "crawler_poll_seconds": 30,
         },
     },

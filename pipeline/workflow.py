@@ -39,9 +39,8 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
 
 _PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
 
-# Error names. Optimized Glue integrations report throttling as Glue.AWSGlueException; the
-# aws-sdk integration names errors after the service, which moto 5.2.5 spells "glue", not
-# "Glue", so those retriers list both spellings.
+# Error names, as AWS spells them (the local twin's emulator fixes make moto agree). Optimized
+# Glue integrations report throttling as Glue.AWSGlueException.
 _GLUE_JOB_TRANSIENT: Final = (
     "Glue.AWSGlueException",
     "Glue.ThrottlingException",
@@ -50,25 +49,19 @@ _GLUE_JOB_TRANSIENT: Final = (
 )
 _GLUE_JOB_BUSY: Final = ("Glue.ConcurrentRunsExceededException",)
 _GLUE_API_TRANSIENT: Final = (
-    *(
-        f"{service}.{error}"
-        for error in (
-            "ThrottlingException",
-            "InternalServiceException",
-            "OperationTimeoutException",
-        )
-        for service in ("Glue", "glue")
-    ),
+    "Glue.ThrottlingException",
+    "Glue.InternalServiceException",
+    "Glue.OperationTimeoutException",
     "States.Timeout",
 )
-_CRAWLER_BUSY: Final = ("Glue.CrawlerRunningException", "glue.CrawlerRunningException")
+_CRAWLER_BUSY: Final = ("Glue.CrawlerRunningException",)
 _SNS_TRANSIENT: Final = ("SNS.ThrottledException", "SNS.InternalErrorException")
 _SFN_TRANSIENT: Final = (
-    "Sfn.ThrottlingException",
-    "Sfn.ExecutionLimitExceededException",
+    "StepFunctions.ThrottlingException",
+    "StepFunctions.ExecutionLimitExceededException",
     "States.Timeout",
 )
-_SFN_DUPLICATE: Final = ("Sfn.ExecutionAlreadyExistsException",)
+_SFN_DUPLICATE: Final = ("StepFunctions.ExecutionAlreadyExistsException",)
 
 _GLUE_RUN_SUMMARY: Final = {"JobRunId.$": "$.Id", "JobRunState.$": "$.JobRunState"}
 
@@ -427,7 +420,7 @@ def router_definition(settings: Settings) -> dict[str, Any]:
     )
     start = sf.Task(
         "Start run",
-        resource="arn:aws:states:::aws-sdk:sfn:startExecution",
+        resource="arn:aws:states:::states:startExecution",
         comment="The name is a function of the object version: a duplicate event finds it taken.",
         parameters={
             "StateMachineArn": "${MainStateMachineArn}",
@@ -435,7 +428,7 @@ def router_definition(settings: Settings) -> dict[str, Any]:
             "Name.$": (
                 "States.Hash(States.Format('{}/{}/{}', $.bucket, $.key, $.version_id), 'SHA-256')"
             ),
-            "Input.$": "States.JsonToString($)",
+            "Input.$": "$",
         },
         result_path="$.run",
         timeout_seconds=settings.workflow.api_timeout_seconds,

@@ -16,8 +16,13 @@ from pipeline.settings import Settings
 
 def s3_client(settings: Settings, endpoint: str) -> Any:
     """A boto3 S3 client for the local endpoint (fixed fake credentials: nothing leaves here)."""
+    return aws_client("s3", settings, endpoint)
+
+
+def aws_client(service: str, settings: Settings, endpoint: str) -> Any:
+    """A boto3 client of ``service`` for the local endpoint."""
     return boto3.client(
-        "s3",
+        service,  # type: ignore[call-overload]
         endpoint_url=endpoint,
         region_name=settings.local.region,
         aws_access_key_id="local",

@@ -1,4 +1,4 @@
-"""The local twin's services: a moto S3 endpoint and a real PostgreSQL server.
+"""The local twin's services: its AWS endpoint (moto, ``pipeline.local.aws``) and PostgreSQL.
 
 Both run as background processes whose state lives under the settings' state folder, so
 ``flightpipe local up`` is idempotent and ``down`` stops exactly what ``up`` started.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from pipeline.settings import LocalSettings, Settings
+from pipeline.settings import REPO_ROOT, LocalSettings, Settings
 
 # Settings for the local twin only: durability traded for load speed (printed by the bench).
 POSTGRES_SPEED_SETTINGS: dict[str, str] = {
@@ -86,12 +86,13 @@ class LocalServices:
         self.state = self.local.state_dir
         self.pg_data = self.state / "postgres" / "data"
         self.pg_socket = self.state / "postgres" / "socket"
-        self.moto_pid_file = self.state / "moto.pid"
-        self.moto_log = self.state / "moto.log"
+        self.aws_pid_file = self.state / "aws.pid"
+        self.aws_log = self.state / "aws.log"
 
     # -- addresses ----------------------------------------------------------------------------
     @property
-    def s3_endpoint(self) -> str:
+    def endpoint(self) -> str:
+        """The local AWS endpoint: S3, Glue, SNS, EventBridge and Step Functions."""
         return f"http://127.0.0.1:{self.local.s3_port}"
 
     @property
@@ -107,20 +108,20 @@ class LocalServices:
     def up(self) -> None:
         """Start whatever is not running yet (idempotent)."""
         self.state.mkdir(parents=True, exist_ok=True)
-        self._start_moto()
+        self._start_aws()
         if not self.settings.warehouse.url:
             self._start_postgres()
             self._ensure_database()
 
     def down(self) -> None:
         """Stop the services this state folder started."""
-        self._stop_moto()
+        self._stop_aws()
         if self.pg_data.exists() and (self.pg_data / "postmaster.pid").exists():
             self._pg_ctl("stop", "-m", "fast", "-w")
 
     def status(self) -> list[ServiceStatus]:
-        moto_up = _port_open(self.local.s3_port)
-        result = [ServiceStatus("s3 (moto)", moto_up, self.s3_endpoint, str(self.moto_log))]
+        aws_up = _port_open(self.local.s3_port)
+        result = [ServiceStatus("aws (moto)", aws_up, self.endpoint, str(self.aws_log))]
         if self.settings.warehouse.url:
             result.append(ServiceStatus("warehouse", True, self.warehouse_url, "external"))
         else:
@@ -132,37 +133,43 @@ class LocalServices:
             )
         return result
 
-    # -- moto ---------------------------------------------------------------------------------
-    def _start_moto(self) -> None:
+    # -- the AWS endpoint ---------------------------------------------------------------------
+    def _start_aws(self) -> None:
         if _port_open(self.local.s3_port):
             return
-        moto = Path(sys.executable).parent / "moto_server"
-        env = {**os.environ, "MOTO_PORT": str(self.local.s3_port)}
-        with open(self.moto_log, "ab") as log:
+        with open(self.aws_log, "ab") as log:
             process = subprocess.Popen(
-                [str(moto), "-H", "127.0.0.1", "-p", str(self.local.s3_port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline.local.aws",
+                    "--settings",
+                    self.settings.model_dump_json(),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
+                cwd=REPO_ROOT,
                 start_new_session=True,
             )
-        self.moto_pid_file.write_text(str(process.pid))
+        self.aws_pid_file.write_text(str(process.pid))
         _wait_for(
             lambda: _port_open(self.local.s3_port),
             self.settings.timing.service_start_timeout_seconds,
-            f"moto server on port {self.local.s3_port} (log: {self.moto_log})",
+            f"the local AWS endpoint on port {self.local.s3_port} (log: {self.aws_log})",
         )
 
-    def _stop_moto(self) -> None:
-        if not self.moto_pid_file.exists():
+    def _stop_aws(self) -> None:
+        if not self.aws_pid_file.exists():
             return
-        pid = int(self.moto_pid_file.read_text())
+        pid = int(self.aws_pid_file.read_text())
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        self.moto_pid_file.unlink()
-        deadline = time.monotonic() + 5
+        self.aws_pid_file.unlink()
+        deadline = time.monotonic() + 10
         while _port_open(self.local.s3_port) and time.monotonic() < deadline:
             time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
     # -- postgresql ---------------------------------------------------------------------------
     def _as_postgres(self) -> list[str]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.flight_etl import LoadResult
 from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED
 from pipeline.local.etl import run_local_etl
-from pipeline.local.objects import ensure_buckets, s3_client
+from pipeline.local.objects import aws_client, ensure_buckets, s3_client
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from jobs.validation import Upload, Validated
+    from pipeline.local.resources import Resources
 
 
 # An airport missing from the dimension leaves every detail of that end NULL.
@@ -87,8 +88,19 @@ class LocalTwin:
         self.warehouse.ensure_schema()
 
     @cached_property
+    def resources(self) -> Resources:
+        """The pipeline's AWS resources on the local endpoint, created first if missing."""
+        from pipeline.local.resources import ensure
+
+        return ensure(self.settings, self.services.endpoint)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the local endpoint."""
+        return aws_client(service, self.settings, self.services.endpoint)
+
+    @cached_property
     def s3(self) -> Any:
-        return s3_client(self.settings, self.services.s3_endpoint)
+        return s3_client(self.settings, self.services.endpoint)
 
     @cached_property
     def reports(self) -> QualityReports:

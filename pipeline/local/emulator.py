@@ -1,0 +1,255 @@
+"""Fixes to the AWS emulator (moto), each one a gap that would make the local twin lie.
+
+Every fix is pinned to the moto version it was written against (``MOTO_VERSION``): ``apply``
+refuses any other version, so an upgrade makes someone re-check each fix instead of silently
+running patched code over changed internals. ``tests/test_emulator.py`` shows each gap on
+unpatched moto and fails when an upgrade closes one, so the fix can then be deleted.
+
+The fixes:
+
+- ``glue_sync``: ``arn:aws:states:::glue:startJobRun.sync`` fails in moto with
+  ``'NoneType' object has no attribute 'interrupt_all'``: its Glue integration has no
+  ``.waitForTaskToken`` endpoint, and the shared ``.sync`` code always releases one. The fix
+  runs the same ``.sync`` poll without that endpoint.
+- ``aws_sdk_error_names``: errors of ``aws-sdk:glue:*`` tasks are named ``glue.<Error>``,
+  where AWS says ``Glue.<Error>``; Retry and Catch on the AWS names never match.
+- ``sfn_member_names``: ``arn:aws:states:::states:startExecution`` hands its parameters to
+  boto3 as written (``StateMachineArn``), where the API wants ``stateMachineArn``: the task
+  fails with ``States.Runtime``. The fix maps the names, and the result back to the names AWS
+  returns (``ExecutionArn``, ``StartDate``).
+- ``timestamps_in_results``: service results keep botocore's ``datetime`` objects (GetCrawler's
+  times, a job run's), so DescribeExecution of any run that kept one in its state fails with
+  a 500 (``datetime is not JSON serializable``). AWS hands timestamps to the state as
+  ISO-8601 strings; the fix does too.
+- ``fail_error_paths``: a Fail state whose ``ErrorPath`` selects an error named ``States.*``
+  (``States.TaskFailed``, the error of every failed Glue job run) ends the execution with a
+  ``ValueError`` from moto instead of that error: moto checks the path's value as if it were a
+  custom error name written in the definition. AWS passes it through.
+- ``job_run_outcomes``: moto's GetJobRun has no ``ErrorMessage`` and reports a completion time
+  and an execution time of 123 s from the start. The fix reports what the run recorded
+  (``error_message``, ``completed_on``, ``execution_seconds``), so a failed run's error
+  reaches the state machine's Catch as on AWS.
+- ``events_to_state_machines``: an EventBridge rule whose target is a state machine does
+  nothing (moto raises NotImplementedError, swallowed for S3 events). The fix starts an
+  execution with the event as input, as the AWS rule does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+MOTO_VERSION: Final = "5.2.5"
+
+# aws-sdk integration service name -> the prefix of its error names on AWS.
+_AWS_SDK_ERROR_PREFIXES: Final = {"glue": "Glue"}
+
+_JOB_RUN_ENDED: Final = frozenset({"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR"})
+
+
+class EmulatorVersionError(RuntimeError):
+    """The installed moto is not the version the fixes were written for."""
+
+
+def glue_sync() -> None:
+    """Let ``glue:startJobRun.sync`` poll the job run to its end, as on AWS."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_glue as glue,
+    )
+
+    def eval_integration_pattern(
+        self: Any,
+        env: Any,
+        resource_runtime_part: Any,
+        normalised_parameters: dict[str, Any],
+        state_credentials: Any,
+    ) -> None:
+        # The upstream method minus the callback endpoint Glue does not have: Glue supports
+        # only .sync, whose outcome is the final GetJobRun or the error it raised.
+        task_output = env.stack.pop()
+        self.timeout.eval(env=env)
+        timeout_seconds = env.stack.pop()
+        env.stack.append(task_output)
+        resolver = self._build_sync_resolver(
+            env=env,
+            resource_runtime_part=resource_runtime_part,
+            normalised_parameters=normalised_parameters,
+            state_credentials=state_credentials,
+        )
+        env.stack.append(
+            self._eval_sync(
+                env=env,
+                sync_resolver=resolver,
+                timeout_seconds=timeout_seconds,
+                callback_endpoint=None,
+                heartbeat_endpoint=None,
+            )
+        )
+
+    glue.StateTaskServiceGlue._eval_integration_pattern = eval_integration_pattern
+
+
+def aws_sdk_error_names() -> None:
+    """Name ``aws-sdk`` task errors the AWS way (``Glue.CrawlerRunningException``)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    aws_sdk._SERVICE_ERROR_NAMES.update(_AWS_SDK_ERROR_PREFIXES)
+
+
+def sfn_member_names() -> None:
+    """Translate ``states:*`` task parameters to the API's names, and results to AWS's."""
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn as sfn,
+    )
+
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+    normalise_parameters = sfn.StateTaskServiceSfn._normalise_parameters
+
+    def parameters(self: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        normalise_parameters(self, parameters, *args, **kwargs)
+        operation = model.operation_model(
+            model.operation_names[
+                [name.lower() for name in model.operation_names].index(
+                    self.resource.api_action.lower()
+                )
+            ]
+        )
+        members = {name.lower(): name for name in operation.input_shape.members}
+        for key in list(parameters):
+            parameters[members.get(key.lower(), key)] = parameters.pop(key)
+
+    def response(self: Any, response: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(response, dict):
+            for key in list(response):
+                response[key[:1].upper() + key[1:]] = response.pop(key)
+        _timestamps_to_text(response)
+
+    sfn.StateTaskServiceSfn._normalise_parameters = parameters
+    sfn.StateTaskServiceSfn._normalise_response = response
+
+
+def _timestamps_to_text(value: Any) -> None:
+    """Replace, in place, every datetime in nested dicts and lists by its ISO-8601 text."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
+        value, list
+    ) else ()
+    for key, item in list(items):
+        if isinstance(item, dt.datetime):
+            value[key] = item.isoformat()
+        else:
+            _timestamps_to_text(item)
+
+
+def timestamps_in_results() -> None:
+    """Hand service results to the state with timestamps as text, as AWS does."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service,
+    )
+
+    def response(self: Any, response: Any, *args: Any, **kwargs: Any) -> None:
+        _timestamps_to_text(response)
+
+    # The base class's hook does nothing; services that override it keep their own.
+    state_task_service.StateTaskService._normalise_response = response
+
+
+def fail_error_paths() -> None:
+    """Let a Fail state end the execution with whatever error its ErrorPath selects."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+    from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+
+    class FailStateErrorName(ErrorName):
+        """An error a Fail state passes on: caught earlier, so any name AWS gave it."""
+
+    state_fail.CustomErrorName = FailStateErrorName
+
+
+def job_run_outcomes() -> None:
+    """Report a job run's error message, completion time and execution time."""
+    from moto.glue import models
+
+    as_dict = models.FakeJobRun.as_dict
+
+    def job_run(self: Any) -> dict[str, Any]:
+        run: dict[str, Any] = as_dict(self)
+        run.pop("CompletedOn", None)
+        run["ExecutionTime"] = getattr(self, "execution_seconds", 0)
+        if getattr(self, "completed_on", None) and self.status in _JOB_RUN_ENDED:
+            run["CompletedOn"] = self.completed_on
+        if getattr(self, "error_message", None):
+            run["ErrorMessage"] = self.error_message
+        return run
+
+    models.FakeJobRun.as_dict = job_run
+
+
+def events_to_state_machines(start_execution: Callable[[str, str], None]) -> None:
+    """Deliver events to Step Functions targets: ``start_execution(state_machine_arn, input)``.
+
+    The event is delivered as AWS delivers it: its ``time`` an ISO-8601 string (moto keeps
+    the epoch seconds it was created with) and any input transformation applied. Other
+    targets keep moto's own delivery.
+    """
+    from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
+    from moto.events import models
+    from moto.utilities.arns import parse_arn
+
+    deliver = models.Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if not self.event_pattern.matches_event(original_event):
+            return
+        others = [t for t in self.targets if parse_arn(t["Arn"]).service != "states"]
+        for target in self.targets:
+            if parse_arn(target["Arn"]).service != "states":
+                continue
+            event = dict(original_event)
+            if isinstance(event.get("time"), int | float):
+                event["time"] = iso_8601_datetime_without_milliseconds(
+                    utcfromtimestamp(event["time"])
+                )
+            if transform_input:
+                transformer = target.get("InputTransformer", {})
+                event = models.EventTemplateParser.parse(
+                    input_template=transformer.get("InputTemplate"),
+                    input_paths_map=transformer.get("InputPathsMap", {}),
+                    event=event,
+                )
+            start_execution(target["Arn"], event if isinstance(event, str) else json.dumps(event))
+        if others:
+            targets, self.targets = self.targets, others
+            try:
+                deliver(self, original_event, transform_input)
+            finally:
+                self.targets = targets
+
+    models.Rule.send_to_targets = send_to_targets
+
+
+def check_version() -> None:
+    """Refuse a moto other than the one these fixes were written against."""
+    import moto
+
+    if moto.__version__ != MOTO_VERSION:
+        raise EmulatorVersionError(
+            f"moto {moto.__version__} is installed, the emulator fixes in {__name__} are for "
+            f"moto {MOTO_VERSION}: run tests/test_emulator.py, drop the fixes upstream made "
+            "unnecessary, then update MOTO_VERSION"
+        )
+
+
+def apply(start_execution: Callable[[str, str], None]) -> None:
+    """Apply every fix (once per process, before the emulator serves a request)."""
+    check_version()
+    glue_sync()
+    aws_sdk_error_names()
+    sfn_member_names()
+    timestamps_in_results()
+    fail_error_paths()
+    job_run_outcomes()
+    events_to_state_machines(start_execution)
