@@ -23,17 +23,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.contract import AIRPORTS, header_names
+from pipeline.contract import (
+    AIRPORTS,
+    SOURCE_MODIFIED,
+    SOURCE_SHA256,
+    SOURCE_VERSION,
+    header_names,
+)
 from pipeline.settings import Settings, load_settings
+from pipeline.uploads import Upload
 from quality.gate import Outcome, Verdict, check_daily_file, check_dimension
 from quality.reports import published, result_document
 
 log = logging.getLogger(__name__)
-
-# Metadata on a promoted copy: which upload it came from, to order versions of one day.
-SOURCE_VERSION = "source-version"
-SOURCE_MODIFIED = "source-last-modified"
-SOURCE_SHA256 = "source-sha256"
 
 
 class Action(StrEnum):
@@ -43,23 +45,6 @@ class Action(StrEnum):
     """Valid, but a newer upload of the same file is already promoted: nothing changes."""
     QUARANTINED = "quarantined"
     """Moved to quarantine with its validation result; nothing of it loads."""
-
-
-@dataclass(frozen=True)
-class Upload:
-    """One version of an uploaded object."""
-
-    bucket: str
-    key: str
-    version: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    @property
-    def name(self) -> str:
-        return self.key.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)

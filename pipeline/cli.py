@@ -13,7 +13,8 @@ import re
 import sys
 import time
 import webbrowser
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -28,7 +29,9 @@ from pipeline.logs import configure_logging
 from pipeline.settings import Environment, Settings, load_settings
 
 if TYPE_CHECKING:
-    from jobs.validation import Validated
+    from pipeline.local.runs import Run
+    from pipeline.local.twin import LocalTwin
+    from pipeline.uploads import Upload
 
 app = typer.Typer(
     help="flightpipe: incremental airline-flight pipeline, on AWS or on its local twin.",
@@ -138,7 +141,7 @@ def local_status(fmt: FormatOption = Format.TABLE) -> None:
 
 @dataclass(frozen=True)
 class FileOutcome:
-    """One ingested file's row in the summary: what the gate and then the load did with it."""
+    """One uploaded file's row in the ingest summary: what its run did with it."""
 
     file: str
     outcome: str
@@ -146,12 +149,10 @@ class FileOutcome:
     reason: str = ""
     report: str = ""
     alert: str = ""
-    promoted_key: str = ""
-    """The validated copy's key, whose rows the load reports."""
-
-    @property
-    def loadable(self) -> bool:
-        return bool(self.promoted_key)
+    run: str = ""
+    """The run's execution name (``flightpipe runs`` lists it)."""
+    loaded_key: str = ""
+    """The validated copy whose rows were loaded."""
 
     @property
     def loaded(self) -> bool:
@@ -162,33 +163,79 @@ class FileOutcome:
         return self.loaded or self.outcome == "in use"
 
     @classmethod
-    def of(cls, validated: Validated) -> FileOutcome:
-        from jobs.validation import Action
-
-        verdict, file, report = validated.verdict, validated.upload.key, validated.report or ""
-        if validated.action is Action.QUARANTINED:
-            alert = validated.alert() or ""
-            return cls(file, "quarantined", reason=verdict.reason, report=report, alert=alert)
-        if validated.action is Action.SUPERSEDED:
-            reason = "a newer upload of this file is already validated"
-            return cls(file, "superseded", reason=reason, report=report)
-        if file == _state.settings.storage.dimension_key:
-            return cls(file, "in use", verdict.rows, verdict.reason, report)
-        key = validated.destination_key
-        return cls(file, "validated", reason=verdict.reason, report=report, promoted_key=key)
-
-    def after(self, rows_by_key: Mapping[str, int]) -> FileOutcome:
-        """This outcome once the load ran: loaded (with its rows), or not loaded."""
-        if not self.promoted_key:
-            return self
-        if self.promoted_key not in rows_by_key:
-            return replace(self, outcome="not loaded", reason="the load found no new version")
-        warned = self.reason != ""
-        return replace(
-            self,
-            outcome="loaded with warnings" if warned else "loaded",
-            rows=rows_by_key[self.promoted_key],
+    def of(cls, run: Run, upload: Upload, twin: LocalTwin) -> FileOutcome:
+        """The outcome of an upload's run, with the quality report's word on the file."""
+        settings = twin.settings
+        summary = twin.reports.summary(upload.uri, upload.version)
+        base = cls(
+            upload.key,
+            run.status.lower(),
+            reason=summary.reason if summary else "",
+            report=(summary.report or "") if summary else "",
+            run=run.name,
         )
+        if not run.finished:
+            timeout = settings.local.follow_timeout_seconds
+            reason = f"the run was still {run.status} after {timeout:.0f} s"
+            return replace(base, outcome="not finished", reason=reason)
+        if run.status != "SUCCEEDED":
+            alert = next((a["message"] for a in twin.alerts() if run.arn in a["message"]), "")
+            # The failure path makes a failed job run's error message the run's cause.
+            if run.failed_step == "validation" and run.cause.startswith("QuarantinedError"):
+                return replace(base, outcome="quarantined", alert=alert)
+            detail = f"{run.error}: {run.cause}"
+            return replace(
+                base, outcome="failed", reason=f"{run.failed_step}: {detail}", alert=alert
+            )
+        if upload.bucket == settings.dimension_bucket:
+            return replace(base, outcome="in use")
+        key = settings.storage.validated_prefix + upload.name
+        if twin.promoted_version(key) != upload.version:
+            reason = "a newer upload of this file is validated and loaded instead"
+            return replace(base, outcome="superseded", reason=reason)
+        warned = summary is not None and summary.outcome == "warnings"
+        return replace(
+            base,
+            outcome="loaded with warnings" if warned else "loaded",
+            rows=twin.loaded_rows(key) or 0,
+            reason=base.reason if warned else "",
+            loaded_key=key,
+        )
+
+
+def _follow(twin: LocalTwin, uploads: Sequence[Upload], what: str) -> list[Run]:
+    """Follow the runs the uploads started until they finish, with a progress bar."""
+    from pipeline.local.runs import run_name
+
+    names = [run_name(u.bucket, u.key, u.version) for u in uploads]
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[states]}"),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(what, total=len(names), states="")
+
+        def show(runs: Iterable[Run]) -> None:
+            counts = Counter(run.status.lower() for run in runs)
+            progress.update(
+                task,
+                completed=sum(n for status, n in counts.items() if status not in _UNFINISHED),
+                states=", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+            )
+
+        return twin.runs.follow(
+            names,
+            twin.settings.local.follow_timeout_seconds,
+            twin.settings.timing.poll_interval_seconds,
+            show,
+        )
+
+
+_UNFINISHED = ("running", "not started")
 
 
 @app.command()
@@ -203,13 +250,14 @@ def ingest(
     ] = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
-    """Upload files, validate each one, and load those that pass, in one run.
+    """Upload files to the local buckets and follow the runs their upload events start.
 
-    A file that fails a blocking expectation is quarantined with its validation result, an
-    alert names it, and the other files still load. A refused dimension leaves the last good
-    one in use.
+    Each upload's event starts one run of the state machine: validate, crawl, load. A file
+    that fails a blocking expectation is quarantined, its run fails and an alert names it;
+    the other files still load. A refused dimension leaves the last good one in use. The
+    dimension's run finishes before the daily files are uploaded, as they are validated
+    against it.
     """
-    from jobs.validation import NoDimensionError
     from pipeline.local.twin import find_inputs
 
     twin = _twin()
@@ -221,47 +269,28 @@ def ingest(
         raise typer.Exit(2) from exc
     with err.status("starting the local twin"):
         twin.start()
+        _ = twin.resources
     outcomes: list[FileOutcome] = []
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
-        if inputs.dimension is not None:
-            progress.add_task("validating the airport dimension", total=None)
-            outcomes.append(FileOutcome.of(twin.submit_dimension(inputs.dimension)))
-        task = progress.add_task("validating", total=len(inputs.daily))
-        for path in inputs.daily:
-            upload = twin.upload_daily(path)
-            try:
-                outcomes.append(FileOutcome.of(twin.validate(upload, build_report=False)))
-            except NoDimensionError as exc:
-                outcomes.append(FileOutcome(upload.key, "not validated", reason=str(exc)))
-            progress.advance(task)
-        progress.add_task("building the quality report", total=None)
-        twin.reports.build()
-        if any(o.loadable for o in outcomes):
-            progress.add_task("starting Spark", total=None)
-            _ = twin.spark
-            progress.add_task("loading the validated files", total=None)
-            result = twin.load()
-            outcomes = [o.after(result.rows_by_key) for o in outcomes]
+    if inputs.dimension is not None:
+        upload = twin.upload_dimension(inputs.dimension)
+        [run] = _follow(twin, [upload], "airport dimension")
+        outcomes.append(FileOutcome.of(run, upload, twin))
+    uploads = [twin.upload_daily(path) for path in inputs.daily]
+    runs = _follow(twin, uploads, "runs")
+    outcomes += [FileOutcome.of(r, u, twin) for r, u in zip(runs, uploads, strict=True)]
     elapsed = time.monotonic() - started
 
     columns: tuple[str, ...] = ("file", "outcome", "rows", "reason")
     rows: list[tuple[Any, ...]] = [(o.file, o.outcome, o.rows, o.reason) for o in outcomes]
     if fmt is not Format.TABLE:  # report pages are long paths: whole in CSV and JSON only
-        columns = (*columns, "report")
-        rows = [(*row, o.report) for row, o in zip(rows, outcomes, strict=True)]
+        columns = (*columns, "report", "run")
+        rows = [(*row, o.report, o.run) for row, o in zip(rows, outcomes, strict=True)]
     _emit(columns, rows, fmt, title="Files")
     for alert in (o.alert for o in outcomes if o.alert):
         err.print("[bold red]alert for on-call[/]")
         err.print(alert, highlight=False, markup=False)
     if fmt is Format.TABLE:
-        loaded = {o.promoted_key: o.rows for o in outcomes if o.loaded}
+        loaded = {o.loaded_key: o.rows for o in outcomes if o.loaded}
         per_day = twin.rows_per_day(loaded)
         _emit(
             ("flight_date", "flights", "cancelled", "unknown airport"), per_day, fmt, "Rows per day"
@@ -278,6 +307,66 @@ def ingest(
         _emit(("measure", "value"), summary, fmt, title="Summary")
     if not all(o.succeeded for o in outcomes):
         raise typer.Exit(1)
+
+
+@app.command()
+def runs(
+    fmt: FormatOption = Format.TABLE,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest runs to show.")] = 50,
+) -> None:
+    """List the state machine's runs, newest first: file, status, duration and failed step."""
+    twin = _twin()
+    twin.start()
+    listed = twin.runs.all()[:limit]
+    columns: tuple[str, ...] = (
+        "started",
+        "file",
+        "version",
+        "status",
+        "seconds",
+        "failed step",
+        "error",
+        "run",
+    )
+    rows: list[tuple[Any, ...]] = [
+        (
+            r.started.isoformat(timespec="seconds") if r.started else "",
+            r.file,
+            r.version,
+            r.status,
+            r.seconds,
+            r.failed_step,
+            f"{r.error}: {r.cause}" if r.error else "",
+            r.name,
+        )
+        for r in listed
+    ]
+    if fmt is Format.TABLE:  # one line per run: the error's first line, the name's start
+        columns = tuple(c for c in columns if c != "version")
+        rows = [
+            (started, file, status, seconds, step, error.split("\n", 1)[0][:72], name[:12])
+            for started, file, _, status, seconds, step, error, name in rows
+        ]
+    _emit(columns, rows, fmt, title="Runs")
+
+
+@app.command()
+def alerts(
+    fmt: FormatOption = Format.TABLE,
+    failed_only: Annotated[
+        bool, typer.Option("--failed", help="Only failure alerts, as on-call receives them.")
+    ] = False,
+) -> None:
+    """Show the messages published to the alert topic: failure alerts and success messages."""
+    twin = _twin()
+    twin.start()
+    messages = [
+        a
+        for a in twin.alerts()
+        if not failed_only or a.get("attributes", {}).get("outcome") == "failed"
+    ]
+    rows = [(a["time"], a.get("subject") or "", a["message"]) for a in messages]
+    _emit(("time", "subject", "message"), rows, fmt, title="Alerts")
 
 
 @app.command()

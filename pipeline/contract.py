@@ -151,6 +151,13 @@ FLIGHT_LOAD_AUDIT: Final = Table(
 DAILY_FILE_NAME: Final = re.compile(r"(\d{4}-\d{2}-\d{2})\.csv")
 
 
+# Metadata on a validated (promoted) copy: which upload it came from, to order versions of one
+# day and to tell which upload a copy is.
+SOURCE_VERSION: Final = "source-version"
+SOURCE_MODIFIED: Final = "source-last-modified"
+SOURCE_SHA256: Final = "source-sha256"
+
+
 class NotADailyFileError(ValueError):
     """A key or path does not name a daily file (``YYYY-MM-DD.csv`` with a real date)."""
 

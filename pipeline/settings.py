@@ -75,6 +75,8 @@ class LocalSettings(_Frozen):
     postgres_port: int = 5477
     account: str = "000000000000"
     region: str = "us-east-1"
+    follow_timeout_seconds: float = 1800.0
+    """How long ``flightpipe ingest`` follows the runs its uploads started."""
     warm_up: bool = True
     """Start Spark and import the gate when the local AWS endpoint starts, not at the first run."""
 

@@ -156,14 +156,16 @@ class _Additions:
 
 @dataclass
 class _Failure:
-    """The failure path: record the failed step, publish an alert, end FAILED.
+    """The failure path: record the failed step, read a job run's error, alert, end FAILED.
 
     Every step's Catch leads to its own Pass state, which records the step's name for the alert
-    (a Catch can only record the error), then to one alert task. The alert ends in the Fail
-    state whether or not it could be published.
+    (a Catch can only record the error). A failed Glue job run's cause is the whole job run as
+    JSON; its ``ErrorMessage`` is what on-call needs (for a quarantined file, the broken rules),
+    so it becomes the cause. Then one alert task, which ends in the Fail state whether or not
+    it could be published.
     """
 
-    alert: Any
+    entry: Any
 
     @classmethod
     def build(cls, settings: Settings, additions: _Additions) -> _Failure:
@@ -194,14 +196,46 @@ class _Failure:
             sf.Catch(error_equals=["States.ALL"], result_path="$.alert_error", next_step=failed)
         )
         alert.next(failed)
-        return cls(alert)
+        return cls(cls._job_run_error(alert))
+
+    @staticmethod
+    def _job_run_error(then: Any) -> Any:
+        """States that replace a JSON job-run cause by the run's ErrorMessage, then ``then``."""
+        sf = _sdk()
+        rule = sf.ChoiceRule
+        read = sf.Pass(
+            "Read failed job run",
+            parameters={"Error.$": "$.error.Error", "Run.$": "States.StringToJson($.error.Cause)"},
+            result_path="$.error",
+        )
+        message = sf.Pass(
+            "Keep job run message",
+            parameters={"Error.$": "$.error.Error", "Cause.$": "$.error.Run.ErrorMessage"},
+            result_path="$.error",
+        )
+        whole = sf.Pass(
+            "Keep whole job run",
+            parameters={"Error.$": "$.error.Error", "Cause.$": "States.JsonToString($.error.Run)"},
+            result_path="$.error",
+        )
+        is_job_run = sf.Choice("Job run failed?")
+        # Every caught error has a Cause; only a job run's is a JSON object.
+        is_job_run.add_choice(rule.StringMatches("$.error.Cause", "{*"), read)
+        is_job_run.default_choice(then)
+        has_message = sf.Choice("Job run message?")
+        has_message.add_choice(rule.IsPresent("$.error.Run.ErrorMessage", True), message)
+        has_message.default_choice(whole)
+        read.next(has_message)
+        message.next(then)
+        whole.next(then)
+        return is_job_run
 
     def step(self, name: str) -> Any:
         """The state that records ``name`` as the failed step, then alerts."""
         record = _sdk().Pass(
             f"{name.capitalize()} failed", result=name, result_path="$.failed_step"
         )
-        record.next(self.alert)
+        record.next(self.entry)
         return record
 
     def catch(self, state: Any, step: Any) -> None:

@@ -54,6 +54,21 @@ class Summary:
     validated_at: str
     failed: tuple[str, ...]
     report: str | None
+    reason: str
+    """Every finding with what was observed, blocking first, in one line."""
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> Summary:
+        findings = sorted(document["findings"], key=lambda f: not f["blocking"])
+        return cls(
+            file=document["file"],
+            version=document["version"],
+            outcome=document["outcome"],
+            validated_at=document["validated_at"],
+            failed=tuple(f["rule"] for f in findings if f["blocking"]),
+            report=document["report"],
+            reason="; ".join(f"{f['rule']}: {f['observed']}" for f in findings),
+        )
 
 
 class QualityReports:
@@ -100,9 +115,9 @@ class QualityReports:
         (an unreadable file has findings but no GX result).
         """
         now = dt.datetime.now(dt.UTC)
-        run_name = f"{uri.rsplit('/', 1)[-1]}@{version}"
+        run_name = _run_name(uri, version)
         report = self._store(verdict, run_name, now) if verdict.validation is not None else None
-        summary = self.root / "summaries" / f"{run_name}.json"
+        summary = self._summary_path(run_name)
         summary.parent.mkdir(parents=True, exist_ok=True)
         where = report or self._location(summary)
         document = result_document(uri, version, verdict, where)
@@ -142,6 +157,14 @@ class QualityReports:
             self._context.build_data_docs(resource_identifiers=self._unbuilt)
             self._unbuilt = []
 
+    def _summary_path(self, run_name: str) -> Path:
+        return self.root / "summaries" / f"{run_name}.json"
+
+    def summary(self, uri: str, version: str) -> Summary | None:
+        """The validation of one file version, if it was recorded here."""
+        path = self._summary_path(_run_name(uri, version))
+        return Summary.of(json.loads(path.read_text())) if path.exists() else None
+
     def latest(self) -> list[Summary]:
         """The latest validation of every file, by file name."""
         latest: dict[str, dict[str, Any]] = {}
@@ -150,17 +173,12 @@ class QualityReports:
             current = latest.get(document["file"])
             if current is None or document["validated_at"] > current["validated_at"]:
                 latest[document["file"]] = document
-        return [
-            Summary(
-                file=d["file"],
-                version=d["version"],
-                outcome=d["outcome"],
-                validated_at=d["validated_at"],
-                failed=tuple(f["rule"] for f in d["findings"] if f["blocking"]),
-                report=d["report"],
-            )
-            for _, d in sorted(latest.items())
-        ]
+        return [Summary.of(d) for _, d in sorted(latest.items())]
+
+
+def _run_name(uri: str, version: str) -> str:
+    """What names one file version's validation: its page, result and summary."""
+    return f"{uri.rsplit('/', 1)[-1]}@{version}"
 
 
 # Read back before a validation: the results and summaries, and the result pages, which the

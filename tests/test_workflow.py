@@ -116,7 +116,7 @@ def test_every_task_retries_transient_errors_and_catches_everything_else(machine
 @pytest.mark.parametrize("machine", MACHINES)
 def test_every_failure_publishes_an_alert_and_ends_failed(machine: str) -> None:
     states = definition(machine)["States"]
-    duplicate = ["Sfn.ExecutionAlreadyExistsException"]
+    duplicate = ["StepFunctions.ExecutionAlreadyExistsException"]
     for name, state in states.items():
         for catcher in state.get("Catch", []):
             if catcher["ErrorEquals"] != duplicate:
@@ -224,10 +224,6 @@ def test_busy_retries_wait_out_a_burst_of_uploads(env: str) -> None:
     }
     for name, error in waits.items():
         assert mean_wait_seconds(retrier(states[name], error)) >= burst * typical[name], name
-    assert (
-        "glue.CrawlerRunningException"
-        in retrier(states["Start crawler"], "Glue.CrawlerRunningException")["ErrorEquals"]
-    )
 
 
 def test_numbers_come_from_the_environment_settings() -> None:
@@ -317,12 +313,12 @@ def test_router_names_each_run_by_a_hash_of_the_object_version() -> None:
         "version_id.$": "$.detail.object['version-id']",
     }
     start = states["Start run"]
-    assert start["Resource"] == "arn:aws:states:::aws-sdk:sfn:startExecution"
+    assert start["Resource"] == "arn:aws:states:::states:startExecution"
     assert start["Parameters"]["Name.$"] == (
         "States.Hash(States.Format('{}/{}/{}', $.bucket, $.key, $.version_id), 'SHA-256')"
     )
     duplicate, everything = start["Catch"]
-    assert duplicate["ErrorEquals"] == ["Sfn.ExecutionAlreadyExistsException"]
+    assert duplicate["ErrorEquals"] == ["StepFunctions.ExecutionAlreadyExistsException"]
     assert states[duplicate["Next"]]["Type"] == "Succeed"
     assert everything["ErrorEquals"] == ["States.ALL"]
 

@@ -135,8 +135,8 @@ class GlueWorkers:
             crawl = crawler.crawls[-1]
             workers._crawls.submit(workers._crawl, crawler, crawl)
 
-        models.FakeJob.start_job_run = start_run
-        models.FakeCrawler.start_crawler = start_crawl
+        emulator.replace(models.FakeJob, "start_job_run", start_run)
+        emulator.replace(models.FakeCrawler, "start_crawler", start_crawl)
 
     def submit(self, job: Any, run: Any) -> None:
         script = job.command.get("ScriptLocation", "").rsplit("/", 1)[-1]
@@ -168,7 +168,8 @@ class GlueWorkers:
             run.execution_seconds = round((run.completed_on - started).total_seconds())
 
     def _validate(self, arguments: Mapping[str, str]) -> None:
-        from jobs.validation import QuarantinedError, Upload
+        from jobs.validation import QuarantinedError
+        from pipeline.uploads import Upload
 
         twin = run_settings(arguments)
         upload = Upload(arguments["--bucket"], arguments["--key"], arguments["--version_id"])
@@ -235,9 +236,7 @@ def _register_schema(crawler: Any) -> None:
                 "Location": target["Path"],
                 "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
                 "SerdeInfo": {
-                    "SerializationLibrary": (
-                        "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
-                    ),
+                    "SerializationLibrary": ("org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"),
                     "Parameters": {"field.delim": ","},
                 },
             },
@@ -264,7 +263,9 @@ class AlertCapture:
         capture = self
         lock = threading.Lock()
 
-        def publish_and_keep(topic: Any, message: str, subject: str | None = None, **kw: Any) -> str:
+        def publish_and_keep(
+            topic: Any, message: str, subject: str | None = None, **kw: Any
+        ) -> str:
             message_id: str = publish(topic, message, subject, **kw)
             attributes = {
                 name: value.get("Value") or value.get("StringValue")
@@ -283,7 +284,7 @@ class AlertCapture:
                 out.write(json.dumps(record) + "\n")
             return message_id
 
-        models.Topic.publish = publish_and_keep
+        emulator.replace(models.Topic, "publish", publish_and_keep)
 
 
 def read_alerts(folder: Path, topic_arn: str) -> list[dict[str, Any]]:

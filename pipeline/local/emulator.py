@@ -49,6 +49,13 @@ _AWS_SDK_ERROR_PREFIXES: Final = {"glue": "Glue"}
 _JOB_RUN_ENDED: Final = frozenset({"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR"})
 
 
+def replace(owner: Any, name: str, replacement: Any) -> Any:
+    """Replace ``owner.name`` (a class's method, a module's name); returns what was there."""
+    original = getattr(owner, name)
+    setattr(owner, name, replacement)
+    return original
+
+
 class EmulatorVersionError(RuntimeError):
     """The installed moto is not the version the fixes were written for."""
 
@@ -88,7 +95,7 @@ def glue_sync() -> None:
             )
         )
 
-    glue.StateTaskServiceGlue._eval_integration_pattern = eval_integration_pattern
+    replace(glue.StateTaskServiceGlue, "_eval_integration_pattern", eval_integration_pattern)
 
 
 def aws_sdk_error_names() -> None:
@@ -112,14 +119,9 @@ def sfn_member_names() -> None:
 
     def parameters(self: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         normalise_parameters(self, parameters, *args, **kwargs)
-        operation = model.operation_model(
-            model.operation_names[
-                [name.lower() for name in model.operation_names].index(
-                    self.resource.api_action.lower()
-                )
-            ]
-        )
-        members = {name.lower(): name for name in operation.input_shape.members}
+        operations = {name.lower(): name for name in model.operation_names}
+        shape = model.operation_model(operations[self.resource.api_action.lower()]).input_shape
+        members = {name.lower(): name for name in (shape.members if shape else {})}
         for key in list(parameters):
             parameters[members.get(key.lower(), key)] = parameters.pop(key)
 
@@ -129,15 +131,19 @@ def sfn_member_names() -> None:
                 response[key[:1].upper() + key[1:]] = response.pop(key)
         _timestamps_to_text(response)
 
-    sfn.StateTaskServiceSfn._normalise_parameters = parameters
-    sfn.StateTaskServiceSfn._normalise_response = response
+    replace(sfn.StateTaskServiceSfn, "_normalise_parameters", parameters)
+    replace(sfn.StateTaskServiceSfn, "_normalise_response", response)
 
 
 def _timestamps_to_text(value: Any) -> None:
     """Replace, in place, every datetime in nested dicts and lists by its ISO-8601 text."""
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
-        value, list
-    ) else ()
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     for key, item in list(items):
         if isinstance(item, dt.datetime):
             value[key] = item.isoformat()
@@ -155,7 +161,7 @@ def timestamps_in_results() -> None:
         _timestamps_to_text(response)
 
     # The base class's hook does nothing; services that override it keep their own.
-    state_task_service.StateTaskService._normalise_response = response
+    replace(state_task_service.StateTaskService, "_normalise_response", response)
 
 
 def fail_error_paths() -> None:
@@ -166,7 +172,7 @@ def fail_error_paths() -> None:
     class FailStateErrorName(ErrorName):
         """An error a Fail state passes on: caught earlier, so any name AWS gave it."""
 
-    state_fail.CustomErrorName = FailStateErrorName
+    replace(state_fail, "CustomErrorName", FailStateErrorName)
 
 
 def job_run_outcomes() -> None:
@@ -185,7 +191,7 @@ def job_run_outcomes() -> None:
             run["ErrorMessage"] = self.error_message
         return run
 
-    models.FakeJobRun.as_dict = job_run
+    replace(models.FakeJobRun, "as_dict", job_run)
 
 
 def events_to_state_machines(start_execution: Callable[[str, str], None]) -> None:
@@ -197,6 +203,7 @@ def events_to_state_machines(start_execution: Callable[[str, str], None]) -> Non
     """
     from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
     from moto.events import models
+    from moto.events.models import EventTemplateParser  # type: ignore[attr-defined]
     from moto.utilities.arns import parse_arn
 
     deliver = models.Rule.send_to_targets
@@ -215,10 +222,10 @@ def events_to_state_machines(start_execution: Callable[[str, str], None]) -> Non
                 )
             if transform_input:
                 transformer = target.get("InputTransformer", {})
-                event = models.EventTemplateParser.parse(
+                event = EventTemplateParser.parse(
                     input_template=transformer.get("InputTemplate"),
                     input_paths_map=transformer.get("InputPathsMap", {}),
-                    event=event,
+                    event=event,  # type: ignore[arg-type]
                 )
             start_execution(target["Arn"], event if isinstance(event, str) else json.dumps(event))
         if others:
@@ -228,7 +235,7 @@ def events_to_state_machines(start_execution: Callable[[str, str], None]) -> Non
             finally:
                 self.targets = targets
 
-    models.Rule.send_to_targets = send_to_targets
+    replace(models.Rule, "send_to_targets", send_to_targets)
 
 
 def check_version() -> None:

@@ -8,6 +8,7 @@ idempotent: it creates what is missing and brings the rest up to date with the s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from pipeline import workflow
 from pipeline.local.aws import LOAD_SCRIPT, LOCAL_SETTINGS_ARGUMENT, VALIDATION_SCRIPT
 from pipeline.local.objects import aws_client
 from pipeline.settings import Settings
-from pipeline import workflow
 from pipeline.workflow import main_definition, render, router_definition, substitute
 
 # Roles are not checked by the twin; these name what each would be on AWS.
@@ -141,17 +142,28 @@ def provision(settings: Settings, endpoint: str) -> None:
     _database(glue, names.database)
     _crawler(glue, names, role, f"s3://{settings.raw_bucket}/{settings.storage.validated_prefix}")
     local_settings = settings.model_dump_json()
-    workflow = settings.workflow
-    _job(glue, names.validation_job, role, VALIDATION_SCRIPT, workflow.burst_uploads, {
-        LOCAL_SETTINGS_ARGUMENT: local_settings
-    })
+    _job(
+        glue,
+        names.validation_job,
+        role,
+        VALIDATION_SCRIPT,
+        concurrency=settings.workflow.burst_uploads,
+        arguments={LOCAL_SETTINGS_ARGUMENT: local_settings},
+    )
     # One load at a time: bookmarks need it, and the state machine retries a refused start.
-    _job(glue, names.load_job, role, LOAD_SCRIPT, 1, {
-        LOCAL_SETTINGS_ARGUMENT: local_settings,
-        "--job-bookmark-option": "job-bookmark-enable",
-    })
+    _job(
+        glue,
+        names.load_job,
+        role,
+        LOAD_SCRIPT,
+        concurrency=1,
+        arguments={
+            LOCAL_SETTINGS_ARGUMENT: local_settings,
+            "--job-bookmark-option": "job-bookmark-enable",
+        },
+    )
 
-    topic_arn = _topic(client("sns"), names.topic, workflow.on_call_emails)
+    topic_arn = _topic(client("sns"), names.topic, settings.workflow.on_call_emails)
     sfn = client("stepfunctions")
     values = {
         "ValidationJobName": names.validation_job,
@@ -167,7 +179,9 @@ def provision(settings: Settings, endpoint: str) -> None:
         sfn,
         names.router,
         "EXPRESS",
-        substitute(render(router_definition(settings)), {**values, "MainStateMachineArn": main_arn}),
+        substitute(
+            render(router_definition(settings)), {**values, "MainStateMachineArn": main_arn}
+        ),
         role,
     )
 
@@ -188,10 +202,8 @@ def provision(settings: Settings, endpoint: str) -> None:
 
 
 def _database(glue: Any, name: str) -> None:
-    try:
+    with contextlib.suppress(glue.exceptions.AlreadyExistsException):
         glue.create_database(DatabaseInput={"Name": name})
-    except glue.exceptions.AlreadyExistsException:
-        pass
 
 
 def _crawler(glue: Any, names: Names, role: str, path: str) -> None:
@@ -201,14 +213,12 @@ def _crawler(glue: Any, names: Names, role: str, path: str) -> None:
         "DatabaseName": names.database,
         "Targets": {"S3Targets": [{"Path": path}]},
     }
-    try:
+    with contextlib.suppress(glue.exceptions.AlreadyExistsException):
         glue.create_crawler(**crawler)
-    except glue.exceptions.AlreadyExistsException:
-        pass
 
 
 def _job(
-    glue: Any, name: str, role: str, script: str, concurrency: int, arguments: dict[str, str]
+    glue: Any, name: str, role: str, script: str, *, concurrency: int, arguments: dict[str, str]
 ) -> None:
     job = {
         "Role": role,
@@ -247,7 +257,7 @@ def _topic(sns: Any, name: str, emails: tuple[str, ...]) -> str:
 
 
 def _state_machine(sfn: Any, name: str, kind: str, definition: str, role: str) -> str:
-    existing = {
+    existing: dict[str, str] = {
         m["name"]: m["stateMachineArn"]
         for page in sfn.get_paginator("list_state_machines").paginate()
         for m in page["stateMachines"]
@@ -257,7 +267,7 @@ def _state_machine(sfn: Any, name: str, kind: str, definition: str, role: str) -
             stateMachineArn=existing[name], definition=definition, roleArn=role
         )
         return existing[name]
-    arn: str = sfn.create_state_machine(
-        name=name, definition=definition, roleArn=role, type=kind
-    )["stateMachineArn"]
+    arn: str = sfn.create_state_machine(name=name, definition=definition, roleArn=role, type=kind)[
+        "stateMachineArn"
+    ]
     return arn

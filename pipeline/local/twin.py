@@ -10,19 +10,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.flight_etl import LoadResult
-from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED
+from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, SOURCE_VERSION
 from pipeline.local.etl import run_local_etl
 from pipeline.local.objects import aws_client, ensure_buckets, s3_client
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings
+from pipeline.uploads import Upload
 from quality.reports import QualityReports
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from jobs.validation import Upload, Validated
+    from jobs.validation import Validated
     from pipeline.local.resources import Resources
+    from pipeline.local.runs import Runs
 
 
 # An airport missing from the dimension leaves every detail of that end NULL.
@@ -131,8 +133,6 @@ class LocalTwin:
     def _upload(self, path: Path, bucket: str, key: str) -> Upload:
         with open(path, "rb") as body:
             response = self.s3.put_object(Bucket=bucket, Key=key, Body=body)
-        from jobs.validation import Upload  # imports GX (seconds): only when validating
-
         return Upload(bucket, key, response["VersionId"])
 
     def validate(
@@ -163,6 +163,37 @@ class LocalTwin:
     def submit_daily(self, path: Path) -> Validated:
         """Upload and validate a daily file: the next load picks it up if it passed."""
         return self.validate(self.upload_daily(path))
+
+    @cached_property
+    def runs(self) -> Runs:
+        """The main state machine's executions: one per uploaded object version."""
+        from pipeline.local.runs import Runs
+
+        return Runs(self.client("stepfunctions"), self.resources)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every message published to the alert topic, oldest first."""
+        from pipeline.local.aws import read_alerts
+
+        return read_alerts(self.settings.local.state_dir / "alerts", self.resources.topic_arn)
+
+    def loaded_rows(self, key: str) -> int | None:
+        """Rows of the latest load of a validated file, from the load audit; None if never."""
+        _, rows = self.warehouse.query(
+            f"SELECT row_count FROM {FLIGHT_LOAD_AUDIT.name} WHERE source_key = %s "
+            "ORDER BY loaded_at DESC LIMIT 1",
+            [key],
+        )
+        return int(rows[0][0]) if rows else None
+
+    def promoted_version(self, key: str) -> str | None:
+        """The upload version whose normalized copy is at validated ``key``, if any."""
+        try:
+            head = self.s3.head_object(Bucket=self.settings.raw_bucket, Key=key)
+        except self.s3.exceptions.ClientError:
+            return None
+        version: str | None = head.get("Metadata", {}).get(SOURCE_VERSION)
+        return version
 
     def load(self) -> LoadResult:
         """Run the ETL job once over whatever is new in the raw bucket."""

@@ -1,0 +1,133 @@
+"""Executions of the main state machine on the local twin: find, follow and describe them.
+
+Each upload's run has a known name, the router's hash of bucket, key and version id
+(``run_name``), so an uploader can follow the run its upload started without being told.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pipeline.local.resources import Resources
+
+RUNNING: Final = "RUNNING"
+NOT_STARTED: Final = "NOT STARTED"
+"""A run that does not exist (yet): its event has not reached the router."""
+
+
+def run_name(bucket: str, key: str, version: str) -> str:
+    """The name the router gives the run of one object version (see ``router_definition``)."""
+    return hashlib.sha256(f"{bucket}/{key}/{version}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Run:
+    """One execution of the main state machine, as ``flightpipe runs`` lists it."""
+
+    name: str
+    status: str
+    bucket: str = ""
+    key: str = ""
+    version: str = ""
+    started: dt.datetime | None = None
+    stopped: dt.datetime | None = None
+    failed_step: str = ""
+    error: str = ""
+    cause: str = ""
+    arn: str = ""
+
+    @property
+    def file(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" if self.bucket else ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in (RUNNING, NOT_STARTED)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started is None:
+            return None
+        end = self.stopped or dt.datetime.now(self.started.tzinfo)
+        return round((end - self.started).total_seconds(), 1)
+
+
+class Runs:
+    """The main state machine's executions on the local endpoint."""
+
+    def __init__(self, sfn: Any, resources: Resources) -> None:
+        self.sfn = sfn
+        self.resources = resources
+        self._executions = resources.main_arn.replace(":stateMachine:", ":execution:", 1)
+
+    def get(self, name: str) -> Run:
+        """The run called ``name``; ``NOT_STARTED`` when there is none yet."""
+        try:
+            described = self.sfn.describe_execution(executionArn=f"{self._executions}:{name}")
+        except self.sfn.exceptions.ExecutionDoesNotExist:
+            return Run(name, NOT_STARTED)
+        upload = json.loads(described.get("input") or "{}")
+        status = described["status"]
+        return Run(
+            name=name,
+            status=status,
+            bucket=upload.get("bucket", ""),
+            key=upload.get("key", ""),
+            version=upload.get("version_id", ""),
+            started=described.get("startDate"),
+            stopped=described.get("stopDate"),
+            failed_step=self._failed_step(described["executionArn"]) if status == "FAILED" else "",
+            error=described.get("error", ""),
+            cause=described.get("cause", ""),
+            arn=described["executionArn"],
+        )
+
+    def _failed_step(self, arn: str) -> str:
+        """The step the failure path recorded (``$.failed_step``), read where the run failed."""
+        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+        for page in pages:
+            for event in page["events"]:
+                if event["type"] == "FailStateEntered":
+                    state = json.loads(event["stateEnteredEventDetails"].get("input") or "{}")
+                    return str(state.get("failed_step", ""))
+        return ""
+
+    def all(self) -> list[Run]:
+        """Every run, newest first."""
+        names = [
+            execution["name"]
+            for page in self.sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.resources.main_arn
+            )
+            for execution in page["executions"]
+        ]
+        runs = [self.get(name) for name in names]
+        return sorted(runs, key=lambda r: r.started or dt.datetime.min, reverse=True)
+
+    def follow(
+        self,
+        names: Sequence[str],
+        timeout_seconds: float,
+        poll_seconds: float,
+        on_update: Callable[[Iterable[Run]], None] = lambda runs: None,
+    ) -> list[Run]:
+        """Wait until every named run has finished or ``timeout_seconds`` passed.
+
+        Returns the runs in the order of ``names``; any not finished keeps its last status.
+        """
+        latest = {name: Run(name, NOT_STARTED) for name in names}
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            for name, run in latest.items():
+                if not run.finished:
+                    latest[name] = self.get(name)
+            on_update(latest.values())
+            if all(run.finished for run in latest.values()) or time.monotonic() > deadline:
+                return [latest[name] for name in names]
+            time.sleep(poll_seconds)
