@@ -197,8 +197,8 @@ def job_run_outcomes() -> None:
 def events_to_state_machines(start_execution: Callable[[str, str], None]) -> None:
     """Deliver events to Step Functions targets: ``start_execution(state_machine_arn, input)``.
 
-    The event is delivered as AWS delivers it: its ``time`` an ISO-8601 string (moto keeps
-    the epoch seconds it was created with) and any input transformation applied. Other
+    The event is delivered as AWS delivers it: whole, unless the target transforms it, and its
+    ``time`` an ISO-8601 string (moto keeps the epoch seconds it was created with). Other
     targets keep moto's own delivery.
     """
     from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
@@ -216,18 +216,18 @@ def events_to_state_machines(start_execution: Callable[[str, str], None]) -> Non
             if parse_arn(target["Arn"]).service != "states":
                 continue
             event = dict(original_event)
+            transformer = target.get("InputTransformer") if transform_input else None
+            if transformer:
+                event = EventTemplateParser.parse(
+                    input_template=transformer.get("InputTemplate"),
+                    input_paths_map=transformer.get("InputPathsMap", {}),
+                    event=original_event,
+                )
             if isinstance(event.get("time"), int | float):
                 event["time"] = iso_8601_datetime_without_milliseconds(
                     utcfromtimestamp(event["time"])
                 )
-            if transform_input:
-                transformer = target.get("InputTransformer", {})
-                event = EventTemplateParser.parse(
-                    input_template=transformer.get("InputTemplate"),
-                    input_paths_map=transformer.get("InputPathsMap", {}),
-                    event=event,  # type: ignore[arg-type]
-                )
-            start_execution(target["Arn"], event if isinstance(event, str) else json.dumps(event))
+            start_execution(target["Arn"], json.dumps(event))
         if others:
             targets, self.targets = self.targets, others
             try:

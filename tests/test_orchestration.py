@@ -1,0 +1,221 @@
+"""The event-driven pipeline on the local twin: uploads start runs of the deployed ASL.
+
+Everything here goes through the twin's AWS endpoint as a user's uploads would: S3 events to
+EventBridge, the router, the main state machine, real validation and load job runs, the
+crawler, SNS. Each test has its own buckets, resources and database on the shared services.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from pipeline.local.runs import Run, run_name
+from pipeline.local.twin import LocalTwin
+from pipeline.sample import SampleSpec, write_sample
+from pipeline.settings import Settings
+from pipeline.uploads import Upload
+from tests.expected import audit_rows, expected_days, warehouse_days
+
+RUN_TIMEOUT_SECONDS = 300
+
+
+@pytest.fixture
+def twin(settings: Settings) -> LocalTwin:
+    running = LocalTwin(settings)
+    running.start()
+    _ = running.resources
+    return running
+
+
+def sample(
+    folder: Path, days: int, flights_per_day: int = 400, start: str = "2024-03-01"
+) -> list[Path]:
+    spec = SampleSpec(
+        days=days,
+        flights_per_day=flights_per_day,
+        start=dt.date.fromisoformat(start),
+        seed=11,
+    )
+    return list(write_sample(folder, spec).daily)
+
+
+def follow(twin: LocalTwin, uploads: Sequence[Upload]) -> list[Run]:
+    names = [run_name(u.bucket, u.key, u.version) for u in uploads]
+    runs = twin.runs.follow(names, RUN_TIMEOUT_SECONDS, 0.2)
+    assert all(run.finished for run in runs), runs
+    return runs
+
+
+def with_dimension(twin: LocalTwin, folder: Path) -> None:
+    [run] = follow(twin, [twin.upload_dimension(folder / "airport_codes.csv")])
+    assert run.status == "SUCCEEDED", run
+
+
+def failure_alerts(twin: LocalTwin) -> list[str]:
+    return [a["message"] for a in twin.alerts() if a["attributes"].get("outcome") == "failed"]
+
+
+def malformed(path: Path) -> Path:
+    """The file with one delay that is not a number: the gate quarantines it."""
+    path.write_text(path.read_text().replace("\n", "\nDL,10397,12892,late,4\n", 1))
+    return path
+
+
+def test_three_uploaded_days_each_run_to_success_and_load(twin: LocalTwin, data_dir: Path) -> None:
+    days = sample(data_dir, 3)
+    with_dimension(twin, data_dir)
+
+    uploads = [twin.upload_daily(day) for day in days]
+    runs = follow(twin, uploads)
+
+    assert [run.status for run in runs] == ["SUCCEEDED"] * 3
+    assert [run.key for run in runs] == [u.key for u in uploads]
+    assert warehouse_days(twin.warehouse) == expected_days(days)
+    successes = [a for a in twin.alerts() if a["attributes"].get("outcome") == "succeeded"]
+    for upload in uploads:
+        assert sum(upload.uri in a["message"] for a in successes) == 1, upload
+    assert failure_alerts(twin) == []
+    # The crawler registered the validated files' schema in the catalog.
+    glue = twin.client("glue")
+    table = glue.get_table(DatabaseName=twin.resources.names.database, Name="validated")["Table"]
+    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    assert columns == {
+        "carrier": "string",
+        "originairportid": "bigint",
+        "destairportid": "bigint",
+        "depdelay": "bigint",
+        "arrdelay": "bigint",
+    }
+
+
+def test_a_bad_file_fails_its_run_with_one_alert_while_the_good_ones_load(
+    twin: LocalTwin, data_dir: Path
+) -> None:
+    good_day, other_day, bad_day = sample(data_dir, 3)
+    malformed(bad_day)
+    with_dimension(twin, data_dir)
+
+    uploads = [twin.upload_daily(path) for path in (good_day, bad_day, other_day)]
+    good, bad, other = follow(twin, uploads)
+
+    assert (good.status, other.status) == ("SUCCEEDED", "SUCCEEDED")
+    assert (bad.status, bad.failed_step) == ("FAILED", "validation")
+    assert bad.cause.startswith("QuarantinedError")
+    [alert] = failure_alerts(twin)
+    assert f"FAILED at the validation step for {uploads[1].uri}" in alert
+    assert "'dep_delay'" in alert
+    assert "['late']" in alert
+    assert bad.arn in alert
+    assert "Quality report: " in alert
+    assert warehouse_days(twin.warehouse) == expected_days([good_day, other_day])
+
+
+def test_ten_files_uploaded_at_once_are_each_loaded_exactly_once(
+    twin: LocalTwin, data_dir: Path
+) -> None:
+    days = sample(data_dir, 10, flights_per_day=200)
+    with_dimension(twin, data_dir)
+
+    uploads = [twin.upload_daily(day) for day in days]
+    runs = follow(twin, uploads)
+
+    # Concurrent runs met a running crawler or load job: they waited instead of failing.
+    assert [run.status for run in runs] == ["SUCCEEDED"] * 10, [r.cause for r in runs]
+    keys = [key for key, _, _ in audit_rows(twin.warehouse)]
+    assert sorted(keys) == sorted(f"validated/{day.name}" for day in days)
+    assert warehouse_days(twin.warehouse) == expected_days(days)
+
+
+def test_the_same_event_delivered_twice_starts_one_run(twin: LocalTwin, data_dir: Path) -> None:
+    [day] = sample(data_dir, 1)
+    with_dimension(twin, data_dir)
+    upload = twin.upload_daily(day)
+    [run] = follow(twin, [upload])
+    assert run.status == "SUCCEEDED"
+
+    # EventBridge delivers at least once: the same Object Created event again.
+    detail = {
+        "bucket": {"name": upload.bucket},
+        "object": {"key": upload.key, "version-id": upload.version},
+    }
+    entry = {"Source": "aws.s3", "DetailType": "Object Created", "Detail": json.dumps(detail)}
+    assert twin.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+
+    sfn = twin.client("stepfunctions")
+    deadline = time.monotonic() + 60
+    while True:
+        routed = sfn.list_executions(stateMachineArn=twin.resources.router_arn)["executions"]
+        mine = [e for e in routed if e["status"] != "RUNNING"]
+        if len(mine) >= 3 or time.monotonic() > deadline:  # dimension, upload, duplicate
+            break
+        time.sleep(0.2)
+    assert [e["status"] for e in routed] == ["SUCCEEDED"] * 3
+    runs = twin.runs.all()
+    assert [r.name for r in runs].count(run.name) == 1
+    assert len(runs) == 2  # the dimension's run and the file's
+    assert [key for key, _, _ in audit_rows(twin.warehouse)] == [f"validated/{day.name}"]
+
+
+def test_a_failed_load_job_run_fails_the_run_with_an_alert(twin: LocalTwin, data_dir: Path) -> None:
+    [day] = sample(data_dir, 1)
+    with_dimension(twin, data_dir)
+    # Inject the failure into the job itself: its runs now load into a database that is not there.
+    broken = twin.settings.model_copy(
+        update={"warehouse": twin.settings.warehouse.model_copy(update={"database": "nowhere"})}
+    )
+    glue = twin.client("glue")
+    name = twin.resources.names.load_job
+    job = glue.get_job(JobName=name)["Job"]
+    arguments = {**job["DefaultArguments"], "--local_settings": broken.model_dump_json()}
+    glue.delete_job(JobName=name)  # moto has no UpdateJob
+    glue.create_job(
+        Name=name,
+        Role=job["Role"],
+        Command=job["Command"],
+        DefaultArguments=arguments,
+        ExecutionProperty=job["ExecutionProperty"],
+    )
+
+    [run] = follow(twin, [twin.upload_daily(day)])
+
+    assert (run.status, run.failed_step) == ("FAILED", "load")
+    assert '"nowhere" does not exist' in run.cause
+    [alert] = failure_alerts(twin)
+    assert "FAILED at the load step" in alert
+    assert '"nowhere" does not exist' in alert
+    assert warehouse_days(twin.warehouse) == {}
+
+
+def test_a_bad_file_uploaded_while_a_load_runs_is_never_loaded(
+    twin: LocalTwin, data_dir: Path
+) -> None:
+    big, bad = sample(data_dir, 2, flights_per_day=150_000)
+    malformed(bad)
+    with_dimension(twin, data_dir)
+    glue = twin.client("glue")
+
+    first = twin.upload_daily(big)
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while not any(
+        r["JobRunState"] == "RUNNING"
+        for r in glue.get_job_runs(JobName=twin.resources.names.load_job)["JobRuns"]
+    ):
+        assert time.monotonic() < deadline, "the load never started"
+        time.sleep(0.05)
+    second = twin.upload_daily(bad)
+    loaded, refused = follow(twin, [first, second])
+
+    assert loaded.status == "SUCCEEDED"
+    assert (refused.status, refused.failed_step) == ("FAILED", "validation")
+    assert warehouse_days(twin.warehouse) == expected_days([big])
+    quarantined = twin.s3.list_objects_v2(Bucket=twin.settings.raw_bucket, Prefix="quarantine/")
+    assert [o["Key"] for o in quarantined["Contents"]] == [
+        f"quarantine/{bad.name}",
+        f"quarantine/{bad.name}.validation.json",
+    ]
