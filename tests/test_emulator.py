@@ -60,8 +60,7 @@ def _until(probe: Callable[[], T | None], what: str) -> T:
 def _task_machine(resource: str, parameters: Observation, **task: Any) -> Observation:
     """A state machine of one Task state; its Catch, if any, goes to the state "Caught"."""
     states: Observation = {
-        "Task": {"Type": "Task", "Resource": resource, "Parameters": parameters, "End": True}
-        | task
+        "Task": {"Type": "Task", "Resource": resource, "Parameters": parameters, "End": True} | task
     }
     if "Catch" in task:
         states["Caught"] = {"Type": "Succeed"}
@@ -313,7 +312,9 @@ FIXES: Final = {
     ),
     "fail_error_paths": Fix(
         fail_error_paths,
-        gap=lambda seen: seen["error"] == "States.Runtime" and "Custom Error Names" in seen["cause"],
+        gap=lambda seen: (
+            seen["error"] == "States.Runtime" and "Custom Error Names" in seen["cause"]
+        ),
         fixed=lambda seen: (
             seen["status"] == "FAILED"
             and seen["error"] == "States.TaskFailed"
@@ -323,7 +324,9 @@ FIXES: Final = {
     "job_run_outcomes": Fix(
         job_run_outcomes,
         gap=lambda seen: seen["ErrorMessage"] is None and seen["ExecutionTime"] == 123,
-        fixed=lambda seen: seen == {"ErrorMessage": "boom", "ExecutionTime": 42, "CompletedAfter": 42},
+        fixed=lambda seen: (
+            seen == {"ErrorMessage": "boom", "ExecutionTime": 42, "CompletedAfter": 42}
+        ),
     ),
     "events_to_state_machines": Fix(
         events_to_state_machines,
@@ -353,6 +356,7 @@ def test_moto_still_has_the_gap(name: str) -> None:
 def fixed_observations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Observation]:
     """What each scenario saw in a process with the fixes applied."""
     out = tmp_path_factory.mktemp("emulator") / "observations.json"
+    # `-m` from the repository root: site-packages has a `tests` package too (smdebug's).
     done = subprocess.run(
         [sys.executable, "-m", __name__, str(out)],
         cwd=REPO_ROOT,
@@ -376,9 +380,7 @@ def test_fix_makes_moto_behave_like_aws(
 
 
 @pytest.mark.parametrize("version", ["5.2.6", "5.3.0", "6.0.0"])
-def test_check_version_refuses_another_moto(
-    version: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_version_refuses_another_moto(version: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(moto, "__version__", version)
     with pytest.raises(emulator.EmulatorVersionError, match=f"moto {version} is installed"):
         emulator.check_version()

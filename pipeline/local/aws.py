@@ -151,6 +151,7 @@ class GlueWorkers:
         else:
             run.error_message = f"no local runner for the job script {script!r}"
             run.status = "FAILED"
+            run.completed_on = dt.datetime.now(dt.UTC)
 
     def _run(self, run: Any, work: Callable[[Mapping[str, str]], None]) -> None:
         run.status = "RUNNING"

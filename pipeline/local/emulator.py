@@ -18,9 +18,10 @@ The fixes:
   fails with ``States.Runtime``. The fix maps the names, and the result back to the names AWS
   returns (``ExecutionArn``, ``StartDate``).
 - ``timestamps_in_results``: service results keep botocore's ``datetime`` objects (GetCrawler's
-  times, a job run's), so DescribeExecution of any run that kept one in its state fails with
+  times), so DescribeExecution of any run that kept one in its state fails with
   a 500 (``datetime is not JSON serializable``). AWS hands timestamps to the state as
-  ISO-8601 strings; the fix does too.
+  ISO-8601 strings; the fix does too. Not for a ``glue:startJobRun.sync`` result, which
+  moto puts in the state after this hook: the definitions select from it (ResultSelector).
 - ``fail_error_paths``: a Fail state whose ``ErrorPath`` selects an error named ``States.*``
   (``States.TaskFailed``, the error of every failed Glue job run) ends the execution with a
   ``ValueError`` from moto instead of that error: moto checks the path's value as if it were a
@@ -38,10 +39,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from typing import Any, Final
 
 MOTO_VERSION: Final = "5.2.5"
+
+log = logging.getLogger(__name__)
 
 # aws-sdk integration service name -> the prefix of its error names on AWS.
 _AWS_SDK_ERROR_PREFIXES: Final = {"glue": "Glue"}
@@ -197,43 +201,38 @@ def job_run_outcomes() -> None:
 def events_to_state_machines(start_execution: Callable[[str, str], None]) -> None:
     """Deliver events to Step Functions targets: ``start_execution(state_machine_arn, input)``.
 
-    The event is delivered as AWS delivers it: whole, unless the target transforms it, and its
-    ``time`` an ISO-8601 string (moto keeps the epoch seconds it was created with). Other
-    targets keep moto's own delivery.
+    The event is delivered whole, as AWS delivers it to a target without an input transformer,
+    its ``time`` an ISO-8601 string (moto keeps the epoch seconds it was created with). Input
+    transformers are not emulated (the project's rules have none): such a target is refused.
+    Other targets keep moto's own delivery. A failed start is logged and does not stop the
+    other targets: moto swallows errors of S3-event delivery, which would hide it.
     """
     from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
     from moto.events import models
-    from moto.events.models import EventTemplateParser  # type: ignore[attr-defined]
     from moto.utilities.arns import parse_arn
 
     deliver = models.Rule.send_to_targets
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
-        if not self.event_pattern.matches_event(original_event):
-            return
-        others = [t for t in self.targets if parse_arn(t["Arn"]).service != "states"]
-        for target in self.targets:
-            if parse_arn(target["Arn"]).service != "states":
-                continue
-            event = dict(original_event)
-            transformer = target.get("InputTransformer") if transform_input else None
-            if transformer:
-                event = EventTemplateParser.parse(
-                    input_template=transformer.get("InputTemplate"),
-                    input_paths_map=transformer.get("InputPathsMap", {}),
-                    event=original_event,
-                )
-            if isinstance(event.get("time"), int | float):
-                event["time"] = iso_8601_datetime_without_milliseconds(
-                    utcfromtimestamp(event["time"])
-                )
-            start_execution(target["Arn"], json.dumps(event))
-        if others:
-            targets, self.targets = self.targets, others
+        machines = [t for t in self.targets if parse_arn(t["Arn"]).service == "states"]
+        if len(machines) < len(self.targets):
+            targets, self.targets = self.targets, [t for t in self.targets if t not in machines]
             try:
                 deliver(self, original_event, transform_input)
             finally:
                 self.targets = targets
+        if not machines or not self.event_pattern.matches_event(original_event):
+            return
+        event = dict(original_event)
+        if isinstance(event.get("time"), int | float):
+            event["time"] = iso_8601_datetime_without_milliseconds(utcfromtimestamp(event["time"]))
+        for target in machines:
+            if "InputTransformer" in target:
+                raise NotImplementedError("input transformers of state machine targets")
+            try:
+                start_execution(target["Arn"], json.dumps(event))
+            except Exception:
+                log.exception("could not start %s for event %s", target["Arn"], event.get("id"))
 
     replace(models.Rule, "send_to_targets", send_to_targets)
 

@@ -282,20 +282,25 @@ def time_reference_load(
 # -- scenarios --------------------------------------------------------------------------------
 
 
-def bench_settings(name: str | None = None) -> Settings:
-    """The bench's settings; with a name, that scenario's database and bucket prefix."""
+def bench_settings(name: str | None = None, warm_up: bool = False) -> Settings:
+    """The bench's settings; with a name, that scenario's database and bucket prefix.
+
+    The local AWS endpoint warms Spark up only for the twin's scenarios: elsewhere its JVM
+    would start in the middle of a measurement of the load's own.
+    """
     overrides: dict[str, object] = {}
     if name:
         overrides = {
             "warehouse": {"database": f"bench_{name}"},
             "storage": {"bucket_prefix": f"bench-{name.replace('_', '-')}"},
         }
-    return load_settings("local", local={"state_dir": STATE_DIR, **PORTS}, **overrides)
+    local = {"state_dir": STATE_DIR, **PORTS, "warm_up": warm_up}
+    return load_settings("local", local=local, **overrides)
 
 
-def scenario_twin(name: str) -> LocalTwin:
+def scenario_twin(name: str, warm_up: bool = False) -> LocalTwin:
     """A started twin on a freshly created database of its own, with the reference table."""
-    settings = bench_settings(name)
+    settings = bench_settings(name, warm_up)
     LocalServices(settings).up()
     admin = f"postgresql://postgres@127.0.0.1:{PORTS['postgres_port']}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -518,10 +523,19 @@ def gate_only() -> list[Row]:
     return gate_rows(sample(BIG))
 
 
+def everything() -> list[Row]:
+    from tests.benchmarks.twin import twin_rows
+
+    return [*run_scenarios(), *twin_rows()]
+
+
 def main() -> None:
+    from tests.benchmarks.twin import twin_rows
+
     parser = argparse.ArgumentParser(description="Benchmark of the local ETL job.")
-    parser.add_argument("--only", choices=["gate"], help="run only these scenarios")
-    scenarios = gate_only if parser.parse_args().only == "gate" else run_scenarios
+    parser.add_argument("--only", choices=["gate", "twin"], help="run only these scenarios")
+    only = parser.parse_args().only
+    scenarios = {"gate": gate_only, "twin": twin_rows}.get(only, everything)
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]
     logging.basicConfig(  # the job's load phases, as progress on stderr
