@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
 
+from pipeline.contract import FLIGHT_LOAD_AUDIT
 from pipeline.settings import Settings, WorkflowSettings
 
 PLACEHOLDERS: Final[Mapping[str, str]] = {
@@ -56,6 +57,13 @@ _GLUE_API_TRANSIENT: Final = (
 )
 _CRAWLER_BUSY: Final = ("Glue.CrawlerRunningException",)
 _SNS_TRANSIENT: Final = ("SNS.ThrottledException", "SNS.InternalErrorException")
+_REDSHIFT_DATA_TRANSIENT: Final = (
+    "RedshiftData.InternalServerException",
+    "RedshiftData.ThrottlingException",
+    "States.Timeout",
+)
+# GetStatementResult before the statement finished.
+_REDSHIFT_DATA_NOT_READY: Final = ("RedshiftData.ValidationException",)
 _SFN_TRANSIENT: Final = (
     "StepFunctions.ThrottlingException",
     "StepFunctions.ExecutionLimitExceededException",
@@ -258,7 +266,7 @@ def main_definition(settings: Settings) -> dict[str, Any]:
     load = _load(settings, additions, failure)
     publish = _success_message(settings, additions, failure)
     validate.next(_crawl(settings, additions, failure, then=load))
-    load.next(publish)
+    load.next(_count_loaded_rows(settings, additions, failure, then=publish))
     publish.next(sf.Succeed("Loaded"))
     graph = sf.Graph(validate, comment="Validate, crawl and load one uploaded file version.")
     return additions.apply(graph.to_dict())
@@ -417,6 +425,66 @@ def _load(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
     return load
 
 
+def _count_loaded_rows(
+    settings: Settings, additions: _Additions, failure: _Failure, then: Any
+) -> Any:
+    """Ask the warehouse, through the Redshift Data API, how many rows the file has loaded.
+
+    The load is bookmarked: another run's load may have loaded this file, so the count comes
+    from the load audit by source key (the file's validated copy), not from this run's load.
+    A statement runs asynchronously: its result is read after a wait, and read again while
+    the API says it is not ready.
+    """
+    sf = _sdk()
+    workflow = settings.workflow
+    count_failed = failure.step("row count")
+    execute = sf.Task(
+        "Count loaded rows",
+        resource="arn:aws:states:::aws-sdk:redshiftdata:executeStatement",
+        parameters={
+            "WorkgroupName": settings.warehouse.workgroup,
+            "Database": settings.warehouse.database,
+            "Sql": loaded_rows_sql(settings),
+            "Parameters": [{"Name": "upload_key", "Value.$": "$.key"}],
+        },
+        result_path="$.count",
+        timeout_seconds=workflow.api_timeout_seconds,
+    )
+    additions.add(execute, ResultSelector={"Id.$": "$.Id"})
+    additions.retry(execute, _transient(_REDSHIFT_DATA_TRANSIENT, workflow))
+    failure.catch(execute, count_failed)
+    wait = sf.Wait("Wait for row count", seconds=workflow.crawler_poll_seconds)
+    read = sf.Task(
+        "Read loaded rows",
+        resource="arn:aws:states:::aws-sdk:redshiftdata:getStatementResult",
+        parameters={"Id.$": "$.count.Id"},
+        result_path="$.count",
+        timeout_seconds=workflow.api_timeout_seconds,
+    )
+    # One row of one column; the field, not its value: a path may not go past an index.
+    additions.add(read, ResultSelector={"rows.$": "$.Records[0][0]"})
+    additions.retry(read, _transient(_REDSHIFT_DATA_NOT_READY, workflow))
+    additions.retry(read, _transient(_REDSHIFT_DATA_TRANSIENT, workflow))
+    failure.catch(read, count_failed)
+    execute.next(wait)
+    wait.next(read)
+    read.next(then)
+    return execute
+
+
+def loaded_rows_sql(settings: Settings) -> str:
+    """The rows of an upload's latest load, from the load audit; 0 when it never loaded.
+
+    ``:upload_key`` is the uploaded key; the audit knows the file by its validated copy.
+    """
+    prefix = settings.storage.validated_prefix.replace("'", "''")
+    return (
+        f"SELECT COALESCE((SELECT row_count FROM {FLIGHT_LOAD_AUDIT.name} "
+        f"WHERE source_key = '{prefix}' || REGEXP_SUBSTR(:upload_key, '[^/]+$') "
+        "ORDER BY loaded_at DESC LIMIT 1), 0) AS row_count"
+    )
+
+
 def _success_message(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
     publish = _sdk().Task(
         "Publish success",
@@ -425,9 +493,10 @@ def _success_message(settings: Settings, additions: _Additions, failure: _Failur
             "TopicArn": "${AlertTopicArn}",
             "Subject": f"flightpipe {settings.env.value}: file loaded",
             "Message.$": (
-                "States.Format('Loaded s3://{}/{} (version {}). Validation run {}, "
-                "load run {}. Execution: {}.', $.bucket, $.key, $.version_id, "
-                "$.validation.JobRunId, $.load.JobRunId, $$.Execution.Id)"
+                "States.Format('Loaded s3://{}/{} (version {}): {} rows in the warehouse "
+                "(load audit). Validation run {}, load run {}. Execution: {}.', $.bucket, "
+                "$.key, $.version_id, $.count.rows.LongValue, $.validation.JobRunId, "
+                "$.load.JobRunId, $$.Execution.Id)"
             ),
             "MessageAttributes": _outcome("succeeded"),
         },

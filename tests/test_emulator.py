@@ -168,7 +168,7 @@ def glue_sync(aws: Aws) -> Observation:
     return aws.outcome(execution)
 
 
-def aws_sdk_error_names(aws: Aws) -> Observation:
+def aws_sdk_service_names(aws: Aws) -> Observation:
     """aws-sdk:glue:startCrawler on a running crawler, caught by the error's AWS name."""
     catch = {"ErrorEquals": ["Glue.CrawlerRunningException"], "ResultPath": "$.error"}
     machine = _task_machine(
@@ -179,8 +179,8 @@ def aws_sdk_error_names(aws: Aws) -> Observation:
     return aws.run("start-crawler", machine)
 
 
-def sfn_member_names(aws: Aws) -> Observation:
-    """states:startExecution with the parameters spelled as on AWS."""
+def pascal_case_members(aws: Aws) -> Observation:
+    """states:startExecution and a Redshift Data API query, spelled as on AWS (PascalCase)."""
     child = aws.state_machine("child", PASS_MACHINE)
     parameters = {"StateMachineArn": child, "Name": "child-run", "Input": {"from": "parent"}}
     parent = aws.run("parent", _task_machine("arn:aws:states:::states:startExecution", parameters))
@@ -189,7 +189,33 @@ def sfn_member_names(aws: Aws) -> Observation:
         for execution in aws.sfn.list_executions(stateMachineArn=child)["executions"]
     ]
     started = [{"name": run["name"], "input": json.loads(run["input"])} for run in children]
-    return parent | {"children": started}
+    query = {
+        "WorkgroupName": "w",
+        "Database": "d",
+        "Sql": "SELECT :n",
+        "Parameters": [{"Name": "n", "Value": "1"}],
+    }
+    execute = {
+        "StartAt": "Execute",
+        "States": {
+            "Execute": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:redshiftdata:executeStatement",
+                "Parameters": query,
+                "ResultSelector": {"Id.$": "$.Id"},
+                "Next": "Result",
+            },
+            "Result": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:redshiftdata:getStatementResult",
+                "Parameters": {"Id.$": "$.Id"},
+                # moto's canned result: the first record's first field is the number 10.
+                "ResultSelector": {"first.$": "$.Records[0][0]"},
+                "End": True,
+            },
+        },
+    }
+    return parent | {"children": started, "query": aws.run("query", execute)}
 
 
 def timestamps_in_results(aws: Aws) -> Observation:
@@ -284,22 +310,27 @@ FIXES: Final = {
         gap=lambda seen: seen["status"] == "FAILED" and "interrupt_all" in seen["cause"],
         fixed=lambda seen: seen["output"] == {"JobRunState": "SUCCEEDED"},
     ),
-    "aws_sdk_error_names": Fix(
-        aws_sdk_error_names,
+    "aws_sdk_service_names": Fix(
+        aws_sdk_service_names,
         gap=lambda seen: seen["error"] == "glue.CrawlerRunningException",
         fixed=lambda seen: (
             seen["status"] == "SUCCEEDED"
             and seen["output"]["error"]["Error"] == "Glue.CrawlerRunningException"
         ),
     ),
-    "sfn_member_names": Fix(
-        sfn_member_names,
-        gap=lambda seen: seen["error"] == "States.Runtime" and not seen["children"],
+    "pascal_case_members": Fix(
+        pascal_case_members,
+        gap=lambda seen: (
+            seen["error"] == "States.Runtime"
+            and not seen["children"]
+            and seen["query"]["error"] == "States.Runtime"
+        ),
         fixed=lambda seen: (
             seen["status"] == "SUCCEEDED"
             and seen["output"]["ExecutionArn"].endswith(":child-run")
             and _is_iso_8601(seen["output"]["StartDate"])
             and seen["children"] == [{"name": "child-run", "input": {"from": "parent"}}]
+            and seen["query"]["output"] == {"first": {"LongValue": 10}}
         ),
     ),
     "timestamps_in_results": Fix(

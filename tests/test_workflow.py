@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pipeline import workflow
+from pipeline.local.postgres import PostgresWarehouse
 from pipeline.settings import REPO_ROOT, Settings, load_settings
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -154,10 +155,46 @@ def test_each_step_records_its_name_before_the_alert() -> None:
         "Start crawler": "crawl",
         "Get crawler": "crawl",
         "Load validated files": "load",
+        "Count loaded rows": "row count",
+        "Read loaded rows": "row count",
         "Publish success": "success message",
     }
     for failure in ("Crawl timed out", "Crawl unsuccessful"):
         assert states[states[failure]["Next"]]["Result"] == "crawl"
+
+
+def test_success_message_carries_the_rows_the_load_audit_holds_for_the_file() -> None:
+    states = definition("main")["States"]
+    assert states["Load validated files"]["Next"] == "Count loaded rows"
+    count = states["Count loaded rows"]
+    assert count["Parameters"]["Sql"] == workflow.loaded_rows_sql(load_settings("local"))
+    assert count["Parameters"]["Parameters"] == [{"Name": "upload_key", "Value.$": "$.key"}]
+    assert "flight_load_audit" in count["Parameters"]["Sql"]
+    assert states["Read loaded rows"]["Next"] == "Publish success"
+    assert "$.count.rows.LongValue" in states["Publish success"]["Parameters"]["Message.$"]
+
+
+def test_the_row_count_query_reads_the_latest_load_of_the_uploaded_file(
+    warehouse: PostgresWarehouse, settings: Settings
+) -> None:
+    import psycopg
+
+    sql = workflow.loaded_rows_sql(settings)
+    bound = sql.replace(":upload_key", "%(upload_key)s")
+    with psycopg.connect(warehouse.url, autocommit=True) as conn:
+        # Two loads of one day's file: the later one's rows count.
+        conn.execute(
+            "INSERT INTO flight_load_audit (source_key, source_version, sha256, flight_date,"
+            " row_count, job_run_id, loaded_at) VALUES"
+            " (%(key)s, 'v1', 'x', '2024-01-01', 7, 'r1', now() - '1 h'::interval),"
+            " (%(key)s, 'v2', 'y', '2024-01-01', 9, 'r2', now())",
+            {"key": "validated/2024-01-01.csv"},
+        )
+        rows = {
+            key: conn.execute(bound, {"upload_key": key}).fetchone()[0]  # type: ignore[index]
+            for key in ("raw/2024-01-01.csv", "raw/2024-01-02.csv", "airport_codes.csv")
+        }
+    assert rows == {"raw/2024-01-01.csv": 9, "raw/2024-01-02.csv": 0, "airport_codes.csv": 0}
 
 
 def test_a_quarantined_file_fails_the_run_without_retry() -> None:

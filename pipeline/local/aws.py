@@ -7,6 +7,7 @@ moto, Glue job runs and crawls only change state; here they run the project's co
   the run's arguments, on worker threads of this process, the loads in one SparkSession shared
   by every run; the run is RUNNING meanwhile, then SUCCEEDED or FAILED with the error;
 - a crawl registers the schema of the validated daily files in the Glue catalog;
+- a Redshift Data API statement runs on the twin's PostgreSQL (``WarehouseQueries``);
 - every message published to an SNS topic is also appended to
   ``<state>/alerts/<topic>.jsonl``, which ``flightpipe alerts`` reads.
 
@@ -23,6 +24,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pipeline.contract import DAILY_FLIGHTS, ColumnType, header_names
 from pipeline.local import emulator
+from pipeline.local.services import LocalServices
 from pipeline.settings import Settings, SparkSettings
 
 if TYPE_CHECKING:
@@ -288,6 +291,81 @@ class AlertCapture:
         emulator.replace(models.Topic, "publish", publish_and_keep)
 
 
+@dataclass
+class WarehouseQueries:
+    """Runs Redshift Data API statements on the twin's PostgreSQL, as Redshift would.
+
+    moto keeps a statement and returns a canned result; here ExecuteStatement runs the SQL
+    (``:name`` parameters bound by name) in the database it names, on ``server_url``'s
+    server, and GetStatementResult returns its rows. Statements finish before the call returns.
+    """
+
+    server_url: str
+
+    def install(self) -> None:
+        from moto.redshiftdata import models
+        from moto.redshiftdata.exceptions import ValidationException
+
+        execute = models.RedshiftDataAPIServiceBackend.execute_statement
+        queries = self
+
+        def execute_statement(backend: Any, **kwargs: Any) -> Any:
+            statement: Any = execute(backend, **kwargs)
+            try:
+                statement.columns, statement.records = queries.run(
+                    kwargs["database"], kwargs["sql"], kwargs.get("parameters") or []
+                )
+            except Exception as exc:
+                statement.status, statement.error = "FAILED", str(exc)
+            else:
+                statement.status, statement.has_result_set = "FINISHED", True
+                statement.result_rows = len(statement.records)
+            return statement
+
+        def get_statement_result(backend: Any, statement_id: str) -> Any:
+            statement: Any = backend.describe_statement(statement_id)
+            if statement.status != "FINISHED":
+                raise ValidationException(f"the statement {statement.status}: {statement.error}")
+            columns = [
+                dict(models.ColumnMetadata(None, True, True, name, 1)) for name in statement.columns
+            ]
+            return models.StatementResult(columns, statement.records, len(statement.records))
+
+        emulator.replace(
+            models.RedshiftDataAPIServiceBackend, "execute_statement", execute_statement
+        )
+        emulator.replace(
+            models.RedshiftDataAPIServiceBackend, "get_statement_result", get_statement_result
+        )
+
+    def run(
+        self, database: str, sql: str, parameters: list[dict[str, str]]
+    ) -> tuple[list[str], list[list[dict[str, Any]]]]:
+        """The statement's column names and its records as the Data API types its fields."""
+        import psycopg
+
+        values = {p["name"]: p["value"] for p in parameters}
+        # :name (not ::type) becomes psycopg's %(name)s; a literal % must be doubled first.
+        bound = re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", sql.replace("%", "%%"))
+        with psycopg.connect(self.server_url, dbname=database, autocommit=True) as conn:
+            cursor = conn.execute(bound, values)
+            columns = [c.name for c in cursor.description or []]
+            return columns, [[_field(v) for v in row] for row in cursor.fetchall()]
+
+
+def _field(value: Any) -> dict[str, Any]:
+    """One Data API field: the value under the member its type uses."""
+    if value is None:
+        return {"isNull": True}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"longValue": value}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    return {"stringValue": str(value)}
+
+
 def read_alerts(folder: Path, topic_arn: str) -> list[dict[str, Any]]:
     """The messages captured for a topic, oldest first."""
     path = AlertCapture(folder).path(topic_arn)
@@ -335,6 +413,7 @@ def serve(settings: Settings) -> None:
     workers = GlueWorkers(settings.spark)
     workers.install()
     AlertCapture(settings.local.state_dir / "alerts").install()
+    WarehouseQueries(LocalServices(settings).warehouse_url).install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     if settings.local.warm_up:

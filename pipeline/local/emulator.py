@@ -11,12 +11,15 @@ The fixes:
   ``'NoneType' object has no attribute 'interrupt_all'``: its Glue integration has no
   ``.waitForTaskToken`` endpoint, and the shared ``.sync`` code always releases one. The fix
   runs the same ``.sync`` poll without that endpoint.
-- ``aws_sdk_error_names``: errors of ``aws-sdk:glue:*`` tasks are named ``glue.<Error>``,
-  where AWS says ``Glue.<Error>``; Retry and Catch on the AWS names never match.
-- ``sfn_member_names``: ``arn:aws:states:::states:startExecution`` hands its parameters to
-  boto3 as written (``StateMachineArn``), where the API wants ``stateMachineArn``: the task
-  fails with ``States.Runtime``. The fix maps the names, and the result back to the names AWS
-  returns (``ExecutionArn``, ``StartDate``).
+- ``aws_sdk_service_names``: errors of ``aws-sdk:glue:*`` tasks are named ``glue.<Error>``,
+  where AWS says ``Glue.<Error>``, so Retry and Catch on the AWS names never match; and
+  ``aws-sdk:redshiftdata:*`` fails as an unknown service (boto3 calls it ``redshift-data``).
+- ``pascal_case_members``: Step Functions spells every parameter and result member in
+  PascalCase, whatever the service API does. moto hands ``states:startExecution`` and
+  ``aws-sdk:*`` parameters to boto3 as written (``StateMachineArn`` where the API wants
+  ``stateMachineArn``; the Redshift Data API's ``Parameters`` items want ``name`` and
+  ``value``), so the task fails with ``States.Runtime``, and returns results as the API
+  spells them. The fix maps both ways along the service's botocore model.
 - ``timestamps_in_results``: service results keep botocore's ``datetime`` objects (GetCrawler's
   times), so DescribeExecution of any run that kept one in its state fails with
   a 500 (``datetime is not JSON serializable``). AWS hands timestamps to the state as
@@ -48,7 +51,9 @@ MOTO_VERSION: Final = "5.2.5"
 log = logging.getLogger(__name__)
 
 # aws-sdk integration service name -> the prefix of its error names on AWS.
-_AWS_SDK_ERROR_PREFIXES: Final = {"glue": "Glue"}
+_AWS_SDK_ERROR_PREFIXES: Final = {"glue": "Glue", "redshiftdata": "RedshiftData"}
+# aws-sdk integration service name -> boto3's name of the service, where they differ.
+_AWS_SDK_BOTO_NAMES: Final = {"redshiftdata": "redshift-data"}
 
 _JOB_RUN_ENDED: Final = frozenset({"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR"})
 
@@ -102,41 +107,94 @@ def glue_sync() -> None:
     replace(glue.StateTaskServiceGlue, "_eval_integration_pattern", eval_integration_pattern)
 
 
-def aws_sdk_error_names() -> None:
-    """Name ``aws-sdk`` task errors the AWS way (``Glue.CrawlerRunningException``)."""
+def aws_sdk_service_names() -> None:
+    """Name ``aws-sdk`` task errors the AWS way (``Glue.CrawlerRunningException``), and call
+    services by boto3's names."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_aws_sdk as aws_sdk,
     )
 
     aws_sdk._SERVICE_ERROR_NAMES.update(_AWS_SDK_ERROR_PREFIXES)
+    state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES.update(
+        _AWS_SDK_BOTO_NAMES
+    )
 
 
-def sfn_member_names() -> None:
-    """Translate ``states:*`` task parameters to the API's names, and results to AWS's."""
+def _service_model(name: str) -> Any:
+    """botocore's model of a service, by the name ASL uses (``redshiftdata``, ``states``)."""
     import botocore.session
+
+    session = botocore.session.get_session()
+    wanted = {"states": "stepfunctions", "sfn": "stepfunctions"}.get(name, name)
+    for service in session.get_available_services():
+        if service.replace("-", "") == wanted:
+            return session.get_service_model(service)
+    raise KeyError(f"no service model for {name!r}")
+
+
+def _members(value: Any, shape: Any, api_names: bool) -> Any:
+    """``value`` with its structures' member names as the API spells them (``api_names``) or
+    as Step Functions does (PascalCase); map keys and values are left alone."""
+    kind = getattr(shape, "type_name", None)
+    if kind == "structure" and isinstance(value, dict):
+        members = {name.lower(): name for name in shape.members}
+        renamed = {}
+        for key, item in value.items():
+            name = members.get(key.lower())
+            if name is None:
+                renamed[key] = item
+                continue
+            renamed[name if api_names else name[:1].upper() + name[1:]] = _members(
+                item, shape.members[name], api_names
+            )
+        return renamed
+    if kind == "list" and isinstance(value, list):
+        return [_members(item, shape.member, api_names) for item in value]
+    if kind == "map" and isinstance(value, dict):
+        return {key: _members(item, shape.value, api_names) for key, item in value.items()}
+    return value
+
+
+def pascal_case_members() -> None:
+    """Translate task parameters to the API's member names, and results to PascalCase."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_sfn as sfn,
     )
 
-    model = botocore.session.get_session().get_service_model("stepfunctions")
-    normalise_parameters = sfn.StateTaskServiceSfn._normalise_parameters
+    def operation(task: Any) -> Any:
+        model = _service_model(task.resource.api_name)
+        names = {name.lower(): name for name in model.operation_names}
+        return model.operation_model(names[task.resource.api_action.lower()])
 
     def parameters(self: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        normalise_parameters(self, parameters, *args, **kwargs)
-        operations = {name.lower(): name for name in model.operation_names}
-        shape = model.operation_model(operations[self.resource.api_action.lower()]).input_shape
-        members = {name.lower(): name for name in (shape.members if shape else {})}
-        for key in list(parameters):
-            parameters[members.get(key.lower(), key)] = parameters.pop(key)
+        renamed = _members(parameters, operation(self).input_shape, api_names=True)
+        parameters.clear()
+        parameters.update(renamed)
 
     def response(self: Any, response: Any, *args: Any, **kwargs: Any) -> None:
         if isinstance(response, dict):
-            for key in list(response):
-                response[key[:1].upper() + key[1:]] = response.pop(key)
+            renamed = _members(response, operation(self).output_shape, api_names=False)
+            response.clear()
+            response.update(renamed)
         _timestamps_to_text(response)
 
-    replace(sfn.StateTaskServiceSfn, "_normalise_parameters", parameters)
-    replace(sfn.StateTaskServiceSfn, "_normalise_response", response)
+    for service in (sfn.StateTaskServiceSfn, aws_sdk.StateTaskServiceAwsSdk):
+        normalise = service._normalise_parameters
+
+        def chained(
+            self: Any, parameters_: dict[str, Any], *args: Any, _first: Any = normalise, **kw: Any
+        ) -> None:
+            _first(self, parameters_, *args, **kw)
+            parameters(self, parameters_)
+
+        replace(service, "_normalise_parameters", chained)
+        replace(service, "_normalise_response", response)
 
 
 def _timestamps_to_text(value: Any) -> None:
@@ -253,8 +311,8 @@ def apply(start_execution: Callable[[str, str], None]) -> None:
     """Apply every fix (once per process, before the emulator serves a request)."""
     check_version()
     glue_sync()
-    aws_sdk_error_names()
-    sfn_member_names()
+    aws_sdk_service_names()
+    pascal_case_members()
     timestamps_in_results()
     fail_error_paths()
     job_run_outcomes()
