@@ -432,7 +432,7 @@ def _count_loaded_rows(
 
     The load is bookmarked: another run's load may have loaded this file, so the count comes
     from the load audit by source key (the file's validated copy), not from this run's load.
-    A statement runs asynchronously: its result is read after a wait, and read again while
+    A statement runs asynchronously: its result is read at once, and read again (Retry) while
     the API says it is not ready.
     """
     sf = _sdk()
@@ -453,7 +453,6 @@ def _count_loaded_rows(
     additions.add(execute, ResultSelector={"Id.$": "$.Id"})
     additions.retry(execute, _transient(_REDSHIFT_DATA_TRANSIENT, workflow))
     failure.catch(execute, count_failed)
-    wait = sf.Wait("Wait for row count", seconds=workflow.crawler_poll_seconds)
     read = sf.Task(
         "Read loaded rows",
         resource="arn:aws:states:::aws-sdk:redshiftdata:getStatementResult",
@@ -466,8 +465,7 @@ def _count_loaded_rows(
     additions.retry(read, _transient(_REDSHIFT_DATA_NOT_READY, workflow))
     additions.retry(read, _transient(_REDSHIFT_DATA_TRANSIENT, workflow))
     failure.catch(read, count_failed)
-    execute.next(wait)
-    wait.next(read)
+    execute.next(read)
     read.next(then)
     return execute
 

@@ -226,6 +226,14 @@ def timestamps_in_results(aws: Aws) -> Observation:
     return aws.run("get-crawler", machine)
 
 
+def cached_clients(aws: Aws) -> Observation:
+    """Two tasks' clients for the same service: the one the interpreter builds each time."""
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    first, second = (boto_client.boto_client_for(REGION, "glue") for _ in range(2))
+    return {"same": first is second}
+
+
 def fail_error_paths(aws: Aws) -> Observation:
     """A Fail state passing on a caught States.TaskFailed, as the project's machines do."""
     fail = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
@@ -340,6 +348,11 @@ FIXES: Final = {
             seen.get("status") == "SUCCEEDED"
             and _is_iso_8601(seen["output"]["Crawler"]["CreationTime"])
         ),
+    ),
+    "cached_clients": Fix(
+        cached_clients,
+        gap=lambda seen: not seen["same"],
+        fixed=lambda seen: seen["same"],
     ),
     "fail_error_paths": Fix(
         fail_error_paths,

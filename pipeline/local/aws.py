@@ -406,6 +406,12 @@ def serve(settings: Settings) -> None:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     emulator.apply(_start_execution(port))
+    # moto polls a .sync job run every 0.5 s; local job runs take about a second.
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback,
+    )
+
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.1  # type: ignore[misc]
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     # Job runs and crawls end when their work does, never by moto's clock.
     for model in ("glue::job_run", "glue::crawl"):
