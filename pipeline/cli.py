@@ -114,11 +114,26 @@ FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output for
 
 @local_app.command("up")
 def local_up() -> None:
-    """Start the local S3 endpoint and PostgreSQL, and create the buckets and tables."""
+    """Start the local AWS endpoint and PostgreSQL; create buckets, tables and resources.
+
+    The resources are what CDK creates on AWS: Glue database, crawler and jobs, the SNS
+    topic, the EventBridge rules and both state machines, from the same definitions.
+    """
     twin = _twin()
-    with err.status("starting the local twin"):
+    with err.status("starting the local twin and creating its resources"):
         twin.start()
+        resources = twin.resources
     local_status(Format.TABLE)
+    names = resources.names
+    rows = [
+        ("state machine (main)", resources.main_arn),
+        ("state machine (router)", resources.router_arn),
+        ("glue jobs", f"{names.validation_job}, {names.load_job}"),
+        ("glue crawler", f"{names.crawler} -> database {names.database}"),
+        ("event rules", f"{names.upload_rule}, {names.dimension_rule}"),
+        ("alert topic", resources.topic_arn),
+    ]
+    _emit(("resource", "name"), rows, Format.TABLE)
 
 
 @local_app.command("down")

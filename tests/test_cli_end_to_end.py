@@ -101,6 +101,18 @@ def test_ingest_quarantines_a_misnamed_file_and_exits_1_while_good_files_load(
     assert measures["files loaded"] == 1
     assert measures["rows"] > 0
 
+    runs = flightpipe(settings, "runs", "--format", "json")
+    assert runs.returncode == 0, runs.stderr
+    listed = {r["file"].rsplit("/", 1)[-1]: r for r in json.loads(runs.stdout)}
+    assert (listed["flights-final.csv"]["status"], listed["flights-final.csv"]["failed step"]) == (
+        "FAILED",
+        "validation",
+    )
+    assert listed["2024-01-01.csv"]["status"] == "SUCCEEDED"
+    alerts = flightpipe(settings, "alerts", "--failed", "--format", "json")
+    [alert] = json.loads(alerts.stdout)
+    assert "raw/flights-final.csv" in alert["message"]
+
     report = flightpipe(settings, "report", "--format", "json")
     assert report.returncode == 0, report.stderr
     assert "quality report: " in report.stderr
@@ -130,7 +142,9 @@ def test_a_file_missing_a_column_is_named_without_a_traceback(
 
 
 def test_query_prints_csv_and_refuses_writes(settings: Settings) -> None:
-    assert flightpipe(settings, "local", "up").returncode == 0
+    up = flightpipe(settings, "local", "up")
+    assert up.returncode == 0, up.stderr
+    assert "state machine (main)" in up.stdout
     listed = flightpipe(settings, "query", "SELECT 1 AS one, 'a,b' AS two", "--format", "csv")
     assert listed.stdout.splitlines() == ["one,two", '1,"a,b"']
 
