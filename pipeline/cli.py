@@ -178,8 +178,11 @@ class FileOutcome:
         return self.loaded or self.outcome == "in use"
 
     @classmethod
-    def of(cls, run: Run, upload: Upload, twin: LocalTwin) -> FileOutcome:
-        """The outcome of an upload's run, with the quality report's word on the file."""
+    def of(cls, run: Run, upload: Upload, twin: LocalTwin, alerts: Sequence[str]) -> FileOutcome:
+        """The outcome of an upload's run, with the quality report's word on the file.
+
+        ``alerts`` are the messages published to the alert topic; a failed run's is among them.
+        """
         settings = twin.settings
         summary = twin.reports.summary(upload.uri, upload.version)
         base = cls(
@@ -194,7 +197,7 @@ class FileOutcome:
             reason = f"the run was still {run.status} after {timeout:.0f} s"
             return replace(base, outcome="not finished", reason=reason)
         if run.status != "SUCCEEDED":
-            alert = next((a["message"] for a in twin.alerts() if run.arn in a["message"]), "")
+            alert = next((message for message in alerts if run.arn in message), "")
             # The failure path makes a failed job run's error message the run's cause.
             if run.failed_step == "validation" and run.cause.startswith("QuarantinedError"):
                 return replace(base, outcome="quarantined", alert=alert)
@@ -253,6 +256,10 @@ def _follow(twin: LocalTwin, uploads: Sequence[Upload], what: str) -> list[Run]:
 _UNFINISHED = ("running", "not started")
 
 
+def _alert_messages(twin: LocalTwin) -> list[str]:
+    return [alert["message"] for alert in twin.alerts()]
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Daily files (YYYY-MM-DD.csv) or folders.")],
@@ -289,10 +296,11 @@ def ingest(
     if inputs.dimension is not None:
         upload = twin.upload_dimension(inputs.dimension)
         [run] = _follow(twin, [upload], "airport dimension")
-        outcomes.append(FileOutcome.of(run, upload, twin))
+        outcomes.append(FileOutcome.of(run, upload, twin, _alert_messages(twin)))
     uploads = [twin.upload_daily(path) for path in inputs.daily]
     runs = _follow(twin, uploads, "runs")
-    outcomes += [FileOutcome.of(r, u, twin) for r, u in zip(runs, uploads, strict=True)]
+    alerts = _alert_messages(twin)
+    outcomes += [FileOutcome.of(r, u, twin, alerts) for r, u in zip(runs, uploads, strict=True)]
     elapsed = time.monotonic() - started
 
     columns: tuple[str, ...] = ("file", "outcome", "rows", "reason")

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pipeline.contract import DAILY_FLIGHTS, ColumnType, header_names
 from pipeline.local import emulator
+from pipeline.local.objects import aws_client
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings, SparkSettings
 
@@ -65,7 +66,7 @@ def _twin(settings_json: str) -> LocalTwin:
     return LocalTwin(Settings.model_validate_json(settings_json))
 
 
-def run_settings(arguments: Mapping[str, str]) -> LocalTwin:
+def run_twin(arguments: Mapping[str, str]) -> LocalTwin:
     """The twin a job run works in, from the settings its job was created with."""
     try:
         return _twin(arguments[LOCAL_SETTINGS_ARGUMENT])
@@ -143,14 +144,12 @@ class GlueWorkers:
 
     def submit(self, job: Any, run: Any) -> None:
         script = job.command.get("ScriptLocation", "").rsplit("/", 1)[-1]
-        work: Callable[[Mapping[str, str]], None]
         if script == VALIDATION_SCRIPT:
             with self._lock:
                 self._pending_validations += 1
             self._validations.submit(self._run, run, self._validate)
         elif script == LOAD_SCRIPT:
-            work = self._load
-            self._loads.submit(self._run, run, work)
+            self._loads.submit(self._run, run, self._load)
         else:
             run.error_message = f"no local runner for the job script {script!r}"
             run.status = "FAILED"
@@ -175,7 +174,7 @@ class GlueWorkers:
         from jobs.validation import QuarantinedError
         from pipeline.uploads import Upload
 
-        twin = run_settings(arguments)
+        twin = run_twin(arguments)
         upload = Upload(arguments["--bucket"], arguments["--key"], arguments["--version_id"])
         try:
             validated = twin.validate(upload, build_report=False)
@@ -193,7 +192,7 @@ class GlueWorkers:
     def _load(self, arguments: Mapping[str, str]) -> None:
         from pipeline.local.etl import run_local_etl
 
-        twin = run_settings(arguments)
+        twin = run_twin(arguments)
         run_local_etl(twin.settings, self.spark, twin.s3, twin.warehouse)
 
     def _crawl(self, crawler: Any, crawl: Any) -> None:
@@ -374,18 +373,10 @@ def read_alerts(folder: Path, topic_arn: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def _start_execution(port: int) -> Callable[[str, str], None]:
-    def start(state_machine_arn: str, event: str) -> None:
-        import boto3
+def _start_execution(settings: Settings, endpoint: str) -> Callable[[str, str], None]:
+    client = aws_client("stepfunctions", settings, endpoint)
 
-        region = state_machine_arn.split(":")[3]
-        client = boto3.client(
-            "stepfunctions",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name=region,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+    def start(state_machine_arn: str, event: str) -> None:
         # EventBridge names each execution it starts with a fresh id.
         client.start_execution(
             stateMachineArn=state_machine_arn, name=str(uuid.uuid4()), input=event
@@ -405,7 +396,7 @@ def serve(settings: Settings) -> None:
     from moto.moto_api import state_manager
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-    emulator.apply(_start_execution(port))
+    emulator.apply(_start_execution(settings, LocalServices(settings).endpoint))
     # moto polls a .sync job run every 0.5 s; local job runs take about a second.
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_callback,

@@ -49,6 +49,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from functools import cache
 from typing import Any, Final
 
 MOTO_VERSION: Final = "5.2.5"
@@ -128,6 +129,7 @@ def aws_sdk_service_names() -> None:
     )
 
 
+@cache
 def _service_model(name: str) -> Any:
     """botocore's model of a service, by the name ASL uses (``redshiftdata``, ``states``)."""
     import botocore.session
