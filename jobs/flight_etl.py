@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from jobs.flights import (
     SOURCE_FILE,
+    STAGED_CSV_OPTIONS,
     FileOrigin,
     enrich,
     read_airports,
@@ -199,7 +200,7 @@ class RedshiftWarehouse:
         self, flights: DataFrame, files: Sequence[SourceFile], job_run_id: str
     ) -> Mapping[str, int]:
         staged = f"{self.staging_uri.rstrip('/')}/{job_run_id}/"
-        flights.write.mode("overwrite").option("escape", '"').csv(staged)
+        flights.write.mode("overwrite").options(**STAGED_CSV_OPTIONS).csv(staged)
         copy = copy_statement(Dialect.REDSHIFT, staged_uri=staged, iam_role=self.copy_role_arn)
         statements = load_statements(files, job_run_id, copy)
         batch = self.data_api.batch_execute_statement(

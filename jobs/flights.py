@@ -32,6 +32,15 @@ _SPARK_TYPES: Mapping[ColumnType, T.DataType] = {
 
 SOURCE_FILE = "source_file"
 
+STAGED_CSV_OPTIONS: Mapping[str, str | bool] = {
+    # RFC 4180 quoting, as the warehouse COPY reads it: a quote inside a value is doubled.
+    "escape": '"',
+    # Spark trims values when it writes CSV unless told not to; staged rows keep them verbatim.
+    "ignoreLeadingWhiteSpace": False,
+    "ignoreTrailingWhiteSpace": False,
+}
+"""How both runtimes stage enriched rows as CSV for the warehouse COPY."""
+
 
 class MissingColumnError(ValueError):
     """A file's header lacks a column the contract requires."""

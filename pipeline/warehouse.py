@@ -9,7 +9,8 @@ A load replaces whole days in one transaction:
 
 The transaction commits all three or none, so a retried, duplicated or killed run never leaves
 a day half-loaded or loaded twice. Only the ``COPY`` differs between the dialects: Redshift
-reads staged files from S3, PostgreSQL reads a stream from the client.
+reads staged files from S3; PostgreSQL reads staged files from the local disk when it is the
+twin's own server, or else a stream of them from the client.
 """
 
 from __future__ import annotations
@@ -59,10 +60,12 @@ def _date_literal(day: dt.date) -> str:
 
 
 def copy_statement(dialect: Dialect, *, staged_uri: str = "", iam_role: str = "") -> str:
-    """The COPY of one load: from the client stream (PostgreSQL) or staged S3 files (Redshift)."""
+    """The COPY of staged CSV: S3 files (Redshift) or, on PostgreSQL, a file the server reads
+    (``staged_uri`` a local path) or the client's stream (no ``staged_uri``)."""
     target = f"{FLIGHT_PROCESSED.name} ({', '.join(LOAD_COLUMNS)})"
     if dialect is Dialect.POSTGRES:
-        return f"COPY {target} FROM STDIN WITH (FORMAT csv)"
+        source = _literal(staged_uri) if staged_uri else "STDIN"
+        return f"COPY {target} FROM {source} WITH (FORMAT csv)"
     if not staged_uri or not iam_role:
         raise ValueError("a Redshift COPY needs the staged S3 prefix and an IAM role")
     return (

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from pipeline.local.postgres import LoadInProgressError
+from pipeline.local.services import LocalServices
 from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleFiles, SampleSpec, write_sample
 from pipeline.settings import REPO_ROOT, Settings
@@ -57,6 +58,55 @@ def test_runs_load_only_new_files_and_nothing_when_nothing_is_new(
     assert third.rows_by_key == {}
     assert warehouse_days(twin.warehouse) == expected_days(sample.daily)
     assert len(audit_rows(twin.warehouse)) == 3
+
+
+@pytest.mark.parametrize(
+    ("external", "persistence"),
+    [(False, "u"), (True, "p")],
+    ids=["own-server-reads-parts-unlogged", "external-server-streamed-logged"],
+)
+def test_both_copy_paths_load_the_same_rows(
+    settings: Settings, sample: SampleFiles, external: bool, persistence: str
+) -> None:
+    if external:  # the same server, named by URL: the twin treats it as someone else's
+        url = LocalServices(settings).warehouse_url
+        settings = settings.model_copy(
+            update={"warehouse": settings.warehouse.model_copy(update={"url": url})}
+        )
+    twin = LocalTwin(settings)
+    twin.start()
+    assert twin.warehouse.own_server is not external
+    twin.submit_dimension(sample.dimension)
+    for path in sample.daily:
+        twin.submit_daily(path)
+
+    twin.load()
+
+    assert warehouse_days(twin.warehouse) == expected_days(sample.daily)
+    _, tables = twin.warehouse.query(
+        "SELECT relname::text, relpersistence::text FROM pg_class "
+        "WHERE relname IN ('flight_processed', 'flight_load_audit')"
+    )
+    assert dict(tables) == {"flight_processed": persistence, "flight_load_audit": persistence}
+
+
+def test_values_with_commas_and_quotes_load_verbatim(twin: LocalTwin, tmp_path: Path) -> None:
+    dimension = tmp_path / "airport_codes.csv"
+    dimension.write_text(
+        'airport_id,city,state,name\n10001,"Spaced  City, Upper",ST,"Field, ""Old"" Terminal"\n'
+        "10002,Plain,ST,Plain Field\n"
+    )
+    day = tmp_path / "2024-05-01.csv"
+    day.write_text("Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10001,10002,5,\n")
+    twin.submit_dimension(dimension)
+    twin.submit_daily(day)
+
+    twin.load()
+
+    _, rows = twin.warehouse.query(
+        "SELECT origin_city, origin_name, dest_city, dep_delay, arr_delay FROM flight_processed"
+    )
+    assert rows == [("Spaced  City, Upper", 'Field, "Old" Terminal', "Plain", 5, None)]
 
 
 def test_a_corrected_file_replaces_exactly_its_day(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.flight_etl import LoadResult, NewFlights, run
+from jobs.flights import STAGED_CSV_OPTIONS
 from pipeline.contract import flight_date_of
 from pipeline.local.objects import CachedObject, download, latest_versions
 from pipeline.local.postgres import PostgresWarehouse
@@ -102,7 +103,7 @@ class LocalAirportSource:
 
 @dataclass
 class StreamingPostgresSink:
-    """Spark writes CSV parts to a staging folder; finished parts stream into one COPY.
+    """Spark writes CSV parts to a staging folder; each finished part is COPYed at once.
 
     This is the local shape of "stage, then COPY": Spark and PostgreSQL work at the same time,
     and the rows are written into the warehouse once, straight into the table.
@@ -126,8 +127,8 @@ class StreamingPostgresSink:
             parts.close()
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _parts(self, flights: DataFrame, staging: Path) -> Generator[bytes, None, None]:
-        """Run the Spark write in the background and yield each finished part's bytes.
+    def _parts(self, flights: DataFrame, staging: Path) -> Generator[Path, None, None]:
+        """Run the Spark write in the background and yield each part as it is finished.
 
         If the consumer stops early (the COPY failed), the Spark job is cancelled, so it
         neither keeps the shared session busy nor writes into a folder being removed.
@@ -140,7 +141,7 @@ class StreamingPostgresSink:
         def write() -> None:
             try:
                 context.setJobGroup(group, f"stage {staging.name}", interruptOnCancel=True)
-                flights.write.option("escape", '"').csv(str(staging))
+                flights.write.options(**STAGED_CSV_OPTIONS).csv(str(staging))
             except BaseException as exc:  # handed to the consuming thread and re-raised there
                 failure.append(exc)
             finally:
@@ -151,12 +152,14 @@ class StreamingPostgresSink:
         try:
             while True:
                 finished = done.is_set()
+                # Version 2 of the file committer moves a part into place when its task ends.
                 for part in sorted(staging.glob("part-*")) if staging.exists() else []:
                     if part.name not in sent:
                         sent.add(part.name)
-                        with open(part, "rb") as handle:
-                            while chunk := handle.read(1 << 20):
-                                yield chunk
+                        # The server may read it as another OS user (postgres, when run by root).
+                        staging.chmod(0o755)
+                        part.chmod(0o644)
+                        yield part
                 if finished:
                     break
                 time.sleep(self.poll_seconds)

@@ -6,11 +6,12 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from pipeline.contract import FLIGHT_LOAD_AUDIT, Dialect, warehouse_ddl
+from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, Dialect, warehouse_ddl
 from pipeline.warehouse import SourceFile, copy_statement, load_statements
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,15 @@ class LoadInProgressError(RuntimeError):
 class PostgresWarehouse:
     """The warehouse of the local twin."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, own_server: bool = False) -> None:
+        """``own_server``: the twin's own server, on this machine, run by a superuser and
+        tuned for speed over durability (``POSTGRES_SPEED_SETTINGS``). It loads staged parts
+        straight from disk, and its tables are UNLOGGED: no write-ahead log for the rows, and
+        a crashed server comes back with both tables empty, bookmark included, so the next
+        run reloads every validated file. Any other server gets streamed parts and logged
+        tables."""
         self.url = url
+        self.own_server = own_server
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, **kwargs)
@@ -36,6 +44,15 @@ class PostgresWarehouse:
         with self.connect(autocommit=True) as conn:
             for statement in warehouse_ddl(Dialect.POSTGRES):
                 conn.execute(statement)
+            if self.own_server:
+                # Both tables or neither: data and bookmark must vanish together in a crash.
+                for table in (FLIGHT_PROCESSED, FLIGHT_LOAD_AUDIT):
+                    logged = conn.execute(
+                        "SELECT relpersistence = 'p' FROM pg_class WHERE oid = %s::regclass",
+                        [table.name],
+                    ).fetchone()
+                    if logged and logged[0]:
+                        conn.execute(f"ALTER TABLE {table.name} SET UNLOGGED")
 
     @contextmanager
     def exclusive_run(self, wait_seconds: float = 0.0) -> Iterator[None]:
@@ -70,12 +87,14 @@ class PostgresWarehouse:
         return {(key, version) for key, version in rows}
 
     def replace_days(
-        self, files: Sequence[SourceFile], job_run_id: str, csv_chunks: Iterable[bytes]
+        self, files: Sequence[SourceFile], job_run_id: str, parts: Iterable[Path]
     ) -> dict[str, int]:
-        """Replace the files' days with the CSV rows streamed in, and audit, in one transaction.
+        """Replace the files' days with the rows of the staged CSV parts, and audit, in one
+        transaction.
 
-        ``csv_chunks`` yields CSV in ``LOAD_COLUMNS`` order; an exception while iterating it
-        aborts the COPY and rolls everything back. Returns the rows loaded per source key.
+        ``parts`` yields CSV files in ``LOAD_COLUMNS`` order as they are staged; an exception
+        while iterating it aborts the load and rolls everything back. Returns the rows loaded
+        per source key.
         """
         statements = load_statements(files, job_run_id, copy_statement(Dialect.POSTGRES))
         days = sorted({f.flight_date.isoformat() for f in files})
@@ -83,15 +102,24 @@ class PostgresWarehouse:
             log.info("load phase=delete days=%d first=%s last=%s", len(days), days[0], days[-1])
             conn.execute(statements.delete_days)
             log.info("load phase=copy files=%d", len(files))
-            with conn.cursor().copy(statements.copy) as copy:
-                for chunk in csv_chunks:
-                    copy.write(chunk)
+            for part in parts:
+                self._copy(conn, part, statements.copy)
             log.info("load phase=audit")
             conn.execute(statements.insert_audit)
             rows = conn.execute(statements.rows_loaded).fetchall()
             log.info("load phase=commit")
         log.info("load phase=committed rows=%d", sum(n for _, n in rows))
         return {key: count for key, count in rows}
+
+    def _copy(self, conn: psycopg.Connection[Any], part: Path, from_stdin: str) -> None:
+        """COPY one staged part: the server reads its own machine's file (no bytes pass through
+        this process), any other server gets the file streamed."""
+        if self.own_server:
+            conn.execute(copy_statement(Dialect.POSTGRES, staged_uri=str(part.resolve())))
+            return
+        with conn.cursor().copy(from_stdin) as copy, open(part, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
 
     def query(
         self, sql: str, params: Sequence[Any] | None = None

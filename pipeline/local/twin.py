@@ -81,7 +81,9 @@ class LocalTwin:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.services = LocalServices(settings)
-        self.warehouse = PostgresWarehouse(self.services.warehouse_url)
+        self.warehouse = PostgresWarehouse(
+            self.services.warehouse_url, own_server=not settings.warehouse.url
+        )
 
     def start(self) -> None:
         """Start the services if needed and create the buckets and tables (idempotent)."""
