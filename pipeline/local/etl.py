@@ -155,9 +155,10 @@ class StreamingPostgresSink:
                 # Version 2 of the file committer moves a part into place when its task ends.
                 for part in sorted(staging.glob("part-*")) if staging.exists() else []:
                     if part.name not in sent:
-                        sent.add(part.name)
                         # The server may read it as another OS user (postgres, when run by root).
-                        staging.chmod(0o755)
+                        if not sent:
+                            staging.chmod(0o755)
+                        sent.add(part.name)
                         part.chmod(0o644)
                         yield part
                 if finished:

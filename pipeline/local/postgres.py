@@ -46,13 +46,14 @@ class PostgresWarehouse:
                 conn.execute(statement)
             if self.own_server:
                 # Both tables or neither: data and bookmark must vanish together in a crash.
-                for table in (FLIGHT_PROCESSED, FLIGHT_LOAD_AUDIT):
-                    logged = conn.execute(
-                        "SELECT relpersistence = 'p' FROM pg_class WHERE oid = %s::regclass",
-                        [table.name],
-                    ).fetchone()
-                    if logged and logged[0]:
-                        conn.execute(f"ALTER TABLE {table.name} SET UNLOGGED")
+                # Only logged ones are altered: ALTER TABLE would wait for a running load.
+                logged = conn.execute(
+                    "SELECT oid::regclass::text FROM pg_class "
+                    "WHERE oid = ANY(%s::regclass[]) AND relpersistence = 'p'",
+                    [[FLIGHT_PROCESSED.name, FLIGHT_LOAD_AUDIT.name]],
+                ).fetchall()
+                for (table,) in logged:
+                    conn.execute(f"ALTER TABLE {table} SET UNLOGGED")
 
     @contextmanager
     def exclusive_run(self, wait_seconds: float = 0.0) -> Iterator[None]:
