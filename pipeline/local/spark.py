@@ -23,7 +23,11 @@ def local_spark(settings: SparkSettings) -> SparkSession:
         .appName("flightpipe")
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.sql.files.maxPartitionBytes", str(settings.max_partition_bytes))
+        .config("spark.sql.files.openCostInBytes", str(settings.file_open_cost_bytes))
         .config("spark.sql.session.timeZone", "UTC")
+        # Listing local files is cheap; above this many paths Spark would run a whole job
+        # (one task per path) just to list the files of a backfill.
+        .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "100000")
         .config("spark.ui.enabled", "false")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
