@@ -79,14 +79,21 @@ def load_statements(files: Sequence[SourceFile], job_run_id: str, copy: str) -> 
     """The statements that replace the files' days with the copied rows and audit each file."""
     if not files:
         raise ValueError("a load needs at least one file")
-    days = sorted({f.flight_date for f in files})
+    by_day: dict[dt.date, str] = {}
+    for f in files:
+        other = by_day.setdefault(f.flight_date, f.uri)
+        if other != f.uri:
+            raise ValueError(
+                f"{other} and {f.uri} both carry {f.flight_date}: a load replaces whole days, "
+                "so it takes one file per day; load them in separate runs"
+            )
+    days = sorted(by_day)
     in_days = f"flight_date IN ({', '.join(_date_literal(d) for d in days)})"
     delete = f"DELETE FROM {FLIGHT_PROCESSED.name} WHERE {in_days}"
     # A manifest of literal SELECTs works on both dialects (Redshift has no VALUES in FROM).
     manifest = "\n    UNION ALL ".join(
         f"SELECT {_literal(f.key)} AS source_key, {_literal(f.version)} AS source_version, "
-        f"{_literal(f.sha256)} AS sha256, {_date_literal(f.flight_date)} AS flight_date, "
-        f"{_literal(f.uri)} AS source_file"
+        f"{_literal(f.sha256)} AS sha256, {_date_literal(f.flight_date)} AS flight_date"
         for f in files
     )
     audit_columns = [c for c in FLIGHT_LOAD_AUDIT.column_names if c != LOADED_AT]
@@ -95,12 +102,13 @@ def load_statements(files: Sequence[SourceFile], job_run_id: str, copy: str) -> 
         "SELECT m.source_key, m.source_version, m.sha256, m.flight_date, "
         f"COALESCE(c.row_count, 0), {_literal(job_run_id)}\n"
         f"FROM (\n    {manifest}\n) m\n"
-        # Count the narrow column per file first; joining the manifest to every loaded row
-        # before counting would drag the whole load through a sort.
+        # Count per day first (one file per day, checked above): grouping by the date is half
+        # the work of grouping by the URI, and joining the manifest to every loaded row before
+        # counting would drag the whole load through a sort.
         "LEFT JOIN (\n"
-        f"    SELECT source_file, COUNT(*) AS row_count FROM {FLIGHT_PROCESSED.name}\n"
-        f"    WHERE {in_days} GROUP BY source_file\n"
-        ") c ON c.source_file = m.source_file\n"
+        f"    SELECT flight_date, COUNT(*) AS row_count FROM {FLIGHT_PROCESSED.name}\n"
+        f"    WHERE {in_days} GROUP BY flight_date\n"
+        ") c ON c.flight_date = m.flight_date\n"
         # A Glue retry re-reads files whose bookmark was never committed: audit each version once.
         f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_AUDIT.name} a\n"
         "    WHERE a.source_key = m.source_key AND a.source_version = m.source_version)"
