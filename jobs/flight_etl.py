@@ -20,12 +20,10 @@ from pyspark.sql import functions as F
 
 from jobs.flights import (
     SOURCE_FILE,
-    STAGED_CSV_OPTIONS,
     FileOrigin,
-    enrich,
+    enrich_to_csv,
     read_airports,
     read_schema,
-    with_file_origin,
 )
 from pipeline.contract import (
     DAILY_FLIGHTS,
@@ -43,7 +41,10 @@ class NewFlights:
     """What the bookmarked source found: the rows of the new file versions, and those versions."""
 
     flights: DataFrame | None
+    """Contract columns plus ``source_file``, the path Spark read each row from."""
     files: Sequence[SourceFile]
+    origins: Sequence[FileOrigin] = ()
+    """Per file: the path Spark read, the object URI and the flight date."""
     refused: Mapping[str, str] = field(default_factory=dict)
     """Objects that are not daily files, with the reason; they are reported, never loaded."""
 
@@ -73,9 +74,10 @@ class AirportSource(Protocol):
 
 class Warehouse(Protocol):
     def replace_days(
-        self, flights: DataFrame, files: Sequence[SourceFile], job_run_id: str
+        self, lines: DataFrame, files: Sequence[SourceFile], job_run_id: str
     ) -> Mapping[str, int]:
-        """Replace the files' days with ``flights`` and audit the files, in one transaction.
+        """Replace the files' days with the rows of ``lines`` (staged CSV, see
+        ``enrich_to_csv``) and audit the files, in one transaction.
 
         Returns the rows loaded per source key.
         """
@@ -89,8 +91,8 @@ def run(
     new = source.new_flights()
     if new.flights is None or not new.files:
         return LoadResult(job_run_id, {}, new.refused)
-    enriched = enrich(new.flights, dimension.airports())
-    rows = warehouse.replace_days(enriched, new.files, job_run_id)
+    lines = enrich_to_csv(new.flights, new.origins, dimension.airports())
+    rows = warehouse.replace_days(lines, new.files, job_run_id)
     return LoadResult(job_run_id, rows, new.refused)
 
 
@@ -155,7 +157,7 @@ class GlueBookmarkedSource:
         # The Glue reader already names each row's file by its S3 URI.
         origins = [FileOrigin(f.uri, f.uri, f.flight_date) for f in files]
         accepted = contract_columns(frame).where(F.col(SOURCE_FILE).isin([f.uri for f in files]))
-        return NewFlights(with_file_origin(accepted, origins), files, refused)
+        return NewFlights(accepted, files, origins, refused)
 
 
 def describe_object(s3: Any, uri: str) -> SourceFile:
@@ -197,10 +199,10 @@ class RedshiftWarehouse:
     sleep: Callable[[float], None] = time.sleep
 
     def replace_days(
-        self, flights: DataFrame, files: Sequence[SourceFile], job_run_id: str
+        self, lines: DataFrame, files: Sequence[SourceFile], job_run_id: str
     ) -> Mapping[str, int]:
         staged = f"{self.staging_uri.rstrip('/')}/{job_run_id}/"
-        flights.write.mode("overwrite").options(**STAGED_CSV_OPTIONS).csv(staged)
+        lines.write.mode("overwrite").text(staged)
         copy = copy_statement(Dialect.REDSHIFT, staged_uri=staged, iam_role=self.copy_role_arn)
         statements = load_statements(files, job_run_id, copy)
         batch = self.data_api.batch_execute_statement(

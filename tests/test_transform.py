@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from pathlib import Path
 
 import pytest
 from py4j.protocol import Py4JJavaError
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from jobs.flights import (
+    STAGED_LINE,
     FileOrigin,
     MissingColumnError,
-    enrich,
+    csv_field,
+    enrich_to_csv,
     read_airports,
     read_daily_files,
     read_schema,
     spark_path,
-    with_file_origin,
 )
-from pipeline.contract import DAILY_FLIGHTS, FLIGHT_PROCESSED, LOADED_AT, flight_date_of
+from pipeline.contract import DAILY_FLIGHTS, ColumnType, flight_date_of
+from pipeline.warehouse import LOAD_COLUMNS
 
 HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
 AIRPORTS_CSV = """airport_id,city,state,name
@@ -39,14 +43,16 @@ def header_of(text: str) -> list[str]:
 
 
 @pytest.fixture
-def airports(spark: SparkSession, tmp_path: Path):  # type: ignore[no-untyped-def]
+def airports(spark: SparkSession, tmp_path: Path) -> DataFrame:
     return read_airports(
         spark, write(tmp_path / "airport_codes.csv", AIRPORTS_CSV), header_of(AIRPORTS_CSV)
     )
 
 
-def read(spark: SparkSession, folder: Path, files: dict[str, str]):  # type: ignore[no-untyped-def]
-    """Daily files written to ``folder``, read and given their origin like the jobs do."""
+def staged_lines(
+    spark: SparkSession, folder: Path, files: dict[str, str], airports: DataFrame
+) -> list[str]:
+    """Daily files written to ``folder``, read, given their origin and enriched like the jobs do."""
     paths = {write(folder / name, text): header_of(text) for name, text in files.items()}
     origins = [
         FileOrigin(
@@ -54,48 +60,71 @@ def read(spark: SparkSession, folder: Path, files: dict[str, str]):  # type: ign
         )
         for path in paths
     ]
-    return with_file_origin(read_daily_files(spark, paths), origins)
+    lines = enrich_to_csv(read_daily_files(spark, paths), origins, airports)
+    assert lines.columns == [STAGED_LINE]
+    return sorted(row[STAGED_LINE] for row in lines.collect())
+
+
+def fields(line: str) -> dict[str, str]:
+    """A staged line's fields by warehouse column, as a CSV reader (and COPY) splits them."""
+    values = next(csv.reader([line]))
+    assert len(values) == len(LOAD_COLUMNS), line
+    return dict(zip(LOAD_COLUMNS, values, strict=True))
 
 
 def test_enrich_joins_origin_and_destination_and_keeps_unknown_airports(
-    spark, tmp_path, airports
-) -> None:  # type: ignore[no-untyped-def]
-    flights = read(
+    spark: SparkSession, tmp_path: Path, airports: DataFrame
+) -> None:
+    lines = staged_lines(
         spark,
         tmp_path,
-        {
-            "2024-03-01.csv": HEADER + ("DL,10397,12892,5,-3\nAA,99999,11298,,\n"),
-        },
+        {"2024-03-01.csv": HEADER + "DL,10397,12892,5,-3\nAA,99999,11298,,\n"},
+        airports,
     )
-    rows = {r["carrier"]: r.asDict() for r in enrich(flights, airports).collect()}
-    assert rows["DL"]["flight_date"] == dt.date(2024, 3, 1)
-    assert rows["DL"]["origin_city"] == "Atlanta"
-    assert rows["DL"]["dest_name"] == "Los Angeles International"
-    assert (rows["DL"]["dep_delay"], rows["DL"]["arr_delay"]) == (5, -3)
-    # Unknown origin: the flight stays, its details are NULL; empty delays are NULL.
-    assert rows["AA"]["origin_airport_id"] == 99999
-    assert rows["AA"]["origin_city"] is None
-    assert rows["AA"]["origin_name"] is None
-    assert rows["AA"]["dest_city"] == "Dallas, Fort Worth"
-    assert rows["AA"]["dest_name"] == 'Dallas "DFW" International'
-    assert rows["AA"]["dep_delay"] is None
-    assert rows["AA"]["arr_delay"] is None
+    # Text quoted, inner quotes doubled; an unknown airport's details and empty delays are
+    # empty unquoted fields: NULL to COPY.
+    assert lines == [
+        '2024-03-01,"AA",99999,,,,11298,"Dallas, Fort Worth","TX","Dallas ""DFW"" International"'
+        ',,,"s3://raw-bucket/raw/2024-03-01.csv"',
+        '2024-03-01,"DL",10397,"Atlanta","GA","Hartsfield-Jackson Atlanta International",'
+        '12892,"Los Angeles","CA","Los Angeles International",5,-3,'
+        '"s3://raw-bucket/raw/2024-03-01.csv"',
+    ]
+    assert fields(lines[0])["dest_name"] == 'Dallas "DFW" International'
 
 
-def test_enrich_output_has_the_warehouse_columns_in_order(spark, tmp_path, airports) -> None:  # type: ignore[no-untyped-def]
-    flights = read(
-        spark,
-        tmp_path,
-        {"2024-03-01.csv": HEADER + "DL,10397,12892,1,2\n"},
+def test_text_is_staged_verbatim(spark: SparkSession, tmp_path: Path) -> None:
+    dim = 'airport_id,city,state,name\n1," Spaced ",,"Comma, ""quoted"""\n2,X,XX,Name\n'
+    airports = read_airports(spark, write(tmp_path / "airport_codes.csv", dim), header_of(dim))
+    lines = staged_lines(spark, tmp_path, {"2024-03-01.csv": HEADER + "DL,1,2,1,1\n"}, airports)
+    assert lines == [
+        '2024-03-01,"DL",1," Spaced ",,"Comma, ""quoted""",2,"X","XX","Name",1,1,'
+        '"s3://raw-bucket/raw/2024-03-01.csv"'
+    ]
+    assert fields(lines[0])["origin_name"] == 'Comma, "quoted"'
+
+
+def test_csv_fields_keep_an_empty_text_distinct_from_null(spark: SparkSession) -> None:
+    frame = spark.createDataFrame(
+        [("", 0, dt.date(2024, 3, 1)), ('a "b"\nc', None, None), (None, -7, None)],
+        "text string, number int, day date",
     )
-    expected = [c for c in FLIGHT_PROCESSED.column_names if c != LOADED_AT]
-    assert enrich(flights, airports).columns == expected
+    rendered = frame.select(
+        csv_field(F.col("text"), ColumnType.STRING).alias("text"),
+        csv_field(F.col("number"), ColumnType.INTEGER).alias("number"),
+        csv_field(F.col("day"), ColumnType.DATE).alias("day"),
+    )
+    assert [tuple(row) for row in rendered.collect()] == [
+        ('""', "0", "2024-03-01"),
+        ('"a ""b""\nc"', None, None),
+        (None, "-7", None),
+    ]
 
 
 def test_headers_in_any_order_and_case_with_extra_columns_read_alike(
-    spark, tmp_path, airports
-) -> None:  # type: ignore[no-untyped-def]
-    flights = read(
+    spark: SparkSession, tmp_path: Path, airports: DataFrame
+) -> None:
+    lines = staged_lines(
         spark,
         tmp_path,
         {
@@ -105,26 +134,26 @@ def test_headers_in_any_order_and_case_with_extra_columns_read_alike(
                 "9,N123,4,12892,10397,UA\n"
             ),
         },
+        airports,
     )
-    rows = sorted(enrich(flights, airports).collect(), key=lambda r: r["flight_date"])
-    assert [(r["flight_date"].day, r["carrier"], r["dep_delay"], r["arr_delay"]) for r in rows] == [
-        (1, "DL", 7, 8),
-        (2, "UA", 4, 9),
+    rows = [fields(line) for line in lines]
+    assert [(r["flight_date"], r["carrier"], r["dep_delay"], r["arr_delay"]) for r in rows] == [
+        ("2024-03-01", "DL", "7", "8"),
+        ("2024-03-02", "UA", "4", "9"),
     ]
     assert {r["origin_city"] for r in rows} == {"Atlanta"}
 
 
-def test_duplicate_dimension_ids_never_multiply_flights(spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_dimension_ids_never_multiply_flights(
+    spark: SparkSession, tmp_path: Path
+) -> None:
     dim = "airport_id,city,state,name\n10397,Atlanta,GA,B Name\n10397,Atlanta,GA,A Name\n"
     airports = read_airports(spark, write(tmp_path / "airport_codes.csv", dim), header_of(dim))
-    flights = read(
-        spark,
-        tmp_path,
-        {"2024-03-01.csv": HEADER + "DL,10397,10397,1,1\n"},
+    lines = staged_lines(
+        spark, tmp_path, {"2024-03-01.csv": HEADER + "DL,10397,10397,1,1\n"}, airports
     )
-    rows = enrich(flights, airports).collect()
-    assert len(rows) == 1
-    assert rows[0]["origin_name"] == "A Name"
+    assert len(lines) == 1
+    assert fields(lines[0])["origin_name"] == "A Name"
 
 
 def test_missing_column_names_the_header_and_the_column() -> None:
@@ -132,12 +161,11 @@ def test_missing_column_names_the_header_and_the_column() -> None:
         read_schema(DAILY_FLIGHTS, ["Carrier", "OriginAirportID", "DepDelay", "ArrDelay"])
 
 
-def test_non_numeric_delay_fails_the_read_instead_of_becoming_null(spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    flights = read(
-        spark,
-        tmp_path,
-        {"2024-03-01.csv": HEADER + "DL,10397,12892,late,2\n"},
-    )
+def test_non_numeric_delay_fails_the_read_instead_of_becoming_null(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    text = HEADER + "DL,10397,12892,late,2\n"
+    flights = read_daily_files(spark, {write(tmp_path / "2024-03-01.csv", text): header_of(text)})
     with pytest.raises(Py4JJavaError) as failure:
         flights.collect()
     message = str(failure.value)
@@ -146,21 +174,20 @@ def test_non_numeric_delay_fails_the_read_instead_of_becoming_null(spark, tmp_pa
 
 
 def test_file_origin_names_the_object_and_the_day_even_for_awkward_folder_names(
-    spark: SparkSession, tmp_path: Path
+    spark: SparkSession, tmp_path: Path, airports: DataFrame
 ) -> None:
     folder = tmp_path / "cache (1) #2"
     folder.mkdir()
-    flights = read(spark, folder, {"2024-03-01.csv": HEADER + "DL,1,2,3,4\n"})
-    row = flights.first()
-    assert row["source_file"] == "s3://raw-bucket/raw/2024-03-01.csv"
-    assert row["flight_date"] == dt.date(2024, 3, 1)
+    (line,) = staged_lines(spark, folder, {"2024-03-01.csv": HEADER + "DL,1,2,3,4\n"}, airports)
+    assert fields(line)["source_file"] == "s3://raw-bucket/raw/2024-03-01.csv"
+    assert fields(line)["flight_date"] == "2024-03-01"
 
 
 def test_a_row_from_a_file_without_origin_keeps_no_source_file(
-    spark: SparkSession, tmp_path: Path
+    spark: SparkSession, tmp_path: Path, airports: DataFrame
 ) -> None:
     text = HEADER + "DL,1,2,3,4\n"
     path = write(tmp_path / "2024-03-01.csv", text)
-    flights = with_file_origin(read_daily_files(spark, {path: header_of(text)}), [])
-    # NULL, which the warehouse's NOT NULL refuses: such a row can never load unnoticed.
-    assert flights.first()["source_file"] is None
+    lines = enrich_to_csv(read_daily_files(spark, {path: header_of(text)}), [], airports)
+    # No date, no source file: NULLs the warehouse's NOT NULL refuses, never a silent load.
+    assert lines.first()[STAGED_LINE] == ',"DL",1,,,,2,,,,3,4,'

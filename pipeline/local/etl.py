@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.flight_etl import LoadResult, NewFlights, run
-from jobs.flights import STAGED_CSV_OPTIONS
 from pipeline.contract import flight_date_of
 from pipeline.local.objects import CachedObject, download, latest_versions
 from pipeline.local.postgres import PostgresWarehouse
@@ -46,7 +45,7 @@ class LocalFlightSource:
     cache_root: Path
 
     def new_flights(self) -> NewFlights:
-        from jobs.flights import FileOrigin, read_daily_files, spark_path, with_file_origin
+        from jobs.flights import FileOrigin, read_daily_files, spark_path
 
         prefix = self.settings.storage.validated_prefix
         loaded = self.warehouse.loaded_versions()
@@ -77,7 +76,7 @@ class LocalFlightSource:
             for c, f in zip(cached, files, strict=True)
         ]
         flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
-        return NewFlights(with_file_origin(flights, origins), files)
+        return NewFlights(flights, files, origins)
 
 
 @dataclass
@@ -114,11 +113,11 @@ class StreamingPostgresSink:
     poll_seconds: float = 0.05
 
     def replace_days(
-        self, flights: DataFrame, files: Sequence[SourceFile], job_run_id: str
+        self, lines: DataFrame, files: Sequence[SourceFile], job_run_id: str
     ) -> Mapping[str, int]:
         staging = self.staging_root / job_run_id
         shutil.rmtree(staging, ignore_errors=True)
-        parts = self._parts(flights, staging)
+        parts = self._parts(lines, staging)
         try:
             return self.warehouse.replace_days(files, job_run_id, parts)
         finally:
@@ -127,7 +126,7 @@ class StreamingPostgresSink:
             parts.close()
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _parts(self, flights: DataFrame, staging: Path) -> Generator[Path, None, None]:
+    def _parts(self, lines: DataFrame, staging: Path) -> Generator[Path, None, None]:
         """Run the Spark write in the background and yield each part as it is finished.
 
         If the consumer stops early (the COPY failed), the Spark job is cancelled, so it
@@ -135,13 +134,13 @@ class StreamingPostgresSink:
         """
         failure: list[BaseException] = []
         done = threading.Event()
-        context = flights.sparkSession.sparkContext
+        context = lines.sparkSession.sparkContext
         group = f"stage-{staging.name}"
 
         def write() -> None:
             try:
                 context.setJobGroup(group, f"stage {staging.name}", interruptOnCancel=True)
-                flights.write.options(**STAGED_CSV_OPTIONS).csv(str(staging))
+                lines.write.text(str(staging))
             except BaseException as exc:  # handed to the consuming thread and re-raised there
                 failure.append(exc)
             finally:
