@@ -160,24 +160,15 @@ def csv_field(value: Column, kind: ColumnType) -> Column:
 
 def _file_fields(spark: SparkSession, origins: Sequence[FileOrigin]) -> DataFrame:
     """One row per file: the path Spark read, and its flight date and URI as CSV fields."""
-    # Built from literals in the JVM: a local Python list would need a Python worker to unpickle.
-    files = F.array(
-        *(
-            F.struct(
-                F.lit(o.read_path).alias("_read_path"),
-                F.lit(o.flight_date).alias(FLIGHT_DATE),
-                F.lit(o.uri).alias(SOURCE_FILE),
-            )
-            for o in origins
-        )
-    ).cast(f"array<struct<_read_path: string, {FLIGHT_DATE}: date, {SOURCE_FILE}: string>>")
-    return (
-        spark.range(1)
-        .select(F.inline(files))
-        .select(
-            "_read_path",
-            *(csv_field(F.col(c), _LOAD_TYPES[c]).alias(c) for c in (FLIGHT_DATE, SOURCE_FILE)),
-        )
+    # From a Python list: a literal array of that many structs instead would take Catalyst
+    # seconds to plan for a year of files.
+    files = spark.createDataFrame(
+        [(o.read_path, o.flight_date, o.uri) for o in origins],
+        f"_read_path string, {FLIGHT_DATE} date, {SOURCE_FILE} string",
+    )
+    return files.select(
+        "_read_path",
+        *(csv_field(F.col(c), _LOAD_TYPES[c]).alias(c) for c in (FLIGHT_DATE, SOURCE_FILE)),
     )
 
 

@@ -67,8 +67,9 @@ class SparkSettings(_Frozen):
     # staged part (the warehouse COPY's first work) comes sooner.
     max_partition_bytes: int = 4 * 1024 * 1024
     # What opening a file costs, in bytes of reading: Spark packs small daily files into one
-    # task up to max_partition_bytes, counting this much per file.
-    file_open_cost_bytes: int = 1024 * 1024
+    # task up to max_partition_bytes, counting this much per file (a dozen days of a thousand
+    # flights share a task; a day of 100,000 has one to itself).
+    file_open_cost_bytes: int = 256 * 1024
 
 
 class LocalSettings(_Frozen):
