@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from jobs.flights import (
     SOURCE_FILE,
     FileOrigin,
-    enrich_to_csv,
+    enrich_to_staged,
     read_airports,
     read_schema,
 )
@@ -76,8 +76,8 @@ class Warehouse(Protocol):
     def replace_days(
         self, lines: DataFrame, files: Sequence[SourceFile], job_run_id: str
     ) -> Mapping[str, int]:
-        """Replace the files' days with the rows of ``lines`` (staged CSV, see
-        ``enrich_to_csv``) and audit the files, in one transaction.
+        """Replace the files' days with the rows of ``lines`` (staged lines,
+        see ``enrich_to_staged``) and audit the files, in one transaction.
 
         Returns the rows loaded per source key.
         """
@@ -91,7 +91,7 @@ def run(
     new = source.new_flights()
     if new.flights is None or not new.files:
         return LoadResult(job_run_id, {}, new.refused)
-    lines = enrich_to_csv(new.flights, new.origins, dimension.airports())
+    lines = enrich_to_staged(new.flights, new.origins, dimension.airports())
     rows = warehouse.replace_days(lines, new.files, job_run_id)
     return LoadResult(job_run_id, rows, new.refused)
 
@@ -184,7 +184,7 @@ class S3AirportSource:
 
 @dataclass
 class RedshiftWarehouse:
-    """Redshift Serverless through the Data API: stage CSV to S3, then one batched transaction.
+    """Redshift Serverless through the Data API: stage lines to S3, then one batched transaction.
 
     ``BatchExecuteStatement`` runs its statements as a single transaction, so the DELETE, the
     COPY and the audit INSERT commit together.

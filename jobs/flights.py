@@ -22,7 +22,13 @@ from pipeline.contract import (
     ColumnType,
     FileContract,
 )
-from pipeline.warehouse import LOAD_COLUMNS
+from pipeline.warehouse import (
+    LOAD_COLUMNS,
+    STAGED_DELIMITER,
+    STAGED_ESCAPE,
+    STAGED_ESCAPED,
+    STAGED_NULL,
+)
 
 _SPARK_TYPES: Mapping[ColumnType, T.DataType] = {
     ColumnType.STRING: T.StringType(),
@@ -36,7 +42,8 @@ FLIGHT_DATE = "flight_date"
 _LOAD_TYPES: Mapping[str, ColumnType] = {c.name: c.type for c in FLIGHT_PROCESSED.columns}
 
 STAGED_LINE = "line"
-"""The one column of the staged rows: a CSV line in ``LOAD_COLUMNS`` order, ready for COPY."""
+"""The one column of the staged rows: a line in ``LOAD_COLUMNS`` order, ready for COPY (the
+staged format of ``pipeline.warehouse``)."""
 
 
 class MissingColumnError(ValueError):
@@ -145,21 +152,22 @@ def unique_airports(airports: DataFrame) -> DataFrame:
     )
 
 
-def csv_field(value: Column, kind: ColumnType) -> Column:
-    """A value as one field of a staged CSV line, the way the warehouses' COPY reads it.
+def staged_field(value: Column, kind: ColumnType) -> Column:
+    """A value as one field of a staged line, the way both warehouses' COPY reads it.
 
-    Text is always quoted, inner quotes doubled (RFC 4180), so commas, quotes, line breaks and
-    edge spaces load verbatim and an empty string stays a quoted ``""``; numbers and dates are
-    plain text. NULL stays NULL here and becomes the empty, unquoted field (CSV's NULL) when the
-    line is joined.
+    Text gets a backslash before each backslash, tab, line feed and carriage return, so every
+    character loads verbatim and an empty string stays empty; numbers and dates are plain
+    text. NULL stays NULL here and becomes ``\\N`` when the line is joined.
     """
     if kind is ColumnType.STRING:
-        return F.concat(F.lit('"'), F.replace(value, F.lit('"'), F.lit('""')), F.lit('"'))
+        for special in STAGED_ESCAPED:  # the escape itself first, so no escape is doubled
+            value = F.replace(value, F.lit(special), F.lit(STAGED_ESCAPE + special))
+        return value
     return value.cast(T.StringType())
 
 
 def _file_fields(spark: SparkSession, origins: Sequence[FileOrigin]) -> DataFrame:
-    """One row per file: the path Spark read, and its flight date and URI as CSV fields."""
+    """One row per file: the path Spark read, and its flight date and URI as staged fields."""
     # From a Python list: a literal array of that many structs instead would take Catalyst
     # seconds to plan for a year of files.
     files = spark.createDataFrame(
@@ -168,35 +176,35 @@ def _file_fields(spark: SparkSession, origins: Sequence[FileOrigin]) -> DataFram
     )
     return files.select(
         "_read_path",
-        *(csv_field(F.col(c), _LOAD_TYPES[c]).alias(c) for c in (FLIGHT_DATE, SOURCE_FILE)),
+        *(staged_field(F.col(c), _LOAD_TYPES[c]).alias(c) for c in (FLIGHT_DATE, SOURCE_FILE)),
     )
 
 
 def _airport_fields(airports: DataFrame, role: str) -> DataFrame:
-    """One row per airport: its id as ``<role>_airport_id`` and its details as CSV fields."""
+    """One row per airport: its id as ``<role>_airport_id`` and its details as staged fields."""
     return airports.select(
         F.col("airport_id").alias(f"{role}_airport_id"),
         *(
-            csv_field(F.col(detail), _LOAD_TYPES[f"{role}_{detail}"]).alias(f"{role}_{detail}")
+            staged_field(F.col(detail), _LOAD_TYPES[f"{role}_{detail}"]).alias(f"{role}_{detail}")
             for detail in AIRPORT_DETAILS
         ),
     )
 
 
-def enrich_to_csv(
+def enrich_to_staged(
     flights: DataFrame, origins: Sequence[FileOrigin], airports: DataFrame
 ) -> DataFrame:
-    """The warehouse rows of ``flights``, as staged CSV lines (one column, ``STAGED_LINE``).
+    """The warehouse rows of ``flights``, as staged lines (one column, ``STAGED_LINE``).
 
     Each row gets its file's flight date (decided once per file from its name, by the
     contract's rule) and object URI, and the details of its origin and destination airports;
     every flight is kept, and an airport missing from the dimension leaves its details NULL.
     ``flights`` carries the daily-file contract columns and ``source_file``, the path Spark read.
 
-    Every value is rendered as CSV where it is first known, so it is rendered once: a file's
-    date and URI once per file, an airport's details once per airport, then joined (broadcast)
-    to the flights; only a flight's own values are rendered per flight. Rendering per flight
-    instead costs about a third more of the job's CPU on a large load.
+    Every value is rendered as a staged field where it is first known, so it is rendered once:
+    a file's date and URI once per file, an airport's details once per airport, then joined
+    (broadcast) to the flights; only a flight's own values are rendered per flight. Rendering
+    per flight instead costs about a third more of the job's CPU on a large load.
 
     A row whose file is missing from ``origins`` keeps a NULL source file, which the
     warehouse's NOT NULL refuses loudly instead of the row vanishing.
@@ -213,9 +221,9 @@ def enrich_to_csv(
         joined = joined.join(F.broadcast(side), on=f"{role}_airport_id", how="left")
     own = {c.name for c in DAILY_FLIGHTS.columns}
     fields = (
-        csv_field(F.col(name), _LOAD_TYPES[name]) if name in own else F.col(name)
+        staged_field(F.col(name), _LOAD_TYPES[name]) if name in own else F.col(name)
         for name in LOAD_COLUMNS
     )
-    # concat_ws would skip a NULL field altogether: each one becomes the empty field instead.
-    line = F.concat_ws(",", *(F.coalesce(field, F.lit("")) for field in fields))
+    # concat_ws would skip a NULL field altogether: each one becomes the staged NULL instead.
+    line = F.concat_ws(STAGED_DELIMITER, *(F.coalesce(f, F.lit(STAGED_NULL)) for f in fields))
     return joined.select(line.alias(STAGED_LINE))

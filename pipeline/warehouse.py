@@ -24,6 +24,19 @@ from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, LOADED_AT, Di
 LOAD_COLUMNS: tuple[str, ...] = tuple(c for c in FLIGHT_PROCESSED.column_names if c != LOADED_AT)
 """The columns a load ships, in this order; loaded_at is stamped by the warehouse at commit."""
 
+# The staged rows: one text line per row, fields in LOAD_COLUMNS order. It is the one format
+# both COPYs read alike: PostgreSQL's text format and Redshift's DELIMITER '\t' ESCAPE. Inside
+# a text value a backslash goes before each backslash, tab, line feed and carriage return (the
+# character itself follows it, never a letter: Redshift would load `\n` as `n`); numbers and
+# dates are plain; NULL is `\N`. PostgreSQL parses it in about a quarter less time than CSV
+# with every text value quoted. One value differs between the two: Redshift loads a text value
+# of exactly `\N` (staged escaped, `\\N`) as NULL, as its COPY documents.
+STAGED_DELIMITER = "\t"
+STAGED_NULL = "\\N"
+STAGED_ESCAPE = "\\"
+STAGED_ESCAPED: tuple[str, ...] = (STAGED_ESCAPE, STAGED_DELIMITER, "\n", "\r")
+"""The characters escaped in a text value, the escape itself first."""
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -60,18 +73,21 @@ def _date_literal(day: dt.date) -> str:
 
 
 def copy_statement(dialect: Dialect, *, staged_uri: str = "", iam_role: str = "") -> str:
-    """The COPY of staged CSV: S3 files (Redshift) or, on PostgreSQL, a file the server reads
-    (``staged_uri`` a local path) or the client's stream (no ``staged_uri``)."""
+    """The COPY of staged lines: S3 files (Redshift) or, on PostgreSQL, a file the server reads
+    (``staged_uri`` a local path) or the client's stream (no ``staged_uri``).
+
+    Both read the staged format with their defaults for it: tab-separated, NULL as ``\\N``.
+    """
     target = f"{FLIGHT_PROCESSED.name} ({', '.join(LOAD_COLUMNS)})"
     if dialect is Dialect.POSTGRES:
         source = _literal(staged_uri) if staged_uri else "STDIN"
-        return f"COPY {target} FROM {source} WITH (FORMAT csv)"
+        return f"COPY {target} FROM {source} WITH (FORMAT text)"
     if not staged_uri or not iam_role:
         raise ValueError("a Redshift COPY needs the staged S3 prefix and an IAM role")
     return (
         f"COPY {target} FROM {_literal(staged_uri)} IAM_ROLE {_literal(iam_role)} "
-        # Spark writes NULL as an empty field; EMPTYASNULL keeps text NULLs NULL on Redshift.
-        "FORMAT AS CSV DATEFORMAT 'YYYY-MM-DD' EMPTYASNULL"
+        # No NULL AS: with ESCAPE, Redshift documents its default null string, \N, to work.
+        "DELIMITER '\\t' ESCAPE DATEFORMAT 'YYYY-MM-DD'"
     )
 
 

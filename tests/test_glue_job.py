@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import flight_etl
-from pipeline.warehouse import LOAD_COLUMNS
+from tests.staged import staged_fields
 
 RAW_BUCKET = "flightpipe-raw-dev-111111111111"
 DAY_1 = (
@@ -199,7 +199,9 @@ def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
     assert f"'{version}' AS source_version" in audit
     assert f"'{hashlib.sha256(DAY_1.encode()).hexdigest()}' AS sha256" in audit
 
-    rows = spark.read.csv(staged, schema=", ".join(f"{c} string" for c in LOAD_COLUMNS)).collect()
+    assert copy.endswith("DELIMITER '\\t' ESCAPE DATEFORMAT 'YYYY-MM-DD'")
+
+    rows = [staged_fields(r.value) for r in spark.read.text(staged).collect()]
     by_carrier = {r["carrier"]: r for r in rows}
     assert by_carrier["DL"]["origin_city"] == "Atlanta"
     assert by_carrier["DL"]["dest_name"] == "LAX"

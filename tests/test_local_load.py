@@ -90,11 +90,13 @@ def test_both_copy_paths_load_the_same_rows(
     assert dict(tables) == {"flight_processed": persistence, "flight_load_audit": persistence}
 
 
-def test_values_with_commas_and_quotes_load_verbatim(twin: LocalTwin, tmp_path: Path) -> None:
+def test_values_with_commas_quotes_tabs_and_backslashes_load_verbatim(
+    twin: LocalTwin, tmp_path: Path
+) -> None:
     dimension = tmp_path / "airport_codes.csv"
     dimension.write_text(
         'airport_id,city,state,name\n10001,"Spaced  City, Upper",ST,"Field, ""Old"" Terminal"\n'
-        "10002,Plain,ST,Plain Field\n"
+        "10002,Tab\tCity,\\N,Back\\slash\\\n"
     )
     day = tmp_path / "2024-05-01.csv"
     day.write_text("Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10001,10002,5,\n")
@@ -104,9 +106,15 @@ def test_values_with_commas_and_quotes_load_verbatim(twin: LocalTwin, tmp_path: 
     twin.load()
 
     _, rows = twin.warehouse.query(
-        "SELECT origin_city, origin_name, dest_city, dep_delay, arr_delay FROM flight_processed"
+        "SELECT origin_city, origin_name, dest_city, dest_state, dest_name, dep_delay, arr_delay "
+        "FROM flight_processed"
     )
-    assert rows == [("Spaced  City, Upper", 'Field, "Old" Terminal', "Plain", 5, None)]
+    assert rows == [
+        (
+            *("Spaced  City, Upper", 'Field, "Old" Terminal'),
+            *("Tab\tCity", "\\N", "Back\\slash\\", 5, None),
+        )
+    ]
 
 
 def test_a_corrected_file_replaces_exactly_its_day(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from pathlib import Path
 
@@ -15,15 +14,15 @@ from jobs.flights import (
     STAGED_LINE,
     FileOrigin,
     MissingColumnError,
-    csv_field,
-    enrich_to_csv,
+    enrich_to_staged,
     read_airports,
     read_daily_files,
     read_schema,
     spark_path,
+    staged_field,
 )
 from pipeline.contract import DAILY_FLIGHTS, ColumnType, flight_date_of
-from pipeline.warehouse import LOAD_COLUMNS
+from tests.staged import staged_fields
 
 HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
 AIRPORTS_CSV = """airport_id,city,state,name
@@ -60,16 +59,13 @@ def staged_lines(
         )
         for path in paths
     ]
-    lines = enrich_to_csv(read_daily_files(spark, paths), origins, airports)
+    lines = enrich_to_staged(read_daily_files(spark, paths), origins, airports)
     assert lines.columns == [STAGED_LINE]
     return sorted(row[STAGED_LINE] for row in lines.collect())
 
 
-def fields(line: str) -> dict[str, str]:
-    """A staged line's fields by warehouse column, as a CSV reader (and COPY) splits them."""
-    values = next(csv.reader([line]))
-    assert len(values) == len(LOAD_COLUMNS), line
-    return dict(zip(LOAD_COLUMNS, values, strict=True))
+def line(*values: str) -> str:
+    return "\t".join(values)
 
 
 def test_enrich_joins_origin_and_destination_and_keeps_unknown_airports(
@@ -81,42 +77,71 @@ def test_enrich_joins_origin_and_destination_and_keeps_unknown_airports(
         {"2024-03-01.csv": HEADER + "DL,10397,12892,5,-3\nAA,99999,11298,,\n"},
         airports,
     )
-    # Text quoted, inner quotes doubled; an unknown airport's details and empty delays are
-    # empty unquoted fields: NULL to COPY.
+    # Tab-separated, in warehouse column order; an unknown airport's details and empty delays
+    # are \N: NULL to COPY.
+    uri = "s3://raw-bucket/raw/2024-03-01.csv"
     assert lines == [
-        '2024-03-01,"AA",99999,,,,11298,"Dallas, Fort Worth","TX","Dallas ""DFW"" International"'
-        ',,,"s3://raw-bucket/raw/2024-03-01.csv"',
-        '2024-03-01,"DL",10397,"Atlanta","GA","Hartsfield-Jackson Atlanta International",'
-        '12892,"Los Angeles","CA","Los Angeles International",5,-3,'
-        '"s3://raw-bucket/raw/2024-03-01.csv"',
+        line(
+            *("2024-03-01", "AA", "99999", r"\N", r"\N", r"\N"),
+            *("11298", "Dallas, Fort Worth", "TX", 'Dallas "DFW" International'),
+            *(r"\N", r"\N", uri),
+        ),
+        line(
+            *(
+                "2024-03-01",
+                "DL",
+                "10397",
+                "Atlanta",
+                "GA",
+                "Hartsfield-Jackson Atlanta International",
+            ),
+            *("12892", "Los Angeles", "CA", "Los Angeles International"),
+            *("5", "-3", uri),
+        ),
     ]
-    assert fields(lines[0])["dest_name"] == 'Dallas "DFW" International'
+    assert staged_fields(lines[0])["dest_name"] == 'Dallas "DFW" International'
+    assert staged_fields(lines[0])["origin_city"] is None
 
 
 def test_text_is_staged_verbatim(spark: SparkSession, tmp_path: Path) -> None:
-    dim = 'airport_id,city,state,name\n1," Spaced ",,"Comma, ""quoted"""\n2,X,XX,Name\n'
+    dim = (
+        "airport_id,city,state,name\n"
+        '1," Spaced ",,"Comma, ""quoted"""\n'
+        '2,Tab\there,\\N,"Back\\slash\\"\n'
+    )
     airports = read_airports(spark, write(tmp_path / "airport_codes.csv", dim), header_of(dim))
     lines = staged_lines(spark, tmp_path, {"2024-03-01.csv": HEADER + "DL,1,2,1,1\n"}, airports)
     assert lines == [
-        '2024-03-01,"DL",1," Spaced ",,"Comma, ""quoted""",2,"X","XX","Name",1,1,'
-        '"s3://raw-bucket/raw/2024-03-01.csv"'
+        line(
+            *("2024-03-01", "DL", "1", " Spaced ", r"\N", 'Comma, "quoted"'),
+            *("2", "Tab\\\there", r"\\N", "Back\\\\slash\\\\"),
+            *("1", "1", "s3://raw-bucket/raw/2024-03-01.csv"),
+        )
     ]
-    assert fields(lines[0])["origin_name"] == 'Comma, "quoted"'
+    values = staged_fields(lines[0])
+    assert (values["origin_state"], values["dest_city"], values["dest_state"]) == (
+        None,
+        "Tab\there",
+        "\\N",
+    )
+    assert values["dest_name"] == "Back\\slash\\"
 
 
-def test_csv_fields_keep_an_empty_text_distinct_from_null(spark: SparkSession) -> None:
+def test_staged_fields_escape_what_copy_reads_as_syntax(spark: SparkSession) -> None:
     frame = spark.createDataFrame(
-        [("", 0, dt.date(2024, 3, 1)), ('a "b"\nc', None, None), (None, -7, None)],
+        [("", 0, dt.date(2024, 3, 1)), ("a\tb\\c\nd\r\ne", None, None), (None, -7, None)],
         "text string, number int, day date",
     )
     rendered = frame.select(
-        csv_field(F.col("text"), ColumnType.STRING).alias("text"),
-        csv_field(F.col("number"), ColumnType.INTEGER).alias("number"),
-        csv_field(F.col("day"), ColumnType.DATE).alias("day"),
+        staged_field(F.col("text"), ColumnType.STRING).alias("text"),
+        staged_field(F.col("number"), ColumnType.INTEGER).alias("number"),
+        staged_field(F.col("day"), ColumnType.DATE).alias("day"),
     )
+    # A backslash before each special character itself (never a letter such as \n, which
+    # Redshift would load as an n); an empty text stays empty, distinct from NULL.
     assert [tuple(row) for row in rendered.collect()] == [
-        ('""', "0", "2024-03-01"),
-        ('"a ""b""\nc"', None, None),
+        ("", "0", "2024-03-01"),
+        ("a\\\tb\\\\c\\\nd\\\r\\\ne", None, None),
         (None, "-7", None),
     ]
 
@@ -136,7 +161,7 @@ def test_headers_in_any_order_and_case_with_extra_columns_read_alike(
         },
         airports,
     )
-    rows = [fields(line) for line in lines]
+    rows = [staged_fields(line) for line in lines]
     assert [(r["flight_date"], r["carrier"], r["dep_delay"], r["arr_delay"]) for r in rows] == [
         ("2024-03-01", "DL", "7", "8"),
         ("2024-03-02", "UA", "4", "9"),
@@ -153,7 +178,7 @@ def test_duplicate_dimension_ids_never_multiply_flights(
         spark, tmp_path, {"2024-03-01.csv": HEADER + "DL,10397,10397,1,1\n"}, airports
     )
     assert len(lines) == 1
-    assert fields(lines[0])["origin_name"] == "A Name"
+    assert staged_fields(lines[0])["origin_name"] == "A Name"
 
 
 def test_missing_column_names_the_header_and_the_column() -> None:
@@ -178,9 +203,9 @@ def test_file_origin_names_the_object_and_the_day_even_for_awkward_folder_names(
 ) -> None:
     folder = tmp_path / "cache (1) #2"
     folder.mkdir()
-    (line,) = staged_lines(spark, folder, {"2024-03-01.csv": HEADER + "DL,1,2,3,4\n"}, airports)
-    assert fields(line)["source_file"] == "s3://raw-bucket/raw/2024-03-01.csv"
-    assert fields(line)["flight_date"] == "2024-03-01"
+    (staged,) = staged_lines(spark, folder, {"2024-03-01.csv": HEADER + "DL,1,2,3,4\n"}, airports)
+    assert staged_fields(staged)["source_file"] == "s3://raw-bucket/raw/2024-03-01.csv"
+    assert staged_fields(staged)["flight_date"] == "2024-03-01"
 
 
 def test_a_row_from_a_file_without_origin_keeps_no_source_file(
@@ -188,6 +213,7 @@ def test_a_row_from_a_file_without_origin_keeps_no_source_file(
 ) -> None:
     text = HEADER + "DL,1,2,3,4\n"
     path = write(tmp_path / "2024-03-01.csv", text)
-    lines = enrich_to_csv(read_daily_files(spark, {path: header_of(text)}), [], airports)
+    lines = enrich_to_staged(read_daily_files(spark, {path: header_of(text)}), [], airports)
     # No date, no source file: NULLs the warehouse's NOT NULL refuses, never a silent load.
-    assert lines.first()[STAGED_LINE] == ',"DL",1,,,,2,,,,3,4,'
+    values = staged_fields(lines.first()[STAGED_LINE])
+    assert (values["flight_date"], values["carrier"], values["source_file"]) == (None, "DL", None)

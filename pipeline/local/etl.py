@@ -102,7 +102,7 @@ class LocalAirportSource:
 
 @dataclass
 class StreamingPostgresSink:
-    """Spark writes CSV parts to a staging folder; each finished part is COPYed at once.
+    """Spark writes staged parts to a folder; each finished part is COPYed at once.
 
     This is the local shape of "stage, then COPY": Spark and PostgreSQL work at the same time,
     and the rows are written into the warehouse once, straight into the table.

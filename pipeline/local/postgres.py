@@ -90,12 +90,12 @@ class PostgresWarehouse:
     def replace_days(
         self, files: Sequence[SourceFile], job_run_id: str, parts: Iterable[Path]
     ) -> dict[str, int]:
-        """Replace the files' days with the rows of the staged CSV parts, and audit, in one
+        """Replace the files' days with the rows of the staged parts, and audit, in one
         transaction.
 
-        ``parts`` yields CSV files in ``LOAD_COLUMNS`` order as they are staged; an exception
-        while iterating it aborts the load and rolls everything back. Returns the rows loaded
-        per source key.
+        ``parts`` yields staged files (lines in ``LOAD_COLUMNS`` order) as they are finished; an
+        exception while iterating it aborts the load and rolls everything back. Returns the rows
+        loaded per source key.
         """
         statements = load_statements(files, job_run_id, copy_statement(Dialect.POSTGRES))
         days = sorted({f.flight_date.isoformat() for f in files})
