@@ -153,7 +153,7 @@ class GlueBookmarkedSource:
             except NotADailyFileError as exc:
                 refused[uri] = str(exc)
         if not files:
-            return NewFlights(None, [], refused)
+            return NewFlights(None, [], refused=refused)
         # The Glue reader already names each row's file by its S3 URI.
         origins = [FileOrigin(f.uri, f.uri, f.flight_date) for f in files]
         accepted = contract_columns(frame).where(F.col(SOURCE_FILE).isin([f.uri for f in files]))

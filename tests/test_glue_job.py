@@ -210,6 +210,22 @@ def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
     assert {r["source_file"] for r in rows} == {f"s3://{RAW_BUCKET}/validated/2024-01-01.csv"}
 
 
+def test_glue_reports_an_object_that_is_no_daily_file_even_when_it_is_all_there_is(
+    glue_job: tuple[GlueRecorder, DataApiRecorder, list[str], Path], aws: Any
+) -> None:
+    glue, data_api, argv, local = glue_job
+    upload(aws, local, "notes.csv", DAY_1)
+
+    result = flight_etl.main(argv)
+
+    assert list(result.refused) == [f"s3://{RAW_BUCKET}/validated/notes.csv"]
+    assert "YYYY-MM-DD.csv" in result.refused[f"s3://{RAW_BUCKET}/validated/notes.csv"]
+    assert result.rows_by_key == {}
+    assert data_api.batches == []
+    # Reported once: the bookmark moves past it, as it does past a loaded file.
+    assert [name for name, _ in glue.calls] == ["job.init", "from_options", "job.commit"]
+
+
 def test_glue_bookmark_means_the_next_run_reads_only_the_new_file(
     glue_job: tuple[GlueRecorder, DataApiRecorder, list[str], Path], aws: Any
 ) -> None:
