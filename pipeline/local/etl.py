@@ -127,7 +127,8 @@ class StreamingPostgresSink:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _parts(self, lines: DataFrame, staging: Path) -> Generator[Path, None, None]:
-        """Run the Spark write in the background and yield each part as it is finished.
+        """Run the Spark write in the background and yield each part as it is finished; a part
+        is removed once the consumer asks for the next.
 
         If the consumer stops early (the COPY failed), the Spark job is cancelled, so it
         neither keeps the shared session busy nor writes into a folder being removed.
@@ -160,6 +161,9 @@ class StreamingPostgresSink:
                         sent.add(part.name)
                         part.chmod(0o644)
                         yield part
+                        # Copied: freeing it now spreads the removal over the load instead of
+                        # adding it to the end (half a second for 5M rows).
+                        part.unlink()
                 if finished:
                     break
                 time.sleep(self.poll_seconds)
