@@ -22,6 +22,7 @@ def local_spark(settings: SparkSettings) -> SparkSession:
         SparkSession.builder.master(settings.master)
         .appName("flightpipe")
         .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.driver.extraJavaOptions", settings.java_options)
         .config("spark.sql.files.maxPartitionBytes", str(settings.max_partition_bytes))
         .config("spark.sql.files.openCostInBytes", str(settings.file_open_cost_bytes))
         .config("spark.sql.session.timeZone", "UTC")

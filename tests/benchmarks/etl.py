@@ -519,7 +519,8 @@ def describe_environment(settings: Settings, load_at_start: float) -> list[str]:
     return [
         f"machine: nproc={os.cpu_count()}, total memory={memory_gb:.1f} GB, 1-min load average "
         f"{load_at_start:.2f} at start, {os.getloadavg()[0]:.2f} at end (other work competes)",
-        f"spark: master={settings.spark.master}, driver_memory={settings.spark.driver_memory}",
+        f"spark: master={settings.spark.master}, driver_memory={settings.spark.driver_memory}, "
+        f"JVM options {settings.spark.java_options}",
         f"PostgreSQL speed settings (local twin only, not for production): {speed}; "
         "tables UNLOGGED (flightpipe's and the reference's); flightpipe's staged parts are "
         "read by the server itself (COPY FROM a file), the reference streams its file",
