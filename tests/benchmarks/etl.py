@@ -490,6 +490,11 @@ def _number(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _quotient(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, or None where either is missing or zero (no rows, no time)."""
+    return numerator / denominator if numerator and denominator else None
+
+
 def results_table(rows: Sequence[Row]) -> Table:
     table = Table(title="flightpipe local ETL benchmark")
     # The reference's own rows/s tells how fast this machine is: an absolute target reads
@@ -501,17 +506,14 @@ def results_table(rows: Sequence[Row]) -> Table:
     table.add_column("target")
     table.add_column("met")
     for row in rows:
-        rate = row.rows / row.flightpipe_s if row.rows and row.flightpipe_s else None
-        reference_rate = row.rows / row.reference_s if row.rows and row.reference_s else None
-        ratio = row.flightpipe_s / row.reference_s if row.flightpipe_s and row.reference_s else None
         table.add_row(
             row.scenario,
             _number(row.rows, ","),
             _number(row.flightpipe_s, ".2f"),
-            _number(rate, ",.0f"),
+            _number(_quotient(row.rows, row.flightpipe_s), ",.0f"),
             _number(row.reference_s, ".2f"),
-            _number(reference_rate, ",.0f"),
-            _number(ratio, ".2f"),
+            _number(_quotient(row.rows, row.reference_s), ",.0f"),
+            _number(_quotient(row.flightpipe_s, row.reference_s), ".2f"),
             _number(row.peak_mb, ",.0f"),
             row.target or "-",
             "-" if row.met is None else "yes" if row.met else "no",
