@@ -51,8 +51,12 @@ def test_runs_load_only_new_files_and_nothing_when_nothing_is_new(
     twin.submit_daily(day2)
     twin.submit_daily(day3)
     second = twin.load()
-    assert sorted(second.rows_by_key) == ["validated/2024-01-02.csv", "validated/2024-01-03.csv"]
-    assert warehouse_days(twin.warehouse) == expected_days(sample.daily)
+    expected = expected_days(sample.daily)
+    assert dict(second.rows_by_key) == {
+        "validated/2024-01-02.csv": expected["2024-01-02"].flights,
+        "validated/2024-01-03.csv": expected["2024-01-03"].flights,
+    }
+    assert warehouse_days(twin.warehouse) == expected
 
     third = twin.load()
     assert third.rows_by_key == {}
@@ -80,9 +84,15 @@ def test_both_copy_paths_load_the_same_rows(
     for path in sample.daily:
         twin.submit_daily(path)
 
-    twin.load()
+    result = twin.load()
 
-    assert warehouse_days(twin.warehouse) == expected_days(sample.daily)
+    expected = expected_days(sample.daily)
+    assert warehouse_days(twin.warehouse) == expected
+    # One Spark task reads all three small files: its lines still reach the COPYs day by day,
+    # and each file's audit row counts exactly its day.
+    assert dict(result.rows_by_key) == {
+        f"validated/{path.name}": expected[path.stem].flights for path in sample.daily
+    }
     _, tables = twin.warehouse.query(
         "SELECT relname::text, relpersistence::text FROM pg_class "
         "WHERE relname IN ('flight_processed', 'flight_load_audit')"

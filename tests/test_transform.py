@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.flights import (
+    STAGED_DAY,
     STAGED_LINE,
     FileOrigin,
     MissingColumnError,
@@ -60,8 +61,11 @@ def staged_lines(
         for path in paths
     ]
     lines = enrich_to_staged(read_daily_files(spark, paths), origins, airports)
-    assert lines.columns == [STAGED_LINE]
-    return sorted(row[STAGED_LINE] for row in lines.collect())
+    assert lines.columns == [STAGED_LINE, STAGED_DAY]
+    rows = lines.collect()
+    # Each line's day beside it is the day the line itself carries.
+    assert all(staged_fields(r[STAGED_LINE])["flight_date"] == r[STAGED_DAY] for r in rows)
+    return sorted(row[STAGED_LINE] for row in rows)
 
 
 def line(*values: str) -> str:
