@@ -42,11 +42,8 @@ FLIGHT_DATE = "flight_date"
 _LOAD_TYPES: Mapping[str, ColumnType] = {c.name: c.type for c in FLIGHT_PROCESSED.columns}
 
 STAGED_LINE = "line"
-"""A staged row's line, in ``LOAD_COLUMNS`` order, ready for COPY (the staged format of
-``pipeline.warehouse``)."""
-STAGED_DAY = FLIGHT_DATE
-"""A staged row's flight date as text (``YYYY-MM-DD``), beside its line: a sink can write each
-day's lines to parts of their own."""
+"""The one column of the staged rows: a line in ``LOAD_COLUMNS`` order, ready for COPY (the
+staged format of ``pipeline.warehouse``)."""
 
 
 class MissingColumnError(ValueError):
@@ -214,8 +211,7 @@ def _airport_segments(airports: DataFrame, role: str) -> DataFrame:
 def enrich_to_staged(
     flights: DataFrame, origins: Sequence[FileOrigin], airports: DataFrame
 ) -> DataFrame:
-    """The warehouse rows of ``flights``, as staged lines (``STAGED_LINE``) beside their flight
-    date (``STAGED_DAY``).
+    """The warehouse rows of ``flights``, as staged lines (one column, ``STAGED_LINE``).
 
     Each row gets its file's flight date (decided once per file from its name, by the
     contract's rule) and object URI, and the details of its origin and destination airports;
@@ -259,4 +255,4 @@ def enrich_to_staged(
         elif name not in covered:
             fields.append(_staged_or_null(F.col(name)))
     line = F.concat_ws(STAGED_DELIMITER, *fields)
-    return joined.select(line.alias(STAGED_LINE), F.col(FLIGHT_DATE).alias(STAGED_DAY))
+    return joined.select(line.alias(STAGED_LINE))

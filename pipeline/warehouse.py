@@ -5,19 +5,18 @@ A load replaces whole days in one transaction:
 1. ``DELETE`` every row of the days being loaded;
 2. ``COPY`` the new rows straight into ``flight_processed`` (no staging table inside the
    warehouse, so the data is written once);
-3. ``INSERT`` one ``flight_load_audit`` row per file version, with its rows counted in the
-   table (Redshift) or by the COPYs (PostgreSQL, which copies each day's rows apart).
+3. ``INSERT`` one ``flight_load_audit`` row per file version, counting its rows in the table.
 
 The transaction commits all three or none, so a retried, duplicated or killed run never leaves
-a day half-loaded or loaded twice. Only the ``COPY`` and the source of the audit's counts
-differ between the dialects: Redshift reads staged files from S3; PostgreSQL reads staged files
-from the local disk when it is the twin's own server, or else a stream of them from the client.
+a day half-loaded or loaded twice. Only the ``COPY`` differs between the dialects: Redshift
+reads staged files from S3; PostgreSQL reads staged files from the local disk when it is the
+twin's own server, or else a stream of them from the client.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, LOADED_AT, Dialect
@@ -92,19 +91,8 @@ def copy_statement(dialect: Dialect, *, staged_uri: str = "", iam_role: str = ""
     )
 
 
-def load_statements(
-    files: Sequence[SourceFile],
-    job_run_id: str,
-    copy: str,
-    copied_rows: Mapping[dt.date, int] | None = None,
-) -> LoadStatements:
-    """The statements that replace the files' days with the copied rows and audit each file.
-
-    Each file's audited row count is its day's rows: counted in the table after the COPY, or,
-    given ``copied_rows`` (rows per day as the COPYs reported them), taken from there. On
-    Redshift the count reads one sorted column; on PostgreSQL it scans every loaded row, which
-    costs a large load a tenth of its time, so the twin counts while it copies.
-    """
+def load_statements(files: Sequence[SourceFile], job_run_id: str, copy: str) -> LoadStatements:
+    """The statements that replace the files' days with the copied rows and audit each file."""
     if not files:
         raise ValueError("a load needs at least one file")
     by_day: dict[dt.date, str] = {}
@@ -116,39 +104,27 @@ def load_statements(
                 "so it takes one file per day; load them in separate runs"
             )
     days = sorted(by_day)
-    stray = sorted(set(copied_rows or {}) - set(days))
-    if stray:
-        listed = ", ".join(day.isoformat() for day in stray)
-        raise ValueError(f"rows were copied for {listed}: no file of this load carries that day")
     in_days = f"flight_date IN ({', '.join(_date_literal(d) for d in days)})"
     delete = f"DELETE FROM {FLIGHT_PROCESSED.name} WHERE {in_days}"
     # A manifest of literal SELECTs works on both dialects (Redshift has no VALUES in FROM).
     manifest = "\n    UNION ALL ".join(
         f"SELECT {_literal(f.key)} AS source_key, {_literal(f.version)} AS source_version, "
         f"{_literal(f.sha256)} AS sha256, {_date_literal(f.flight_date)} AS flight_date"
-        + ("" if copied_rows is None else f", {copied_rows.get(f.flight_date, 0)} AS row_count")
         for f in files
     )
-    if copied_rows is None:
-        # Count per day first (one file per day, checked above): grouping by the date is half
-        # the work of grouping by the URI, and joining the manifest to every loaded row before
-        # counting would drag the whole load through a sort.
-        counts = (
-            "LEFT JOIN (\n"
-            f"    SELECT flight_date, COUNT(*) AS row_count FROM {FLIGHT_PROCESSED.name}\n"
-            f"    WHERE {in_days} GROUP BY flight_date\n"
-            ") c ON c.flight_date = m.flight_date\n"
-        )
-        row_count = "COALESCE(c.row_count, 0)"
-    else:
-        counts, row_count = "", "m.row_count"
     audit_columns = [c for c in FLIGHT_LOAD_AUDIT.column_names if c != LOADED_AT]
     insert = (
         f"INSERT INTO {FLIGHT_LOAD_AUDIT.name} ({', '.join(audit_columns)})\n"
         "SELECT m.source_key, m.source_version, m.sha256, m.flight_date, "
-        f"{row_count}, {_literal(job_run_id)}\n"
+        f"COALESCE(c.row_count, 0), {_literal(job_run_id)}\n"
         f"FROM (\n    {manifest}\n) m\n"
-        f"{counts}"
+        # Count per day first (one file per day, checked above): grouping by the date is half
+        # the work of grouping by the URI, and joining the manifest to every loaded row before
+        # counting would drag the whole load through a sort.
+        "LEFT JOIN (\n"
+        f"    SELECT flight_date, COUNT(*) AS row_count FROM {FLIGHT_PROCESSED.name}\n"
+        f"    WHERE {in_days} GROUP BY flight_date\n"
+        ") c ON c.flight_date = m.flight_date\n"
         # A Glue retry re-reads files whose bookmark was never committed: audit each version once.
         f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_AUDIT.name} a\n"
         "    WHERE a.source_key = m.source_key AND a.source_version = m.source_version)"

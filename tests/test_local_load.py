@@ -88,8 +88,8 @@ def test_both_copy_paths_load_the_same_rows(
 
     expected = expected_days(sample.daily)
     assert warehouse_days(twin.warehouse) == expected
-    # One Spark task reads all three small files: its lines still reach the COPYs day by day,
-    # and each file's audit row counts exactly its day.
+    # One Spark task reads all three small files into one staged part: each file's audit row
+    # still counts exactly its own day's rows.
     assert dict(result.rows_by_key) == {
         f"validated/{path.name}": expected[path.stem].flights for path in sample.daily
     }

@@ -37,20 +37,3 @@ def test_a_load_deletes_exactly_its_days_and_audits_each_file() -> None:
     )
     assert statements.insert_audit.count("UNION ALL") == 1
     assert "'validated/2024-03-03.csv' AS source_key" in statements.insert_audit
-
-
-def test_copied_row_counts_audit_each_file_without_counting_the_table() -> None:
-    files = [
-        source("s3://raw/validated/2024-03-01.csv", dt.date(2024, 3, 1)),
-        source("s3://raw/validated/2024-03-03.csv", dt.date(2024, 3, 3)),
-    ]
-    copy = copy_statement(Dialect.POSTGRES)
-    statements = load_statements(files, "run-1", copy, {dt.date(2024, 3, 1): 7})
-    assert "'validated/2024-03-01.csv' AS source_key" in statements.insert_audit
-    assert "DATE '2024-03-01' AS flight_date, 7 AS row_count" in statements.insert_audit
-    # A day without a copied row (an empty file) is audited with none.
-    assert "DATE '2024-03-03' AS flight_date, 0 AS row_count" in statements.insert_audit
-    assert "FROM flight_processed" not in statements.insert_audit
-
-    with pytest.raises(ValueError, match="copied for 2024-03-02: no file"):
-        load_statements(files, "run-1", copy, {dt.date(2024, 3, 2): 1})

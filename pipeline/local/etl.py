@@ -7,7 +7,6 @@ exactly when the data lands, which is what makes a killed run safe to repeat.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import shutil
 import threading
@@ -20,10 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.flight_etl import LoadResult, NewFlights, run
-from jobs.flights import STAGED_DAY
 from pipeline.contract import flight_date_of
 from pipeline.local.objects import CachedObject, download, latest_versions
-from pipeline.local.postgres import PostgresWarehouse, StagedPart
+from pipeline.local.postgres import PostgresWarehouse
 from pipeline.settings import Settings
 from pipeline.warehouse import SourceFile
 
@@ -104,12 +102,10 @@ class LocalAirportSource:
 
 @dataclass
 class StreamingPostgresSink:
-    """Spark writes staged parts to a folder, one folder per day; each finished part is COPYed
-    at once.
+    """Spark writes staged parts to a folder; each finished part is COPYed at once.
 
     This is the local shape of "stage, then COPY": Spark and PostgreSQL work at the same time,
-    and the rows are written into the warehouse once, straight into the table. A part holds one
-    day's lines, so the COPYs count each day's rows for the audit as they go.
+    and the rows are written into the warehouse once, straight into the table.
     """
 
     warehouse: PostgresWarehouse
@@ -130,7 +126,7 @@ class StreamingPostgresSink:
             parts.close()
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _parts(self, lines: DataFrame, staging: Path) -> Generator[StagedPart, None, None]:
+    def _parts(self, lines: DataFrame, staging: Path) -> Generator[Path, None, None]:
         """Run the Spark write in the background and yield each part as it is finished; a part
         is removed once the consumer asks for the next.
 
@@ -145,35 +141,29 @@ class StreamingPostgresSink:
         def write() -> None:
             try:
                 context.setJobGroup(group, f"stage {staging.name}", interruptOnCancel=True)
-                # A folder per day: a part then holds one day's lines (see local_spark).
-                lines.write.partitionBy(STAGED_DAY).text(str(staging))
+                lines.write.text(str(staging))
             except BaseException as exc:  # handed to the consuming thread and re-raised there
                 failure.append(exc)
             finally:
                 done.set()
 
         threading.Thread(target=write, name="spark-stage-writer", daemon=True).start()
-        sent: set[Path] = set()
-        readable: set[Path] = set()
+        sent: set[str] = set()
         try:
             while True:
                 finished = done.is_set()
                 # Version 2 of the file committer moves a part into place when its task ends.
-                found = staging.glob(f"{STAGED_DAY}=*/part-*") if staging.exists() else []
-                for part in sorted(found):
-                    if part in sent:
-                        continue
-                    # The server may read it as another OS user (postgres, when run by root).
-                    for folder in (staging, part.parent):
-                        if folder not in readable:
-                            folder.chmod(0o755)
-                            readable.add(folder)
-                    sent.add(part)
-                    part.chmod(0o644)
-                    yield StagedPart(_staged_day(part.parent), part)
-                    # Copied: freeing it now spreads the removal over the load instead of
-                    # adding it to the end (half a second for 5M rows).
-                    part.unlink()
+                for part in sorted(staging.glob("part-*")) if staging.exists() else []:
+                    if part.name not in sent:
+                        # The server may read it as another OS user (postgres, when run by root).
+                        if not sent:
+                            staging.chmod(0o755)
+                        sent.add(part.name)
+                        part.chmod(0o644)
+                        yield part
+                        # Copied: freeing it now spreads the removal over the load instead of
+                        # adding it to the end (half a second for 5M rows).
+                        part.unlink()
                 if finished:
                     break
                 time.sleep(self.poll_seconds)
@@ -183,19 +173,6 @@ class StreamingPostgresSink:
                 done.wait()
         if failure:
             raise failure[0]
-
-
-def _staged_day(folder: Path) -> dt.date:
-    """The day of a partition folder (``flight_date=2024-01-01``)."""
-    value = folder.name.partition("=")[2]
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        # Spark's folder for NULL: lines whose file had no origin, so no flight date.
-        raise ValueError(
-            f"staged lines in {folder} have no flight date: their file was read but is not "
-            "among the files of this load"
-        ) from None
 
 
 def new_job_run_id() -> str:

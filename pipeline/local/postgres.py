@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +15,6 @@ from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, Dialect, ware
 from pipeline.warehouse import SourceFile, copy_statement, load_statements
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StagedPart:
-    """A finished file of staged lines, all of one flight date."""
-
-    day: dt.date
-    path: Path
-
 
 # One advisory-lock key for "a load run is in progress", shared by every local runner.
 _RUN_LOCK_KEY = 0x666C6967  # "flig"
@@ -100,44 +88,39 @@ class PostgresWarehouse:
         return {(key, version) for key, version in rows}
 
     def replace_days(
-        self, files: Sequence[SourceFile], job_run_id: str, parts: Iterable[StagedPart]
+        self, files: Sequence[SourceFile], job_run_id: str, parts: Iterable[Path]
     ) -> dict[str, int]:
         """Replace the files' days with the rows of the staged parts, and audit, in one
         transaction.
 
-        ``parts`` yields staged files (lines in ``LOAD_COLUMNS`` order, all of one day) as they
-        are finished; an exception while iterating it aborts the load and rolls everything
-        back. Each file's audited row count is the sum of its day's COPYs. Returns the rows
+        ``parts`` yields staged files (lines in ``LOAD_COLUMNS`` order) as they are finished; an
+        exception while iterating it aborts the load and rolls everything back. Returns the rows
         loaded per source key.
         """
-        copy = copy_statement(Dialect.POSTGRES)
+        statements = load_statements(files, job_run_id, copy_statement(Dialect.POSTGRES))
         days = sorted({f.flight_date.isoformat() for f in files})
         with self.connect() as conn, conn.transaction():
             log.info("load phase=delete days=%d first=%s last=%s", len(days), days[0], days[-1])
-            conn.execute(load_statements(files, job_run_id, copy).delete_days)
+            conn.execute(statements.delete_days)
             log.info("load phase=copy files=%d", len(files))
-            copied: Counter[dt.date] = Counter()
             for part in parts:
-                copied[part.day] += self._copy(conn, part.path, copy)
+                self._copy(conn, part, statements.copy)
             log.info("load phase=audit")
-            statements = load_statements(files, job_run_id, copy, copied)
             conn.execute(statements.insert_audit)
             rows = conn.execute(statements.rows_loaded).fetchall()
             log.info("load phase=commit")
         log.info("load phase=committed rows=%d", sum(n for _, n in rows))
         return {key: count for key, count in rows}
 
-    def _copy(self, conn: psycopg.Connection[Any], part: Path, from_stdin: str) -> int:
-        """COPY one staged part and return its rows: the server reads its own machine's file
-        (no bytes pass through this process), any other server gets the file streamed."""
+    def _copy(self, conn: psycopg.Connection[Any], part: Path, from_stdin: str) -> None:
+        """COPY one staged part: the server reads its own machine's file (no bytes pass through
+        this process), any other server gets the file streamed."""
         if self.own_server:
-            staged = copy_statement(Dialect.POSTGRES, staged_uri=str(part.resolve()))
-            return conn.execute(staged).rowcount
-        with conn.cursor() as cursor:
-            with cursor.copy(from_stdin) as copy, open(part, "rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    copy.write(chunk)
-            return cursor.rowcount
+            conn.execute(copy_statement(Dialect.POSTGRES, staged_uri=str(part.resolve())))
+            return
+        with conn.cursor().copy(from_stdin) as copy, open(part, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
 
     def query(
         self, sql: str, params: Sequence[Any] | None = None

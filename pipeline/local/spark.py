@@ -36,12 +36,6 @@ def local_spark(settings: SparkSettings) -> SparkSession:
         # Version 2 of the file committer moves each task's output into place when the task
         # ends, so the load can stream finished parts into COPY while Spark is still writing.
         .config("spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version", "2")
-        # The load stages each day's lines in a folder of its own. Without a planned write, a
-        # task keeps one writer open per day instead of first sorting its lines by day (which
-        # costs a 5M-row load about a second more of CPU); past this many days in one task,
-        # Spark sorts the rest.
-        .config("spark.sql.optimizer.plannedWrite.enabled", "false")
-        .config("spark.sql.maxConcurrentOutputFileWriters", "64")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
