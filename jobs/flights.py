@@ -194,18 +194,12 @@ def _detail_columns(role: str) -> tuple[str, ...]:
     return names
 
 
-def _airport_segments(airports: DataFrame, role: str) -> DataFrame:
-    """One row per airport: its id as ``<role>_airport_id`` and its details as one segment of
-    a staged line (the fields joined by the delimiter), named like the first detail column."""
-    names = _detail_columns(role)
-    fields = (
-        _staged_or_null(staged_field(F.col(detail), _LOAD_TYPES[name]))
-        for detail, name in zip(AIRPORT_DETAILS, names, strict=True)
-    )
-    return airports.select(
-        F.col("airport_id").alias(f"{role}_airport_id"),
-        F.concat_ws(STAGED_DELIMITER, *fields).alias(names[0]),
-    )
+def _airport_segments(airports: DataFrame) -> DataFrame:
+    """One row per airport: ``airport_id`` and ``_details``, its details as one segment of a
+    staged line (the fields joined by the delimiter), the same for origin and destination."""
+    kinds = {c.name: c.type for c in AIRPORTS.columns}
+    fields = (_staged_or_null(staged_field(F.col(d), kinds[d])) for d in AIRPORT_DETAILS)
+    return airports.select("airport_id", F.concat_ws(STAGED_DELIMITER, *fields).alias("_details"))
 
 
 def enrich_to_staged(
@@ -234,13 +228,14 @@ def enrich_to_staged(
         .join(F.broadcast(files), on="_read_path", how="left")
         .drop("_read_path")
     )
-    airports = unique_airports(airports)
+    details = _airport_segments(unique_airports(airports))
     segments: dict[str, tuple[str, ...]] = {}
     for role in ("origin", "dest"):
-        joined = joined.join(
-            F.broadcast(_airport_segments(airports, role)), on=f"{role}_airport_id", how="left"
-        )
         names = _detail_columns(role)
+        side = details.select(
+            F.col("airport_id").alias(f"{role}_airport_id"), F.col("_details").alias(names[0])
+        )
+        joined = joined.join(F.broadcast(side), on=f"{role}_airport_id", how="left")
         segments[names[0]] = names
     covered = {name for names in segments.values() for name in names}
     # An airport missing from the dimension stages every detail of its segment as NULL.
