@@ -229,25 +229,25 @@ def enrich_to_staged(
         .drop("_read_path")
     )
     details = _airport_segments(unique_airports(airports))
-    segments: dict[str, tuple[str, ...]] = {}
-    for role in ("origin", "dest"):
-        names = _detail_columns(role)
+    # Each side's segment is named after its first detail column and stands in for all of them.
+    segment_of = {role: _detail_columns(role) for role in ("origin", "dest")}
+    for role, (first, *_) in segment_of.items():
         side = details.select(
-            F.col("airport_id").alias(f"{role}_airport_id"), F.col("_details").alias(names[0])
+            F.col("airport_id").alias(f"{role}_airport_id"), F.col("_details").alias(first)
         )
         joined = joined.join(F.broadcast(side), on=f"{role}_airport_id", how="left")
-        segments[names[0]] = names
-    covered = {name for names in segments.values() for name in names}
+    segments = {names[0] for names in segment_of.values()}
+    stood_in = {name for names in segment_of.values() for name in names[1:]}
     # An airport missing from the dimension stages every detail of its segment as NULL.
     missing = F.lit(STAGED_DELIMITER.join(STAGED_NULL for _ in AIRPORT_DETAILS))
     own = {c.name for c in DAILY_FLIGHTS.columns}
     fields = []
-    for name in LOAD_COLUMNS:
-        if name in segments:  # the segment stands in for all of its columns
+    for name in (n for n in LOAD_COLUMNS if n not in stood_in):
+        if name in segments:
             fields.append(F.coalesce(F.col(name), missing))
         elif name in own:
             fields.append(_staged_or_null(staged_field(F.col(name), _LOAD_TYPES[name])))
-        elif name not in covered:
+        else:
             fields.append(_staged_or_null(F.col(name)))
     line = F.concat_ws(STAGED_DELIMITER, *fields)
     return joined.select(line.alias(STAGED_LINE))
