@@ -6,6 +6,7 @@ DataFrames in, DataFrames out; the only I/O is ``spark.read`` of paths the calle
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -168,12 +169,17 @@ def staged_field(value: Column, kind: ColumnType) -> Column:
 
 def _file_fields(spark: SparkSession, origins: Sequence[FileOrigin]) -> DataFrame:
     """One row per file: the path Spark read, and its flight date and URI as staged fields."""
-    # From a Python list: a literal array of that many structs instead would take Catalyst
-    # seconds to plan for a year of files.
-    files = spark.createDataFrame(
-        [(o.read_path, o.flight_date, o.uri) for o in origins],
-        f"_read_path string, {FLIGHT_DATE} date, {SOURCE_FILE} string",
+    # One JSON literal, parsed in the JVM: a DataFrame from a Python list would run Python
+    # workers before the load's first task, and a literal array of that many structs would
+    # take Catalyst seconds to plan for a year of files.
+    rows = json.dumps(
+        [
+            {"_read_path": o.read_path, FLIGHT_DATE: o.flight_date.isoformat(), SOURCE_FILE: o.uri}
+            for o in origins
+        ]
     )
+    schema = f"array<struct<_read_path: string, {FLIGHT_DATE}: date, {SOURCE_FILE}: string>>"
+    files = spark.range(1).select(F.inline(F.from_json(F.lit(rows), schema)))
     return files.select(
         "_read_path",
         *(staged_field(F.col(c), _LOAD_TYPES[c]).alias(c) for c in (FLIGHT_DATE, SOURCE_FILE)),

@@ -5,7 +5,8 @@ A load replaces whole days in one transaction:
 1. ``DELETE`` every row of the days being loaded;
 2. ``COPY`` the new rows straight into ``flight_processed`` (no staging table inside the
    warehouse, so the data is written once);
-3. ``INSERT`` one ``flight_load_audit`` row per file version, counting its rows in the table.
+3. ``INSERT`` one ``flight_load_audit`` row per file version, with the rows it loaded: counted
+   in the table, or, when the file's line count proves it, that count (``proven_row_counts``).
 
 The transaction commits all three or none, so a retried, duplicated or killed run never leaves
 a day half-loaded or loaded twice. Only the ``COPY`` differs between the dialects: Redshift
@@ -16,7 +17,7 @@ twin's own server, or else a stream of them from the client.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, LOADED_AT, Dialect
@@ -47,6 +48,9 @@ class SourceFile:
     sha256: str
     flight_date: dt.date
     uri: str
+    max_rows: int | None = None
+    """At most this many rows load from the file: its lines after the header (the job reads
+    each row from a line of its own; a blank line loads nothing). None where not counted."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,11 @@ def _literal(value: str) -> str:
 
 def _date_literal(day: dt.date) -> str:
     return f"DATE '{day.isoformat()}'"
+
+
+def _in_days(files: Sequence[SourceFile]) -> str:
+    days = sorted({f.flight_date for f in files})
+    return f"flight_date IN ({', '.join(_date_literal(d) for d in days)})"
 
 
 def copy_statement(dialect: Dialect, *, staged_uri: str = "", iam_role: str = "") -> str:
@@ -103,34 +112,67 @@ def load_statements(files: Sequence[SourceFile], job_run_id: str, copy: str) -> 
                 f"{other} and {f.uri} both carry {f.flight_date}: a load replaces whole days, "
                 "so it takes one file per day; load them in separate runs"
             )
-    days = sorted(by_day)
-    in_days = f"flight_date IN ({', '.join(_date_literal(d) for d in days)})"
-    delete = f"DELETE FROM {FLIGHT_PROCESSED.name} WHERE {in_days}"
-    # A manifest of literal SELECTs works on both dialects (Redshift has no VALUES in FROM).
-    manifest = "\n    UNION ALL ".join(
-        f"SELECT {_literal(f.key)} AS source_key, {_literal(f.version)} AS source_version, "
-        f"{_literal(f.sha256)} AS sha256, {_date_literal(f.flight_date)} AS flight_date"
-        for f in files
-    )
-    audit_columns = [c for c in FLIGHT_LOAD_AUDIT.column_names if c != LOADED_AT]
-    insert = (
-        f"INSERT INTO {FLIGHT_LOAD_AUDIT.name} ({', '.join(audit_columns)})\n"
-        "SELECT m.source_key, m.source_version, m.sha256, m.flight_date, "
-        f"COALESCE(c.row_count, 0), {_literal(job_run_id)}\n"
-        f"FROM (\n    {manifest}\n) m\n"
-        # Count per day first (one file per day, checked above): grouping by the date is half
-        # the work of grouping by the URI, and joining the manifest to every loaded row before
-        # counting would drag the whole load through a sort.
-        "LEFT JOIN (\n"
-        f"    SELECT flight_date, COUNT(*) AS row_count FROM {FLIGHT_PROCESSED.name}\n"
-        f"    WHERE {in_days} GROUP BY flight_date\n"
-        ") c ON c.flight_date = m.flight_date\n"
-        # A Glue retry re-reads files whose bookmark was never committed: audit each version once.
-        f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_AUDIT.name} a\n"
-        "    WHERE a.source_key = m.source_key AND a.source_version = m.source_version)"
-    )
+    delete = f"DELETE FROM {FLIGHT_PROCESSED.name} WHERE {_in_days(files)}"
+    insert = audit_insert(files, job_run_id)
     rows_loaded = (
         f"SELECT source_key, row_count FROM {FLIGHT_LOAD_AUDIT.name} "
         f"WHERE job_run_id = {_literal(job_run_id)}"
     )
     return LoadStatements(delete, copy, insert, rows_loaded)
+
+
+def audit_insert(
+    files: Sequence[SourceFile], job_run_id: str, row_counts: Mapping[str, int] | None = None
+) -> str:
+    """The INSERT of one audit row per file version not audited yet.
+
+    ``row_counts`` gives each file's loaded rows by source key when the caller knows them
+    exactly (``proven_row_counts``); without it, each day's rows are counted in the table,
+    which scans every row the load wrote.
+    """
+    # A manifest of literal SELECTs works on both dialects (Redshift has no VALUES in FROM).
+    manifest = "\n    UNION ALL ".join(
+        f"SELECT {_literal(f.key)} AS source_key, {_literal(f.version)} AS source_version, "
+        f"{_literal(f.sha256)} AS sha256, {_date_literal(f.flight_date)} AS flight_date"
+        + ("" if row_counts is None else f", {row_counts[f.key]} AS row_count")
+        for f in files
+    )
+    audit_columns = [c for c in FLIGHT_LOAD_AUDIT.column_names if c != LOADED_AT]
+    if row_counts is None:
+        row_count = "COALESCE(c.row_count, 0)"
+        # Count per day first (one file per day, checked by load_statements): grouping by the
+        # date is half the work of grouping by the URI, and joining the manifest to every
+        # loaded row before counting would drag the whole load through a sort.
+        counted = (
+            "LEFT JOIN (\n"
+            f"    SELECT flight_date, COUNT(*) AS row_count FROM {FLIGHT_PROCESSED.name}\n"
+            f"    WHERE {_in_days(files)} GROUP BY flight_date\n"
+            ") c ON c.flight_date = m.flight_date\n"
+        )
+    else:
+        row_count, counted = "m.row_count", ""
+    return (
+        f"INSERT INTO {FLIGHT_LOAD_AUDIT.name} ({', '.join(audit_columns)})\n"
+        "SELECT m.source_key, m.source_version, m.sha256, m.flight_date, "
+        f"{row_count}, {_literal(job_run_id)}\n"
+        f"FROM (\n    {manifest}\n) m\n"
+        f"{counted}"
+        # A Glue retry re-reads files whose bookmark was never committed: audit each version once.
+        f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_AUDIT.name} a\n"
+        "    WHERE a.source_key = m.source_key AND a.source_version = m.source_version)"
+    )
+
+
+def proven_row_counts(files: Sequence[SourceFile], rows_copied: int) -> dict[str, int] | None:
+    """Each file's loaded rows by source key, proven without reading the table; or None.
+
+    A file loads at most ``max_rows`` rows, and the job loads every row it reads exactly once
+    (each flight is kept, joined to at most one airport per side). So when the files' bounds
+    add up to exactly the rows the load copied, every file loaded exactly its bound. When they
+    do not (blank lines, a file not counted), the audit has to count in the table.
+    """
+    bounds = {f.key: f.max_rows for f in files}
+    known = {key: bound for key, bound in bounds.items() if bound is not None}
+    if len(known) != len(bounds) or sum(known.values()) != rows_copied:
+        return None
+    return known

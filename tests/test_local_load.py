@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -70,7 +71,11 @@ def test_runs_load_only_new_files_and_nothing_when_nothing_is_new(
     ids=["own-server-reads-parts-unlogged", "external-server-streamed-logged"],
 )
 def test_both_copy_paths_load_the_same_rows(
-    settings: Settings, sample: SampleFiles, external: bool, persistence: str
+    settings: Settings,
+    sample: SampleFiles,
+    external: bool,
+    persistence: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     if external:  # the same server, named by URL: the twin treats it as someone else's
         url = LocalServices(settings).warehouse_url
@@ -84,12 +89,15 @@ def test_both_copy_paths_load_the_same_rows(
     for path in sample.daily:
         twin.submit_daily(path)
 
+    caplog.set_level(logging.INFO, logger="pipeline.local.postgres")
+
     result = twin.load()
 
     expected = expected_days(sample.daily)
     assert warehouse_days(twin.warehouse) == expected
-    # One Spark task reads all three small files into one staged part: each file's audit row
-    # still counts exactly its own day's rows.
+    # The files' line counts add up to the rows each COPY reported, which proves every file's
+    # count without reading the table; they are the counts an independent reading gives.
+    assert "counted_in=files" in caplog.text
     assert dict(result.rows_by_key) == {
         f"validated/{path.name}": expected[path.stem].flights for path in sample.daily
     }
@@ -192,6 +200,30 @@ def test_an_unreadable_validated_copy_fails_the_run_and_leaves_the_previous_day(
 
     assert warehouse_days(twin.warehouse) == expected_days([sample.daily[0]])
     assert len(audit_rows(twin.warehouse)) == 1
+
+
+def test_a_copy_whose_lines_overstate_its_rows_is_audited_by_counting_the_table(
+    twin: LocalTwin, sample: SampleFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    twin.submit_dimension(sample.dimension)
+    twin.submit_daily(sample.daily[0])
+    # The gate's copies have no blank lines; one written otherwise, with CRLF and lone-CR line
+    # ends, has more lines than rows.
+    header, *rows = sample.daily[1].read_text().splitlines()
+    body = "\r\n".join([header, rows[0], "", "\r".join(rows[1:3]), *rows[3:], "", ""])
+    twin.s3.put_object(
+        Bucket=twin.settings.raw_bucket, Key="validated/2024-01-02.csv", Body=body.encode()
+    )
+    caplog.set_level(logging.INFO, logger="pipeline.local.postgres")
+
+    result = twin.load()
+
+    assert dict(result.rows_by_key) == {
+        "validated/2024-01-01.csv": expected_days([sample.daily[0]])["2024-01-01"].flights,
+        "validated/2024-01-02.csv": len(rows),
+    }
+    assert "counted_in=table" in caplog.text
+    assert warehouse_days(twin.warehouse) == expected_days(sample.daily[:2])
 
 
 def test_a_run_refuses_while_another_holds_the_load_lock(

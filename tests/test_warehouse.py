@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 
 from pipeline.contract import Dialect
-from pipeline.warehouse import SourceFile, copy_statement, load_statements
+from pipeline.warehouse import (
+    SourceFile,
+    audit_insert,
+    copy_statement,
+    load_statements,
+    proven_row_counts,
+)
 
 
 def source(uri: str, day: dt.date) -> SourceFile:
@@ -37,3 +44,42 @@ def test_a_load_deletes_exactly_its_days_and_audits_each_file() -> None:
     )
     assert statements.insert_audit.count("UNION ALL") == 1
     assert "'validated/2024-03-03.csv' AS source_key" in statements.insert_audit
+
+
+def bounded(uri: str, day: dt.date, max_rows: int | None) -> SourceFile:
+    return dataclasses.replace(source(uri, day), max_rows=max_rows)
+
+
+FIRST, THIRD = dt.date(2024, 3, 1), dt.date(2024, 3, 3)
+
+
+def test_line_counts_prove_each_files_rows_only_when_they_add_up_to_the_rows_copied() -> None:
+    files = [
+        bounded("s3://raw/validated/2024-03-01.csv", FIRST, 120),
+        bounded("s3://raw/validated/2024-03-03.csv", THIRD, 80),
+    ]
+    assert proven_row_counts(files, 200) == {
+        "validated/2024-03-01.csv": 120,
+        "validated/2024-03-03.csv": 80,
+    }
+    # Fewer rows than lines: some record spanned lines or some line was blank, in either file.
+    assert proven_row_counts(files, 199) is None
+    assert proven_row_counts(files, 201) is None
+    uncounted = [files[0], bounded("s3://raw/validated/2024-03-03.csv", THIRD, None)]
+    assert proven_row_counts(uncounted, 120) is None
+
+
+def test_the_audit_takes_proven_counts_as_given_and_otherwise_counts_the_days_rows() -> None:
+    files = [
+        bounded("s3://raw/validated/2024-03-01.csv", FIRST, 120),
+        bounded("s3://raw/validated/2024-03-03.csv", THIRD, 80),
+    ]
+    given = audit_insert(files, "run-1", {f.key: f.max_rows or 0 for f in files})
+    assert "120 AS row_count" in given
+    assert "80 AS row_count" in given
+    assert "FROM flight_processed" not in given
+
+    counted = audit_insert(files, "run-1")
+    assert "AS row_count" not in counted.split("LEFT JOIN")[0]
+    assert "COUNT(*) AS row_count FROM flight_processed" in counted
+    assert "flight_date IN (DATE '2024-03-01', DATE '2024-03-03') GROUP BY" in counted

@@ -68,6 +68,7 @@ class LocalFlightSource:
                 sha256=c.sha256,
                 flight_date=flight_date_of(c.version.key),
                 uri=c.version.uri,
+                max_rows=max(c.lines - 1, 0),  # every line but the header
             )
             for c in cached
         ]

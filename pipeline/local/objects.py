@@ -71,24 +71,54 @@ class CachedObject:
     path: Path
     sha256: str
     header: tuple[str, ...]
+    lines: int
+    """Lines as Spark's CSV reader splits them (at LF, CRLF or a lone CR), header included."""
+
+
+class LineCounter:
+    """Counts the lines of a byte stream fed in chunks, the way Spark's line reader splits it.
+
+    A line ends at LF, CRLF or a lone CR; a last line without an end still counts.
+    """
+
+    def __init__(self) -> None:
+        self._ends = 0
+        self._last = b""
+
+    def update(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self._ends += chunk.count(b"\n")
+        if b"\r" in chunk:  # rare: look for CR line ends only where there is a CR at all
+            self._ends += chunk.count(b"\r") - chunk.count(b"\r\n")
+        # A CRLF split across two chunks was counted once for each half.
+        if self._last == b"\r" and chunk.startswith(b"\n"):
+            self._ends -= 1
+        self._last = chunk[-1:]
+
+    @property
+    def lines(self) -> int:
+        return self._ends + (self._last not in (b"", b"\n", b"\r"))
 
 
 def download(s3: Any, version: ObjectVersion, cache_root: Path) -> CachedObject:
-    """Download one object version to ``cache_root/<bucket>/<key>``, hashing as it streams.
+    """Download one object version to ``cache_root/<bucket>/<key>``, hashing it and counting
+    its lines as it streams.
 
     The cache mirrors the bucket layout, so the local path maps back to the object's URI.
     """
     path = cache_root / version.bucket / version.key
     path.parent.mkdir(parents=True, exist_ok=True)
     response = s3.get_object(Bucket=version.bucket, Key=version.key, VersionId=version.version)
-    digest = hashlib.sha256()
+    digest, lines = hashlib.sha256(), LineCounter()
     partial = path.with_name(path.name + ".part")
     with open(partial, "wb") as out:
         for chunk in response["Body"].iter_chunks(1 << 20):
             digest.update(chunk)
+            lines.update(chunk)
             out.write(chunk)
     partial.replace(path)
-    return CachedObject(version, path, digest.hexdigest(), read_header(path))
+    return CachedObject(version, path, digest.hexdigest(), read_header(path), lines.lines)
 
 
 def read_header(path: Path) -> tuple[str, ...]:

@@ -12,7 +12,13 @@ from typing import Any
 import psycopg
 
 from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, Dialect, warehouse_ddl
-from pipeline.warehouse import SourceFile, copy_statement, load_statements
+from pipeline.warehouse import (
+    SourceFile,
+    audit_insert,
+    copy_statement,
+    load_statements,
+    proven_row_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,24 +109,28 @@ class PostgresWarehouse:
             log.info("load phase=delete days=%d first=%s last=%s", len(days), days[0], days[-1])
             conn.execute(statements.delete_days)
             log.info("load phase=copy files=%d", len(files))
-            for part in parts:
-                self._copy(conn, part, statements.copy)
-            log.info("load phase=audit")
-            conn.execute(statements.insert_audit)
+            copied = sum(self._copy(conn, part, statements.copy) for part in parts)
+            counts = proven_row_counts(files, copied)
+            counted_in = "table" if counts is None else "files"
+            log.info("load phase=audit rows=%d counted_in=%s", copied, counted_in)
+            conn.execute(audit_insert(files, job_run_id, counts))
             rows = conn.execute(statements.rows_loaded).fetchall()
             log.info("load phase=commit")
         log.info("load phase=committed rows=%d", sum(n for _, n in rows))
         return {key: count for key, count in rows}
 
-    def _copy(self, conn: psycopg.Connection[Any], part: Path, from_stdin: str) -> None:
-        """COPY one staged part: the server reads its own machine's file (no bytes pass through
-        this process), any other server gets the file streamed."""
+    def _copy(self, conn: psycopg.Connection[Any], part: Path, from_stdin: str) -> int:
+        """COPY one staged part and return its rows: the server reads its own machine's file
+        (no bytes pass through this process), any other server gets the file streamed."""
         if self.own_server:
-            conn.execute(copy_statement(Dialect.POSTGRES, staged_uri=str(part.resolve())))
-            return
-        with conn.cursor().copy(from_stdin) as copy, open(part, "rb") as handle:
+            return conn.execute(
+                copy_statement(Dialect.POSTGRES, staged_uri=str(part.resolve()))
+            ).rowcount
+        cursor = conn.cursor()
+        with cursor.copy(from_stdin) as copy, open(part, "rb") as handle:
             while chunk := handle.read(1 << 20):
                 copy.write(chunk)
+        return cursor.rowcount
 
     def query(
         self, sql: str, params: Sequence[Any] | None = None
