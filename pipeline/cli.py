@@ -515,13 +515,16 @@ def sample(
 
 def unreadable_file_message(java_error: str) -> str | None:
     """A one-paragraph explanation of a Spark read failure: which file, which rule, the fix."""
+    from pipeline.local.objects import ObjectCache
+
     file = re.search(r"Encountered error while reading file (\S+?)\.? Details", java_error)
     if file is None:
         return None
     rule = re.search(r"\[MALFORMED_RECORD_IN_PARSING[^\]]*\] ([^\n]+)", java_error)
     detail = rule.group(1).strip() if rule else java_error.splitlines()[0]
     return (
-        f"{file.group(1)}: a row does not fit the daily-file contract ({detail}). "
+        f"{ObjectCache.named(file.group(1))}: a row does not fit the daily-file contract "
+        f"({detail}). "
         "Nothing of this run was loaded. Fix the file (numbers in the delay and airport "
         "columns, one value per header column) and upload it again."
     )

@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -101,3 +102,12 @@ def settings_env(settings: Settings, spark_master: str = "local[1]") -> dict[str
         }
     )
     return env
+
+
+def get_object_calls(s3: Any) -> list[str]:
+    """The keys of every GetObject this client sends from now on (botocore's own events)."""
+    keys: list[str] = []
+    s3.meta.events.register(
+        "provide-client-params.s3.GetObject", lambda params, **_: keys.append(params["Key"])
+    )
+    return keys

@@ -198,7 +198,11 @@ def test_a_damaged_validated_copy_is_named_with_the_broken_rule(
     loaded = flightpipe(settings, "load")
 
     assert loaded.returncode == 1
-    assert "2024-01-01.csv: a row does not fit the daily-file contract" in loaded.stderr
+    version = twin.s3.head_object(Bucket=settings.raw_bucket, Key="validated/2024-01-01.csv")
+    assert (
+        f"validated/2024-01-01.csv (version {version['VersionId']}): a row does not fit the "
+        "daily-file contract" in loaded.stderr
+    )
     assert "Malformed records" in loaded.stderr
     assert "Traceback" not in loaded.stderr
 

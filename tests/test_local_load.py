@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from pipeline.local.services import LocalServices
 from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleFiles, SampleSpec, write_sample
 from pipeline.settings import REPO_ROOT, Settings
-from tests.conftest import settings_env
+from tests.conftest import get_object_calls, settings_env
 from tests.expected import audit_rows, expected_days, warehouse_days
 
 pytestmark = pytest.mark.usefixtures("spark")
@@ -63,6 +64,24 @@ def test_runs_load_only_new_files_and_nothing_when_nothing_is_new(
     assert third.rows_by_key == {}
     assert warehouse_days(twin.warehouse) == expected_days(sample.daily)
     assert len(audit_rows(twin.warehouse)) == 3
+
+
+def test_a_load_reads_the_gates_copies_from_the_cache_and_audits_their_sha256(
+    twin: LocalTwin, sample: SampleFiles
+) -> None:
+    twin.submit_dimension(sample.dimension)
+    twin.submit_daily(sample.daily[0])
+    fetched = get_object_calls(twin.s3)
+
+    result = twin.load()
+
+    assert dict(result.rows_by_key) == {
+        "validated/2024-01-01.csv": expected_days(sample.daily[:1])["2024-01-01"].flights
+    }
+    assert fetched == []  # the gate wrote its copies through: nothing was downloaded
+    body = twin.s3.get_object(Bucket=twin.settings.raw_bucket, Key="validated/2024-01-01.csv")
+    _, audited = twin.warehouse.query("SELECT sha256 FROM flight_load_audit")
+    assert audited == [(hashlib.sha256(body["Body"].read()).hexdigest(),)]
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,17 @@
-"""Counting a downloaded object's lines the way Spark's CSV line reader splits them."""
+"""The object cache Spark reads from, and its line counts (as Spark's line reader splits)."""
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from pipeline.local.objects import LineCounter
+from pipeline.local.objects import LineCounter, ObjectCache, ObjectVersion
+from pipeline.local.twin import LocalTwin
+from pipeline.settings import Settings
+from tests.conftest import get_object_calls
 
 SAMPLES = [
     b"",
@@ -29,3 +36,62 @@ def test_lines_match_splitlines_however_the_stream_is_chunked(data: bytes) -> No
         for start in range(0, len(data), size):
             counter.update(data[start : start + size])
         assert counter.lines == expected, (data, size)
+
+
+@pytest.fixture
+def s3(settings: Settings) -> Any:
+    twin = LocalTwin(settings)
+    twin.start()
+    return twin.s3
+
+
+def uploaded(s3: Any, bucket: str, key: str, body: bytes) -> ObjectVersion:
+    response = s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return ObjectVersion(bucket, key, response["VersionId"], len(body))
+
+
+def test_a_version_is_downloaded_once_then_read_from_the_cache(
+    s3: Any, settings: Settings, tmp_path: Path
+) -> None:
+    body = b"Carrier,OriginAirportID\r\nDL,10397\r\nAA,12892"
+    version = uploaded(s3, settings.raw_bucket, "validated/2024-01-01.csv", body)
+    cache = ObjectCache(tmp_path)
+    calls = get_object_calls(s3)
+
+    first = cache.get(s3, version)
+    second = cache.get(s3, version)
+
+    assert calls == ["validated/2024-01-01.csv"]
+    assert first == second
+    assert first.path.read_bytes() == body
+    assert (first.sha256, first.lines) == (hashlib.sha256(body).hexdigest(), 3)
+    assert first.header == ("Carrier", "OriginAirportID")
+
+    first.path.write_bytes(body[:10])  # a damaged copy is fetched again
+    assert cache.get(s3, version).path.read_bytes() == body
+    assert len(calls) == 2
+
+
+def test_a_copy_written_through_is_used_without_a_download_and_old_versions_go(
+    s3: Any, settings: Settings, tmp_path: Path
+) -> None:
+    key = "validated/2024-01-02.csv"
+    old = uploaded(s3, settings.raw_bucket, key, b"a\nold\n")
+    new = uploaded(s3, settings.raw_bucket, key, b"a\nnew\nrows\n")
+    cache = ObjectCache(tmp_path)
+    cache.get(s3, old)
+    cache.put(new, b"a\nnew\nrows\n")
+    calls = get_object_calls(s3)
+
+    cached = cache.get(s3, new)
+
+    assert calls == []
+    assert (cached.path.read_bytes(), cached.lines) == (b"a\nnew\nrows\n", 3)
+    assert cache.path(old) != cache.path(new)
+    cache.keep_only(new)
+    assert not cache.path(old).exists()
+    assert cache.path(new).exists()
+    assert sorted(p.name for p in cache.path(new).parent.iterdir()) == [
+        cache.path(new).name,
+        cache.path(new).name + ".json",
+    ]

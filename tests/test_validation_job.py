@@ -75,6 +75,9 @@ def test_a_passing_file_is_promoted_as_its_normalized_copy(twin: LocalTwin) -> N
     assert metadata["source-sha256"] == validated.verdict.sha256
     assert keys(twin, "raw/") == ["raw/2024-01-05.csv"]  # the upload itself stays
     assert validated.alert() is None
+    head = twin.s3.head_object(Bucket=twin.settings.raw_bucket, Key="validated/2024-01-05.csv")
+    assert validated.promoted_version == head["VersionId"]
+    assert twin.validate(upload, TODAY).promoted_version is None  # promoted already
 
 
 def test_a_failing_file_moves_to_quarantine_with_its_result_and_an_alert(

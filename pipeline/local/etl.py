@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.flight_etl import LoadResult, NewFlights, run
 from pipeline.contract import flight_date_of
-from pipeline.local.objects import CachedObject, download, latest_versions
+from pipeline.local.objects import CachedObject, ObjectCache, latest_versions, object_cache
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.settings import Settings
 from pipeline.warehouse import SourceFile
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LocalFlightSource:
-    """New validated daily-file versions, downloaded to the cache for Spark.
+    """New validated daily-file versions, as cached copies for Spark.
 
     Only the gate writes under the validated prefix, so every object there is a daily file.
     """
@@ -42,7 +42,7 @@ class LocalFlightSource:
     s3: Any
     settings: Settings
     warehouse: PostgresWarehouse
-    cache_root: Path
+    cache: ObjectCache
 
     def new_flights(self) -> NewFlights:
         from jobs.flights import FileOrigin, read_daily_files, spark_path
@@ -56,11 +56,12 @@ class LocalFlightSource:
         ]
         if not fresh:
             return NewFlights(None, [])
-        # Daily files are small and many after a backfill: fetch them concurrently.
+        # Usually the gate's copies are cached already; any that are not are small and many
+        # after a backfill: fetch them concurrently.
         with ThreadPoolExecutor(max_workers=8) as pool:
-            cached: list[CachedObject] = list(
-                pool.map(lambda v: download(self.s3, v, self.cache_root), fresh)
-            )
+            cached: list[CachedObject] = list(pool.map(lambda v: self.cache.get(self.s3, v), fresh))
+        for version in fresh:  # older versions of these files will never be loaded
+            self.cache.keep_only(version)
         files = [
             SourceFile(
                 key=c.version.key,
@@ -85,7 +86,7 @@ class LocalAirportSource:
     spark: SparkSession
     s3: Any
     settings: Settings
-    cache_root: Path
+    cache: ObjectCache
 
     def airports(self) -> DataFrame:
         from jobs.flights import read_airports
@@ -97,7 +98,8 @@ class LocalAirportSource:
                 f"no valid airport dimension at s3://{bucket}/{key}: upload one with "
                 "`flightpipe ingest --dim airport_codes.csv ...`"
             )
-        cached = download(self.s3, versions[0], self.cache_root)
+        cached = self.cache.get(self.s3, versions[0])
+        self.cache.keep_only(versions[0])
         return read_airports(self.spark, str(cached.path), cached.header)
 
 
@@ -185,14 +187,15 @@ def run_local_etl(
 ) -> LoadResult:
     """One local job run under the run lock: plan from the bookmark, transform, load."""
     cache = settings.local.state_dir / "cache"
+    objects = object_cache(settings)
     job_run_id = new_job_run_id()
     with warehouse.exclusive_run(settings.timing.lock_wait_seconds):
         log.info("run start job_run_id=%s", job_run_id)
         # Holding the lock, no other run is active: staged parts still here are a killed run's.
         shutil.rmtree(cache / "staging", ignore_errors=True)
         result = run(
-            LocalFlightSource(spark, s3, settings, warehouse, cache / "objects"),
-            LocalAirportSource(spark, s3, settings, cache / "objects"),
+            LocalFlightSource(spark, s3, settings, warehouse, objects),
+            LocalAirportSource(spark, s3, settings, objects),
             StreamingPostgresSink(warehouse, cache / "staging"),
             job_run_id,
         )

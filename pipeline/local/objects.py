@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import quote, unquote
 
 import boto3
 from botocore.config import Config
@@ -101,24 +108,95 @@ class LineCounter:
         return self._ends + (self._last not in (b"", b"\n", b"\r"))
 
 
-def download(s3: Any, version: ObjectVersion, cache_root: Path) -> CachedObject:
-    """Download one object version to ``cache_root/<bucket>/<key>``, hashing it and counting
-    its lines as it streams.
+class ObjectCache:
+    """Local copies of object versions, for Spark to read: S3 objects are not files here.
 
-    The cache mirrors the bucket layout, so the local path maps back to the object's URI.
+    A copy lives at ``<root>/<bucket>/<key>@<version>``, beside ``...@<version>.json`` holding
+    its sha256, size and line count; a version's content never changes, so a copy whose record
+    is there is that version. The gate writes its promoted copies through (``put``), so a load
+    finds them here instead of downloading them again; ``get`` downloads any other version.
+    Every file appears by an atomic rename, so concurrent writers of one version never see a
+    half-written copy.
     """
-    path = cache_root / version.bucket / version.key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    response = s3.get_object(Bucket=version.bucket, Key=version.key, VersionId=version.version)
-    digest, lines = hashlib.sha256(), LineCounter()
-    partial = path.with_name(path.name + ".part")
-    with open(partial, "wb") as out:
-        for chunk in response["Body"].iter_chunks(1 << 20):
-            digest.update(chunk)
-            lines.update(chunk)
-            out.write(chunk)
-    partial.replace(path)
-    return CachedObject(version, path, digest.hexdigest(), read_header(path), lines.lines)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, version: ObjectVersion) -> Path:
+        # S3 version ids may hold characters a path or Spark's glob patterns would misread.
+        return self.root / version.bucket / f"{version.key}@{quote(version.version, safe='')}"
+
+    @staticmethod
+    def named(path: str) -> str:
+        """How a message names a cached copy: its path as the key's, with the version apart."""
+        copy, _, version = path.rpartition("@")  # the quoted version holds no "@"
+        return f"{copy} (version {unquote(version)})" if copy else path
+
+    def get(self, s3: Any, version: ObjectVersion) -> CachedObject:
+        """The cached copy of ``version``, downloaded first (hashed and counted as it streams)
+        when it is not here yet."""
+        cached = self._cached(version)
+        if cached is not None:
+            return cached
+        response = s3.get_object(Bucket=version.bucket, Key=version.key, VersionId=version.version)
+        return self._write(version, response["Body"].iter_chunks(1 << 20))
+
+    def put(self, version: ObjectVersion, data: bytes) -> CachedObject:
+        """Cache ``data`` as the content of ``version``, which was just written to S3."""
+        return self._write(version, [data])
+
+    def keep_only(self, version: ObjectVersion) -> None:
+        """Remove the cached copies of every other version of the same key."""
+        path = self.path(version)
+        for record in path.parent.glob(f"{glob.escape(version.key.rsplit('/', 1)[-1])}@*.json"):
+            copy = record.with_suffix("")
+            if copy != path:
+                # The record first: a copy without its record is never used.
+                record.unlink(missing_ok=True)
+                copy.unlink(missing_ok=True)
+
+    def _write(self, version: ObjectVersion, chunks: Iterable[bytes]) -> CachedObject:
+        """Write the copy, then its record, each under a temporary name renamed into place."""
+        path = self.path(version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest, lines = hashlib.sha256(), LineCounter()
+        with _replacing(path) as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                lines.update(chunk)
+                out.write(chunk)
+        record = {"sha256": digest.hexdigest(), "size": path.stat().st_size, "lines": lines.lines}
+        with _replacing(path.with_name(path.name + ".json")) as out:
+            out.write(json.dumps(record).encode())
+        return CachedObject(version, path, digest.hexdigest(), read_header(path), lines.lines)
+
+    def _cached(self, version: ObjectVersion) -> CachedObject | None:
+        path = self.path(version)
+        try:
+            record = json.loads(path.with_name(path.name + ".json").read_text())
+            if path.stat().st_size != record["size"]:
+                return None
+        except (OSError, ValueError, KeyError):
+            return None
+        return CachedObject(version, path, record["sha256"], read_header(path), record["lines"])
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[BinaryIO]:
+    """A file written under a unique temporary name that replaces ``path`` once complete."""
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            yield out
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def object_cache(settings: Settings) -> ObjectCache:
+    """The twin's object cache, shared by the gate (which writes through) and the loads."""
+    return ObjectCache(settings.local.state_dir / "cache" / "objects")
 
 
 def read_header(path: Path) -> tuple[str, ...]:

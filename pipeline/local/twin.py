@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 from jobs.flight_etl import LoadResult
 from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, SOURCE_VERSION
 from pipeline.local.etl import run_local_etl
-from pipeline.local.objects import aws_client, ensure_buckets, s3_client
+from pipeline.local.objects import (
+    ObjectVersion,
+    aws_client,
+    ensure_buckets,
+    object_cache,
+    s3_client,
+)
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings
@@ -26,6 +33,7 @@ if TYPE_CHECKING:
     from pipeline.local.resources import Resources
     from pipeline.local.runs import Runs
 
+log = logging.getLogger(__name__)
 
 # An airport missing from the dimension leaves every detail of that end NULL.
 _NO_DETAILS = "({end}_city IS NULL AND {end}_state IS NULL AND {end}_name IS NULL)"
@@ -154,6 +162,18 @@ class LocalTwin:
             today or dt.datetime.now(dt.UTC).date(),
             self.reports,
         )
+        if validated.promoted_version is not None and validated.verdict.normalized is not None:
+            # Write-through: the next load reads the copy from here instead of downloading it.
+            promoted = ObjectVersion(
+                upload.bucket,
+                validated.destination_key,
+                validated.promoted_version,
+                len(validated.verdict.normalized),
+            )
+            try:
+                object_cache(self.settings).put(promoted, validated.verdict.normalized)
+            except OSError as exc:  # the copy is promoted all the same; the load downloads it
+                log.warning("could not cache %s: %s", validated.destination, exc)
         if build_report:
             self.reports.build()
         return validated
