@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import traceback
+import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -234,6 +235,26 @@ def cached_clients(aws: Aws) -> Observation:
     return {"same": first is second}
 
 
+def listing_without_copies(aws: Aws) -> Observation:
+    """ListObjectVersions of a versioned bucket holding two versions of an 8 MB object."""
+    size = 8 << 20
+    aws.s3.create_bucket(Bucket="listed")
+    aws.s3.put_bucket_versioning(Bucket="listed", VersioningConfiguration={"Status": "Enabled"})
+    for fill in (b"a", b"b"):
+        aws.s3.put_object(Bucket="listed", Key="big", Body=fill * size)
+    tracemalloc.start()
+    try:
+        listed = aws.s3.list_object_versions(Bucket="listed")["Versions"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return {
+        "peak_mb": round(peak / (1 << 20), 1),
+        "versions": [(v["Key"], v["Size"], v["IsLatest"]) for v in listed],
+        "object_mb": size >> 20,
+    }
+
+
 def fail_error_paths(aws: Aws) -> Observation:
     """A Fail state passing on a caught States.TaskFailed, as the project's machines do."""
     fail = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
@@ -353,6 +374,15 @@ FIXES: Final = {
         cached_clients,
         gap=lambda seen: not seen["same"],
         fixed=lambda seen: seen["same"],
+    ),
+    "listing_without_copies": Fix(
+        listing_without_copies,
+        gap=lambda seen: seen["peak_mb"] >= seen["object_mb"],
+        # The same listing, without ever holding a version's content in memory.
+        fixed=lambda seen: (
+            seen["peak_mb"] < 1
+            and seen["versions"] == [["big", 8 << 20, True], ["big", 8 << 20, False]]
+        ),
     ),
     "fail_error_paths": Fix(
         fail_error_paths,

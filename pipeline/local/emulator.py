@@ -36,6 +36,10 @@ The fixes:
   and an execution time of 123 s from the start. The fix reports what the run recorded
   (``error_message``, ``completed_on``, ``execution_seconds``), so a failed run's error
   reaches the state machine's Catch as on AWS.
+- ``listing_without_copies``: ListObjectVersions deep-copies every version of every key in
+  the bucket, content included, for each page it returns: listing a backfill's 50 validated
+  copies took half a second, because of the 200 MB beside them. The fix copies the versions
+  without their content, which the listing never reads.
 - ``events_to_state_machines``: an EventBridge rule whose target is a state machine does
   nothing (moto raises NotImplementedError, swallowed for S3 events). The fix starts an
   execution with the event as input, as the AWS rule does.
@@ -43,6 +47,7 @@ The fixes:
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import logging
@@ -327,6 +332,33 @@ def events_to_state_machines(start_execution: Callable[[str, str], None]) -> Non
     replace(models.Rule, "send_to_targets", send_to_targets)
 
 
+def listing_without_copies() -> None:
+    """List object versions over copies of the versions that share the stored content."""
+    from moto.s3 import models
+
+    def without_content(version: Any) -> Any:
+        # The listing sets is_latest on what it lists, so the stored versions are not listed
+        # themselves; the copy shares their content buffer instead of duplicating it.
+        clone = object.__new__(type(version))
+        clone.__dict__.update(version.__dict__)
+        return clone
+
+    class Copying:
+        """``copy`` as moto.s3.models uses it: its one deepcopy is of a key's versions."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+            kinds = (models.FakeKey, models.FakeDeleteMarker)
+            if isinstance(value, list) and all(isinstance(v, kinds) for v in value):
+                return [without_content(v) for v in value]
+            return copy.deepcopy(value, memo)
+
+    replace(models, "copy", Copying())
+
+
 def check_version() -> None:
     """Refuse a moto other than the one these fixes were written against."""
     import moto
@@ -349,4 +381,5 @@ def apply(start_execution: Callable[[str, str], None]) -> None:
     cached_clients()
     fail_error_paths()
     job_run_outcomes()
+    listing_without_copies()
     events_to_state_machines(start_execution)
