@@ -336,10 +336,22 @@ def listing_without_copies() -> None:
     """List object versions over copies of the versions that share the stored content."""
     from moto.s3 import models
 
+    class ListedKey(models.FakeKey):
+        """A listed version: the stored one's attributes, its content buffer included."""
+
+        def dispose(self, garbage: bool = False) -> None:
+            """Nothing: the stored version owns the buffer (moto disposes keys on deletion)."""
+
     def without_content(version: Any) -> Any:
         # The listing sets is_latest on what it lists, so the stored versions are not listed
-        # themselves; the copy shares their content buffer instead of duplicating it.
-        clone = object.__new__(type(version))
+        # themselves. The ETag is computed (and kept) on the stored version first, under its
+        # lock, so no listed copy ever reads the shared buffer.
+        if isinstance(version, models.FakeKey):
+            with version.lock:
+                _ = version.etag
+            clone = object.__new__(ListedKey)
+        else:
+            clone = object.__new__(type(version))
         clone.__dict__.update(version.__dict__)
         return clone
 
