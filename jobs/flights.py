@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -126,15 +128,18 @@ class FileOrigin:
     """Where a file Spark read came from: what the warehouse calls it and the day it carries."""
 
     read_path: str
-    """The path as ``input_file_name()`` spells it (see ``spark_path``)."""
+    """The path as ``input_file_name()`` spells it (see ``spark_paths``)."""
     uri: str
     flight_date: dt.date
 
 
-def spark_path(spark: SparkSession, local_path: str) -> str:
-    """How ``input_file_name()`` spells a local file: a ``file://`` URI, percent-encoded."""
-    jvm = spark.sparkContext._jvm
-    return "file://" + jvm.org.apache.hadoop.fs.Path(local_path).toUri().getRawPath()
+def spark_paths(frame: DataFrame) -> dict[str, str]:
+    """How ``input_file_name()`` spells each local file ``frame`` reads (a ``file://`` URI,
+    percent-encoded), by the file's absolute path.
+
+    One call for all the files, decoding Spark's spelling rather than reproducing its encoding.
+    """
+    return {os.path.abspath(unquote(urlsplit(uri).path)): uri for uri in frame.inputFiles()}
 
 
 def unique_airports(airports: DataFrame) -> DataFrame:

@@ -75,7 +75,7 @@ def test_a_version_is_downloaded_once_then_read_from_the_cache(
 def test_a_copy_written_through_is_used_without_a_download_and_old_versions_go(
     s3: Any, settings: Settings, tmp_path: Path
 ) -> None:
-    key = "validated/2024-01-02.csv"
+    key = "validated/batch [1] {b}/2024-01-02.csv"  # glob characters Spark would expand
     old = uploaded(s3, settings.raw_bucket, key, b"a\nold\n")
     new = uploaded(s3, settings.raw_bucket, key, b"a\nnew\nrows\n")
     cache = ObjectCache(tmp_path)
@@ -88,6 +88,8 @@ def test_a_copy_written_through_is_used_without_a_download_and_old_versions_go(
     assert calls == []
     assert (cached.path.read_bytes(), cached.lines) == (b"a\nnew\nrows\n", 3)
     assert cache.path(old) != cache.path(new)
+    assert not set("[]{}*? ") & set(str(cache.path(new)))
+    assert ObjectCache.named(str(cache.path(new))).endswith(f"{key} (version {new.version})")
     cache.keep_only(new)
     assert not cache.path(old).exists()
     assert cache.path(new).exists()

@@ -18,7 +18,7 @@ from jobs.flights import (
     read_airports,
     read_daily_files,
     read_schema,
-    spark_path,
+    spark_paths,
     staged_field,
 )
 from pipeline.contract import DAILY_FLIGHTS, ColumnType, flight_date_of
@@ -53,13 +53,13 @@ def staged_lines(
 ) -> list[str]:
     """Daily files written to ``folder``, read, given their origin and enriched like the jobs do."""
     paths = {write(folder / name, text): header_of(text) for name, text in files.items()}
+    flights = read_daily_files(spark, paths)
+    spelled = spark_paths(flights)
     origins = [
-        FileOrigin(
-            spark_path(spark, path), f"s3://raw-bucket/raw/{Path(path).name}", flight_date_of(path)
-        )
+        FileOrigin(spelled[path], f"s3://raw-bucket/raw/{Path(path).name}", flight_date_of(path))
         for path in paths
     ]
-    lines = enrich_to_staged(read_daily_files(spark, paths), origins, airports)
+    lines = enrich_to_staged(flights, origins, airports)
     assert lines.columns == [STAGED_LINE]
     return sorted(row[STAGED_LINE] for row in lines.collect())
 
@@ -201,7 +201,7 @@ def test_non_numeric_delay_fails_the_read_instead_of_becoming_null(
 def test_file_origin_names_the_object_and_the_day_even_for_awkward_folder_names(
     spark: SparkSession, tmp_path: Path, airports: DataFrame
 ) -> None:
-    folder = tmp_path / "cache (1) #2"
+    folder = tmp_path / "cache (1) #2 %41 é"  # spaces, a URI's #, an escape-like %, non-ASCII
     folder.mkdir()
     (staged,) = staged_lines(spark, folder, {"2024-03-01.csv": HEADER + "DL,1,2,3,4\n"}, airports)
     assert staged_fields(staged)["source_file"] == "s3://raw-bucket/raw/2024-03-01.csv"

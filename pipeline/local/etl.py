@@ -8,6 +8,7 @@ exactly when the data lands, which is what makes a killed run safe to repeat.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -45,7 +46,7 @@ class LocalFlightSource:
     cache: ObjectCache
 
     def new_flights(self) -> NewFlights:
-        from jobs.flights import FileOrigin, read_daily_files, spark_path
+        from jobs.flights import FileOrigin, read_daily_files, spark_paths
 
         prefix = self.settings.storage.validated_prefix
         loaded = self.warehouse.loaded_versions()
@@ -73,11 +74,12 @@ class LocalFlightSource:
             )
             for c in cached
         ]
+        flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
+        spelled = spark_paths(flights)
         origins = [
-            FileOrigin(spark_path(self.spark, str(c.path)), f.uri, f.flight_date)
+            FileOrigin(spelled[os.path.abspath(c.path)], f.uri, f.flight_date)
             for c, f in zip(cached, files, strict=True)
         ]
-        flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
         return NewFlights(flights, files, origins)
 
 

@@ -111,26 +111,27 @@ class LineCounter:
 class ObjectCache:
     """Local copies of object versions, for Spark to read: S3 objects are not files here.
 
-    A copy lives at ``<root>/<bucket>/<key>@<version>``, beside ``...@<version>.json`` holding
-    its sha256, size and line count; a version's content never changes, so a copy whose record
-    is there is that version. The gate writes its promoted copies through (``put``), so a load
-    finds them here instead of downloading them again; ``get`` downloads any other version.
-    Every file appears by an atomic rename, so concurrent writers of one version never see a
-    half-written copy.
+    A copy lives at ``<root>/<bucket>/<key>@<version>`` (both percent-encoded), beside
+    ``...@<version>.json`` holding its sha256, size and line count; a version's content never
+    changes, so a copy whose record is there is that version. The gate writes its promoted
+    copies through (``put``), so a load finds them here instead of downloading them again;
+    ``get`` downloads any other version. Every file appears by an atomic rename, so concurrent
+    writers of one version never see a half-written copy.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def path(self, version: ObjectVersion) -> Path:
-        # S3 version ids may hold characters a path or Spark's glob patterns would misread.
-        return self.root / version.bucket / f"{version.key}@{quote(version.version, safe='')}"
+        # Keys and version ids may hold characters Spark would read as a glob pattern.
+        key, version_id = quote(version.key, safe="/"), quote(version.version, safe="")
+        return self.root / version.bucket / f"{key}@{version_id}"
 
     @staticmethod
     def named(path: str) -> str:
         """How a message names a cached copy: its path as the key's, with the version apart."""
         copy, _, version = path.rpartition("@")  # the quoted version holds no "@"
-        return f"{copy} (version {unquote(version)})" if copy else path
+        return f"{unquote(copy)} (version {unquote(version)})" if copy else path
 
     def get(self, s3: Any, version: ObjectVersion) -> CachedObject:
         """The cached copy of ``version``, downloaded first (hashed and counted as it streams)
@@ -148,7 +149,8 @@ class ObjectCache:
     def keep_only(self, version: ObjectVersion) -> None:
         """Remove the cached copies of every other version of the same key."""
         path = self.path(version)
-        for record in path.parent.glob(f"{glob.escape(version.key.rsplit('/', 1)[-1])}@*.json"):
+        key = path.name.rpartition("@")[0]
+        for record in path.parent.glob(f"{glob.escape(key)}@*.json"):
             copy = record.with_suffix("")
             if copy != path:
                 # The record first: a copy without its record is never used.
