@@ -90,7 +90,7 @@ def test_a_copy_written_through_is_used_without_a_download_and_old_versions_go(
     assert cache.path(old) != cache.path(new)
     assert not set("[]{}*? ") & set(str(cache.path(new)))
     assert ObjectCache.named(str(cache.path(new))).endswith(f"{key} (version {new.version})")
-    cache.keep_only(new)
+    cache.keep_only([new])
     assert not cache.path(old).exists()
     assert cache.path(new).exists()
     assert sorted(p.name for p in cache.path(new).parent.iterdir()) == [

@@ -61,8 +61,7 @@ class LocalFlightSource:
         # after a backfill: fetch them concurrently.
         with ThreadPoolExecutor(max_workers=8) as pool:
             cached: list[CachedObject] = list(pool.map(lambda v: self.cache.get(self.s3, v), fresh))
-        for version in fresh:  # older versions of these files will never be loaded
-            self.cache.keep_only(version)
+        self.cache.keep_only(fresh)  # older versions of these files will never be loaded
         files = [
             SourceFile(
                 key=c.version.key,
@@ -101,7 +100,7 @@ class LocalAirportSource:
                 "`flightpipe ingest --dim airport_codes.csv ...`"
             )
         cached = self.cache.get(self.s3, versions[0])
-        self.cache.keep_only(versions[0])
+        self.cache.keep_only(versions[:1])
         return read_airports(self.spark, str(cached.path), cached.header)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -146,16 +145,18 @@ class ObjectCache:
         """Cache ``data`` as the content of ``version``, which was just written to S3."""
         return self._write(version, [data])
 
-    def keep_only(self, version: ObjectVersion) -> None:
-        """Remove the cached copies of every other version of the same key."""
-        path = self.path(version)
-        key = path.name.rpartition("@")[0]
-        for record in path.parent.glob(f"{glob.escape(key)}@*.json"):
-            copy = record.with_suffix("")
-            if copy != path:
-                # The record first: a copy without its record is never used.
-                record.unlink(missing_ok=True)
-                copy.unlink(missing_ok=True)
+    def keep_only(self, versions: Iterable[ObjectVersion]) -> None:
+        """Remove the cached copies of every other version of these versions' keys, reading
+        each folder once (a year's backfill keeps 365 keys in one)."""
+        kept = {self.path(v) for v in versions}
+        for folder in {p.parent for p in kept}:
+            keys = {p.name.rpartition("@")[0] for p in kept if p.parent == folder}
+            for record in folder.glob("*@*.json"):
+                copy = record.with_suffix("")
+                if copy.name.rpartition("@")[0] in keys and copy not in kept:
+                    # The record first: a copy without its record is never used.
+                    record.unlink(missing_ok=True)
+                    copy.unlink(missing_ok=True)
 
     def _write(self, version: ObjectVersion, chunks: Iterable[bytes]) -> CachedObject:
         """Write the copy, then its record, each under a temporary name renamed into place."""
