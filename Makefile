@@ -3,7 +3,10 @@
 
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(PYTHON) -m uv
+# uv lives in a virtual environment of its own under the state folder: nothing is installed
+# into the system's Python (which PEP 668 forbids on Debian and Ubuntu anyway).
+UV_HOME := .flightpipe/tools/uv
+UV := $(UV_HOME)/bin/uv
 UV_VERSION := 0.13.8
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 SAMPLE := .flightpipe/sample
@@ -14,8 +17,11 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 setup: system python
 
-# System packages: Java for Spark, the PostgreSQL server and client for the local warehouse.
+# System packages: Java for Spark, the PostgreSQL server and client for the local warehouse,
+# venv for the Python that makes uv's environment (Debian ships it apart).
 system:
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq python3-venv; }
 	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
 	@{ ls /usr/lib/postgresql/*/bin/initdb && command -v psql; } >/dev/null 2>&1 || \
@@ -29,8 +35,9 @@ browser:
 
 # Python packages, exactly as locked in uv.lock.
 python:
-	@$(UV) --version 2>/dev/null | grep -q "$(UV_VERSION)" || \
-		$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	@$(UV) --version 2>/dev/null | grep -q "$(UV_VERSION)" || { \
+		$(PYTHON) -m venv --clear $(UV_HOME) && \
+		$(UV_HOME)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"; }
 	@$(UV) sync --frozen --quiet
 
 run: setup
@@ -55,5 +62,6 @@ bench: setup
 down: python
 	$(UV) run flightpipe local down
 
-clean: down
-	rm -rf .flightpipe
+# Stops the twin and removes all it keeps (state folder, and under root its PostgreSQL folder).
+clean: python
+	$(UV) run flightpipe local clean

@@ -147,8 +147,16 @@ def local_down() -> None:
 def local_status(fmt: FormatOption = Format.TABLE) -> None:
     """Show whether each local service is running, and where."""
     statuses = _twin().services.status()
-    rows = [(s.name, "running" if s.running else "stopped", s.address, s.detail) for s in statuses]
-    _emit(("service", "state", "address", "data"), rows, fmt)
+    rows = [(s.name, s.state, s.address, s.owner, s.detail) for s in statuses]
+    _emit(("service", "state", "address", "state folder", "data"), rows, fmt)
+
+
+@local_app.command("clean")
+def local_clean() -> None:
+    """Stop the local services and remove all the twin keeps: its state folder (objects, run
+    history, reports, loaded days) and, under root, its PostgreSQL folder."""
+    for folder in _twin().services.clean():
+        err.print(f"removed {folder}")
 
 
 # --- pipeline -------------------------------------------------------------------------------
@@ -532,6 +540,7 @@ def unreadable_file_message(java_error: str) -> str | None:
 
 def main() -> None:
     """Console entry point; turns known failures into a message and exit status 1."""
+    import psycopg
     from py4j.protocol import Py4JJavaError
 
     from jobs.flights import MissingColumnError
@@ -541,6 +550,12 @@ def main() -> None:
 
     try:
         app()
+    except psycopg.OperationalError as exc:
+        err.print(
+            f"[red]error:[/] the warehouse did not answer ({str(exc).strip()}). "
+            "`flightpipe local status` shows whether it runs; `flightpipe local up` starts it."
+        )
+        sys.exit(1)
     except (
         LoadInProgressError,
         ServiceError,

@@ -79,8 +79,11 @@ class LocalSettings(_Frozen):
     """The local twin: its state folder (git-ignored) and the ports of its services."""
 
     state_dir: Path = REPO_ROOT / ".flightpipe"
-    s3_port: int = 5077
-    postgres_port: int = 5477
+    s3_port: int = Field(default=0, ge=0, le=65535)
+    """The AWS endpoint's port. 0: this state folder's own, chosen free when its twin first
+    starts and recorded in ``<state_dir>/ports.json``, so two checkouts never share a twin."""
+    postgres_port: int = Field(default=0, ge=0, le=65535)
+    """PostgreSQL's port; 0 as for ``s3_port``."""
     account: str = "000000000000"
     region: str = "us-east-1"
     follow_timeout_seconds: float = 1800.0

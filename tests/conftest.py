@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,26 +18,25 @@ import psycopg
 import pytest
 
 from pipeline.local.postgres import PostgresWarehouse
-from pipeline.local.services import LocalServices
-from pipeline.settings import REPO_ROOT, Settings, load_settings
+from pipeline.local.services import LocalServices, own_ports
+from pipeline.settings import Settings, load_settings
 
-# Ports apart from the defaults, so a developer's own `make run` twin is left alone. The state
-# folder sits in the repository: the postgres user must be able to reach it (pytest's tmp
-# folders are private to root).
-TEST_STATE = REPO_ROOT / ".flightpipe" / f"test-{os.getpid()}"
-TEST_PORTS = {"s3_port": 15077, "postgres_port": 15477}
+# A private folder (mode 0700, like pytest's own and most home folders): the twin must work
+# from one. Its ports are the folder's own, so a developer's `make run` twin is left alone.
+TEST_STATE = Path(tempfile.mkdtemp(prefix="flightpipe-test-")) / "state"
 _names = itertools.count()
 
 
 def make_settings(**overrides: object) -> Settings:
     """Local settings pointing at the test services, with fast timings."""
-    local = {"state_dir": TEST_STATE, **TEST_PORTS}
-    return load_settings(
-        "local",
-        local=local,
-        spark={"master": "local[2]"},
-        timing={"poll_interval_seconds": 0.05},
-        **overrides,
+    return own_ports(
+        load_settings(
+            "local",
+            local={"state_dir": TEST_STATE},
+            spark={"master": "local[2]"},
+            timing={"poll_interval_seconds": 0.05},
+            **overrides,
+        )
     )
 
 
@@ -45,8 +45,8 @@ def services() -> Iterator[LocalServices]:
     running = LocalServices(make_settings())
     running.up()
     yield running
-    running.down()
-    shutil.rmtree(TEST_STATE, ignore_errors=True)
+    running.clean()
+    shutil.rmtree(TEST_STATE.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +64,7 @@ def settings(services: LocalServices, request: pytest.FixtureRequest) -> Setting
     # The pid keeps two test sessions sharing a server (say, a developer's and CI's) apart.
     name = f"t{os.getpid()}_{next(_names)}_{request.node.name[:24]}".lower()
     name = "".join(ch if ch.isalnum() else "_" for ch in name)
-    admin = f"postgresql://postgres@127.0.0.1:{TEST_PORTS['postgres_port']}/postgres"
+    admin = f"postgresql://postgres@127.0.0.1:{services.local.postgres_port}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -370,4 +370,4 @@ def test_a_copy_that_dies_midway_cancels_the_spark_write_and_changes_nothing(
     # The next run loads everything and leaves no staged parts behind, from either run.
     twin.load()
     assert warehouse_days(twin.warehouse) == expected_days(big_sample.daily)
-    assert list((twin.settings.local.state_dir / "cache" / "staging").iterdir()) == []
+    assert list((twin.services.staging_dir).iterdir()) == []

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pipeline.contract import DAILY_FLIGHTS, ColumnType, header_names
 from pipeline.local import emulator
 from pipeline.local.objects import aws_client
-from pipeline.local.services import LocalServices
+from pipeline.local.services import LocalServices, own_ports
 from pipeline.settings import Settings, SparkSettings
 
 if TYPE_CHECKING:
@@ -437,7 +437,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configure_logging(json_lines=False, verbose=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    serve(Settings.model_validate_json(args.settings) if args.settings else load_settings())
+    settings = Settings.model_validate_json(args.settings) if args.settings else load_settings()
+    serve(own_ports(settings))
 
 
 if __name__ == "__main__":

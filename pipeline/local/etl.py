@@ -23,6 +23,7 @@ from jobs.flight_etl import LoadResult, NewFlights, run
 from pipeline.contract import flight_date_of
 from pipeline.local.objects import CachedObject, ObjectCache, latest_versions, object_cache
 from pipeline.local.postgres import PostgresWarehouse
+from pipeline.local.services import LocalServices
 from pipeline.settings import Settings
 from pipeline.warehouse import SourceFile
 
@@ -187,17 +188,17 @@ def run_local_etl(
     settings: Settings, spark: SparkSession, s3: Any, warehouse: PostgresWarehouse
 ) -> LoadResult:
     """One local job run under the run lock: plan from the bookmark, transform, load."""
-    cache = settings.local.state_dir / "cache"
+    staging = LocalServices(settings).staging_dir
     objects = object_cache(settings)
     job_run_id = new_job_run_id()
     with warehouse.exclusive_run(settings.timing.lock_wait_seconds):
         log.info("run start job_run_id=%s", job_run_id)
         # Holding the lock, no other run is active: staged parts still here are a killed run's.
-        shutil.rmtree(cache / "staging", ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         result = run(
             LocalFlightSource(spark, s3, settings, warehouse, objects),
             LocalAirportSource(spark, s3, settings, objects),
-            StreamingPostgresSink(warehouse, cache / "staging"),
+            StreamingPostgresSink(warehouse, staging),
             job_run_id,
         )
     log.info(

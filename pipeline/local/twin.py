@@ -87,8 +87,8 @@ class LocalTwin:
     """The AWS side, on this machine. Start it with ``start()`` before anything else."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
         self.services = LocalServices(settings)
+        self.settings = self.services.settings  # with this state folder's own ports
         self.warehouse = PostgresWarehouse(
             self.services.warehouse_url, own_server=not settings.warehouse.url
         )
