@@ -66,7 +66,6 @@ from pipeline.warehouse import LOAD_COLUMNS
 
 STATE_DIR = REPO_ROOT / ".flightpipe" / "bench"
 DATA_DIR = STATE_DIR / "data"
-PORTS = {"s3_port": 17077, "postgres_port": 17477}
 REFERENCE_TABLE = "flight_processed_reference"
 MB = 1024 * 1024
 
@@ -308,15 +307,16 @@ def bench_settings(name: str | None = None, warm_up: bool = False) -> Settings:
             "warehouse": {"database": f"bench_{name}"},
             "storage": {"bucket_prefix": f"bench-{name.replace('_', '-')}"},
         }
-    local = {"state_dir": STATE_DIR, **PORTS, "warm_up": warm_up}
+    local = {"state_dir": STATE_DIR, "warm_up": warm_up}
     return load_settings("local", local=local, **overrides)
 
 
 def scenario_twin(name: str, warm_up: bool = False) -> LocalTwin:
     """A started twin on a freshly created database of its own, with the reference table."""
     settings = bench_settings(name, warm_up)
-    LocalServices(settings).up()
-    admin = f"postgresql://postgres@127.0.0.1:{PORTS['postgres_port']}/postgres"
+    services = LocalServices(settings)
+    services.up()
+    admin = f"postgresql://postgres@127.0.0.1:{services.local.postgres_port}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{settings.warehouse.database}"')  # type: ignore[arg-type]
         conn.execute(f'CREATE DATABASE "{settings.warehouse.database}"')  # type: ignore[arg-type]
