@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -552,7 +553,7 @@ def main() -> None:
         app()
     except psycopg.OperationalError as exc:
         err.print(
-            f"[red]error:[/] the warehouse did not answer ({str(exc).strip()}). "
+            f"[red]error:[/] the warehouse did not answer ({escape(str(exc).strip())}). "
             "`flightpipe local status` shows whether it runs; `flightpipe local up` starts it."
         )
         sys.exit(1)
@@ -563,11 +564,11 @@ def main() -> None:
         MissingColumnError,
         FileNotFoundError,
     ) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except Py4JJavaError as exc:
         message = unreadable_file_message(str(exc))
         if message is None:
             raise
-        err.print(f"[red]error:[/] {message}", highlight=False)
+        err.print(f"[red]error:[/] {escape(message)}", highlight=False)
         sys.exit(1)
