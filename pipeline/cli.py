@@ -424,11 +424,13 @@ def query(
     """Run read-only SQL on the warehouse."""
     import psycopg
 
+    from pipeline.local.postgres import QueryRefusedError
+
     twin = _twin()
     twin.start()
     try:
-        columns, rows = twin.warehouse.query(sql)
-    except psycopg.Error as exc:
+        columns, rows = twin.warehouse.ask(sql, _state.settings.warehouse.query_timeout_seconds)
+    except (psycopg.Error, QueryRefusedError) as exc:
         err.print(f"[red]query failed:[/] {str(exc).strip()}")
         raise typer.Exit(1) from exc
     _emit(columns, rows, fmt)

@@ -55,6 +55,11 @@ class WarehouseSettings(_Frozen):
 
     url: str | None = None
     database: str = "flightpipe"
+    reader_url: str | None = None
+    """Where ``flightpipe query`` connects: a user that may only read the warehouse tables.
+    None: the twin's own server's read-only role (with ``url`` set, it must be given)."""
+    query_timeout_seconds: float = Field(default=60.0, gt=0)
+    """How long one ``flightpipe query`` statement may run before it is cancelled."""
     # Redshift Serverless names, used by the Glue job on AWS.
     workgroup: str = "flightpipe"
     copy_role_arn: str = ""

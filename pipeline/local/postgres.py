@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 
@@ -25,23 +25,35 @@ log = logging.getLogger(__name__)
 # One advisory-lock key for "a load run is in progress", shared by every local runner.
 _RUN_LOCK_KEY = 0x666C6967  # "flig"
 
+READER_ROLE: Final = "flightpipe_reader"
+"""The twin's role for user queries: it can read the warehouse tables and nothing else (no
+superuser, no file access, no temporary tables, no CREATE)."""
+
 
 class LoadInProgressError(RuntimeError):
     """Another run holds the load lock; retry when it has finished."""
 
 
+class QueryRefusedError(ValueError):
+    """A user query that is not one read-only statement the reader may run; says why."""
+
+
 class PostgresWarehouse:
     """The warehouse of the local twin."""
 
-    def __init__(self, url: str, *, own_server: bool = False) -> None:
+    def __init__(
+        self, url: str, *, own_server: bool = False, reader_url: str | None = None
+    ) -> None:
         """``own_server``: the twin's own server, on this machine, run by a superuser and
         tuned for speed over durability (``POSTGRES_SPEED_SETTINGS``). It loads staged parts
         straight from disk, and its tables are UNLOGGED: no write-ahead log for the rows, and
         a crashed server comes back with both tables empty, bookmark included, so the next
         run reloads every validated file. Any other server gets streamed parts and logged
-        tables."""
+        tables. ``reader_url``: where user queries connect (``ask``); on the twin's own
+        server ``ensure_schema`` creates that role."""
         self.url = url
         self.own_server = own_server
+        self.reader_url = reader_url
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, **kwargs)
@@ -60,6 +72,22 @@ class PostgresWarehouse:
                 ).fetchall()
                 for (table,) in logged:
                     conn.execute(f"ALTER TABLE {table} SET UNLOGGED")
+                self._ensure_reader(conn)
+
+    def _ensure_reader(self, conn: psycopg.Connection[Any]) -> None:
+        """The read-only role of user queries: SELECT on the warehouse tables, nothing more."""
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [READER_ROLE]).fetchone()
+        if not exists:
+            conn.execute(
+                f"CREATE ROLE {READER_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                "NOREPLICATION NOBYPASSRLS"
+            )
+        database = conn.info.dbname
+        # Temporary tables are open to everyone by default; a reader has no use for them.
+        conn.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+        conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {READER_ROLE}")
+        tables = ", ".join((FLIGHT_PROCESSED.name, FLIGHT_LOAD_AUDIT.name))
+        conn.execute(f"GRANT SELECT ON {tables} TO {READER_ROLE}")
 
     @contextmanager
     def exclusive_run(self, wait_seconds: float = 0.0) -> Iterator[None]:
@@ -135,11 +163,58 @@ class PostgresWarehouse:
     def query(
         self, sql: str, params: Sequence[Any] | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run read-only SQL: the transaction is READ ONLY, so nothing can be changed."""
+        """Run the pipeline's own read-only SQL (status, audit look-ups) in a READ ONLY
+        transaction. User SQL goes to ``ask``."""
         with self.connect() as conn:
-            conn.execute("SET TRANSACTION READ ONLY")
-            cursor = conn.execute(sql, params)
-            columns = [d.name for d in cursor.description or []]
-            rows = cursor.fetchall() if cursor.description else []
-            conn.rollback()
-        return columns, rows
+            return _read(conn, sql, params)
+
+    def ask(self, sql: str, timeout_seconds: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one user statement as the read-only role, cancelled after ``timeout_seconds``.
+
+        Raises QueryRefusedError, saying why, for anything but one statement the role may run.
+        """
+        if self.reader_url is None:
+            raise QueryRefusedError(
+                "no read-only user for queries on this warehouse: set "
+                "FLIGHTPIPE_WAREHOUSE__READER_URL to the URL of a user that may only SELECT"
+            )
+        timeout = f"-c statement_timeout={round(timeout_seconds * 1000)}"
+        try:
+            with psycopg.connect(self.reader_url, options=timeout) as conn:
+                return _read(conn, sql, prepare=True)
+        except psycopg.errors.SyntaxError as exc:
+            if "multiple commands" not in str(exc):
+                raise
+            raise QueryRefusedError(
+                "one statement per query: run each statement in a call of its own"
+            ) from exc
+        except psycopg.errors.QueryCanceled as exc:
+            raise QueryRefusedError(
+                f"the query ran longer than {timeout_seconds:g} s and was cancelled "
+                "(FLIGHTPIPE_WAREHOUSE__QUERY_TIMEOUT_SECONDS sets the limit)"
+            ) from exc
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            raise QueryRefusedError(
+                f"{str(exc).strip()}: queries are read-only and may only read "
+                f"{FLIGHT_PROCESSED.name} and {FLIGHT_LOAD_AUDIT.name}"
+            ) from exc
+
+
+def _read(
+    conn: psycopg.Connection[Any],
+    sql: str,
+    params: Sequence[Any] | None = None,
+    prepare: bool | None = None,
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """One statement in a READ ONLY transaction, rolled back; its column names and rows.
+
+    ``prepare``: as a prepared statement, which the server refuses to make of several
+    commands (a ``COMMIT`` among them would end the READ ONLY transaction).
+    """
+    conn.execute("SET TRANSACTION READ ONLY")
+    cursor = conn.cursor()
+    cursor.execute(sql, params, prepare=prepare)
+    columns = [d.name for d in cursor.description or []]
+    rows = cursor.fetchall() if cursor.description else []
+    conn.rollback()
+    return columns, rows

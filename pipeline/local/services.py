@@ -33,6 +33,7 @@ from typing import Final
 import psutil
 import psycopg
 
+from pipeline.local.postgres import READER_ROLE
 from pipeline.settings import REPO_ROOT, Settings
 
 # Settings for the local twin only: durability traded for load speed (printed by the bench).
@@ -229,6 +230,16 @@ class LocalServices:
             return self.settings.warehouse.url
         return (
             f"postgresql://postgres@127.0.0.1:{self.local.postgres_port}/"
+            f"{self.settings.warehouse.database}"
+        )
+
+    @property
+    def reader_url(self) -> str | None:
+        """Where user queries connect: a role that can only read the warehouse tables."""
+        if self.settings.warehouse.url:
+            return self.settings.warehouse.reader_url
+        return (
+            f"postgresql://{READER_ROLE}@127.0.0.1:{self.local.postgres_port}/"
             f"{self.settings.warehouse.database}"
         )
 

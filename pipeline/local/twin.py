@@ -90,7 +90,9 @@ class LocalTwin:
         self.services = LocalServices(settings)
         self.settings = self.services.settings  # with this state folder's own ports
         self.warehouse = PostgresWarehouse(
-            self.services.warehouse_url, own_server=not settings.warehouse.url
+            self.services.warehouse_url,
+            own_server=not settings.warehouse.url,
+            reader_url=self.services.reader_url,
         )
 
     def start(self) -> None:
