@@ -7,12 +7,15 @@ import datetime as dt
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices
 from pipeline.settings import REPO_ROOT, Settings
-from tests.conftest import settings_env
+from tests.conftest import isolated_settings, settings_env
 from tests.expected import expected_days, warehouse_days
 
 
@@ -73,19 +76,34 @@ def test_sample_then_ingest_loads_what_an_independent_count_expects(
     assert rows[0][0] == unknown_airport_flights(data) > 0
 
 
-def test_ingest_quarantines_a_misnamed_file_and_exits_1_while_good_files_load(
-    settings: Settings, tmp_path: Path
-) -> None:
-    data = tmp_path / "mixed"
-    assert (
-        flightpipe(
-            settings, "sample", "--days", "1", "--flights-per-day", "50", "--out", str(data)
-        ).returncode
-        == 0
-    )
-    (data / "flights-final.csv").write_text((data / "2024-01-01.csv").read_text())
+@dataclass(frozen=True)
+class Batch:
+    settings: Settings
+    ingested: subprocess.CompletedProcess[str]
+    """The ingest, its stdout a pipe and its format the table."""
 
+
+@pytest.fixture(scope="module")
+def mixed_batch(services: LocalServices, tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    """The dimension, a good day and a misnamed file, ingested once for the tests reading it.
+
+    Those tests only read what the ingest left, so one ingest (half a minute) serves them all.
+    """
+    settings = isolated_settings("mixed_batch")
+    data = tmp_path_factory.mktemp("mixed")
+    made = flightpipe(
+        settings, "sample", "--days", "1", "--flights-per-day", "50", "--out", str(data)
+    )
+    assert made.returncode == 0, made.stderr
+    (data / "flights-final.csv").write_text((data / "2024-01-01.csv").read_text())
     ingested = flightpipe(settings, "ingest", "--dim", str(data / "airport_codes.csv"), str(data))
+    return Batch(settings, ingested)
+
+
+def test_ingest_quarantines_a_misnamed_file_and_exits_1_while_good_files_load(
+    mixed_batch: Batch,
+) -> None:
+    settings, ingested = mixed_batch.settings, mixed_batch.ingested
 
     assert ingested.returncode == 1
     assert "raw/flights-final.csv" in ingested.stdout
