@@ -91,7 +91,8 @@ def _emit(
 ) -> None:
     """Print rows as a table, CSV or JSON on stdout."""
     if fmt is Format.CSV:
-        writer = csv.writer(sys.stdout)
+        # The csv module ends rows with CRLF (RFC 4180) unless told otherwise; shell tools want LF.
+        writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(["" if v is None else v for v in row] for row in rows)
     elif fmt is Format.JSON:

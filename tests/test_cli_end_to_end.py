@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import io
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,16 +22,22 @@ from tests.conftest import isolated_settings, settings_env
 from tests.expected import expected_days, warehouse_days
 
 
-def flightpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=REPO_ROOT,
-        env=settings_env(settings, spark_master="local[2]"),
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=600,
-    )
+def flightpipe(
+    settings: Settings, *args: str, stdout_to: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the command, its stdout a pipe or, as ``> file`` makes it, the file ``stdout_to``."""
+    with contextlib.ExitStack() as stack:
+        stdout = subprocess.PIPE if stdout_to is None else stack.enter_context(stdout_to.open("wb"))
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", *args],
+            cwd=REPO_ROOT,
+            env=settings_env(settings, spark_master="local[2]"),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            check=False,
+            text=True,
+            timeout=600,
+        )
 
 
 def unknown_airport_flights(data: Path) -> int:
@@ -139,6 +148,35 @@ def test_ingest_quarantines_a_misnamed_file_and_exits_1_while_good_files_load(
     assert "dated file name" in latest["flights-final.csv"]["failed expectations"]
     assert latest["2024-01-01.csv"]["outcome"] == "passed"
     assert latest["2024-01-01.csv"]["page"].endswith(".html")
+
+
+def text(value: Any) -> str:
+    """A JSON value as CSV and tables write it."""
+    return "" if value is None else str(value)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("runs",), ("status",), ("alerts",), ("report",), ("local", "status"), ("query", "SELECT 1")],
+    ids=" ".join,
+)
+def test_csv_has_lf_line_endings_and_the_values_of_the_one_json_document(
+    mixed_batch: Batch, command: tuple[str, ...], tmp_path: Path
+) -> None:
+    as_json = flightpipe(mixed_batch.settings, *command, "--format", "json")
+    # A file, not a pipe read as text: that would turn CRLF into LF before the test saw it.
+    as_csv = flightpipe(
+        mixed_batch.settings, *command, "--format", "csv", stdout_to=tmp_path / "out.csv"
+    )
+
+    assert as_json.returncode == as_csv.returncode == 0, as_json.stderr + as_csv.stderr
+    records = json.loads(as_json.stdout)
+    assert records
+    written = (tmp_path / "out.csv").read_bytes().decode()
+    assert "\r" not in written
+    assert list(csv.DictReader(io.StringIO(written))) == [
+        {column: text(value) for column, value in record.items()} for record in records
+    ]
 
 
 def test_a_file_missing_a_column_is_named_without_a_traceback(
