@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,9 +151,87 @@ def test_ingest_quarantines_a_misnamed_file_and_exits_1_while_good_files_load(
     assert latest["2024-01-01.csv"]["page"].endswith(".html")
 
 
+def key(uri: str) -> str:
+    """``s3://bucket/key`` -> ``key``."""
+    return uri.split("/", 3)[3]
+
+
 def text(value: Any) -> str:
     """A JSON value as CSV and tables write it."""
     return "" if value is None else str(value)
+
+
+# For each command, a table's columns and what a JSON record shows in them.
+TABLES: dict[str, tuple[Sequence[str], Callable[[dict[str, Any]], list[str]]]] = {
+    "runs": (
+        ("started", "file", "status", "seconds", "failed step", "error", "run"),
+        lambda r: [
+            r["started"],
+            key(r["file"]),
+            r["status"],
+            text(r["seconds"]),
+            r["failed step"],
+            r["error"].split("\n", 1)[0],
+            r["run"][:12],
+        ],
+    ),
+    "status": (("measure", "value"), lambda r: [r["measure"], text(r["value"])]),
+    "alerts": (
+        ("time", "subject", "message"),
+        lambda r: [r["time"], r["subject"], " / ".join(r["message"].splitlines())],
+    ),
+    "report": (
+        ("file", "outcome", "failed expectations", "validated at"),
+        lambda r: [key(r["file"]), r["outcome"], r["failed expectations"], r["validated at"]],
+    ),
+}
+BOX = set("┏┃┡│└")
+"""The first character of every line of a rich table but its title."""
+
+
+@pytest.mark.parametrize("command", TABLES)
+def test_a_piped_table_has_one_whole_line_per_row_and_no_wider(
+    mixed_batch: Batch, command: str
+) -> None:
+    columns, shown = TABLES[command]
+    records = json.loads(flightpipe(mixed_batch.settings, command, "--format", "json").stdout)
+
+    piped = flightpipe(mixed_batch.settings, command)
+
+    assert piped.returncode == 0, piped.stderr
+    rows = [shown(record) for record in records]
+    lines = [line for line in piped.stdout.splitlines() if line[:1] in BOX]
+    cells = [[c.strip() for c in line[1:-1].split(line[0])] for line in lines if line[0] in "┃│"]
+    assert cells == [list(columns), *rows]
+    widths = [max(map(len, column)) for column in zip(columns, *rows, strict=True)]
+    assert {len(line) for line in lines} == {sum(widths) + 3 * len(widths) + 1}
+
+
+def test_grep_finds_a_run_by_its_file_name(mixed_batch: Batch) -> None:
+    found = subprocess.run(
+        f"{sys.executable} -m pipeline runs | grep -F 2024-01-01.csv",
+        shell=True,
+        cwd=REPO_ROOT,
+        env=settings_env(mixed_batch.settings),
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
+
+    [line] = found.stdout.splitlines()
+    assert " raw/2024-01-01.csv " in line
+    assert " SUCCEEDED " in line
+
+
+def test_a_piped_ingest_keeps_every_value_of_its_tables_on_one_line(mixed_batch: Batch) -> None:
+    lines = mixed_batch.ingested.stdout.splitlines()
+
+    [quarantined] = [line for line in lines if "raw/flights-final.csv" in line]
+    assert " quarantined " in quarantined
+    assert "the name must be YYYY-MM-DD.csv, e.g. 2024-01-31.csv │" in quarantined
+    [report] = [line for line in lines if "quality report" in line]
+    assert Path(report.split("│")[2].strip()).is_file()
 
 
 @pytest.mark.parametrize(
