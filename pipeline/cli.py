@@ -45,7 +45,21 @@ local_app = typer.Typer(
 )
 app.add_typer(local_app, name="local")
 
-out = Console(soft_wrap=True)
+
+def _stdout_console() -> Console:
+    """The console for results: a terminal's width, or no width limit when stdout is not one.
+
+    Rich would fold every cell to 80 columns for a pipe or a file, and a row spread over lines
+    is lost to ``grep``. Without a limit each row stays one line, only as long as its values
+    need (tables do not expand to the console's width).
+    """
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = sys.maxsize
+    return console
+
+
+out = _stdout_console()
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -90,9 +104,15 @@ def _twin() -> Any:
 def _emit(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format, title: str = ""
 ) -> None:
-    """Print rows as a table, CSV or JSON on stdout."""
+    """Print rows as a table, CSV or JSON on stdout.
+
+    CSV and JSON carry every value whole. A table puts each value on one line (``_cell``); on
+    a terminal too narrow for it the other columns fold first and the ``file`` column keeps its
+    keys whole, unless even they do not fit (then rich crops them).
+    """
     if fmt is Format.CSV:
-        writer = csv.writer(sys.stdout)
+        # The csv module ends rows with CRLF (RFC 4180) unless told otherwise; shell tools want LF.
+        writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(["" if v is None else v for v in row] for row in rows)
     elif fmt is Format.JSON:
@@ -101,13 +121,36 @@ def _emit(
     else:
         table = Table(title=title or None)
         for column in columns:
-            table.add_column(column, overflow="fold")
+            # Rich narrows the columns that may wrap before the others.
+            table.add_column(column, overflow="fold", no_wrap=column == "file")
         for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
+            table.add_row(*(_cell(v) for v in row))
         out.print(table)
 
 
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+_URI = re.compile(r"s3://[^/\s]+/(\S+)")
+
+
+def _cell(value: object) -> str:
+    """A value as a table shows it: an object's URI as its key, several lines as one."""
+    if value is None:
+        return ""
+    text = str(value)
+    uri = _URI.fullmatch(text)
+    if uri is not None:
+        return uri.group(1)
+    return " / ".join(text.splitlines())
+
+
+FormatOption = Annotated[
+    Format,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Output format. A table shows objects by key and each value on one line (one line"
+        " per row when piped); csv and json carry whole values: s3:// URIs, every line.",
+    ),
+]
 
 
 # --- local services -------------------------------------------------------------------------
@@ -373,10 +416,10 @@ def runs(
         )
         for r in listed
     ]
-    if fmt is Format.TABLE:  # one line per run: the error's first line, the name's start
+    if fmt is Format.TABLE:  # short rows: the error's first line, the name's start
         columns = tuple(c for c in columns if c != "version")
         rows = [
-            (started, file, status, seconds, step, error.split("\n", 1)[0][:72], name[:12])
+            (started, file, status, seconds, step, error.split("\n", 1)[0], name[:12])
             for started, file, _, status, seconds, step, error, name in rows
         ]
     _emit(columns, rows, fmt, title="Runs")

@@ -61,8 +61,16 @@ def spark():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def settings(services: LocalServices, request: pytest.FixtureRequest) -> Settings:
     """Settings for one test: its own database and bucket prefix on the shared services."""
+    return isolated_settings(request.node.name)
+
+
+def isolated_settings(label: str) -> Settings:
+    """Settings with a new database and bucket prefix of their own, named after ``label``.
+
+    For fixtures wider than one test; the ``services`` fixture must be running.
+    """
     # The pid keeps two test sessions sharing a server (say, a developer's and CI's) apart.
-    name = f"t{os.getpid()}_{next(_names)}_{request.node.name[:24]}".lower()
+    name = f"t{os.getpid()}_{next(_names)}_{label[:24]}".lower()
     name = "".join(ch if ch.isalnum() else "_" for ch in name)
     admin = f"postgresql://postgres@127.0.0.1:{services.local.postgres_port}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:

@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices
 from pipeline.settings import REPO_ROOT, Settings
-from tests.conftest import settings_env
+from tests.conftest import isolated_settings, settings_env
 from tests.expected import expected_days, warehouse_days
 
 
-def flightpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=REPO_ROOT,
-        env=settings_env(settings, spark_master="local[2]"),
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=600,
-    )
+def flightpipe(
+    settings: Settings, *args: str, stdout_to: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the command, its stdout a pipe or, as ``> file`` makes it, the file ``stdout_to``."""
+    with contextlib.ExitStack() as stack:
+        stdout = subprocess.PIPE if stdout_to is None else stack.enter_context(stdout_to.open("wb"))
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", *args],
+            cwd=REPO_ROOT,
+            env=settings_env(settings, spark_master="local[2]"),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            check=False,
+            text=True,
+            timeout=600,
+        )
 
 
 def unknown_airport_flights(data: Path) -> int:
@@ -73,19 +86,34 @@ def test_sample_then_ingest_loads_what_an_independent_count_expects(
     assert rows[0][0] == unknown_airport_flights(data) > 0
 
 
-def test_ingest_quarantines_a_misnamed_file_and_exits_1_while_good_files_load(
-    settings: Settings, tmp_path: Path
-) -> None:
-    data = tmp_path / "mixed"
-    assert (
-        flightpipe(
-            settings, "sample", "--days", "1", "--flights-per-day", "50", "--out", str(data)
-        ).returncode
-        == 0
-    )
-    (data / "flights-final.csv").write_text((data / "2024-01-01.csv").read_text())
+@dataclass(frozen=True)
+class Batch:
+    settings: Settings
+    ingested: subprocess.CompletedProcess[str]
+    """The ingest, its stdout a pipe and its format the table."""
 
+
+@pytest.fixture(scope="module")
+def mixed_batch(services: LocalServices, tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    """The dimension, a good day and a misnamed file, ingested once for the tests reading it.
+
+    Those tests only read what the ingest left, so one ingest (half a minute) serves them all.
+    """
+    settings = isolated_settings("mixed_batch")
+    data = tmp_path_factory.mktemp("mixed")
+    made = flightpipe(
+        settings, "sample", "--days", "1", "--flights-per-day", "50", "--out", str(data)
+    )
+    assert made.returncode == 0, made.stderr
+    (data / "flights-final.csv").write_text((data / "2024-01-01.csv").read_text())
     ingested = flightpipe(settings, "ingest", "--dim", str(data / "airport_codes.csv"), str(data))
+    return Batch(settings, ingested)
+
+
+def test_ingest_quarantines_a_misnamed_file_and_exits_1_while_good_files_load(
+    mixed_batch: Batch,
+) -> None:
+    settings, ingested = mixed_batch.settings, mixed_batch.ingested
 
     assert ingested.returncode == 1
     assert "raw/flights-final.csv" in ingested.stdout
@@ -121,6 +149,113 @@ def test_ingest_quarantines_a_misnamed_file_and_exits_1_while_good_files_load(
     assert "dated file name" in latest["flights-final.csv"]["failed expectations"]
     assert latest["2024-01-01.csv"]["outcome"] == "passed"
     assert latest["2024-01-01.csv"]["page"].endswith(".html")
+
+
+def key(uri: str) -> str:
+    """``s3://bucket/key`` -> ``key``."""
+    return uri.split("/", 3)[3]
+
+
+def text(value: Any) -> str:
+    """A JSON value as CSV and tables write it."""
+    return "" if value is None else str(value)
+
+
+# For each command, a table's columns and what a JSON record shows in them.
+TABLES: dict[str, tuple[Sequence[str], Callable[[dict[str, Any]], list[str]]]] = {
+    "runs": (
+        ("started", "file", "status", "seconds", "failed step", "error", "run"),
+        lambda r: [
+            r["started"],
+            key(r["file"]),
+            r["status"],
+            text(r["seconds"]),
+            r["failed step"],
+            r["error"].split("\n", 1)[0],
+            r["run"][:12],
+        ],
+    ),
+    "status": (("measure", "value"), lambda r: [r["measure"], text(r["value"])]),
+    "alerts": (
+        ("time", "subject", "message"),
+        lambda r: [r["time"], r["subject"], " / ".join(r["message"].splitlines())],
+    ),
+    "report": (
+        ("file", "outcome", "failed expectations", "validated at"),
+        lambda r: [key(r["file"]), r["outcome"], r["failed expectations"], r["validated at"]],
+    ),
+}
+BOX = set("┏┃┡│└")
+"""The first character of every line of a rich table but its title."""
+
+
+@pytest.mark.parametrize("command", TABLES)
+def test_a_piped_table_has_one_whole_line_per_row_and_no_wider(
+    mixed_batch: Batch, command: str
+) -> None:
+    columns, shown = TABLES[command]
+    records = json.loads(flightpipe(mixed_batch.settings, command, "--format", "json").stdout)
+
+    piped = flightpipe(mixed_batch.settings, command)
+
+    assert piped.returncode == 0, piped.stderr
+    rows = [shown(record) for record in records]
+    lines = [line for line in piped.stdout.splitlines() if line[:1] in BOX]
+    cells = [[c.strip() for c in line[1:-1].split(line[0])] for line in lines if line[0] in "┃│"]
+    assert cells == [list(columns), *rows]
+    widths = [max(map(len, column)) for column in zip(columns, *rows, strict=True)]
+    assert {len(line) for line in lines} == {sum(widths) + 3 * len(widths) + 1}
+
+
+def test_grep_finds_a_run_by_its_file_name(mixed_batch: Batch) -> None:
+    found = subprocess.run(
+        f"{sys.executable} -m pipeline runs | grep -F 2024-01-01.csv",
+        shell=True,
+        cwd=REPO_ROOT,
+        env=settings_env(mixed_batch.settings),
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
+
+    [line] = found.stdout.splitlines()
+    assert " raw/2024-01-01.csv " in line
+    assert " SUCCEEDED " in line
+
+
+def test_a_piped_ingest_keeps_every_value_of_its_tables_on_one_line(mixed_batch: Batch) -> None:
+    lines = mixed_batch.ingested.stdout.splitlines()
+
+    [quarantined] = [line for line in lines if "raw/flights-final.csv" in line]
+    assert " quarantined " in quarantined
+    assert "the name must be YYYY-MM-DD.csv, e.g. 2024-01-31.csv │" in quarantined
+    [report] = [line for line in lines if "quality report" in line]
+    assert Path(report.split("│")[2].strip()).is_file()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("runs",), ("status",), ("alerts",), ("report",), ("local", "status"), ("query", "SELECT 1")],
+    ids=" ".join,
+)
+def test_csv_has_lf_line_endings_and_the_values_of_the_one_json_document(
+    mixed_batch: Batch, command: tuple[str, ...], tmp_path: Path
+) -> None:
+    as_json = flightpipe(mixed_batch.settings, *command, "--format", "json")
+    # A file, not a pipe read as text: that would turn CRLF into LF before the test saw it.
+    as_csv = flightpipe(
+        mixed_batch.settings, *command, "--format", "csv", stdout_to=tmp_path / "out.csv"
+    )
+
+    assert as_json.returncode == as_csv.returncode == 0, as_json.stderr + as_csv.stderr
+    records = json.loads(as_json.stdout)
+    assert records
+    written = (tmp_path / "out.csv").read_bytes().decode()
+    assert "\r" not in written
+    assert list(csv.DictReader(io.StringIO(written))) == [
+        {column: text(value) for column, value in record.items()} for record in records
+    ]
 
 
 def test_a_file_missing_a_column_is_named_without_a_traceback(
