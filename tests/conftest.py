@@ -69,10 +69,9 @@ def isolated_settings(label: str) -> Settings:
 
     For fixtures wider than one test; the ``services`` fixture must be running.
     """
-    # The pid keeps two test sessions sharing a server (say, a developer's and CI's) apart.
     name = f"t{os.getpid()}_{next(_names)}_{label[:24]}".lower()
     name = "".join(ch if ch.isalnum() else "_" for ch in name)
-    admin = f"postgresql://postgres@127.0.0.1:{services.local.postgres_port}/postgres"
+    admin = f"postgresql://postgres@127.0.0.1:{make_settings().local.postgres_port}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
