@@ -13,9 +13,9 @@ SAMPLE := .flightpipe/sample
 SAMPLE_DAYS ?= 7
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup system browser python run test lint format bench down clean
+.PHONY: setup system browser python node run test lint format bench down clean
 
-setup: system python
+setup: system python node
 
 # System packages: Java for Spark, the PostgreSQL server and client for the local warehouse,
 # venv for the Python that makes uv's environment (Debian ships it apart).
@@ -39,6 +39,15 @@ python:
 		$(PYTHON) -m venv --clear $(UV_HOME) && \
 		$(UV_HOME)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"; }
 	@$(UV) sync --frozen --quiet
+
+# JavaScript packages, exactly as locked in package-lock.json (the quality report's browser
+# assets), into node_modules/; again only when the lock file changes.
+node: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq nodejs npm; }
+	@npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 run: setup
 	$(UV) run flightpipe sample --days $(SAMPLE_DAYS) --out $(SAMPLE)

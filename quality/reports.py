@@ -1,34 +1,48 @@
-"""The data-quality report: GX Data Docs over every validation, and a summary per file version.
+"""The data-quality report: a GX Data Docs page and a record per validation, and an index.
 
-Everything lives under one root folder (locally the state folder's ``reports/``):
+Everything lives under one root folder (locally the state folder's ``reports/``, on AWS a
+prefix of the reports bucket):
 
-- ``uncommitted/validations/`` and ``uncommitted/data_docs/local_site/``: the GX validation
-  results store and the Data Docs site built from it, one page per validated file version and
-  an index across runs;
-- ``summaries/<file>@<version>.json``: the validation result as a plain document (the same one
-  kept beside a quarantined file), for files GX never saw too, such as unreadable ones.
+- ``summaries/<file>@<version>/<validated at>.json``: the record of one validation, written
+  once and never changed: the validation result as a plain document (the same one kept beside
+  a quarantined file), when it ran and, when GX saw the file, its Data Docs page. Files GX never
+  saw, such as unreadable ones, have a record too;
+- ``uncommitted/validations/``: GX's validation results store;
+- ``uncommitted/data_docs/local_site/``: the Data Docs site: each validation's page, written by
+  the validation, and the index, which only ``build`` writes, from the records alone. The site
+  loads no script, stylesheet, font or image from elsewhere (``quality.site_assets``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import mimetypes
-from collections.abc import Iterator
+import os
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quality.site_assets import copy_assets, localize
+
 if TYPE_CHECKING:  # the gate imports GX, which takes seconds: only validations need it
     from quality.gate import Verdict
 
 SITE = "local_site"
+RECORDS = "summaries"
+BATCH = "upload"
+"""GX's batch identifier of every validation: one uploaded file version is the whole batch."""
 
 
 def result_document(uri: str, version: str, verdict: Verdict, report: str | None) -> dict[str, Any]:
-    """A validation result as JSON: beside a quarantined file, in the summaries, in the CLI."""
+    """A validation result as JSON: beside a quarantined file, in the records, in the CLI."""
     return {
         "file": uri,
         "version": version,
@@ -72,7 +86,10 @@ class Summary:
 
 
 class QualityReports:
-    """The report under ``root``: record validations, build pages, list the latest ones.
+    """The report under ``root``: record validations, build the index, list the latest ones.
+
+    Any number of these, in threads or processes, may record into one root at once: a
+    validation writes only files of its own, each whole (readers never see part of one).
 
     ``published_at`` is where ``root`` is served from, when that is elsewhere (the reports
     bucket on AWS); locations handed out then point there instead of at local files.
@@ -81,18 +98,22 @@ class QualityReports:
     def __init__(self, root: Path, published_at: str | None = None) -> None:
         self.root = root
         self.published_at = published_at
-        self._unbuilt: list[Any] = []
 
-    def _location(self, path_or_url: Path | str) -> str:
-        url = path_or_url.as_uri() if isinstance(path_or_url, Path) else path_or_url
+    def _location(self, path: Path) -> str:
+        url = path.as_uri()
         if self.published_at is None:
             return url
         return url.replace(self.root.as_uri(), self.published_at.rstrip("/"), 1)
 
     @property
+    def site(self) -> Path:
+        """The Data Docs site's folder."""
+        return self.root / "uncommitted" / "data_docs" / SITE
+
+    @property
     def index(self) -> Path:
         """The Data Docs site's index page."""
-        return self.root / "uncommitted" / "data_docs" / SITE / "index.html"
+        return self.site / "index.html"
 
     @cached_property
     def _context(self) -> Any:
@@ -109,66 +130,97 @@ class QualityReports:
         return gx.get_context(mode="ephemeral", project_config=config)
 
     def record(self, uri: str, version: str, verdict: Verdict) -> str:
-        """Store one file version's validation; returns where to look once ``build`` ran.
+        """Store one validation, its page and its record; returns where to look.
 
-        That is the Data Docs page when GX validated the file, else the summary document
-        (an unreadable file has findings but no GX result).
+        That is the Data Docs page when GX validated the file, else the record (an unreadable
+        file has findings but no GX result). The index lists it once ``build`` ran.
         """
         now = dt.datetime.now(dt.UTC)
         run_name = _run_name(uri, version)
-        report = self._store(verdict, run_name, now) if verdict.validation is not None else None
-        summary = self._summary_path(run_name)
-        summary.parent.mkdir(parents=True, exist_ok=True)
-        where = report or self._location(summary)
+        record = self.root / RECORDS / run_name / f"{now:%Y%m%dT%H%M%S.%fZ}.json"
+        page = None if verdict.validation is None else self._page(verdict, run_name, now)
+        where = self._location(record if page is None else self.site / page["page"])
         document = result_document(uri, version, verdict, where)
         document["validated_at"] = now.isoformat()
-        summary.write_text(json.dumps(document, indent=2))
+        document["data_docs"] = page
+        _write_whole(record, json.dumps(document, indent=2))
         return where
 
-    def _store(self, verdict: Verdict, run_name: str, run_time: dt.datetime) -> str:
+    def _page(self, verdict: Verdict, run_name: str, run_time: dt.datetime) -> dict[str, Any]:
+        """Store GX's result and write the page GX renders of it; what the index needs of it."""
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.data_context.types.resource_identifiers import (
             ExpectationSuiteIdentifier,
             ValidationResultIdentifier,
         )
+        from great_expectations.render.renderer import ValidationResultsPageRenderer
+        from great_expectations.render.view import DefaultJinjaPageView
 
         result = verdict.validation
         run_id = RunIdentifier(run_name=run_name, run_time=run_time)
-        # The page's "Run Name" comes from the result itself, the breadcrumb from the key.
+        # The page names the run from the result itself.
         result.meta["run_id"] = run_id
-        key = ValidationResultIdentifier(
+        key: Any = ValidationResultIdentifier(  # GX's classes are untyped: Any, for mypy
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=result.suite_name),
             run_id=run_id,
-            batch_identifier="upload",
+            batch_identifier=BATCH,
         )
         self._context.validation_results_store.set(key, result)
-        self._unbuilt.append(key)
-        page: str = self._context.get_docs_sites_urls(
-            resource_identifier=key, only_if_exists=False
-        )[0]["site_url"]
-        return self._location(page)
+        # Where GX's site builder would put it. Rendering it here instead spares a validation
+        # the builder's index rebuild and its copy of the static folder.
+        page = "/".join(("validations", *key.to_tuple())) + ".html"
+        view: Any = DefaultJinjaPageView()
+        renderer: Any = ValidationResultsPageRenderer()
+        html = view.render(renderer.render(result))
+        _write_whole(self.site / page, localize(html, depth=page.count("/")))
+        return {
+            "page": page,
+            "suite": result.suite_name,
+            "asset": result.asset_name,
+            "success": bool(result.success),
+        }
 
     def build(self) -> None:
-        """Render the pages of the validations recorded since the last build, and the index.
+        """Write the site's static files and its index of every record: once per burst.
 
-        Once per batch, not per file: the index is rebuilt from every stored result.
+        Validations never write the index, so none can drop another's entry; builders need no
+        lock between them either (``_until_stable``).
         """
-        if self._unbuilt:
-            self._context.build_data_docs(resource_identifiers=self._unbuilt)
-            self._unbuilt = []
+        self.copy_assets()
+        _until_stable(self._record_names, self.write_index)
 
-    def _summary_path(self, run_name: str) -> Path:
-        return self.root / "summaries" / f"{run_name}.json"
+    def copy_assets(self) -> None:
+        """Put the files the site's pages load (GX's and the vendored ones) into the site."""
+        copy_assets(self.site)
+
+    def _record_names(self) -> frozenset[str]:
+        records = (self.root / RECORDS).glob("*/*.json")
+        return frozenset(path.relative_to(self.root).as_posix() for path in records)
+
+    def write_index(self, records: Iterable[str]) -> None:
+        """Write GX's index page of the records named (paths under ``root``), as GX renders it."""
+        from great_expectations.render.renderer import SiteIndexPageRenderer
+        from great_expectations.render.view import DefaultJinjaIndexPageView
+
+        to_root = "../" * len(self.site.relative_to(self.root).parts)
+        rows = [
+            _index_row(json.loads((self.root / name).read_text()), to_root + name)
+            for name in sorted(records)
+        ]
+        renderer: Any = SiteIndexPageRenderer  # GX's classes are untyped: Any, for mypy
+        view: Any = DefaultJinjaIndexPageView()
+        rendered = renderer.render({"site_name": SITE, "validations_links": rows})
+        _write_whole(self.index, localize(view.render(rendered), depth=0))
 
     def summary(self, uri: str, version: str) -> Summary | None:
-        """The validation of one file version, if it was recorded here."""
-        path = self._summary_path(_run_name(uri, version))
-        return Summary.of(json.loads(path.read_text())) if path.exists() else None
+        """The latest validation of one file version, if it was recorded here."""
+        records = sorted((self.root / RECORDS / _run_name(uri, version)).glob("*.json"))
+        return Summary.of(json.loads(records[-1].read_text())) if records else None
 
     def latest(self) -> list[Summary]:
         """The latest validation of every file, by file name."""
         latest: dict[str, dict[str, Any]] = {}
-        for path in (self.root / "summaries").glob("*.json"):
+        for path in (self.root / RECORDS).glob("*/*.json"):
             document = json.loads(path.read_text())
             current = latest.get(document["file"])
             if current is None or document["validated_at"] > current["validated_at"]:
@@ -177,37 +229,125 @@ class QualityReports:
 
 
 def _run_name(uri: str, version: str) -> str:
-    """What names one file version's validation: its page, result and summary."""
+    """What names one file version's validations: their pages, results and records."""
     return f"{uri.rsplit('/', 1)[-1]}@{version}"
 
 
-# Read back before a validation: the results and summaries, and the result pages, which the
-# index lists (it links the pages it finds, not the results). Fonts and styles are not needed.
-_STORED = ("uncommitted/validations/", f"uncommitted/data_docs/{SITE}/validations/", "summaries/")
+def _index_row(record: dict[str, Any], record_link: str) -> dict[str, Any]:
+    """One validation as GX's index builder describes it to the index renderer, from its record.
+
+    The keys are those of ``DefaultSiteIndexBuilder.add_resource_info_to_index_links_dict``. A
+    file GX never saw links to its record. No suite pages are built: the suite links to the
+    row's page too, not to a missing page.
+    """
+    docs = record["data_docs"] or {
+        "page": record_link,
+        "suite": "(unreadable file)",
+        "asset": None,
+        "success": False,
+    }
+    link = urllib.parse.quote(docs["page"])
+    return {
+        "expectation_suite_name": docs["suite"],
+        "expectation_suite_filepath": link,
+        "filepath": link,
+        "run_name": _run_name(record["file"], record["version"]),
+        "run_time": record["validated_at"],
+        "validation_success": docs["success"],
+        "asset_name": docs["asset"],
+        "batch_identifier": BATCH,
+    }
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write a file under a temporary name, then rename it: readers see all of it or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=".", suffix=".tmp", delete=False
+    ) as file:
+        file.write(text)
+    os.replace(file.name, path)
+
+
+def _until_stable(
+    listing: Callable[[], frozenset[str]], publish: Callable[[frozenset[str]], None]
+) -> None:
+    """Publish the index of the records ``listing`` finds, and look again until nothing is new.
+
+    That lets builders run at once without a lock: a record missing from the index published
+    last was stored after that builder's last look, so the build that follows the record
+    looked later, and published later still, which contradicts "last".
+    """
+    published: frozenset[str] | None = None
+    while (records := listing()) != published:
+        publish(records)
+        published = records
+
+
+_STATIC_MARKER = ".uploaded"
+"""Beside the site's static files in the bucket: the digest of the set uploaded."""
 
 
 @contextmanager
 def published(s3: Any, bucket: str, prefix: str, workspace: Path) -> Iterator[QualityReports]:
-    """A report that lives in a bucket, worked on in ``workspace`` (on AWS, a job's disk).
+    """A report that lives in a bucket, worked on in an empty ``workspace`` (a job's disk).
 
-    The stored results, pages and summaries are fetched first, so the rebuilt index lists
-    every run;
-    every file the block writes or changes is uploaded back when it ends. Two validations
-    finishing at once can each upload an index missing the other's run; the next validation
-    rebuilds it whole.
+    Nothing is read before the block: a validation writes its own page and record only. When
+    the block ends, the site's static files are uploaded unless the bucket holds these very
+    ones, then what the block wrote, and the index is rebuilt from the bucket's records alone
+    (small documents: no earlier page or result is read).
     """
-    for stored in _STORED:
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + stored)
-        for item in (i for page in pages for i in page.get("Contents", [])):
-            target = workspace / item["Key"].removeprefix(prefix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, item["Key"], str(target))
-    before = {p: p.stat().st_mtime_ns for p in workspace.rglob("*") if p.is_file()}
     reports = QualityReports(workspace, published_at=f"s3://{bucket}/{prefix}")
     yield reports
-    reports.build()
-    for path in sorted(p for p in workspace.rglob("*") if p.is_file()):
-        if before.get(path) != path.stat().st_mtime_ns:
-            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            key = prefix + path.relative_to(workspace).as_posix()
-            s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": kind})
+    written = [path for path in workspace.rglob("*") if path.is_file()]
+    reports.copy_assets()
+    _publish_static(s3, bucket, prefix, reports)
+    # Pages before records: the index links a page only once the page is there.
+    for path in sorted(written, key=lambda p: p.is_relative_to(workspace / RECORDS)):
+        _upload(s3, bucket, prefix, workspace, path)
+
+    def listing() -> frozenset[str]:
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"{prefix}{RECORDS}/"
+        )
+        keys = (item["Key"] for page in pages for item in page.get("Contents", []))
+        return frozenset(key.removeprefix(prefix) for key in keys if key.endswith(".json"))
+
+    def fetch(name: str) -> None:
+        (workspace / name).parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, prefix + name, str(workspace / name))
+
+    def publish(records: frozenset[str]) -> None:
+        # Records never change: each is fetched once, however often the index is rebuilt.
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(fetch, [name for name in records if not (workspace / name).exists()]))
+        reports.write_index(records)
+        _upload(s3, bucket, prefix, workspace, reports.index)
+
+    _until_stable(listing, publish)
+
+
+def _publish_static(s3: Any, bucket: str, prefix: str, reports: QualityReports) -> None:
+    """Upload the site's static files unless the bucket has this set already (its marker)."""
+    static = reports.site / "static"
+    files = sorted(path for path in static.rglob("*") if path.is_file())
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(static).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    marker = prefix + (static / _STATIC_MARKER).relative_to(reports.root).as_posix()
+    try:
+        if s3.get_object(Bucket=bucket, Key=marker)["Body"].read() == digest.hexdigest().encode():
+            return
+    except s3.exceptions.NoSuchKey:
+        pass
+    for path in files:
+        _upload(s3, bucket, prefix, reports.root, path)
+    # Last: a job that dies uploading leaves no marker, and the next one uploads the set again.
+    s3.put_object(Bucket=bucket, Key=marker, Body=digest.hexdigest().encode())
+
+
+def _upload(s3: Any, bucket: str, prefix: str, workspace: Path, path: Path) -> None:
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    key = prefix + path.relative_to(workspace).as_posix()
+    s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": kind})

@@ -1,16 +1,26 @@
-"""The quality report: GX Data Docs pages per validated file version, seen through a browser."""
+"""The quality report: a GX Data Docs page per validation and an index of them all, seen offline."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import subprocess
+import tempfile
+import threading
 import urllib.parse
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from PIL import Image
 
 from pipeline.settings import QualitySettings
-from quality.gate import Outcome, check_daily_file
-from quality.reports import QualityReports
+from quality.gate import Outcome, Verdict, check_daily_file
+from quality.reports import QualityReports, published
 
 TODAY = dt.date(2026, 11, 26)
 KNOWN = [10397, 12892]
@@ -19,26 +29,53 @@ GOOD = f"{HEADER}\nDL,10397,12892,5,-3\n".encode()
 BAD = f"{HEADER}\nDL,10397,12892,late,1\nxyz,10397,12892,1,1\n".encode()
 
 
+def check(name: str, data: bytes) -> Verdict:
+    return check_daily_file(name, data, KNOWN, QualitySettings(), TODAY)
+
+
 def validate(reports: QualityReports, name: str, version: str, data: bytes) -> str:
-    verdict = check_daily_file(name, data, KNOWN, QualitySettings(), TODAY)
-    return reports.record(f"s3://raw/raw/{name}", version, verdict)
+    return reports.record(f"s3://raw/raw/{name}", version, check(name, data))
 
 
-def dump_dom(url: str, tmp_path: Path) -> str:
-    """The page as headless Chromium renders it (offline: CDN scripts fail fast, not hang)."""
-    chromium = shutil.which("chromium")
-    assert chromium is not None, "chromium is missing: `make browser` installs it"
+def test_latest_validation_per_file_is_listed_with_its_failed_rules(tmp_path: Path) -> None:
+    reports = QualityReports(tmp_path / "reports")
+    validate(reports, "2024-01-05.csv", "v1", BAD)
+    validate(reports, "2024-01-05.csv", "v2", GOOD)
+    validate(reports, "2024-01-06.csv", "v1", BAD)
+    where = validate(reports, "2024-01-07.csv", "v1", b"")
+
+    latest = {s.file.rsplit("/", 1)[-1]: s for s in reports.latest()}
+
+    assert sorted(latest) == ["2024-01-05.csv", "2024-01-06.csv", "2024-01-07.csv"]
+    assert (latest["2024-01-05.csv"].version, latest["2024-01-05.csv"].outcome) == ("v2", "passed")
+    assert latest["2024-01-06.csv"].outcome == Outcome.QUARANTINED
+    assert any("'carrier'" in rule for rule in latest["2024-01-06.csv"].failed)
+    # A file GX never saw has no Data Docs page; the record of its validation is the report.
+    assert latest["2024-01-07.csv"].failed == ("not empty",)
+    assert re.search(r"/summaries/2024-01-07\.csv%40v1/\d{8}T\d{6}\.\d{6}Z\.json$", where)
+
+
+def chromium(url: str, tmp_path: Path, *output: str) -> str:
+    """Headless Chromium's output for ``url``, with every request to a network refused.
+
+    No name resolves and every proxied request (loopback's too) goes to a closed port, so
+    whatever the page loads from outside the site fails at once; file:// is not proxied. The
+    page's scripts get 10 s of virtual time before the output is taken.
+    """
+    binary = shutil.which("chromium")
+    assert binary is not None, "chromium is missing: `make browser` installs it"
     rendered = subprocess.run(
         [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
+            binary,
+            *("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"),
+            *("--disable-background-networking", "--disable-component-update", "--disable-sync"),
+            f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-', dir=tmp_path)}",
             "--host-resolver-rules=MAP * ~NOTFOUND",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            "--dump-dom",
+            "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
+            "--virtual-time-budget=10000",
+            "--window-size=1280,900",
+            *output,
             url,
         ],
         capture_output=True,
@@ -49,30 +86,43 @@ def dump_dom(url: str, tmp_path: Path) -> str:
     return rendered.stdout
 
 
-def test_latest_validation_per_file_is_listed_with_its_failed_rules(tmp_path: Path) -> None:
-    reports = QualityReports(tmp_path / "reports")
-    validate(reports, "2024-01-05.csv", "v1", BAD)
-    validate(reports, "2024-01-05.csv", "v2", GOOD)
-    validate(reports, "2024-01-06.csv", "v1", BAD)
-    unreadable = check_daily_file("2024-01-07.csv", b"", KNOWN, QualitySettings(), TODAY)
-    where = reports.record("s3://raw/raw/2024-01-07.csv", "v1", unreadable)
-
-    latest = {s.file.rsplit("/", 1)[-1]: s for s in reports.latest()}
-
-    assert sorted(latest) == ["2024-01-05.csv", "2024-01-06.csv", "2024-01-07.csv"]
-    assert (latest["2024-01-05.csv"].version, latest["2024-01-05.csv"].outcome) == ("v2", "passed")
-    assert latest["2024-01-06.csv"].outcome == Outcome.QUARANTINED
-    assert any("'carrier'" in rule for rule in latest["2024-01-06.csv"].failed)
-    # A file GX never saw has no Data Docs page; its summary document is the report.
-    assert latest["2024-01-07.csv"].failed == ("not empty",)
-    assert where.endswith("summaries/2024-01-07.csv%40v1.json")
+def dump_dom(url: str, tmp_path: Path) -> str:
+    """The page's DOM once its scripts ran."""
+    return chromium(url, tmp_path, "--dump-dom")
 
 
-def test_the_report_renders_in_a_browser_with_the_file_and_its_failed_expectations(
+def index_rows(url: str, tmp_path: Path) -> list[tuple[str, str]]:
+    """The rows the index's scripts rendered: each one's run name and status icon, sorted."""
+    rows = []
+    dom = dump_dom(url, tmp_path)
+    for row in re.findall(r'<tr\b[^>]*\bdata-index="\d+"[^>]*>(.*?)</tr>', dom, re.DOTALL):
+        cells = re.findall(r"<td\b[^>]*>(.*?)</td>", row, re.DOTALL)
+        icon = re.search(r"\bge-(success|failed)-icon\b", cells[0])
+        rows.append((re.sub(r"<[^>]+>", "", cells[2]).strip(), icon[1] if icon else "none"))
+    return sorted(rows)
+
+
+GREEN, RED = (40, 167, 69), (220, 53, 69)
+"""Bootstrap's success and danger colours: GX's status icons."""
+
+
+def assert_table_drawn(url: str, tmp_path: Path, icons: set[tuple[int, int, int]]) -> None:
+    """The page's table region, in a screenshot, is not one colour and shows these icons."""
+    shot = tmp_path / "index.png"
+    chromium(url, tmp_path, f"--screenshot={shot}")
+    # Where GX's layout puts the table's rows in a 1280x900 window: right of the sidebar,
+    # below the site's title, the tab and the filters.
+    table = Image.open(shot).convert("RGB").crop((275, 330, 1230, 900))
+    colours = {rgb for _, rgb in table.getcolors(maxcolors=table.width * table.height) or []}
+    assert len(colours) > 1, "the table's region is blank"
+    for icon in icons:
+        assert any(max(abs(a - b) for a, b in zip(c, icon, strict=True)) < 30 for c in colours)
+
+
+def test_a_validation_page_renders_offline_with_the_file_and_its_failed_expectations(
     tmp_path: Path,
 ) -> None:
     reports = QualityReports(tmp_path / "reports")
-    validate(reports, "2024-01-05.csv", "v1", GOOD)
     page = validate(reports, "2024-01-06.csv", "v7", BAD)
     reports.build()
 
@@ -85,10 +135,187 @@ def test_the_report_renders_in_a_browser_with_the_file_and_its_failed_expectatio
     for unexpected in ("xyz", "late"):
         assert f">{unexpected}<" in failed
 
-    index = dump_dom(reports.index.as_uri(), tmp_path)
 
-    assert "<title>Data Docs created by Great Expectations</title>" in index
-    # The index lists every run; its links lead to each file version's page.
-    for run in ("2024-01-05.csv@v1", "2024-01-06.csv@v7"):
-        assert urllib.parse.quote(run) in index
-    assert urllib.parse.unquote(page).split("local_site/", 1)[1].replace("@", "%40") in index
+def test_the_index_renders_offline_one_row_per_validated_file_version_with_its_status(
+    tmp_path: Path,
+) -> None:
+    reports = QualityReports(tmp_path / "reports")
+    validate(reports, "2024-01-05.csv", "v1", GOOD)
+    page = validate(reports, "2024-01-06.csv", "v7", BAD)
+    validate(reports, "2024-01-07.csv", "v1", b"")  # unreadable: listed, with its record
+    reports.build()
+
+    assert index_rows(reports.index.as_uri(), tmp_path) == [
+        ("2024-01-05.csv@v1", "success"),
+        ("2024-01-06.csv@v7", "failed"),
+        ("2024-01-07.csv@v1", "failed"),
+    ]
+    # Its links lead to each version's page (or record), relative to the index.
+    index = reports.index.read_text()
+    assert 'href="' + page.split("local_site/", 1)[1] in index
+    assert '"../../../summaries/2024-01-07.csv%40v1/' in index
+    assert_table_drawn(reports.index.as_uri(), tmp_path, icons={GREEN, RED})
+
+
+# Where a page or stylesheet names a file that the browser loads with it (not a hyperlink).
+_LOADED = re.compile(
+    r"""<(?:script|link|img|source|iframe|embed|object)\b[^>]*?\s(?:src|href|data)=["']([^"']+)"""
+    r"""|url\(\s*["']?([^"')]+)|@import\s+["']([^"']+)""",
+    re.IGNORECASE,
+)
+
+
+def external(url: str) -> bool:
+    return re.match(r"(?i)([a-z][a-z0-9+.-]*:|//)", url) is not None
+
+
+def target(path: Path, url: str) -> Path:
+    """The site file a relative reference from ``path`` names."""
+    return (path.parent / urllib.parse.unquote(re.split(r"[?#]", url)[0])).resolve()
+
+
+def loaded_references(site: Path) -> Iterator[tuple[Path, str]]:
+    """What the browser loads with the site's pages: each file and reference it names.
+
+    The pages' own references, then those of each stylesheet they load, and so on.
+    """
+    pending, seen = sorted(site.rglob("*.html")), set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for match in _LOADED.finditer(path.read_text(encoding="utf-8")):
+            url = next(group for group in match.groups() if group)
+            yield path, url
+            if not external(url) and target(path, url).suffix == ".css":
+                pending.append(target(path, url))
+
+
+def test_no_page_of_the_site_loads_anything_from_outside_it(tmp_path: Path) -> None:
+    reports = QualityReports(tmp_path / "reports")
+    validate(reports, "2024-01-05.csv", "v1", GOOD)
+    validate(reports, "2024-01-06.csv", "v7", BAD)
+    reports.build()
+
+    references = list(loaded_references(reports.site))
+
+    assert [
+        (p, url) for p, url in references if external(url) and not url.startswith("data:")
+    ] == []
+    missing = [
+        (p, url) for p, url in references if not external(url) and not target(p, url).is_file()
+    ]
+    assert missing == []
+    # The stylesheets' own references were followed: font-awesome's fonts are there.
+    assert any(url == "../webfonts/fa-solid-900.woff2" for _, url in references)
+
+
+def at_once(count: int, work: Callable[[int, threading.Barrier], None]) -> None:
+    """Run ``work(i, barrier)`` on ``count`` threads at once; re-raise the first failure."""
+    barrier = threading.Barrier(count, timeout=120)
+    failures: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            work(i, barrier)
+        except BaseException as exc:
+            barrier.abort()
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+RUNS = 5
+EXPECTED = sorted((f"2024-01-0{i + 1}.csv@v{i}", "success") for i in range(RUNS))
+
+
+def test_validations_recorded_at_once_all_appear_in_the_index(tmp_path: Path) -> None:
+    root = tmp_path / "reports"
+    verdicts = [check(f"2024-01-0{i + 1}.csv", GOOD) for i in range(RUNS)]
+
+    def record(i: int, barrier: threading.Barrier) -> None:
+        reports = QualityReports(root)  # as validations in processes of their own would
+        barrier.wait()
+        reports.record(f"s3://raw/raw/2024-01-0{i + 1}.csv", f"v{i}", verdicts[i])
+
+    at_once(RUNS, record)
+    # The one writer, as the twin's validation worker is at the end of a burst.
+    QualityReports(root).build()
+
+    assert index_rows(QualityReports(root).index.as_uri(), tmp_path) == EXPECTED
+
+
+@pytest.fixture
+def reports_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="reports")
+        # moto 5.2.5 closes a replaced object's content while a PUT of the same key from
+        # another thread may still read it, in unversioned buckets only: the index is put by
+        # each validation at once here.
+        s3.put_bucket_versioning(Bucket="reports", VersioningConfiguration={"Status": "Enabled"})
+        yield s3, "reports"
+
+
+def serve(s3: Any, bucket: str, prefix: str, folder: Path) -> Path:
+    """Everything the bucket holds under ``prefix``, as a folder: the site as served."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for item in (i for page in pages for i in page.get("Contents", [])):
+        target = folder / item["Key"].removeprefix(prefix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, item["Key"], str(target))
+    return folder / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def test_validations_published_at_once_all_appear_in_the_site_served_from_the_bucket(
+    reports_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    s3, bucket = reports_bucket
+    verdicts = [check(f"2024-01-0{i + 1}.csv", GOOD) for i in range(RUNS)]
+
+    def validation(i: int, barrier: threading.Barrier) -> None:
+        with (
+            tempfile.TemporaryDirectory(dir=tmp_path) as workspace,
+            published(s3, bucket, "quality/", Path(workspace)) as reports,
+        ):
+            barrier.wait()
+            reports.record(f"s3://raw/raw/2024-01-0{i + 1}.csv", f"v{i}", verdicts[i])
+
+    at_once(RUNS, validation)
+
+    index = serve(s3, bucket, "quality/", tmp_path / "served")
+    assert index_rows(index.as_uri(), tmp_path) == EXPECTED
+    assert_table_drawn(index.as_uri(), tmp_path, icons={GREEN})
+
+
+def test_a_published_validation_uploads_the_static_files_only_when_the_bucket_lacks_them(
+    reports_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    s3, bucket = reports_bucket
+    written: list[str] = []
+    s3.meta.events.register(
+        "provide-client-params.s3.PutObject", lambda params, **_: written.append(params["Key"])
+    )
+
+    def validation(name: str) -> list[str]:
+        written.clear()
+        with (
+            tempfile.TemporaryDirectory(dir=tmp_path) as workspace,
+            published(s3, bucket, "quality/", Path(workspace)) as reports,
+        ):
+            validate(reports, name, "v1", GOOD)
+        return [key for key in written if "/static/" in key]
+
+    first = validation("2024-01-05.csv")
+    assert (
+        "quality/uncommitted/data_docs/local_site/static/vendor/jquery/dist/jquery.min.js" in first
+    )
+    assert validation("2024-01-06.csv") == []

@@ -182,7 +182,7 @@ class GlueWorkers:
             with self._lock:
                 self._pending_validations -= 1
                 last = self._pending_validations == 0
-            # Building the report reads every stored result: once per burst, not per file.
+            # The index's one writer here: it reads every record, so once per burst.
             if last:
                 twin.reports.build()
         alert = validated.alert()

@@ -153,7 +153,7 @@ class LocalTwin:
         """Run the validation job on one upload: promote it, or quarantine it.
 
         Validating a batch, pass ``build_report=False`` and call ``reports.build()`` once at
-        the end: building the report's index reads every stored result.
+        the end: building the report's index reads every validation's record.
         """
         from jobs.validation import validate_upload
 
