@@ -299,8 +299,22 @@ def test_finished_runs_survive_a_restart(
             lambda: (found := runs.all()) and all(r.finished for r in found) and found,
             "both runs",
         )
+        # An Express machine's executions (the router's) are not kept: AWS lists none either.
+        express = sfn.create_state_machine(
+            name="router", definition=json.dumps(_MAIN), roleArn=ROLE, type="EXPRESS"
+        )["stateMachineArn"]
+        sfn.start_execution(stateMachineArn=express, input=json.dumps({"key": "raw/bad.csv"}))
+        _until(
+            lambda: (
+                not sfn.list_executions(stateMachineArn=express, statusFilter="RUNNING")[
+                    "executions"
+                ]
+            ),
+            "the router's run",
+        )
         state.sync()
         assert {r.name: r.failed_step for r in before} == {"good": "", "bad": "Validate upload"}
+        assert {run.described["name"] for run in archive.runs().values()} == {"good", "bad"}
 
     with fresh_aws():
         assert DurableState(tmp_path).restore().runs == 2

@@ -583,6 +583,8 @@ def last_restore(state_dir: Path) -> str | None:
 
 
 _STANDARD: Final = "STANDARD"
+# A state machine's type is its `type`: moto sets `sm_type` (and so an execution's) to
+# STANDARD whatever the type it was created with.
 _RUNNING: Final = "RUNNING"
 
 
@@ -593,7 +595,7 @@ def _executions() -> Iterator[Any]:
     for regions in list(stepfunctions_parser_backends.values()):
         for backend in list(regions.values()):
             for machine in list(backend.state_machines):
-                if machine.sm_type == _STANDARD:
+                if machine.type == _STANDARD:
                     yield from list(machine.executions)
 
 
@@ -712,7 +714,7 @@ class DurableState:
     def _archive_finished(self) -> None:
         with self._finished_lock:
             finished, self._finished = self._finished, []
-        self._archive(e for e in finished if e.sm_type == _STANDARD)
+        self._archive(e for e in finished if e.state_machine.type == _STANDARD)
 
     def _archive(self, executions: Iterable[Any], **described: Any) -> list[Any]:
         new = [e for e in executions if e.exec_arn not in self._archived]
