@@ -205,10 +205,16 @@ def test_a_lost_content_is_reported(tmp_path: Path, installed: None) -> None:
         _kept(tmp_path)
     blob = max((tmp_path / "aws" / "s3" / "raw").iterdir(), key=lambda p: p.stat().st_size)
     blob.write_bytes(b"cut short")  # what a power cut can leave
+    (tmp_path / "aws" / "s3" / "staging.json").write_text("{")
 
     with fresh_aws():
         restored = DurableState(tmp_path).restore()
-        assert restored.problems == ["1 versions of bucket raw lost (content missing)"]
+        assert restored.problems == [
+            "1 versions of bucket raw lost (content missing)",
+            "bucket staging not restored (JSONDecodeError: Expecting property name enclosed in "
+            "double quotes: line 1 column 2 (char 1))",
+        ]
+        assert restored.buckets == 1  # the endpoint starts with what it could restore
         assert "reset: 1 versions of bucket raw lost" in restored.line
         assert "flightpipe ingest" in restored.line
 

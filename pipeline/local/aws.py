@@ -428,9 +428,11 @@ def serve(settings: Settings) -> None:
         signal.signal(signum, lambda *_: stop.set())
     log.info("local AWS endpoint serving on port %d", port)
     stop.wait()
-    # While still serving: `local down` kills the process once the port closes.
-    durable.stop()
-    server.stop()
+    try:
+        # While still serving: `local down` kills the process once the port closes.
+        durable.stop()
+    finally:
+        server.stop()
     with contextlib.suppress(Exception):
         if workers._spark is not None:
             workers._spark.stop()

@@ -371,8 +371,8 @@ class S3State:
                 name = settings.pop("name")
                 backend = s3_backends[settings["account"]][settings["partition"]]
                 restored, lost = self._restore_bucket(backend, name, settings, manifest["keys"])
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                problems.append(f"bucket {path.stem} not restored ({exc})")
+            except Exception as exc:  # the endpoint starts all the same, and says what it lost
+                problems.append(f"bucket {path.stem} not restored ({type(exc).__name__}: {exc})")
                 continue
             buckets += 1
             versions += restored
