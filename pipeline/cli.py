@@ -161,12 +161,18 @@ def local_up() -> None:
     """Start the local AWS endpoint and PostgreSQL; create buckets, tables and resources.
 
     The resources are what CDK creates on AWS: Glue database, crawler and jobs, the SNS
-    topic, the EventBridge rules and both state machines, from the same definitions.
+    topic, the EventBridge rules and both state machines, from the same definitions. One line
+    on stderr says what the AWS endpoint restored from the state folder when it started.
     """
+    from pipeline.local.durable import last_restore
+
     twin = _twin()
     with err.status("starting the local twin and creating its resources"):
         twin.start()
         resources = twin.resources
+    restored = last_restore(twin.settings.local.state_dir)
+    if restored:
+        err.print(restored, markup=False, highlight=False)
     local_status(Format.TABLE)
     names = resources.names
     rows = [

@@ -9,7 +9,9 @@ moto, Glue job runs and crawls only change state; here they run the project's co
 - a crawl registers the schema of the validated daily files in the Glue catalog;
 - a Redshift Data API statement runs on the twin's PostgreSQL (``WarehouseQueries``);
 - every message published to an SNS topic is also appended to
-  ``<state>/alerts/<topic>.jsonl``, which ``flightpipe alerts`` reads.
+  ``<state>/alerts/<topic>.jsonl``, which ``flightpipe alerts`` reads;
+- the buckets and finished runs are kept under ``<state>/aws/`` and restored when the endpoint
+  starts again (``pipeline.local.durable``).
 
 The local settings a job runs with travel in its ``--local_settings`` default argument, set
 when ``pipeline.local.resources`` creates the job, much as a deployed job gets ``--env``.
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pipeline.contract import DAILY_FLIGHTS, ColumnType, header_names
 from pipeline.local import emulator
+from pipeline.local.durable import DurableState
 from pipeline.local.objects import aws_client
 from pipeline.local.services import LocalServices, own_ports
 from pipeline.settings import Settings, SparkSettings
@@ -411,8 +414,13 @@ def serve(settings: Settings) -> None:
     workers.install()
     AlertCapture(settings.local.state_dir / "alerts").install()
     WarehouseQueries(LocalServices(settings).warehouse_url).install()
+    # Restored before the first request, so no upload lands in a bucket about to be restored.
+    durable = DurableState(settings.local.state_dir)
+    durable.restore()
+    durable.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    durable.start()
     if settings.local.warm_up:
         workers.warm_up()
     stop = threading.Event()
@@ -420,7 +428,11 @@ def serve(settings: Settings) -> None:
         signal.signal(signum, lambda *_: stop.set())
     log.info("local AWS endpoint serving on port %d", port)
     stop.wait()
-    server.stop()
+    try:
+        # While still serving: `local down` kills the process once the port closes.
+        durable.stop()
+    finally:
+        server.stop()
     with contextlib.suppress(Exception):
         if workers._spark is not None:
             workers._spark.stop()

@@ -2,6 +2,8 @@
 
 Each upload's run has a known name, the router's hash of bucket, key and version id
 (``run_name``), so an uploader can follow the run its upload started without being told.
+Runs from before the endpoint's last restart are no longer in moto: they are read from the
+twin's run archive (``pipeline.local.durable``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pipeline.local.durable import FAILED_STEP_EVENTS, RunArchive
 from pipeline.local.resources import Resources
 
 RUNNING: Final = "RUNNING"
@@ -59,19 +62,30 @@ class Run:
 
 
 class Runs:
-    """The main state machine's executions on the local endpoint."""
+    """The main state machine's executions on the local endpoint, and in its run archive."""
 
-    def __init__(self, sfn: Any, resources: Resources) -> None:
+    def __init__(self, sfn: Any, resources: Resources, archive: RunArchive | None = None) -> None:
         self.sfn = sfn
         self.resources = resources
+        self.archive = archive
         self._executions = resources.main_arn.replace(":stateMachine:", ":execution:", 1)
 
     def get(self, name: str) -> Run:
         """The run called ``name``; ``NOT_STARTED`` when there is none yet."""
+        arn = f"{self._executions}:{name}"
         try:
-            described = self.sfn.describe_execution(executionArn=f"{self._executions}:{name}")
+            described = self.sfn.describe_execution(executionArn=arn)
         except self.sfn.exceptions.ExecutionDoesNotExist:
-            return Run(name, NOT_STARTED)
+            archived = self.archive.find(arn) if self.archive else None
+            if archived is None:
+                return Run(name, NOT_STARTED)
+            return self._run(name, archived.described, lambda: archived.events)
+        return self._run(name, described, lambda: self._history(arn))
+
+    def _run(
+        self, name: str, described: dict[str, Any], history: Callable[[], Iterable[dict[str, Any]]]
+    ) -> Run:
+        """A run from its DescribeExecution output; ``history`` is read only if it failed."""
         upload = json.loads(described.get("input") or "{}")
         status = described["status"]
         return Run(
@@ -82,24 +96,19 @@ class Runs:
             version=upload.get("version_id", ""),
             started=described.get("startDate"),
             stopped=described.get("stopDate"),
-            failed_step=self._failed_step(described["executionArn"]) if status == "FAILED" else "",
+            failed_step=_failed_step(history()) if status == "FAILED" else "",
             error=described.get("error", ""),
             cause=described.get("cause", ""),
             arn=described["executionArn"],
         )
 
-    def _failed_step(self, arn: str) -> str:
-        """The step the failure path recorded (``$.failed_step``), read where the run failed."""
+    def _history(self, arn: str) -> Iterable[dict[str, Any]]:
         pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
         for page in pages:
-            for event in page["events"]:
-                if event["type"] == "FailStateEntered":
-                    state = json.loads(event["stateEnteredEventDetails"].get("input") or "{}")
-                    return str(state.get("failed_step", ""))
-        return ""
+            yield from page["events"]
 
     def all(self) -> list[Run]:
-        """Every run, newest first."""
+        """Every run, newest first, archived ones included."""
         names = [
             execution["name"]
             for page in self.sfn.get_paginator("list_executions").paginate(
@@ -107,7 +116,9 @@ class Runs:
             )
             for execution in page["executions"]
         ]
-        runs = [self.get(name) for name in names]
+        if self.archive:
+            names += self.archive.names(self.resources.main_arn)
+        runs = [self.get(name) for name in dict.fromkeys(names)]
         return sorted(runs, key=lambda r: r.started or dt.datetime.min, reverse=True)
 
     def follow(
@@ -131,3 +142,12 @@ class Runs:
             if all(run.finished for run in latest.values()) or time.monotonic() > deadline:
                 return [latest[name] for name in names]
             time.sleep(poll_seconds)
+
+
+def _failed_step(events: Iterable[dict[str, Any]]) -> str:
+    """The step the failure path recorded (``$.failed_step``), read where the run failed."""
+    for event in events:
+        if event["type"] in FAILED_STEP_EVENTS:
+            state = json.loads(event["stateEnteredEventDetails"].get("input") or "{}")
+            return str(state.get("failed_step", ""))
+    return ""

@@ -191,9 +191,11 @@ class LocalTwin:
     @cached_property
     def runs(self) -> Runs:
         """The main state machine's executions: one per uploaded object version."""
+        from pipeline.local.durable import RunArchive
         from pipeline.local.runs import Runs
 
-        return Runs(self.client("stepfunctions"), self.resources)
+        archive = RunArchive.under(self.settings.local.state_dir)
+        return Runs(self.client("stepfunctions"), self.resources, archive)
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every message published to the alert topic, oldest first."""
