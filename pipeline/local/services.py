@@ -90,6 +90,14 @@ def _port_free(port: int) -> bool:
     return not _port_open(port)
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (an exited child its parent has not reaped does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _state_id(state_dir: Path) -> str:
     """A short, stable name for a state folder: its real path, hashed."""
     return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
@@ -382,8 +390,10 @@ class LocalServices:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
+        # It keeps its buckets and runs on disk as it stops: wait for it to exit, not only to
+        # stop listening.
         deadline = time.monotonic() + 10
-        while psutil.pid_exists(pid) and time.monotonic() < deadline:
+        while _running(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
@@ -397,7 +407,7 @@ class LocalServices:
             pid, port = int(lines[0]), int(lines[3])
         except (OSError, ValueError, IndexError):
             return None
-        return pid if port == self.local.postgres_port and psutil.pid_exists(pid) else None
+        return pid if port == self.local.postgres_port and _running(pid) else None
 
     def _as_postgres(self) -> list[str]:
         # initdb and the server refuse to run as root; run them as the postgres user instead.
