@@ -236,18 +236,18 @@ class LocalServices:
     def warehouse_url(self) -> str:
         if self.settings.warehouse.url:
             return self.settings.warehouse.url
-        return (
-            f"postgresql://postgres@127.0.0.1:{self.local.postgres_port}/"
-            f"{self.settings.warehouse.database}"
-        )
+        return self._own_server_url("postgres")
 
     @property
     def reader_url(self) -> str | None:
         """Where user queries connect: a role that can only read the warehouse tables."""
         if self.settings.warehouse.url:
             return self.settings.warehouse.reader_url
+        return self._own_server_url(READER_ROLE)
+
+    def _own_server_url(self, role: str) -> str:
         return (
-            f"postgresql://{READER_ROLE}@127.0.0.1:{self.local.postgres_port}/"
+            f"postgresql://{role}@127.0.0.1:{self.local.postgres_port}/"
             f"{self.settings.warehouse.database}"
         )
 
