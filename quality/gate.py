@@ -5,7 +5,9 @@ The rule for odd input:
 - transport quirks are normalized and the file loads: a UTF-8 byte-order mark, CRLF line
   endings, Latin-1 text (re-encoded as UTF-8), quoting, columns in any order or case, extra
   columns (dropped), blank lines (skipped);
-- content errors quarantine the file: anything a blocking expectation of the suite rejects;
+- content errors quarantine the file: anything a blocking expectation of the suite rejects,
+  every value the warehouse could not hold among them (the contract's INTEGER range and text
+  widths in bytes, and text the load cannot carry verbatim);
 - files that cannot be read as a daily file at all quarantine with a reason: a name that is not
   a real ``YYYY-MM-DD.csv`` date, a date in the future, compressed or binary content, an empty
   file, a header without flights, a wrong delimiter or missing columns, rows with the wrong
@@ -38,6 +40,7 @@ from pipeline.contract import (
     header_names,
 )
 from pipeline.settings import QualitySettings
+from quality.expectations import WarehouseLimit
 from quality.suites import BLOCKING, NUMERIC_SUFFIX, daily_suite, dimension_suite
 
 _DELIMITERS = (";", "\t", "|")
@@ -100,6 +103,17 @@ class ParsedTable:
     quirks: tuple[str, ...]
     canonical_text: str | None = None
     """The decoded text when it already is the canonical file (header, order, no quoting)."""
+    blank_lines: tuple[int, ...] = ()
+    """The line numbers of the blank lines skipped, in order."""
+
+    def line_of(self, row: int) -> int:
+        """The line of the file (the header is line 1) that data row ``row`` (from 0) was on."""
+        line = row + 2
+        for blank in self.blank_lines:
+            if blank > line:
+                break
+            line += 1
+        return line
 
 
 def decode(data: bytes) -> tuple[str, list[str]]:
@@ -111,8 +125,14 @@ def decode(data: bytes) -> tuple[str, list[str]]:
         raise UnreadableFileError(
             "not compressed", "gzip data in a .csv file: upload the plain CSV"
         )
-    if b"\x00" in data[:65536]:
-        raise UnreadableFileError("text file", "binary content (NUL bytes): upload the CSV text")
+    # Anywhere in the file, not just near its start: pandas' reader ends a value at a NUL, so
+    # the gate would check less than the load reads, and no warehouse text can hold one.
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise UnreadableFileError(
+            "text file", f"binary content (a NUL byte on line {line}): upload the CSV text"
+        )
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
         quirks.append("UTF-8 byte-order mark removed")
@@ -132,8 +152,9 @@ def read_table(data: bytes, contract: FileContract) -> ParsedTable:
     import pandas as pd
 
     text, quirks = decode(data)
-    text, blanks = _BLANK_LINE.subn("", text)
+    blanks = _blank_line_numbers(text)
     if blanks:
+        text = _BLANK_LINE.sub("", text)
         quirks.append("blank lines skipped")
     header = header_names(text.split("\n", 1)[0])
     if len(header) == 1 and any(d in header[0] for d in _DELIMITERS):
@@ -183,7 +204,18 @@ def read_table(data: bytes, contract: FileContract) -> ParsedTable:
         and text.endswith("\n")
         and '"' not in text
     )
-    return ParsedTable(frame, tuple(quirks), text if canonical else None)
+    return ParsedTable(frame, tuple(quirks), text if canonical else None, blanks)
+
+
+def _blank_line_numbers(text: str) -> tuple[int, ...]:
+    """The numbers of the blank lines (the first line is 1), so findings can name the lines
+    of the file as uploaded."""
+    numbers, line, position = [], 1, 0
+    for match in _BLANK_LINE.finditer(text):
+        line += text.count("\n", position, match.start())
+        numbers.append(line)
+        line, position = line + 1, match.end()
+    return tuple(numbers)
 
 
 def _distinct(column: Any) -> tuple[Any, Any]:
@@ -293,7 +325,9 @@ def _context() -> Any:
     return context
 
 
-def _validate(suite: Any, frame: Any) -> tuple[list[Finding], Any]:
+def _validate(
+    suite: Any, frame: Any, parsed: ParsedTable, contract: FileContract
+) -> tuple[list[Finding], Any]:
     """Run the suite on the frame: the broken rules, and GX's result for the report."""
     import great_expectations as gx
 
@@ -309,22 +343,35 @@ def _validate(suite: Any, frame: Any) -> tuple[list[Finding], Any]:
         if check.success:
             continue
         config = check.expectation_config
-        kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
         detail = check.result or {}
-        observed = (
-            f"{detail.get('unexpected_count')} of {detail.get('element_count')} values, "
-            f"e.g. {[_plain(v) for v in detail.get('partial_unexpected_list', [])[:5]]}"
-            if "unexpected_count" in detail
-            else f"observed {detail.get('observed_value')}"
-        )
-        findings.append(
-            Finding(
-                rule=f"{config.type} {kwargs}",
-                observed=observed,
-                blocking=config.severity == BLOCKING,
+        expectation = config.to_domain_obj()
+        if isinstance(expectation, WarehouseLimit):
+            # In plain words, the column named as the file names it: the on-call alert quotes it.
+            column = config.kwargs["column"]
+            rule = str(next(c.source for c in contract.columns if c.name == column))
+            observed = _limit_observed(expectation, detail, parsed)
+        else:
+            kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
+            rule = f"{config.type} {kwargs}"
+            observed = (
+                f"{detail.get('unexpected_count')} of {detail.get('element_count')} values, "
+                f"e.g. {[_plain(v) for v in detail.get('partial_unexpected_list', [])[:5]]}"
+                if "unexpected_count" in detail
+                else f"observed {detail.get('observed_value')}"
             )
-        )
+        findings.append(Finding(rule, observed, blocking=config.severity == BLOCKING))
     return findings, result
+
+
+def _limit_observed(limit: WarehouseLimit, detail: dict[str, Any], parsed: ParsedTable) -> str:
+    """The first value that breaks a warehouse limit, why, and its line, e.g.
+    ``99999999999 is outside -2147483648..2147483647 (line 11)``."""
+    value, row = detail["partial_unexpected_list"][0], detail["partial_unexpected_index_list"][0]
+    where = f"line {parsed.line_of(int(row))}"
+    others = int(detail["unexpected_count"]) - 1
+    if others:
+        where += f", and {others:,} more row{'s' if others > 1 else ''}"
+    return f"{limit.refusal(value)} ({where})"
 
 
 def _plain(value: Any) -> Any:
@@ -347,7 +394,7 @@ def _verdict(
     except UnreadableFileError as exc:
         return Verdict(name, Outcome.QUARANTINED, (exc.finding,), sha256=digest)
     frame, stripped = _frame(parsed, contract)
-    findings, validation = _validate(suite(), frame)
+    findings, validation = _validate(suite(), frame, parsed, contract)
     if any(f.blocking for f in findings):
         outcome = Outcome.QUARANTINED
     elif findings:
