@@ -13,6 +13,7 @@ import gzip
 import io
 import re
 from dataclasses import dataclass
+from functools import cache
 
 import pytest
 
@@ -26,7 +27,7 @@ from pipeline.contract import (
     create_table_sql,
 )
 from pipeline.settings import QualitySettings
-from quality.gate import Outcome, check_daily_file, check_dimension
+from quality.gate import Outcome, Verdict, check_daily_file, check_dimension
 
 TODAY = dt.date(2026, 11, 26)
 KNOWN = [10397, 12892, 11298, 13930]
@@ -42,6 +43,7 @@ GOOD = daily(*ROWS)
 INTEGER = "-2147483648..2147483647"
 """The warehouse's INTEGER, as findings state it."""
 DIMENSION_NAME = "airport_codes.csv"
+DEFAULTS = QualitySettings()
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,15 @@ class Case:
     outcome: Outcome
     rule: str  # what the findings (or the normalization notes) must mention
     name: str = "2024-01-01.csv"
+    quality: QualitySettings = DEFAULTS
+
+
+@cache
+def verdict_of(case: Case) -> Verdict:
+    """The gate's verdict on a case: a dimension's, or a daily file's."""
+    if case.name == DIMENSION_NAME:
+        return check_dimension(case.name, case.data, case.quality)
+    return check_daily_file(case.name, case.data, KNOWN, case.quality, TODAY)
 
 
 CATALOG = [
@@ -176,12 +187,27 @@ CATALOG = [
         Outcome.QUARANTINED,
         "binary content (a NUL byte on line 16002)",
     ),
+    Case(
+        "a 10 MB line",
+        daily(*(r + "," for r in ROWS[:2]), ROWS[2] + "," + "x" * 10**7, header=HEADER + ",Remark"),
+        Outcome.QUARANTINED,
+        "line length: line 4 is 10,000,021 bytes, over the limit of 65,536 bytes a line "
+        "(QualitySettings.max_line_bytes)",
+    ),
+    Case(
+        "file over the size limit",
+        GOOD,
+        Outcome.QUARANTINED,
+        f"file size: the file is {len(GOOD)} bytes, over the limit of 100 bytes "
+        "(QualitySettings.max_file_bytes)",
+        quality=QualitySettings(max_file_bytes=100),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CATALOG, ids=[c.kind for c in CATALOG])
 def test_bad_input_catalog(case: Case) -> None:
-    verdict = check_daily_file(case.name, case.data, KNOWN, QualitySettings(), TODAY)
+    verdict = verdict_of(case)
 
     assert verdict.outcome is case.outcome, verdict.reason
     said = verdict.reason + " " + " ".join(verdict.details.get("quirks", []))
@@ -290,12 +316,26 @@ DIMENSION_CATALOG = [
         Outcome.QUARANTINED,
         "city: 'Dal\\rlas' holds a carriage return",
     ),
+    dimension(
+        "a line over the length limit",
+        DIMENSION + "11298,Dallas,TX,DFW," + "x" * 70_000 + "\n",
+        Outcome.QUARANTINED,
+        "line 4 is 70,020 bytes, over the limit of 65,536 bytes a line",
+    ),
+    Case(
+        "dimension over the size limit",
+        DIMENSION.encode(),
+        Outcome.QUARANTINED,
+        "over the limit of 10 bytes (QualitySettings.max_file_bytes)",
+        name=DIMENSION_NAME,
+        quality=QualitySettings(max_file_bytes=10),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", DIMENSION_CATALOG, ids=[c.kind for c in DIMENSION_CATALOG])
 def test_broken_dimension_files_are_refused(case: Case) -> None:
-    verdict = check_dimension(case.name, case.data)
+    verdict = verdict_of(case)
     assert verdict.outcome is case.outcome, verdict.reason
     assert case.rule in verdict.reason
 
@@ -310,7 +350,9 @@ def test_the_normalized_copy_is_what_normalize_writes_whatever_the_shortcut(data
 
     verdict = check_daily_file("2024-01-01.csv", data, KNOWN, QualitySettings(), TODAY)
 
-    frame, _ = _frame(read_table(data, DAILY_FLIGHTS), DAILY_FLIGHTS)
+    frame, _ = _frame(
+        read_table(data, DAILY_FLIGHTS, QualitySettings().max_line_bytes), DAILY_FLIGHTS
+    )
     assert verdict.normalized == normalize(frame, DAILY_FLIGHTS)
     assert (verdict.normalized == data) is (data == GOOD)
 
@@ -379,7 +421,7 @@ def test_a_value_one_past_each_warehouse_limit_is_refused_at_the_gate(dialect: D
         for value, limit in one_past(sql_type, width):
             data = with_value(contract, column, value)
             verdict = (
-                check_dimension(DIMENSION_NAME, data)
+                check_dimension(DIMENSION_NAME, data, QualitySettings())
                 if contract is AIRPORTS
                 else check_daily_file("2024-01-01.csv", data, KNOWN, QualitySettings(), TODAY)
             )
