@@ -275,6 +275,32 @@ def upload_to(s3: Any, bucket: str, key: str, body: bytes) -> Upload:
     return Upload(bucket, key, s3.put_object(Bucket=bucket, Key=key, Body=body)["VersionId"])
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["Dallas/Fort Worth International " * 9, "\u00e9" * 200],
+    ids=["wider than the column", "multibyte: fits in characters, not in bytes"],
+)
+def test_a_dimension_the_warehouse_cannot_hold_never_becomes_the_one_in_use(
+    glue_settings: tuple[Settings, Any], name: str
+) -> None:
+    settings, s3 = glue_settings
+    bucket, key = settings.dimension_bucket, settings.storage.dimension_key
+    good = upload_to(s3, bucket, key, AIRPORTS.encode())
+    assert validation.validate_upload(s3, settings, good, TODAY).action is Action.PROMOTED
+
+    wide = upload_to(s3, bucket, key, f"{AIRPORTS}11298,Dallas,TX,{name}\n".encode())
+    refused = validation.validate_upload(s3, settings, wide, TODAY)
+
+    assert refused.action is Action.QUARANTINED
+    alert = refused.alert()
+    assert alert is not None
+    assert "- name: '" in alert
+    assert "over the column's 256 bytes (line 4)" in alert
+    in_use = s3.get_object(Bucket=bucket, Key=settings.storage.validated_dimension_key)
+    assert in_use["Body"].read().decode() == AIRPORTS
+    assert in_use["Metadata"]["source-version"] == good.version
+
+
 def test_an_upload_over_the_size_limit_is_quarantined_without_being_downloaded(
     glue_settings: tuple[Settings, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
