@@ -14,6 +14,7 @@ import io
 import re
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,9 @@ from pipeline.contract import (
     create_table_sql,
 )
 from pipeline.settings import QualitySettings
-from quality.gate import Outcome, Verdict, check_daily_file, check_dimension
+from quality.expectations import WarehouseLimit
+from quality.gate import FileRule, Outcome, Verdict, check_daily_file, check_dimension
+from quality.suites import daily_suite, dimension_suite
 
 TODAY = dt.date(2026, 11, 26)
 KNOWN = [10397, 12892, 11298, 13930]
@@ -131,6 +134,31 @@ CATALOG = [
         "be_in_set",
     ),
     Case("cancelled flights (empty delays)", daily("DL,10397,12892,,", *ROWS), Outcome.PASSED, ""),
+    Case(
+        "missing carrier",
+        daily(",10397,12892,5,-3", *ROWS),
+        Outcome.QUARANTINED,
+        "expect_column_values_to_not_be_null {'column': 'carrier'}",
+    ),
+    Case(
+        "missing origin airport",
+        daily(*ROWS, "DL,,12892,5,-3"),
+        Outcome.QUARANTINED,
+        "expect_column_values_to_not_be_null {'column': 'origin_airport_id'}",
+    ),
+    Case(
+        "missing destination airport",
+        daily(*ROWS, "DL,10397, ,5,-3"),
+        Outcome.QUARANTINED,
+        "expect_column_values_to_not_be_null {'column': 'dest_airport_id'}",
+    ),
+    Case("airport code for an id", daily("DL,10397,LAX,5,-3"), Outcome.QUARANTINED, "'LAX'"),
+    Case(
+        "non-numeric arrival delay", daily("DL,10397,12892,5,early"), Outcome.QUARANTINED, "'early'"
+    ),
+    Case(
+        "absurd arrival delay", daily("DL,10397,12892,5,9999"), Outcome.WARNINGS, "arr_delay_number"
+    ),
     # What the warehouse would refuse at load (pipeline.contract: widths and the INTEGER range).
     Case(
         "delay over the warehouse's INTEGER",
@@ -270,6 +298,15 @@ DIMENSION_CATALOG = [
     dimension("empty city", DIMENSION + "11298,,TX,DFW\n", Outcome.QUARANTINED, "'column': 'city'"),
     dimension("non-integer id", DIMENSION + "ABC,Dallas,TX,DFW\n", Outcome.QUARANTINED, "'ABC'"),
     dimension(
+        "empty airport id",
+        DIMENSION + ",Dallas,TX,DFW\n",
+        Outcome.QUARANTINED,
+        "expect_column_values_to_not_be_null {'column': 'airport_id'}",
+    ),
+    dimension(
+        "empty name", DIMENSION + "11298,Dallas,TX,\n", Outcome.QUARANTINED, "'column': 'name'"
+    ),
+    dimension(
         "no airports", "airport_id,city,state,name\n", Outcome.QUARANTINED, "at least one row"
     ),
     dimension("not a CSV", "\x00\x01binary", Outcome.QUARANTINED, "binary"),
@@ -317,6 +354,12 @@ DIMENSION_CATALOG = [
         "city: 'Dal\\rlas' holds a carriage return",
     ),
     dimension(
+        "line feed inside a quoted state",
+        DIMENSION + '11298,Dallas,"T\nX",DFW\n',
+        Outcome.QUARANTINED,
+        "state: 'T\\nX' holds a line feed",
+    ),
+    dimension(
         "a line over the length limit",
         DIMENSION + "11298,Dallas,TX,DFW," + "x" * 70_000 + "\n",
         Outcome.QUARANTINED,
@@ -338,6 +381,70 @@ def test_broken_dimension_files_are_refused(case: Case) -> None:
     verdict = verdict_of(case)
     assert verdict.outcome is case.outcome, verdict.reason
     assert case.rule in verdict.reason
+
+
+# --- coverage: every rule of the gate and every warehouse column has a case ------------------
+
+TABLE_LEVEL = ("expect_table_row_count_to_be_between", "expect_table_columns_to_match_set")
+"""Expectations no readable file fails: the gate refuses a file without rows or without the
+contract's columns before the suite runs (FileRule.AT_LEAST_ONE_ROW, REQUIRED_COLUMNS)."""
+
+
+def broken(cases: list[Case]) -> set[tuple[str, str | None]]:
+    """The expectations, by type and column, that the cases' validations failed."""
+    results = [
+        result
+        for case in cases
+        if verdict_of(case).validation is not None
+        for result in verdict_of(case).validation.results
+    ]
+    return {
+        (r.expectation_config.type, r.expectation_config.kwargs.get("column"))
+        for r in results
+        if not r.success
+    }
+
+
+@pytest.mark.parametrize(
+    ("suite", "cases"),
+    [(daily_suite(DEFAULTS, KNOWN), CATALOG), (dimension_suite(), DIMENSION_CATALOG)],
+    ids=["daily file", "dimension"],
+)
+def test_every_expectation_of_the_suites_is_broken_by_a_case_of_the_catalog(
+    suite: Any, cases: list[Case]
+) -> None:
+    rules = {
+        (e.expectation_type, getattr(e, "column", None))
+        for e in suite.expectations
+        if e.expectation_type not in TABLE_LEVEL
+    }
+    assert rules - broken(cases) == set()
+
+
+def test_every_rule_of_a_readable_file_is_broken_by_a_case_of_the_catalog() -> None:
+    refused = {
+        finding.rule
+        for case in CATALOG + DIMENSION_CATALOG
+        if verdict_of(case).validation is None
+        for finding in verdict_of(case).findings
+    }
+    assert set(FileRule) - refused == set()
+
+
+def test_every_warehouse_column_fed_from_a_file_has_a_case_over_its_limits() -> None:
+    suites = {DAILY_FLIGHTS: daily_suite(DEFAULTS, KNOWN), AIRPORTS: dimension_suite()}
+    failed = broken(CATALOG + DIMENSION_CATALOG)
+    for name in FLIGHT_PROCESSED.column_names:
+        if name in DERIVED:
+            continue
+        contract, column = fed_by(name)
+        limits = {
+            (e.expectation_type, column.name)
+            for e in suites[contract].expectations
+            if isinstance(e, WarehouseLimit) and e.column == column.name
+        }
+        assert limits, name
+        assert limits - failed == set(), name
 
 
 @pytest.mark.parametrize(
