@@ -10,9 +10,10 @@ unexpected values, the Data Docs rendering.
   Spark it is ``rlike``, as GX's).
 - The warehouse's limits (``WarehouseLimit``), on the values as read, so that the gate refuses
   what the warehouse would refuse at load: ``ExpectColumnIntegersToBeBetween`` (exact, on the
-  text: a float twin would round or overflow), ``ExpectColumnValueBytesToBeAtMost`` (bytes of
-  UTF-8, as Redshift counts a VARCHAR) and ``ExpectColumnValuesToLoadVerbatim``. The gate reads
-  with pandas only, so these have no Spark spelling.
+  text: the float twin of a number past ~300 digits is NaN, which a range check passes),
+  ``ExpectColumnValueBytesToBeAtMost`` (bytes of UTF-8, as Redshift counts a VARCHAR) and
+  ``ExpectColumnValuesToLoadVerbatim``. The gate reads with pandas only, so these have no
+  Spark spelling.
 """
 
 from __future__ import annotations
