@@ -32,7 +32,13 @@ from pipeline.contract import (
 )
 from pipeline.settings import Settings, load_settings
 from pipeline.uploads import Upload
-from quality.gate import Outcome, Verdict, check_daily_file, check_dimension
+from quality.gate import (
+    Outcome,
+    Verdict,
+    check_daily_file,
+    check_dimension,
+    refuse_oversized,
+)
 from quality.reports import published, result_document
 
 log = logging.getLogger(__name__)
@@ -122,23 +128,28 @@ def validate_upload(
     Re-running it for the same version is harmless: a promotion of the same source version is
     idempotent, and a version already quarantined has left the upload location.
     """
-    response = s3.get_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version)
-    data = response["Body"].read()
-    modified: dt.datetime = response["LastModified"]
     storage = settings.storage
-    if (upload.bucket, upload.key) == (settings.dimension_bucket, storage.dimension_key):
-        verdict = check_dimension(upload.name, data)
-        promoted_key = storage.validated_dimension_key
+    is_dimension = (upload.bucket, upload.key) == (settings.dimension_bucket, storage.dimension_key)
+    promoted_key = (
+        storage.validated_dimension_key if is_dimension else storage.validated_prefix + upload.name
+    )
+    response = s3.get_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version)
+    modified: dt.datetime = response["LastModified"]
+    verdict = refuse_oversized(upload.name, response["ContentLength"], settings.quality)
+    if verdict is not None:
+        response["Body"].close()  # too large to validate: never downloaded
+    elif is_dimension:
+        verdict = check_dimension(upload.name, response["Body"].read(), settings.quality)
     else:
+        data = response["Body"].read()
         known = known_airports(s3, settings)
         name = upload.key.removeprefix(storage.raw_prefix)  # a sub-folder stays in the name
         verdict = check_daily_file(name, data, known, settings.quality, today)
-        promoted_key = storage.validated_prefix + upload.name
     report = reports.record(upload.uri, upload.version, verdict) if reports else None
     promoted: str | None = None
     if verdict.outcome is Outcome.QUARANTINED:
         destination = storage.quarantine_prefix + upload.name
-        _quarantine(s3, destination, upload, data, verdict, report=report)
+        _quarantine(s3, destination, upload, verdict, report=report)
         action = Action.QUARANTINED
     else:
         destination = promoted_key
@@ -200,15 +211,20 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any]:
         raise
 
 
-def _quarantine(
-    s3: Any, key: str, upload: Upload, data: bytes, verdict: Verdict, *, report: str | None
-) -> None:
-    """Move the upload's bytes to ``key``, their validation result beside them."""
-    s3.put_object(
-        Bucket=upload.bucket,
-        Key=key,
-        Body=data,
-        Metadata={SOURCE_VERSION: upload.version, SOURCE_SHA256: verdict.sha256},
+def _quarantine(s3: Any, key: str, upload: Upload, verdict: Verdict, *, report: str | None) -> None:
+    """Move the upload's bytes to ``key``, their validation result beside them.
+
+    The bytes are copied inside S3 (a managed copy, multipart when large): an upload refused
+    for its size is never downloaded, and none is uploaded again.
+    """
+    metadata = {SOURCE_VERSION: upload.version}
+    if verdict.sha256:  # a file refused unread has no digest
+        metadata[SOURCE_SHA256] = verdict.sha256
+    s3.copy(
+        {"Bucket": upload.bucket, "Key": upload.key, "VersionId": upload.version},
+        upload.bucket,
+        key,
+        ExtraArgs={"Metadata": metadata, "MetadataDirective": "REPLACE"},
     )
     s3.put_object(
         Bucket=upload.bucket,

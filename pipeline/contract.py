@@ -1,13 +1,15 @@
 """The data contract: the daily flight file, the airport dimension and the warehouse tables.
 
-Everything that knows a column name or type is rendered from the definitions here: the Spark
-read schema (``jobs.flights``), the warehouse DDL (below) and, later, the expectation suites.
+Everything that knows a column name, type or width is rendered from the definitions here: the
+Spark read schema (``jobs.flights``), the warehouse DDL (below) and the expectation suites
+(``quality.suites``), which refuse at the gate every value the warehouse would refuse at load.
 This module imports nothing heavy, so the CLI, the Glue jobs and the CDK app can all use it.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -23,6 +25,19 @@ class ColumnType(StrEnum):
     DATE = "date"
     TIMESTAMP_UTC = "timestamp_utc"
 
+    @property
+    def bounds(self) -> tuple[int, int] | None:
+        """The least and the greatest value of an integer type, or None for other types.
+
+        The warehouse's INTEGER is 32-bit on Redshift and PostgreSQL alike (and so is Spark's
+        IntegerType, which reads the validated files).
+        """
+        return (-(2**31), 2**31 - 1) if self is ColumnType.INTEGER else None
+
+
+TEXT_WIDTH: Final = 256
+"""The width of a text column that names none: VARCHAR(256)."""
+
 
 @dataclass(frozen=True)
 class Column:
@@ -30,6 +45,10 @@ class Column:
 
     ``source`` is the header name in the incoming CSV (matched case-insensitively); columns that
     the pipeline derives (flight_date, source_file, loaded_at) have none.
+
+    ``width`` is, for a text column, the most bytes of UTF-8 a value may take: its
+    ``VARCHAR(width)``. Redshift counts a VARCHAR in bytes, PostgreSQL in characters; bytes is
+    the stricter rule, so a value within it fits both. Other types have no width.
     """
 
     name: str
@@ -37,6 +56,14 @@ class Column:
     source: str | None = None
     nullable: bool = True
     description: str = ""
+    width: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.type is ColumnType.STRING and self.width is None:
+            # Frozen: set the default through object, once, at construction.
+            object.__setattr__(self, "width", TEXT_WIDTH)
+        elif self.type is not ColumnType.STRING and self.width is not None:
+            raise ValueError(f"{self.name}: only a text column has a width")
 
 
 @dataclass(frozen=True)
@@ -107,10 +134,21 @@ AIRPORT_DETAILS: Final = ("city", "state", "name")
 """Dimension columns copied onto each flight, once for the origin and once for the destination."""
 
 
+# The warehouse columns fed from a file are that file's columns under their warehouse names, so
+# a column's type, width and nullability are written once and the gate checks the very limits
+# the warehouse enforces.
+
+
+def _fed_by(contract: FileContract, name: str, renamed: str | None = None) -> Column:
+    column = next(c for c in contract.columns if c.name == name)
+    return dataclasses.replace(column, name=renamed or name, source=None)
+
+
 def _airport_columns(role: str) -> tuple[Column, ...]:
-    by_name = {c.name: c for c in AIRPORTS.columns}
     return tuple(
-        Column(f"{role}_{detail}", by_name[detail].type, description=f"{role} airport {detail}")
+        dataclasses.replace(
+            _fed_by(AIRPORTS, detail, f"{role}_{detail}"), description=f"{role} airport {detail}"
+        )
         for detail in AIRPORT_DETAILS
     )
 
@@ -119,13 +157,13 @@ FLIGHT_PROCESSED: Final = Table(
     name="flight_processed",
     columns=(
         Column("flight_date", ColumnType.DATE, nullable=False, description="From the file name."),
-        Column("carrier", ColumnType.STRING, nullable=False),
-        Column("origin_airport_id", ColumnType.INTEGER, nullable=False),
+        _fed_by(DAILY_FLIGHTS, "carrier"),
+        _fed_by(DAILY_FLIGHTS, "origin_airport_id"),
         *_airport_columns("origin"),
-        Column("dest_airport_id", ColumnType.INTEGER, nullable=False),
+        _fed_by(DAILY_FLIGHTS, "dest_airport_id"),
         *_airport_columns("dest"),
-        Column("dep_delay", ColumnType.INTEGER),
-        Column("arr_delay", ColumnType.INTEGER),
+        _fed_by(DAILY_FLIGHTS, "dep_delay"),
+        _fed_by(DAILY_FLIGHTS, "arr_delay"),
         Column("source_file", ColumnType.STRING, nullable=False, description="s3:// URI."),
         Column("loaded_at", ColumnType.TIMESTAMP_UTC, nullable=False),
     ),
@@ -191,11 +229,17 @@ class Dialect(StrEnum):
 
 
 _SQL_TYPES: Final = {
-    ColumnType.STRING: "VARCHAR(256)",
-    ColumnType.INTEGER: "INTEGER",
+    ColumnType.STRING: "VARCHAR",  # with the column's width
+    ColumnType.INTEGER: "INTEGER",  # the range of ColumnType.bounds
     ColumnType.DATE: "DATE",
     ColumnType.TIMESTAMP_UTC: "TIMESTAMPTZ",
 }
+
+
+def _sql_type(column: Column) -> str:
+    sql = _SQL_TYPES[column.type]
+    return sql if column.width is None else f"{sql}({column.width})"
+
 
 # The commit timestamp: PostgreSQL's now() and Redshift's GETDATE() are both fixed for the
 # transaction, so every row and audit record of one load carries the same loaded_at.
@@ -206,7 +250,7 @@ def create_table_sql(table: Table, dialect: Dialect) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for a contract table in the given dialect."""
     lines = []
     for column in table.columns:
-        line = f"    {column.name} {_SQL_TYPES[column.type]}"
+        line = f"    {column.name} {_sql_type(column)}"
         if column.name == LOADED_AT:
             line += f" DEFAULT {_NOW[dialect]}"
         if not column.nullable:

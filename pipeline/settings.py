@@ -106,6 +106,13 @@ class QualitySettings(_Frozen):
     """Share of delays that must be in range before the file is flagged (a warning)."""
     max_unknown_airport_share: float = Field(default=0.05, ge=0, le=1)
     """Largest share of flights whose airport the dimension lacks; above it, quarantine."""
+    max_file_bytes: int = Field(default=128 * 2**20, ge=1)
+    """Largest file the gate reads (daily file or dimension); a larger one is quarantined
+    unread. The gate holds a file in memory about 15 times over (a 1M-flight day is 21 MB);
+    128 MiB is some 6M flights, far above any real day."""
+    max_line_bytes: int = Field(default=64 * 2**10, ge=1)
+    """Longest line the gate accepts; a flight's line is some 30 bytes, a dimension's row
+    with every text at its full width under 1 KB."""
 
 
 class TimingSettings(_Frozen):

@@ -5,11 +5,14 @@ The rule for odd input:
 - transport quirks are normalized and the file loads: a UTF-8 byte-order mark, CRLF line
   endings, Latin-1 text (re-encoded as UTF-8), quoting, columns in any order or case, extra
   columns (dropped), blank lines (skipped);
-- content errors quarantine the file: anything a blocking expectation of the suite rejects;
-- files that cannot be read as a daily file at all quarantine with a reason: a name that is not
-  a real ``YYYY-MM-DD.csv`` date, a date in the future, compressed or binary content, an empty
-  file, a header without flights, a wrong delimiter or missing columns, rows with the wrong
-  number of fields, the header repeated inside the file.
+- content errors quarantine the file: anything a blocking expectation of the suite rejects,
+  every value the warehouse could not hold among them (the contract's INTEGER range and text
+  widths in bytes, and text the load cannot carry verbatim);
+- files that cannot be read as a daily file at all quarantine with a reason (``FileRule``): a
+  name that is not a real ``YYYY-MM-DD.csv`` date, a date in the future, a file over the size
+  limit (decided from its size alone, so it is never read), compressed or binary content, an
+  empty file, a line over the length limit, a header without flights, a wrong delimiter or
+  missing columns, rows with the wrong number of fields, the header repeated inside the file.
 
 A passing file is normalized (contract column order, canonical header, UTF-8, LF) so that the
 load reads one shape only.
@@ -38,6 +41,7 @@ from pipeline.contract import (
     header_names,
 )
 from pipeline.settings import QualitySettings
+from quality.expectations import WarehouseLimit
 from quality.suites import BLOCKING, NUMERIC_SUFFIX, daily_suite, dimension_suite
 
 _DELIMITERS = (";", "\t", "|")
@@ -81,12 +85,30 @@ class Verdict:
         return "; ".join(f"{f.rule}: {f.observed}" for f in ordered)
 
 
+class FileRule(StrEnum):
+    """The rules of a readable file, checked before the suite: a file that breaks one is no
+    daily file (or dimension) at all, and is refused with the rule and the reason."""
+
+    DATED_FILE_NAME = "dated file name"
+    NOT_IN_THE_FUTURE = "date not in the future"
+    FILE_SIZE = "file size"
+    NOT_EMPTY = "not empty"
+    NOT_COMPRESSED = "not compressed"
+    TEXT_FILE = "text file"
+    LINE_LENGTH = "line length"
+    COMMA_SEPARATED = "comma-separated"
+    REQUIRED_COLUMNS = "required columns"
+    FIELDS_PER_ROW = "fields per row"
+    AT_LEAST_ONE_ROW = "at least one row"
+    NO_REPEATED_HEADER = "no repeated header"
+
+
 class UnreadableFileError(ValueError):
     """The bytes are not a daily file at all; the message says why and what to do."""
 
-    def __init__(self, rule: str, observed: str) -> None:
+    def __init__(self, rule: FileRule, observed: str) -> None:
         super().__init__(f"{rule}: {observed}")
-        self.finding = Finding(rule, observed, blocking=True)
+        self.finding = Finding(str(rule), observed, blocking=True)
 
 
 @dataclass(frozen=True)
@@ -100,19 +122,36 @@ class ParsedTable:
     quirks: tuple[str, ...]
     canonical_text: str | None = None
     """The decoded text when it already is the canonical file (header, order, no quoting)."""
+    blank_lines: tuple[int, ...] = ()
+    """The line numbers of the blank lines skipped, in order."""
+
+    def line_of(self, row: int) -> int:
+        """The line of the file (the header is line 1) that data row ``row`` (from 0) was on."""
+        line = row + 2
+        for blank in self.blank_lines:
+            if blank > line:
+                break
+            line += 1
+        return line
 
 
 def decode(data: bytes) -> tuple[str, list[str]]:
     """The text of the bytes and the transport quirks normalized on the way."""
     quirks = []
     if not data.strip():
-        raise UnreadableFileError("not empty", "the file has no content")
+        raise UnreadableFileError(FileRule.NOT_EMPTY, "the file has no content")
     if data[:2] == b"\x1f\x8b":
         raise UnreadableFileError(
-            "not compressed", "gzip data in a .csv file: upload the plain CSV"
+            FileRule.NOT_COMPRESSED, "gzip data in a .csv file: upload the plain CSV"
         )
-    if b"\x00" in data[:65536]:
-        raise UnreadableFileError("text file", "binary content (NUL bytes): upload the CSV text")
+    # Anywhere in the file, not just near its start: pandas' reader ends a value at a NUL, so
+    # the gate would check less than the load reads, and no warehouse text can hold one.
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise UnreadableFileError(
+            FileRule.TEXT_FILE, f"binary content (a NUL byte on line {line}): upload the CSV text"
+        )
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
         quirks.append("UTF-8 byte-order mark removed")
@@ -127,17 +166,21 @@ def decode(data: bytes) -> tuple[str, list[str]]:
     return text, quirks
 
 
-def read_table(data: bytes, contract: FileContract) -> ParsedTable:
+def read_table(data: bytes, contract: FileContract, max_line_bytes: int) -> ParsedTable:
     """Read CSV bytes against a file contract; UnreadableFileError names the rule broken."""
     import pandas as pd
 
     text, quirks = decode(data)
-    text, blanks = _BLANK_LINE.subn("", text)
+    _check_line_lengths(data, max_line_bytes)
+    blanks = _blank_line_numbers(text)
     if blanks:
+        text = _BLANK_LINE.sub("", text)
         quirks.append("blank lines skipped")
     header = header_names(text.split("\n", 1)[0])
     if len(header) == 1 and any(d in header[0] for d in _DELIMITERS):
-        raise UnreadableFileError("comma-separated", f"header {header[0]!r} uses another delimiter")
+        raise UnreadableFileError(
+            FileRule.COMMA_SEPARATED, f"header {header[0]!r} uses another delimiter"
+        )
     columns = []
     for position, title in enumerate(header):
         column = contract.column_for_header(title)
@@ -145,11 +188,13 @@ def read_table(data: bytes, contract: FileContract) -> ParsedTable:
     missing = [c.source for c in contract.columns if c.name not in columns]
     if missing:
         raise UnreadableFileError(
-            "required columns",
+            FileRule.REQUIRED_COLUMNS,
             f"missing {missing} in header {header}; expected {list(contract.headers)}",
         )
     if len(set(columns)) != len(columns):
-        raise UnreadableFileError("required columns", f"a column appears twice in header {header}")
+        raise UnreadableFileError(
+            FileRule.REQUIRED_COLUMNS, f"a column appears twice in header {header}"
+        )
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -161,16 +206,22 @@ def read_table(data: bytes, contract: FileContract) -> ParsedTable:
             engine="c",
         )
     except pd.errors.ParserError as exc:  # a row with more fields than the header
-        raise UnreadableFileError("fields per row", str(exc).strip().split(". ")[-1]) from exc
+        raise UnreadableFileError(
+            FileRule.FIELDS_PER_ROW, str(exc).strip().split(". ")[-1]
+        ) from exc
     if frame.empty:
-        raise UnreadableFileError("at least one row", "the file has a header and no data rows")
+        raise UnreadableFileError(
+            FileRule.AT_LEAST_ONE_ROW, "the file has a header and no data rows"
+        )
     short = _first_short_row(text, frame, len(header))
     if short is not None:
-        raise UnreadableFileError("fields per row", f"row {short} has fewer fields than its header")
+        raise UnreadableFileError(
+            FileRule.FIELDS_PER_ROW, f"row {short} has fewer fields than its header"
+        )
     repeated = _first_repeated_header(frame, columns, header)
     if repeated is not None:
         raise UnreadableFileError(
-            "no repeated header", f"the header appears again as row {repeated}"
+            FileRule.NO_REPEATED_HEADER, f"the header appears again as row {repeated}"
         )
     if any(c.startswith("_extra_") for c in columns):
         quirks.append("extra columns dropped")
@@ -183,7 +234,52 @@ def read_table(data: bytes, contract: FileContract) -> ParsedTable:
         and text.endswith("\n")
         and '"' not in text
     )
-    return ParsedTable(frame, tuple(quirks), text if canonical else None)
+    return ParsedTable(frame, tuple(quirks), text if canonical else None, blanks)
+
+
+def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
+    """Refuse the first line (its line feed aside) longer than ``max_line_bytes``.
+
+    One vectorized pass over the bytes: the positions of the line feeds give every length.
+    """
+    import numpy as np
+
+    if len(data) <= max_line_bytes:
+        return
+    ends = np.append(np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")), len(data))
+    lengths = np.diff(ends, prepend=-1) - 1
+    over = np.flatnonzero(lengths > max_line_bytes)
+    if len(over):
+        raise UnreadableFileError(
+            FileRule.LINE_LENGTH,
+            f"line {over[0] + 1:,} is {lengths[over[0]]:,} bytes, over the limit of "
+            f"{max_line_bytes:,} bytes a line (QualitySettings.max_line_bytes)",
+        )
+
+
+def refuse_oversized(name: str, size: int, quality: QualitySettings) -> Verdict | None:
+    """The verdict on a file of ``size`` bytes over the size limit, decided before anything
+    reads it (the gate holds a file in memory several times over); None within the limit."""
+    if size <= quality.max_file_bytes:
+        return None
+    observed = (
+        f"the file is {size:,} bytes, over the limit of {quality.max_file_bytes:,} bytes "
+        "(QualitySettings.max_file_bytes)"
+    )
+    return Verdict(
+        name, Outcome.QUARANTINED, (Finding(str(FileRule.FILE_SIZE), observed, blocking=True),)
+    )
+
+
+def _blank_line_numbers(text: str) -> tuple[int, ...]:
+    """The numbers of the blank lines (the first line is 1), so findings can name the lines
+    of the file as uploaded."""
+    numbers, line, position = [], 1, 0
+    for match in _BLANK_LINE.finditer(text):
+        line += text.count("\n", position, match.start())
+        numbers.append(line)
+        line, position = line + 1, match.end()
+    return tuple(numbers)
 
 
 def _distinct(column: Any) -> tuple[Any, Any]:
@@ -244,14 +340,14 @@ def check_name(name: str, today: dt.date) -> dt.date:
     """
     if "/" in name:
         raise UnreadableFileError(
-            "dated file name", f"{name!r}: daily files go directly under the upload prefix"
+            FileRule.DATED_FILE_NAME, f"{name!r}: daily files go directly under the upload prefix"
         )
     try:
         day = flight_date_of(name)
     except NotADailyFileError as exc:
-        raise UnreadableFileError("dated file name", str(exc)) from exc
+        raise UnreadableFileError(FileRule.DATED_FILE_NAME, str(exc)) from exc
     if day > today:
-        raise UnreadableFileError("date not in the future", f"{day} is after today ({today})")
+        raise UnreadableFileError(FileRule.NOT_IN_THE_FUTURE, f"{day} is after today ({today})")
     return day
 
 
@@ -293,7 +389,9 @@ def _context() -> Any:
     return context
 
 
-def _validate(suite: Any, frame: Any) -> tuple[list[Finding], Any]:
+def _validate(
+    suite: Any, frame: Any, parsed: ParsedTable, contract: FileContract
+) -> tuple[list[Finding], Any]:
     """Run the suite on the frame: the broken rules, and GX's result for the report."""
     import great_expectations as gx
 
@@ -309,22 +407,35 @@ def _validate(suite: Any, frame: Any) -> tuple[list[Finding], Any]:
         if check.success:
             continue
         config = check.expectation_config
-        kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
         detail = check.result or {}
-        observed = (
-            f"{detail.get('unexpected_count')} of {detail.get('element_count')} values, "
-            f"e.g. {[_plain(v) for v in detail.get('partial_unexpected_list', [])[:5]]}"
-            if "unexpected_count" in detail
-            else f"observed {detail.get('observed_value')}"
-        )
-        findings.append(
-            Finding(
-                rule=f"{config.type} {kwargs}",
-                observed=observed,
-                blocking=config.severity == BLOCKING,
+        expectation = config.to_domain_obj()
+        if isinstance(expectation, WarehouseLimit):
+            # In plain words, the column named as the file names it: the on-call alert quotes it.
+            column = config.kwargs["column"]
+            rule = str(next(c.source for c in contract.columns if c.name == column))
+            observed = _limit_observed(expectation, detail, parsed)
+        else:
+            kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
+            rule = f"{config.type} {kwargs}"
+            observed = (
+                f"{detail.get('unexpected_count')} of {detail.get('element_count')} values, "
+                f"e.g. {[_plain(v) for v in detail.get('partial_unexpected_list', [])[:5]]}"
+                if "unexpected_count" in detail
+                else f"observed {detail.get('observed_value')}"
             )
-        )
+        findings.append(Finding(rule, observed, blocking=config.severity == BLOCKING))
     return findings, result
+
+
+def _limit_observed(limit: WarehouseLimit, detail: dict[str, Any], parsed: ParsedTable) -> str:
+    """The first value that breaks a warehouse limit, why, and its line, e.g.
+    ``99999999999 is outside -2147483648..2147483647 (line 11)``."""
+    value, row = detail["partial_unexpected_list"][0], detail["partial_unexpected_index_list"][0]
+    where = f"line {parsed.line_of(int(row))}"
+    others = int(detail["unexpected_count"]) - 1
+    if others:
+        where += f", and {others:,} more row{'s' if others > 1 else ''}"
+    return f"{limit.refusal(value)} ({where})"
 
 
 def _plain(value: Any) -> Any:
@@ -338,16 +449,21 @@ def _verdict(
     data: bytes,
     contract: FileContract,
     suite: Callable[[], Any],
+    *,
+    quality: QualitySettings,
     day_check: Callable[[], object] = lambda: None,
 ) -> Verdict:
+    oversized = refuse_oversized(name, len(data), quality)
+    if oversized is not None:
+        return oversized
     digest = hashlib.sha256(data).hexdigest()
     try:
         day_check()
-        parsed = read_table(data, contract)
+        parsed = read_table(data, contract, quality.max_line_bytes)
     except UnreadableFileError as exc:
         return Verdict(name, Outcome.QUARANTINED, (exc.finding,), sha256=digest)
     frame, stripped = _frame(parsed, contract)
-    findings, validation = _validate(suite(), frame)
+    findings, validation = _validate(suite(), frame, parsed, contract)
     if any(f.blocking for f in findings):
         outcome = Outcome.QUARANTINED
     elif findings:
@@ -379,13 +495,14 @@ def check_daily_file(
         data,
         DAILY_FLIGHTS,
         lambda: daily_suite(quality, known_airports),
-        lambda: check_name(name, today),
+        quality=quality,
+        day_check=lambda: check_name(name, today),
     )
 
 
-def check_dimension(name: str, data: bytes) -> Verdict:
+def check_dimension(name: str, data: bytes, quality: QualitySettings) -> Verdict:
     """Validate a new airport dimension; a quarantined one must not replace the current one."""
-    return _verdict(name, data, AIRPORTS, dimension_suite)
+    return _verdict(name, data, AIRPORTS, dimension_suite, quality=quality)
 
 
 def _normalized(parsed: ParsedTable, frame: Any, stripped: bool, contract: FileContract) -> bytes:

@@ -14,9 +14,14 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.expectations.metadata_types import FailureSeverity
 
-from pipeline.contract import AIRPORTS, DAILY_FLIGHTS, ColumnType, FileContract
+from pipeline.contract import AIRPORTS, DAILY_FLIGHTS, Column, ColumnType, FileContract
 from pipeline.settings import QualitySettings
-from quality.expectations import ExpectColumnValuesToMatchRegexPerValue
+from quality.expectations import (
+    ExpectColumnIntegersToBeBetween,
+    ExpectColumnValueBytesToBeAtMost,
+    ExpectColumnValuesToLoadVerbatim,
+    ExpectColumnValuesToMatchRegexPerValue,
+)
 
 BLOCKING = FailureSeverity.CRITICAL
 WARNING = FailureSeverity.WARNING
@@ -34,7 +39,8 @@ NUMERIC_SUFFIX = "_number"
 
 
 def _contract_expectations(contract: FileContract) -> Iterable[gxe.Expectation]:
-    """Column set and types, straight from the contract: required columns present and typed."""
+    """Column set, types and the warehouse's limits, straight from the contract: required
+    columns present and typed, and every value one the warehouse can hold."""
     yield gxe.ExpectTableColumnsToMatchSet(
         column_set=[c.name for c in contract.columns], exact_match=False, severity=BLOCKING
     )
@@ -47,6 +53,21 @@ def _contract_expectations(contract: FileContract) -> Iterable[gxe.Expectation]:
                 regex=_POSITIVE_INTEGER if column.name.endswith("airport_id") else _INTEGER,
                 severity=BLOCKING,
             )
+        yield from _warehouse_limits(column)
+
+
+def _warehouse_limits(column: Column) -> Iterable[gxe.Expectation]:
+    """What the warehouse column this column feeds enforces at load, checked at the gate."""
+    if column.type.bounds is not None:
+        low, high = column.type.bounds
+        yield ExpectColumnIntegersToBeBetween(
+            column=column.name, min_value=low, max_value=high, severity=BLOCKING
+        )
+    if column.width is not None:
+        yield ExpectColumnValueBytesToBeAtMost(
+            column=column.name, max_bytes=column.width, severity=BLOCKING
+        )
+        yield ExpectColumnValuesToLoadVerbatim(column=column.name, severity=BLOCKING)
 
 
 def daily_suite(quality: QualitySettings, known_airports: Iterable[int]) -> gx.ExpectationSuite:

@@ -346,7 +346,7 @@ def test_the_bad_input_catalog_in_one_batch_loads_exactly_the_loadable_files(
     settings: Settings, tmp_path: Path
 ) -> None:
     from quality.gate import Outcome
-    from tests.test_quality_catalog import CATALOG, KNOWN
+    from tests.test_quality_catalog import CATALOG, DEFAULTS, KNOWN
 
     data = tmp_path / "catalog"
     data.mkdir()
@@ -355,6 +355,8 @@ def test_the_bad_input_catalog_in_one_batch_loads_exactly_the_loadable_files(
     )
     expected: dict[str, str] = {}
     for number, case in enumerate(CATALOG):
+        if case.quality != DEFAULTS:  # a case with limits of its own: one batch has one set
+            continue
         # Cases about the name keep theirs; the others each get a day of their own.
         name = case.name
         if name == "2024-01-01.csv":

@@ -3,12 +3,16 @@ import datetime as dt
 import pytest
 
 from pipeline.contract import (
+    AIRPORT_DETAILS,
     AIRPORTS,
     DAILY_FLIGHTS,
     FLIGHT_LOAD_AUDIT,
     FLIGHT_PROCESSED,
+    Column,
+    ColumnType,
     Dialect,
     NotADailyFileError,
+    Table,
     create_table_sql,
     flight_date_of,
     header_names,
@@ -61,6 +65,35 @@ def test_redshift_ddl_sorts_by_flight_date_and_uses_getdate() -> None:
     assert "DEFAULT GETDATE()" in ddl
     audit = create_table_sql(FLIGHT_LOAD_AUDIT, Dialect.REDSHIFT)
     assert "sha256 VARCHAR(256) NOT NULL" in audit
+
+
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_each_text_column_renders_its_own_width(dialect: Dialect) -> None:
+    table = Table(
+        "t", (Column("remark", ColumnType.STRING, width=1000), Column("note", ColumnType.STRING))
+    )
+    ddl = create_table_sql(table, dialect)
+    assert "remark VARCHAR(1000)," in ddl
+    assert "note VARCHAR(256)\n" in ddl
+
+
+def test_only_text_columns_have_a_width_and_integers_are_32_bit() -> None:
+    with pytest.raises(ValueError, match="only a text column has a width"):
+        Column("n", ColumnType.INTEGER, width=4)
+    assert ColumnType.INTEGER.bounds == (-2147483648, 2147483647)
+    assert ColumnType.STRING.bounds is None
+
+
+def test_warehouse_columns_fed_from_a_file_keep_its_type_width_and_nullability() -> None:
+    by_name = {c.name: c for c in FLIGHT_PROCESSED.columns}
+    for column in DAILY_FLIGHTS.columns:
+        fed = by_name[column.name]
+        assert (fed.type, fed.width, fed.nullable) == (column.type, column.width, column.nullable)
+    airports = {c.name: c for c in AIRPORTS.columns}
+    for detail in AIRPORT_DETAILS:
+        for role in ("origin", "dest"):
+            fed = by_name[f"{role}_{detail}"]
+            assert (fed.type, fed.width) == (airports[detail].type, airports[detail].width)
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,26 @@ import csv
 import datetime as dt
 import gzip
 import io
+import re
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 import pytest
 
-from pipeline.contract import DAILY_FLIGHTS
+from pipeline.contract import (
+    AIRPORTS,
+    DAILY_FLIGHTS,
+    FLIGHT_PROCESSED,
+    Column,
+    Dialect,
+    FileContract,
+    create_table_sql,
+)
 from pipeline.settings import QualitySettings
-from quality.gate import Outcome, check_daily_file, check_dimension
+from quality.expectations import WarehouseLimit
+from quality.gate import FileRule, Outcome, Verdict, check_daily_file, check_dimension
+from quality.suites import daily_suite, dimension_suite
 
 TODAY = dt.date(2026, 11, 26)
 KNOWN = [10397, 12892, 11298, 13930]
@@ -30,6 +43,10 @@ def daily(*rows: str, header: str = HEADER, newline: str = "\n") -> bytes:
 
 
 GOOD = daily(*ROWS)
+INTEGER = "-2147483648..2147483647"
+"""The warehouse's INTEGER, as findings state it."""
+DIMENSION_NAME = "airport_codes.csv"
+DEFAULTS = QualitySettings()
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,15 @@ class Case:
     outcome: Outcome
     rule: str  # what the findings (or the normalization notes) must mention
     name: str = "2024-01-01.csv"
+    quality: QualitySettings = DEFAULTS
+
+
+@cache
+def verdict_of(case: Case) -> Verdict:
+    """The gate's verdict on a case: a dimension's, or a daily file's."""
+    if case.name == DIMENSION_NAME:
+        return check_dimension(case.name, case.data, case.quality)
+    return check_daily_file(case.name, case.data, KNOWN, case.quality, TODAY)
 
 
 CATALOG = [
@@ -108,12 +134,108 @@ CATALOG = [
         "be_in_set",
     ),
     Case("cancelled flights (empty delays)", daily("DL,10397,12892,,", *ROWS), Outcome.PASSED, ""),
+    Case(
+        "missing carrier",
+        daily(",10397,12892,5,-3", *ROWS),
+        Outcome.QUARANTINED,
+        "expect_column_values_to_not_be_null {'column': 'carrier'}",
+    ),
+    Case(
+        "missing origin airport",
+        daily(*ROWS, "DL,,12892,5,-3"),
+        Outcome.QUARANTINED,
+        "expect_column_values_to_not_be_null {'column': 'origin_airport_id'}",
+    ),
+    Case(
+        "missing destination airport",
+        daily(*ROWS, "DL,10397, ,5,-3"),
+        Outcome.QUARANTINED,
+        "expect_column_values_to_not_be_null {'column': 'dest_airport_id'}",
+    ),
+    Case("airport code for an id", daily("DL,10397,LAX,5,-3"), Outcome.QUARANTINED, "'LAX'"),
+    Case(
+        "non-numeric arrival delay", daily("DL,10397,12892,5,early"), Outcome.QUARANTINED, "'early'"
+    ),
+    Case(
+        "absurd arrival delay", daily("DL,10397,12892,5,9999"), Outcome.WARNINGS, "arr_delay_number"
+    ),
+    # What the warehouse would refuse at load (pipeline.contract: widths and the INTEGER range).
+    Case(
+        "delay over the warehouse's INTEGER",
+        daily("DL,10397,12892,99999999999,-3", *ROWS),
+        Outcome.QUARANTINED,
+        f"DepDelay: 99999999999 is outside {INTEGER} (line 2)",
+    ),
+    Case(
+        "arrival delay under the warehouse's INTEGER",
+        daily(*ROWS, "DL,10397,12892,5,-2147483649"),
+        Outcome.QUARANTINED,
+        f"ArrDelay: -2147483649 is outside {INTEGER} (line 6)",
+    ),
+    Case(
+        "origin airport id over the warehouse's INTEGER",
+        daily(*ROWS, "DL,2147483648,12892,5,-3", "AA,2147483648,12892,5,-3"),
+        Outcome.QUARANTINED,
+        f"OriginAirportID: 2147483648 is outside {INTEGER} (line 6, and 1 more row)",
+    ),
+    Case(
+        "one destination airport id over the INTEGER, among known ones",
+        daily(*ROWS * 30, "", "DL,10397,2147483648,5,-3"),  # 1 unknown of 121: under 5 %
+        Outcome.QUARANTINED,
+        f"DestAirportID: 2147483648 is outside {INTEGER} (line 123)",
+    ),
+    Case(
+        "delay of a thousand digits",
+        daily("DL,10397,12892," + "9" * 1000 + ",1"),
+        Outcome.QUARANTINED,
+        f"DepDelay: {'9' * 40}… is outside {INTEGER} (line 2)",
+    ),
+    Case(
+        "carrier wider than its column",
+        daily(*ROWS, "D" * 257 + ",10397,12892,5,-3"),
+        Outcome.QUARANTINED,
+        f"Carrier: '{'D' * 40}…' is 257 bytes of UTF-8 (257 characters), over the column's "
+        "256 bytes (line 6)",
+    ),
+    Case(
+        "carrier of \\N, Redshift's NULL marker",
+        daily("\\N,10397,12892,5,-3"),
+        Outcome.QUARANTINED,
+        "Carrier: \\N would load as NULL on Redshift",
+    ),
+    Case(
+        "line feed inside a quoted value",
+        daily('"D\nL",10397,12892,5,-3'),
+        Outcome.QUARANTINED,
+        "Carrier: 'D\\nL' holds a line feed, which the warehouse load cannot carry (line 2)",
+    ),
+    Case(
+        "NUL byte deep in the file",
+        daily(*ROWS * 4000, "D\x00,10397,12892,5,-3"),
+        Outcome.QUARANTINED,
+        "binary content (a NUL byte on line 16002)",
+    ),
+    Case(
+        "a 10 MB line",
+        daily(*(r + "," for r in ROWS[:2]), ROWS[2] + "," + "x" * 10**7, header=HEADER + ",Remark"),
+        Outcome.QUARANTINED,
+        "line length: line 4 is 10,000,021 bytes, over the limit of 65,536 bytes a line "
+        "(QualitySettings.max_line_bytes)",
+    ),
+    Case(
+        "file over the size limit",
+        GOOD,
+        Outcome.QUARANTINED,
+        f"file size: the file is {len(GOOD)} bytes, over the limit of 100 bytes "
+        "(QualitySettings.max_file_bytes)",
+        quality=QualitySettings(max_file_bytes=100),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CATALOG, ids=[c.kind for c in CATALOG])
 def test_bad_input_catalog(case: Case) -> None:
-    verdict = check_daily_file(case.name, case.data, KNOWN, QualitySettings(), TODAY)
+    verdict = verdict_of(case)
 
     assert verdict.outcome is case.outcome, verdict.reason
     said = verdict.reason + " " + " ".join(verdict.details.get("quirks", []))
@@ -161,28 +283,168 @@ DIMENSION = (
 )
 
 
+def dimension(kind: str, text: str, outcome: Outcome, rule: str) -> Case:
+    return Case(kind, text.encode(), outcome, rule, name=DIMENSION_NAME)
+
+
+DIMENSION_CATALOG = [
+    dimension("good dimension", DIMENSION, Outcome.PASSED, ""),
+    dimension(
+        "duplicated airport id",
+        DIMENSION + "10397,Atlanta,GA,Other\n",
+        Outcome.QUARANTINED,
+        "unique",
+    ),
+    dimension("empty city", DIMENSION + "11298,,TX,DFW\n", Outcome.QUARANTINED, "'column': 'city'"),
+    dimension("non-integer id", DIMENSION + "ABC,Dallas,TX,DFW\n", Outcome.QUARANTINED, "'ABC'"),
+    dimension(
+        "empty airport id",
+        DIMENSION + ",Dallas,TX,DFW\n",
+        Outcome.QUARANTINED,
+        "expect_column_values_to_not_be_null {'column': 'airport_id'}",
+    ),
+    dimension(
+        "empty name", DIMENSION + "11298,Dallas,TX,\n", Outcome.QUARANTINED, "'column': 'name'"
+    ),
+    dimension(
+        "no airports", "airport_id,city,state,name\n", Outcome.QUARANTINED, "at least one row"
+    ),
+    dimension("not a CSV", "\x00\x01binary", Outcome.QUARANTINED, "binary"),
+    dimension(
+        "airport id over the warehouse's INTEGER",
+        DIMENSION + "2147483648,Boise,ID,BOI\n",
+        Outcome.QUARANTINED,
+        f"airport_id: 2147483648 is outside {INTEGER} (line 4)",
+    ),
+    dimension(
+        "names wider than the warehouse column",
+        DIMENSION + "11298,Dallas,TX," + "N" * 300 + "\n",
+        Outcome.QUARANTINED,
+        f"name: '{'N' * 40}…' is 300 bytes of UTF-8 (300 characters), over the column's 256 "
+        "bytes (line 4)",
+    ),
+    dimension(
+        "multibyte name that fits in characters but not in bytes",
+        DIMENSION + "11298,Dallas,TX," + "\u00e9" * 200 + "\n",
+        Outcome.QUARANTINED,
+        "is 400 bytes of UTF-8 (200 characters), over the column's 256 bytes (line 4)",
+    ),
+    dimension(
+        "city wider than its column",
+        DIMENSION + "11298," + "C" * 257 + ",TX,DFW\n",
+        Outcome.QUARANTINED,
+        "city: 'CCCC",
+    ),
+    dimension(
+        "state wider than its column",
+        DIMENSION + "11298,Dallas," + "S" * 257 + ",DFW\n",
+        Outcome.QUARANTINED,
+        "state: 'SSSS",
+    ),
+    dimension(
+        "name of \\N, Redshift's NULL marker",
+        DIMENSION + "11298,Dallas,TX,\\N\n",
+        Outcome.QUARANTINED,
+        "name: \\N would load as NULL on Redshift",
+    ),
+    dimension(
+        "carriage return inside a quoted city",
+        DIMENSION + '11298,"Dal\rlas",TX,DFW\n',
+        Outcome.QUARANTINED,
+        "city: 'Dal\\rlas' holds a carriage return",
+    ),
+    dimension(
+        "line feed inside a quoted state",
+        DIMENSION + '11298,Dallas,"T\nX",DFW\n',
+        Outcome.QUARANTINED,
+        "state: 'T\\nX' holds a line feed",
+    ),
+    dimension(
+        "a line over the length limit",
+        DIMENSION + "11298,Dallas,TX,DFW," + "x" * 70_000 + "\n",
+        Outcome.QUARANTINED,
+        "line 4 is 70,020 bytes, over the limit of 65,536 bytes a line",
+    ),
+    Case(
+        "dimension over the size limit",
+        DIMENSION.encode(),
+        Outcome.QUARANTINED,
+        "over the limit of 10 bytes (QualitySettings.max_file_bytes)",
+        name=DIMENSION_NAME,
+        quality=QualitySettings(max_file_bytes=10),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", DIMENSION_CATALOG, ids=[c.kind for c in DIMENSION_CATALOG])
+def test_broken_dimension_files_are_refused(case: Case) -> None:
+    verdict = verdict_of(case)
+    assert verdict.outcome is case.outcome, verdict.reason
+    assert case.rule in verdict.reason
+
+
+# --- coverage: every rule of the gate and every warehouse column has a case ------------------
+
+TABLE_LEVEL = ("expect_table_row_count_to_be_between", "expect_table_columns_to_match_set")
+"""Expectations no readable file fails: the gate refuses a file without rows or without the
+contract's columns before the suite runs (FileRule.AT_LEAST_ONE_ROW, REQUIRED_COLUMNS)."""
+
+
+def broken(cases: list[Case]) -> set[tuple[str, str | None]]:
+    """The expectations, by type and column, that the cases' validations failed."""
+    results = [
+        result
+        for case in cases
+        if verdict_of(case).validation is not None
+        for result in verdict_of(case).validation.results
+    ]
+    return {
+        (r.expectation_config.type, r.expectation_config.kwargs.get("column"))
+        for r in results
+        if not r.success
+    }
+
+
 @pytest.mark.parametrize(
-    ("kind", "data", "outcome", "rule"),
-    [
-        ("good dimension", DIMENSION, Outcome.PASSED, ""),
-        (
-            "duplicated airport id",
-            DIMENSION + "10397,Atlanta,GA,Other\n",
-            Outcome.QUARANTINED,
-            "unique",
-        ),
-        ("empty city", DIMENSION + "11298,,TX,DFW\n", Outcome.QUARANTINED, "'column': 'city'"),
-        ("non-integer id", DIMENSION + "ABC,Dallas,TX,DFW\n", Outcome.QUARANTINED, "'ABC'"),
-        ("no airports", "airport_id,city,state,name\n", Outcome.QUARANTINED, "at least one row"),
-        ("not a CSV", "\x00\x01binary", Outcome.QUARANTINED, "binary"),
-    ],
+    ("suite", "cases"),
+    [(daily_suite(DEFAULTS, KNOWN), CATALOG), (dimension_suite(), DIMENSION_CATALOG)],
+    ids=["daily file", "dimension"],
 )
-def test_broken_dimension_files_are_refused(
-    kind: str, data: str, outcome: Outcome, rule: str
+def test_every_expectation_of_the_suites_is_broken_by_a_case_of_the_catalog(
+    suite: Any, cases: list[Case]
 ) -> None:
-    verdict = check_dimension("airport_codes.csv", data.encode())
-    assert verdict.outcome is outcome, verdict.reason
-    assert rule in verdict.reason
+    rules = {
+        (e.expectation_type, getattr(e, "column", None))
+        for e in suite.expectations
+        if e.expectation_type not in TABLE_LEVEL
+    }
+    assert rules - broken(cases) == set()
+
+
+def test_every_rule_of_a_readable_file_is_broken_by_a_case_of_the_catalog() -> None:
+    refused = {
+        finding.rule
+        for case in CATALOG + DIMENSION_CATALOG
+        if verdict_of(case).validation is None
+        for finding in verdict_of(case).findings
+    }
+    assert set(FileRule) - refused == set()
+
+
+def test_every_warehouse_column_fed_from_a_file_has_a_case_over_its_limits() -> None:
+    suites = {DAILY_FLIGHTS: daily_suite(DEFAULTS, KNOWN), AIRPORTS: dimension_suite()}
+    failed = broken(CATALOG + DIMENSION_CATALOG)
+    for name in FLIGHT_PROCESSED.column_names:
+        if name in DERIVED:
+            continue
+        contract, column = fed_by(name)
+        limits = {
+            (e.expectation_type, column.name)
+            for e in suites[contract].expectations
+            if isinstance(e, WarehouseLimit) and e.column == column.name
+        }
+        assert limits, name
+        assert limits - failed == set(), name
 
 
 @pytest.mark.parametrize(
@@ -195,7 +457,9 @@ def test_the_normalized_copy_is_what_normalize_writes_whatever_the_shortcut(data
 
     verdict = check_daily_file("2024-01-01.csv", data, KNOWN, QualitySettings(), TODAY)
 
-    frame, _ = _frame(read_table(data, DAILY_FLIGHTS), DAILY_FLIGHTS)
+    frame, _ = _frame(
+        read_table(data, DAILY_FLIGHTS, QualitySettings().max_line_bytes), DAILY_FLIGHTS
+    )
     assert verdict.normalized == normalize(frame, DAILY_FLIGHTS)
     assert (verdict.normalized == data) is (data == GOOD)
 
@@ -205,3 +469,74 @@ def test_a_short_row_among_many_is_found_by_its_number() -> None:
     verdict = check_daily_file("2024-01-01.csv", daily(*rows), KNOWN, QualitySettings(), TODAY)
     assert verdict.outcome is Outcome.QUARANTINED
     assert "row 2002 has fewer fields" in verdict.reason
+
+
+# --- every limit of the warehouse, one past it ------------------------------------------------
+
+_DDL_COLUMN = re.compile(r"^\s+(\w+) (INTEGER|VARCHAR\((\d+)\))", re.MULTILINE)
+DERIVED = ("flight_date", "source_file", "loaded_at")
+"""Warehouse columns the pipeline fills itself, from no file."""
+INTEGER_BOUNDS = (-(2**31), 2**31 - 1)
+"""INTEGER on Redshift and PostgreSQL alike."""
+
+
+def fed_by(warehouse_column: str) -> tuple[FileContract, Column]:
+    """The file column a warehouse column is loaded from: a daily file's own, or an airport
+    detail of the dimension (``origin_city`` from ``city``)."""
+    for contract, name in (
+        (DAILY_FLIGHTS, warehouse_column),
+        (AIRPORTS, warehouse_column.partition("_")[2]),
+    ):
+        for column in contract.columns:
+            if column.name == name:
+                return contract, column
+    raise AssertionError(f"no file feeds {warehouse_column}")
+
+
+def one_past(sql_type: str, width: str) -> list[tuple[str, str]]:
+    """Values one past the limit of a column type, each with how a finding states the limit."""
+    if sql_type == "INTEGER":
+        low, high = INTEGER_BOUNDS
+        return [(str(v), f"outside {low}..{high}") for v in (low - 1, high + 1)]
+    size = int(width)
+    # Multibyte: a PostgreSQL VARCHAR(size) takes it (it counts characters), Redshift does not.
+    value = "\u00e9" * (size // 2) + "x" * (size % 2 + 1)
+    assert len(value.encode()) == size + 1
+    assert len(value) <= size
+    return [(value, f"over the column's {size} bytes")]
+
+
+def with_value(contract: FileContract, column: Column, value: str) -> bytes:
+    """A good file of the contract, with one more row that holds ``value`` in ``column``."""
+    if contract is AIRPORTS:
+        row = {"airport_id": "11298", "city": "Dallas", "state": "TX", "name": "DFW"}
+        good = DIMENSION.encode()
+    else:
+        row = dict(zip(DAILY_FLIGHTS.headers, ROWS[0].split(","), strict=True))
+        good = GOOD
+    row[str(column.source)] = value
+    return good + ",".join(row[h] for h in contract.headers).encode() + b"\n"
+
+
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_a_value_one_past_each_warehouse_limit_is_refused_at_the_gate(dialect: Dialect) -> None:
+    walked = []
+    for name, sql_type, width in _DDL_COLUMN.findall(create_table_sql(FLIGHT_PROCESSED, dialect)):
+        if name in DERIVED:
+            continue
+        contract, column = fed_by(name)
+        for value, limit in one_past(sql_type, width):
+            data = with_value(contract, column, value)
+            verdict = (
+                check_dimension(DIMENSION_NAME, data, QualitySettings())
+                if contract is AIRPORTS
+                else check_daily_file("2024-01-01.csv", data, KNOWN, QualitySettings(), TODAY)
+            )
+            assert verdict.outcome is Outcome.QUARANTINED, (name, value)
+            assert any(
+                f.rule == column.source and limit in f.observed and f.blocking
+                for f in verdict.findings
+            ), (name, verdict.reason)
+        walked.append(name)
+    fed = [c for c in FLIGHT_PROCESSED.column_names if c not in DERIVED]
+    assert walked == fed

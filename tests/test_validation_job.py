@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.response
 import pytest
 from moto import mock_aws
 
@@ -268,3 +269,61 @@ def test_glue_validation_run_promotes_and_fails_the_run_on_quarantine(
         "raw/2024-01-05.csv",
         "validated/2024-01-05.csv",
     ]
+
+
+def upload_to(s3: Any, bucket: str, key: str, body: bytes) -> Upload:
+    return Upload(bucket, key, s3.put_object(Bucket=bucket, Key=key, Body=body)["VersionId"])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Dallas/Fort Worth International " * 9, "\u00e9" * 200],
+    ids=["wider than the column", "multibyte: fits in characters, not in bytes"],
+)
+def test_a_dimension_the_warehouse_cannot_hold_never_becomes_the_one_in_use(
+    glue_settings: tuple[Settings, Any], name: str
+) -> None:
+    settings, s3 = glue_settings
+    bucket, key = settings.dimension_bucket, settings.storage.dimension_key
+    good = upload_to(s3, bucket, key, AIRPORTS.encode())
+    assert validation.validate_upload(s3, settings, good, TODAY).action is Action.PROMOTED
+
+    wide = upload_to(s3, bucket, key, f"{AIRPORTS}11298,Dallas,TX,{name}\n".encode())
+    refused = validation.validate_upload(s3, settings, wide, TODAY)
+
+    assert refused.action is Action.QUARANTINED
+    alert = refused.alert()
+    assert alert is not None
+    assert "- name: '" in alert
+    assert "over the column's 256 bytes (line 4)" in alert
+    in_use = s3.get_object(Bucket=bucket, Key=settings.storage.validated_dimension_key)
+    assert in_use["Body"].read().decode() == AIRPORTS
+    assert in_use["Metadata"]["source-version"] == good.version
+
+
+def test_an_upload_over_the_size_limit_is_quarantined_without_being_downloaded(
+    glue_settings: tuple[Settings, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, s3 = glue_settings
+    limited = settings.model_copy(
+        update={"quality": settings.quality.model_copy(update={"max_file_bytes": 100})}
+    )
+    body = (GOOD + "DL,10397,12892,5,-3\n" * 10).encode()
+    upload = upload_to(s3, settings.raw_bucket, "raw/2024-01-05.csv", body)
+
+    def no_download(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("the oversized upload was downloaded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(botocore.response.StreamingBody, "read", no_download)
+        validated = validation.validate_upload(s3, limited, upload, TODAY)
+
+    assert validated.action is Action.QUARANTINED
+    alert = validated.alert()
+    assert alert is not None
+    assert f"- file size: the file is {len(body)} bytes, over the limit of 100 bytes" in alert
+    moved = s3.get_object(Bucket=settings.raw_bucket, Key="quarantine/2024-01-05.csv")
+    assert moved["Body"].read() == body
+    assert moved["Metadata"] == {"source-version": upload.version}
+    left = s3.list_object_versions(Bucket=settings.raw_bucket, Prefix="raw/")
+    assert "Versions" not in left
