@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import flight_etl
-from tests.staged import staged_fields
+from pipeline.warehouse import staged_values as staged_fields
 
 RAW_BUCKET = "flightpipe-raw-dev-111111111111"
 DAY_1 = (
