@@ -165,15 +165,17 @@ FLIGHT_LOAD_REJECTS: Final = Table(
         Column("column_name", ColumnType.STRING, description="The file's header name."),
         Column("value", ColumnType.STRING, description="As written, shortened if long."),
         Column("job_run_id", ColumnType.STRING, nullable=False),
-        Column("rejected_at", ColumnType.TIMESTAMP_UTC, nullable=False),
+        Column(
+            "loaded_at",
+            ColumnType.TIMESTAMP_UTC,
+            nullable=False,
+            description="The commit of the load that set the file aside.",
+        ),
     ),
 )
 """One row per validated file version a load set aside: what the warehouse (or Spark) refused
 in it. It commits with the load that went on without the file, and it is how the version's own
 run learns that outcome."""
-
-REJECTED_AT: Final = "rejected_at"
-"""Set by the warehouse at commit time, like ``loaded_at``."""
 
 # Daily files are named after the flight date they carry: ``2024-01-31.csv``.
 DAILY_FILE_NAME: Final = re.compile(r"(\d{4}-\d{2}-\d{2})\.csv")
@@ -235,7 +237,7 @@ def create_table_sql(table: Table, dialect: Dialect) -> str:
     lines = []
     for column in table.columns:
         line = f"    {column.name} {_SQL_TYPES[column.type]}"
-        if column.name in (LOADED_AT, REJECTED_AT):
+        if column.name == LOADED_AT:
             line += f" DEFAULT {_NOW[dialect]}"
         if not column.nullable:
             line += " NOT NULL"

@@ -26,7 +26,6 @@ from pipeline.contract import (
     FLIGHT_LOAD_REJECTS,
     FLIGHT_PROCESSED,
     LOADED_AT,
-    REJECTED_AT,
     Dialect,
 )
 
@@ -212,7 +211,7 @@ def reject_insert(rejections: Sequence[Rejection], job_run_id: str) -> str:
         )
         for r in rejections
     )
-    columns = [c for c in FLIGHT_LOAD_REJECTS.column_names if c not in ("job_run_id", REJECTED_AT)]
+    columns = [c for c in FLIGHT_LOAD_REJECTS.column_names if c not in ("job_run_id", LOADED_AT)]
     return (
         f"INSERT INTO {FLIGHT_LOAD_REJECTS.name} ({', '.join(columns)}, job_run_id)\n"
         f"SELECT {', '.join(f'm.{c}' for c in columns)}, {_literal(job_run_id)}\n"
