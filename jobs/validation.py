@@ -13,7 +13,6 @@ in the local twin against its S3 endpoint.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from jobs.quarantine import quarantine
 from pipeline.contract import (
     AIRPORTS,
     SOURCE_MODIFIED,
@@ -204,22 +204,15 @@ def _quarantine(
     s3: Any, key: str, upload: Upload, data: bytes, verdict: Verdict, *, report: str | None
 ) -> None:
     """Move the upload's bytes to ``key``, their validation result beside them."""
-    s3.put_object(
-        Bucket=upload.bucket,
-        Key=key,
-        Body=data,
-        Metadata={SOURCE_VERSION: upload.version, SOURCE_SHA256: verdict.sha256},
+    quarantine(
+        s3,
+        upload.bucket,
+        (upload.key, upload.version),
+        key,
+        data=data,
+        document=result_document(upload.uri, upload.version, verdict, report),
+        metadata={SOURCE_VERSION: upload.version, SOURCE_SHA256: verdict.sha256},
     )
-    s3.put_object(
-        Bucket=upload.bucket,
-        Key=key + ".validation.json",
-        Body=json.dumps(
-            result_document(upload.uri, upload.version, verdict, report), indent=2
-        ).encode(),
-        ContentType="application/json",
-    )
-    # Removing this version (not adding a delete marker) leaves any newer upload in place.
-    s3.delete_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version)
 
 
 # --- AWS Glue binding ------------------------------------------------------------------------

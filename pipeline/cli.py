@@ -281,7 +281,7 @@ class FileOutcome:
 
 def _follow(twin: LocalTwin, uploads: Sequence[Upload], what: str) -> list[Run]:
     """Follow the runs the uploads started until they finish, with a progress bar."""
-    from pipeline.local.runs import run_name
+    from pipeline.uploads import run_name
 
     names = [run_name(u.bucket, u.key, u.version) for u in uploads]
     with Progress(
