@@ -38,6 +38,9 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
 }
 """Every placeholder a definition may hold, with what it names."""
 
+REJECTED_AT_LOAD: Final = "Load.Rejected"
+"""The error of a run whose version a load rejected (its reject record's reason is the cause)."""
+
 _PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
 
 # Error names, as AWS spells them (the local twin's emulator fixes make moto agree). Optimized
@@ -514,7 +517,7 @@ def _rejected(failure: _Failure, then: Any) -> Any:
     sf = _sdk()
     rejected = sf.Pass(
         "Load rejected the file",
-        parameters={"Error": "Load.Rejected", "Cause.$": "$.count.rejected.StringValue"},
+        parameters={"Error": REJECTED_AT_LOAD, "Cause.$": "$.count.rejected.StringValue"},
         result_path="$.error",
     )
     rejected.next(failure.step("load"))
