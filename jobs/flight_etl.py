@@ -27,7 +27,7 @@ from jobs.flights import (
     read_schema,
 )
 from jobs.quarantine import quarantine
-from jobs.rejects import first_refusal, is_data_error
+from jobs.rejects import first_refusal, is_data_error, shown
 from pipeline.contract import (
     DAILY_FLIGHTS,
     SOURCE_SHA256,
@@ -156,6 +156,7 @@ def run(
     unrecorded: list[Rejection] = []
     batches: list[Sequence[SourceFile]] = [new.files]
     read: NewFlights | None = new  # the bookmark's read serves the first attempt
+    scanned: set[str] = set()  # files the scan found nothing in: halving never rescans them
     while batches:
         batch = batches.pop(0)
         flights = read or source.read(batch)
@@ -168,7 +169,7 @@ def run(
             if not is_data_error(exc):
                 raise
             log.warning("load of %d file(s) failed on the data: %s", len(batch), plain_error(exc))
-            rejection = _culprit(exc, batch, source)
+            rejection = _culprit(exc, batch, source, scanned)
             if rejection is None and len(batch) > 1:
                 half = len(batch) // 2
                 batches[:0] = [batch[:half], batch[half:]]
@@ -198,18 +199,23 @@ def _cut(text: str, characters: int = 240) -> str:
     return text if len(text) <= characters else text[: characters - 3] + "..."
 
 
-def _culprit(exc: Exception, batch: Sequence[SourceFile], source: FlightSource) -> Rejection | None:
+def _culprit(
+    exc: Exception, batch: Sequence[SourceFile], source: FlightSource, scanned: set[str]
+) -> Rejection | None:
     """The file of ``batch`` whose rows the load failed on, with what in it failed; None when
-    neither the error nor the files' contents say which file it is."""
+    neither the error nor the files' contents say which file it is. ``scanned`` holds the
+    files the scan already found nothing in, and gains the ones it scans now."""
     named = [f for f in batch if isinstance(exc, WarehouseRefusedError) and f.uri == exc.uri]
-    for file in named or batch:
+    for file in named or [f for f in batch if f.uri not in scanned]:
         refusal = first_refusal(DAILY_FLIGHTS, source.content(file))
         if refusal is not None:
             return Rejection(file, refusal.reason, refusal.line, refusal.column, refusal.value)
+        scanned.add(file.uri)
     if named and isinstance(exc, WarehouseRefusedError):
         # The warehouse named the row, and the file breaks no rule the scan knows.
+        value = None if exc.value is None else shown(exc.value)
         return Rejection(
-            named[0], _cut(f"the warehouse refused it: {exc}"), None, exc.column, exc.value
+            named[0], _cut(f"the warehouse refused it: {exc}"), None, exc.column, value
         )
     return None
 
