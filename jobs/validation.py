@@ -13,7 +13,6 @@ in the local twin against its S3 endpoint.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from jobs.quarantine import quarantine
 from pipeline.contract import (
     AIRPORTS,
     SOURCE_MODIFIED,
@@ -212,30 +212,18 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any]:
 
 
 def _quarantine(s3: Any, key: str, upload: Upload, verdict: Verdict, *, report: str | None) -> None:
-    """Move the upload's bytes to ``key``, their validation result beside them.
-
-    The bytes are copied inside S3 (a managed copy, multipart when large): an upload refused
-    for its size is never downloaded, and none is uploaded again.
-    """
+    """Move the upload's bytes to ``key``, their validation result beside them."""
     metadata = {SOURCE_VERSION: upload.version}
     if verdict.sha256:  # a file refused unread has no digest
         metadata[SOURCE_SHA256] = verdict.sha256
-    s3.copy(
-        {"Bucket": upload.bucket, "Key": upload.key, "VersionId": upload.version},
+    quarantine(
+        s3,
         upload.bucket,
+        (upload.key, upload.version),
         key,
-        ExtraArgs={"Metadata": metadata, "MetadataDirective": "REPLACE"},
+        document=result_document(upload.uri, upload.version, verdict, report),
+        metadata=metadata,
     )
-    s3.put_object(
-        Bucket=upload.bucket,
-        Key=key + ".validation.json",
-        Body=json.dumps(
-            result_document(upload.uri, upload.version, verdict, report), indent=2
-        ).encode(),
-        ContentType="application/json",
-    )
-    # Removing this version (not adding a delete marker) leaves any newer upload in place.
-    s3.delete_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version)
 
 
 # --- AWS Glue binding ------------------------------------------------------------------------

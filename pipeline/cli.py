@@ -256,13 +256,7 @@ class FileOutcome:
             return replace(base, outcome="not finished", reason=reason)
         if run.status != "SUCCEEDED":
             alert = next((message for message in alerts if run.arn in message), "")
-            # The failure path makes a failed job run's error message the run's cause.
-            if run.failed_step == "validation" and run.cause.startswith("QuarantinedError"):
-                return replace(base, outcome="quarantined", alert=alert)
-            detail = f"{run.error}: {run.cause}"
-            return replace(
-                base, outcome="failed", reason=f"{run.failed_step}: {detail}", alert=alert
-            )
+            return cls._failed(base, run, alert)
         if upload.bucket == settings.dimension_bucket:
             return replace(base, outcome="in use")
         key = settings.storage.validated_prefix + upload.name
@@ -278,10 +272,23 @@ class FileOutcome:
             loaded_key=key,
         )
 
+    @staticmethod
+    def _failed(base: FileOutcome, run: Run, alert: str) -> FileOutcome:
+        """A failed run's outcome: quarantined by the gate, rejected at load, or failed."""
+        from pipeline.workflow import REJECTED_AT_LOAD
+
+        # The failure path makes a failed job run's error message the run's cause.
+        if run.failed_step == "validation" and run.cause.startswith("QuarantinedError"):
+            return replace(base, outcome="quarantined", alert=alert)
+        if run.failed_step == "load" and run.error == REJECTED_AT_LOAD:
+            return replace(base, outcome="rejected at load", reason=run.cause, alert=alert)
+        reason = f"{run.failed_step}: {run.error}: {run.cause}"
+        return replace(base, outcome="failed", reason=reason, alert=alert)
+
 
 def _follow(twin: LocalTwin, uploads: Sequence[Upload], what: str) -> list[Run]:
     """Follow the runs the uploads started until they finish, with a progress bar."""
-    from pipeline.local.runs import run_name
+    from pipeline.uploads import run_name
 
     names = [run_name(u.bucket, u.key, u.version) for u in uploads]
     with Progress(
@@ -452,14 +459,19 @@ def alerts(
 
 @app.command()
 def load() -> None:
-    """Run the ETL job once over whatever is new in the local raw bucket."""
+    """Run the ETL job once over whatever is new in the local raw bucket.
+
+    A file whose rows the load cannot take is set aside (quarantined, with the reason) and
+    listed as rejected; the others load.
+    """
     twin = _twin()
     twin.start()
     result = twin.load()
     rows = [(key, "loaded", n, "") for key, n in sorted(result.rows_by_key.items())]
     rows += [(key, "refused", 0, reason) for key, reason in sorted(result.refused.items())]
+    rows += [(r.file.key, "rejected", 0, r.reason) for r in result.rejected]
     _emit(("file", "outcome", "rows", "reason"), rows, Format.TABLE, title=result.job_run_id)
-    if result.refused:
+    if result.refused or result.rejected:
         raise typer.Exit(1)
 
 

@@ -185,6 +185,36 @@ FLIGHT_LOAD_AUDIT: Final = Table(
     ),
 )
 
+FLIGHT_LOAD_REJECTS: Final = Table(
+    name="flight_load_rejects",
+    columns=(
+        Column("upload_key", ColumnType.STRING, description="The raw key the copy came from."),
+        Column(
+            "upload_version",
+            ColumnType.STRING,
+            description="The upload's version (the copy's source-version); NULL when unknown.",
+        ),
+        Column("validated_key", ColumnType.STRING, nullable=False),
+        Column("validated_version", ColumnType.STRING, nullable=False),
+        Column("sha256", ColumnType.STRING, nullable=False),
+        Column("flight_date", ColumnType.DATE, nullable=False),
+        Column("reason", ColumnType.STRING, nullable=False, description="One plain line."),
+        Column("line", ColumnType.INTEGER, description="Of the validated copy, header = 1."),
+        Column("column_name", ColumnType.STRING, description="The file's header name."),
+        Column("value", ColumnType.STRING, description="As written, shortened if long."),
+        Column("job_run_id", ColumnType.STRING, nullable=False),
+        Column(
+            "loaded_at",
+            ColumnType.TIMESTAMP_UTC,
+            nullable=False,
+            description="The commit of the load that set the file aside.",
+        ),
+    ),
+)
+"""One row per validated file version a load set aside: what the warehouse (or Spark) refused
+in it. It commits with the load that went on without the file, and it is how the version's own
+run learns that outcome."""
+
 # Daily files are named after the flight date they carry: ``2024-01-31.csv``.
 DAILY_FILE_NAME: Final = re.compile(r"(\d{4}-\d{2}-\d{2})\.csv")
 
@@ -266,6 +296,10 @@ def create_table_sql(table: Table, dialect: Dialect) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table.name} (\n{body}\n){suffix}"
 
 
+WAREHOUSE_TABLES: Final = (FLIGHT_PROCESSED, FLIGHT_LOAD_AUDIT, FLIGHT_LOAD_REJECTS)
+"""Every table of the warehouse, in the order they are created."""
+
+
 def warehouse_ddl(dialect: Dialect) -> list[str]:
     """Every statement that creates the warehouse tables, idempotently."""
-    return [create_table_sql(t, dialect) for t in (FLIGHT_PROCESSED, FLIGHT_LOAD_AUDIT)]
+    return [create_table_sql(t, dialect) for t in WAREHOUSE_TABLES]

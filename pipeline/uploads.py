@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+
+
+def run_name(bucket: str, key: str, version: str) -> str:
+    """The name the router gives the run of one object version (see ``router_definition``)."""
+    return hashlib.sha256(f"{bucket}/{key}/{version}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

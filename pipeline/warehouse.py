@@ -6,7 +6,8 @@ A load replaces whole days in one transaction:
 2. ``COPY`` the new rows straight into ``flight_processed`` (no staging table inside the
    warehouse, so the data is written once);
 3. ``INSERT`` one ``flight_load_audit`` row per file version, with the rows it loaded: counted
-   in the table, or, when the file's line count proves it, that count (``proven_row_counts``).
+   in the table, or, when the file's line count proves it, that count (``proven_row_counts``);
+   and one ``flight_load_rejects`` row per file version the load set aside (``Rejection``).
 
 The transaction commits all three or none, so a retried, duplicated or killed run never leaves
 a day half-loaded or loaded twice. Only the ``COPY`` differs between the dialects: Redshift
@@ -20,7 +21,13 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, LOADED_AT, Dialect
+from pipeline.contract import (
+    FLIGHT_LOAD_AUDIT,
+    FLIGHT_LOAD_REJECTS,
+    FLIGHT_PROCESSED,
+    LOADED_AT,
+    Dialect,
+)
 
 LOAD_COLUMNS: tuple[str, ...] = tuple(c for c in FLIGHT_PROCESSED.column_names if c != LOADED_AT)
 """The columns a load ships, in this order; loaded_at is stamped by the warehouse at commit."""
@@ -51,6 +58,45 @@ class SourceFile:
     max_rows: int | None = None
     """At most this many rows load from the file: its lines after the header (the job reads
     each row from a line of its own; a blank line loads nothing). None where not counted."""
+    upload_key: str | None = None
+    """The uploaded key this copy was promoted from (the raw prefix and the file's name)."""
+    upload_version: str | None = None
+    """The upload's version (the copy's ``source-version`` metadata); None for a copy no upload
+    names, such as one written by hand."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A file version a load set aside, with what was refused in it, where that is known."""
+
+    file: SourceFile
+    reason: str
+    """One plain line: ``line 11, DepDelay: 99999999999 is outside -2147483648..2147483647``."""
+    line: int | None = None
+    """The line of the validated copy (the header is line 1)."""
+    column: str | None = None
+    value: str | None = None
+
+
+class WarehouseRefusedError(RuntimeError):
+    """The warehouse refused a row of the staged lines: a data error, not a broken load.
+
+    ``uri`` is the source file of the refused row when the warehouse says which row it was
+    (PostgreSQL's COPY names the line); Redshift's COPY only points at ``sys_load_error_detail``.
+    The message is the warehouse's first plain line.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        uri: str | None = None,
+        column: str | None = None,
+        value: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.uri = uri
+        self.column = column
+        self.value = value
 
 
 @dataclass(frozen=True)
@@ -62,10 +108,13 @@ class LoadStatements:
     insert_audit: str
     rows_loaded: str
     """After the commit: (source_key, row_count) of every file this load audited."""
+    insert_rejects: str | None = None
+    """The reject records of the files set aside before this load, committed with it."""
 
     def in_order(self) -> list[str]:
         """The transaction's statements; ``rows_loaded`` runs after it commits."""
-        return [self.delete_days, self.copy, self.insert_audit]
+        rejects = [self.insert_rejects] if self.insert_rejects else []
+        return [self.delete_days, self.copy, self.insert_audit, *rejects]
 
 
 def _literal(value: str) -> str:
@@ -100,8 +149,14 @@ def copy_statement(dialect: Dialect, *, staged_uri: str = "", iam_role: str = ""
     )
 
 
-def load_statements(files: Sequence[SourceFile], job_run_id: str, copy: str) -> LoadStatements:
-    """The statements that replace the files' days with the copied rows and audit each file."""
+def load_statements(
+    files: Sequence[SourceFile],
+    job_run_id: str,
+    copy: str,
+    rejections: Sequence[Rejection] = (),
+) -> LoadStatements:
+    """The statements that replace the files' days with the copied rows and audit each file,
+    recording ``rejections`` in the same transaction."""
     if not files:
         raise ValueError("a load needs at least one file")
     by_day: dict[dt.date, str] = {}
@@ -118,7 +173,53 @@ def load_statements(files: Sequence[SourceFile], job_run_id: str, copy: str) -> 
         f"SELECT source_key, row_count FROM {FLIGHT_LOAD_AUDIT.name} "
         f"WHERE job_run_id = {_literal(job_run_id)}"
     )
-    return LoadStatements(delete, copy, insert, rows_loaded)
+    rejects = reject_insert(rejections, job_run_id) if rejections else None
+    return LoadStatements(delete, copy, insert, rows_loaded, rejects)
+
+
+# Every text column is VARCHAR(256), counted in bytes on Redshift.
+_RECORDED_BYTES = 256
+
+
+def _recorded(text: str | None) -> str:
+    """A text as a literal that fits its column: cut to whole characters within the width."""
+    if text is None:
+        return "CAST(NULL AS VARCHAR(256))"  # a bare NULL has no type in a UNION
+    cut = text.encode()[:_RECORDED_BYTES].decode(errors="ignore")
+    return _literal(cut)
+
+
+def reject_insert(rejections: Sequence[Rejection], job_run_id: str) -> str:
+    """The INSERT of one reject record per rejected file version not recorded yet."""
+    if not rejections:
+        raise ValueError("no rejections to record")
+    manifest = "\n    UNION ALL ".join(
+        "SELECT "
+        + ", ".join(
+            (
+                f"{_recorded(r.file.upload_key)} AS upload_key",
+                f"{_recorded(r.file.upload_version)} AS upload_version",
+                f"{_literal(r.file.key)} AS validated_key",
+                f"{_literal(r.file.version)} AS validated_version",
+                f"{_literal(r.file.sha256)} AS sha256",
+                f"{_date_literal(r.file.flight_date)} AS flight_date",
+                f"{_recorded(r.reason)} AS reason",
+                f"{'CAST(NULL AS INTEGER)' if r.line is None else int(r.line)} AS line",
+                f"{_recorded(r.column)} AS column_name",
+                f"{_recorded(r.value)} AS value",
+            )
+        )
+        for r in rejections
+    )
+    columns = [c for c in FLIGHT_LOAD_REJECTS.column_names if c not in ("job_run_id", LOADED_AT)]
+    return (
+        f"INSERT INTO {FLIGHT_LOAD_REJECTS.name} ({', '.join(columns)}, job_run_id)\n"
+        f"SELECT {', '.join(f'm.{c}' for c in columns)}, {_literal(job_run_id)}\n"
+        f"FROM (\n    {manifest}\n) m\n"
+        # A Glue retry re-reads files whose bookmark was never committed: record each once.
+        f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_REJECTS.name} r\n"
+        "    WHERE r.validated_key = m.validated_key AND r.validated_version = m.validated_version)"
+    )
 
 
 def audit_insert(
@@ -176,3 +277,27 @@ def proven_row_counts(files: Sequence[SourceFile], rows_copied: int) -> dict[str
     if len(known) != len(bounds) or sum(known.values()) != rows_copied:
         return None
     return known
+
+
+def staged_values(line: str) -> dict[str, str | None]:
+    """A staged line's values by warehouse column, read the way COPY reads them: split at
+    unescaped delimiters, escapes removed, ``\\N`` as None."""
+    values: list[str | None] = []
+    raw: list[str] = []
+    value: list[str] = []
+    characters = iter(line + STAGED_DELIMITER)
+    for character in characters:
+        if character == STAGED_ESCAPE:
+            escaped = next(characters, "")
+            raw += (character, escaped)
+            value.append(escaped)
+        elif character == STAGED_DELIMITER:
+            text = "".join(raw)
+            values.append(None if text == STAGED_NULL else "".join(value))
+            raw, value = [], []
+        else:
+            raw.append(character)
+            value.append(character)
+    if len(values) != len(LOAD_COLUMNS):
+        raise ValueError(f"a staged line has {len(values)} fields, not {len(LOAD_COLUMNS)}")
+    return dict(zip(LOAD_COLUMNS, values, strict=True))

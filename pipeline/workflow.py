@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
 
-from pipeline.contract import FLIGHT_LOAD_AUDIT
+from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_LOAD_REJECTS
 from pipeline.settings import Settings, WorkflowSettings
 
 PLACEHOLDERS: Final[Mapping[str, str]] = {
@@ -37,6 +37,9 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
     "MainStateMachineArn": "the main state machine, started by the router",
 }
 """Every placeholder a definition may hold, with what it names."""
+
+REJECTED_AT_LOAD: Final = "Load.Rejected"
+"""The error of a run whose version a load rejected (its reject record's reason is the cause)."""
 
 _PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
 
@@ -174,6 +177,7 @@ class _Failure:
     """
 
     entry: Any
+    steps: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, additions: _Additions) -> _Failure:
@@ -188,12 +192,14 @@ class _Failure:
             parameters={
                 "TopicArn": "${AlertTopicArn}",
                 "Subject": f"flightpipe {settings.env.value}: run FAILED",
+                # The file, the step and the cause first (a cause may end in a period, or
+                # run over lines: a quarantine's broken rules), then where to look further.
                 "Message.$": (
                     "States.Format('flightpipe run FAILED at the {} step for s3://{}/{} "
-                    "(version {}). Error: {}. Cause: {}. Execution: {}. "
-                    f"Quality report: {report}', "
-                    "$.failed_step, $.bucket, $.key, $.version_id, $.error.Error, "
-                    "$.error.Cause, $$.Execution.Id)"
+                    "(version {}): {}\nExecution {}; quality report "
+                    f"{report}', "
+                    "$.failed_step, $.bucket, $.key, $.version_id, $.error.Cause, "
+                    "$$.Execution.Id)"
                 ),
                 "MessageAttributes": _outcome("failed"),
             },
@@ -239,12 +245,15 @@ class _Failure:
         return is_job_run
 
     def step(self, name: str) -> Any:
-        """The state that records ``name`` as the failed step, then alerts."""
-        record = _sdk().Pass(
-            f"{name.capitalize()} failed", result=name, result_path="$.failed_step"
-        )
-        record.next(self.entry)
-        return record
+        """The state that records ``name`` as the failed step, then alerts (one per step,
+        however many states fail at it)."""
+        if name not in self.steps:
+            record = _sdk().Pass(
+                f"{name.capitalize()} failed", result=name, result_path="$.failed_step"
+            )
+            record.next(self.entry)
+            self.steps[name] = record
+        return self.steps[name]
 
     def catch(self, state: Any, step: Any) -> None:
         """Send every error of ``state`` that its retriers do not absorb down the failure path."""
@@ -266,7 +275,7 @@ def main_definition(settings: Settings) -> dict[str, Any]:
     load = _load(settings, additions, failure)
     publish = _success_message(settings, additions, failure)
     validate.next(_crawl(settings, additions, failure, then=load))
-    load.next(_count_loaded_rows(settings, additions, failure, then=publish))
+    load.next(_count_loaded_rows(settings, additions, failure, then=_rejected(failure, publish)))
     publish.next(sf.Succeed("Loaded"))
     graph = sf.Graph(validate, comment="Validate, crawl and load one uploaded file version.")
     return additions.apply(graph.to_dict())
@@ -405,7 +414,10 @@ def _load(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
             "JobName": "${EtlJobName}",
             "Arguments": {
                 "--job-bookmark-option": "job-bookmark-enable",
+                "--env": settings.env.value,
                 "--validated_uri": f"s3://{settings.raw_bucket}/{storage.validated_prefix}",
+                "--raw_prefix": storage.raw_prefix,
+                "--quarantine_prefix": storage.quarantine_prefix,
                 "--dimension_uri": (
                     f"s3://{settings.dimension_bucket}/{storage.validated_dimension_key}"
                 ),
@@ -413,6 +425,9 @@ def _load(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
                 "--redshift_workgroup": settings.warehouse.workgroup,
                 "--redshift_database": settings.warehouse.database,
                 "--redshift_copy_role_arn": "${RedshiftCopyRoleArn}",
+                # For rejected files no run of their own reports: the load alerts itself.
+                "--alert_topic_arn": "${AlertTopicArn}",
+                "--state_machine_arn.$": "$$.StateMachine.Id",
             },
         },
         result_path="$.load",
@@ -428,10 +443,12 @@ def _load(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
 def _count_loaded_rows(
     settings: Settings, additions: _Additions, failure: _Failure, then: Any
 ) -> Any:
-    """Ask the warehouse, through the Redshift Data API, how many rows the file has loaded.
+    """Ask the warehouse, through the Redshift Data API, how many rows the file has loaded,
+    and whether a load rejected this upload's version.
 
-    The load is bookmarked: another run's load may have loaded this file, so the count comes
-    from the load audit by source key (the file's validated copy), not from this run's load.
+    The load is bookmarked: another run's load may have loaded (or rejected) this file, so the
+    count comes from the load audit by source key (the file's validated copy), and the
+    rejection from the reject records by upload key and version, not from this run's load.
     A statement runs asynchronously: its result is read at once, and read again (Retry) while
     the API says it is not ready.
     """
@@ -445,7 +462,10 @@ def _count_loaded_rows(
             "WorkgroupName": settings.warehouse.workgroup,
             "Database": settings.warehouse.database,
             "Sql": loaded_rows_sql(settings),
-            "Parameters": [{"Name": "upload_key", "Value.$": "$.key"}],
+            "Parameters": [
+                {"Name": "upload_key", "Value.$": "$.key"},
+                {"Name": "upload_version", "Value.$": "$.version_id"},
+            ],
         },
         result_path="$.count",
         timeout_seconds=workflow.api_timeout_seconds,
@@ -460,8 +480,10 @@ def _count_loaded_rows(
         result_path="$.count",
         timeout_seconds=workflow.api_timeout_seconds,
     )
-    # One row of one column; the field, not its value: a path may not go past an index.
-    additions.add(read, ResultSelector={"rows.$": "$.Records[0][0]"})
+    # One row of two columns; the fields, not their values: a path may not go past an index.
+    additions.add(
+        read, ResultSelector={"rows.$": "$.Records[0][0]", "rejected.$": "$.Records[0][1]"}
+    )
     additions.retry(read, _transient(_REDSHIFT_DATA_NOT_READY, workflow))
     additions.retry(read, _transient(_REDSHIFT_DATA_TRANSIENT, workflow))
     failure.catch(read, count_failed)
@@ -471,16 +493,38 @@ def _count_loaded_rows(
 
 
 def loaded_rows_sql(settings: Settings) -> str:
-    """The rows of an upload's latest load, from the load audit; 0 when it never loaded.
+    """The rows of an upload's latest load, from the load audit (0 when it never loaded), and
+    why a load rejected the upload's version (NULL when none did).
 
-    ``:upload_key`` is the uploaded key; the audit knows the file by its validated copy.
+    ``:upload_key`` is the uploaded key; the audit knows the file by its validated copy, the
+    reject records by the upload's key and ``:upload_version``.
     """
     prefix = settings.storage.validated_prefix.replace("'", "''")
     return (
         f"SELECT COALESCE((SELECT row_count FROM {FLIGHT_LOAD_AUDIT.name} "
         f"WHERE source_key = '{prefix}' || REGEXP_SUBSTR(:upload_key, '[^/]+$') "
-        "ORDER BY loaded_at DESC LIMIT 1), 0) AS row_count"
+        "ORDER BY loaded_at DESC LIMIT 1), 0) AS row_count, "
+        f"(SELECT 'the load set aside ' || validated_key || ': ' || reason "
+        f"FROM {FLIGHT_LOAD_REJECTS.name} "
+        "WHERE upload_key = :upload_key AND upload_version = :upload_version "
+        "ORDER BY loaded_at DESC LIMIT 1) AS rejected"
     )
+
+
+def _rejected(failure: _Failure, then: Any) -> Any:
+    """Fail the run at the load step when a load rejected this upload's version (whichever
+    run's load it was), with the reject record's reason as the cause; else ``then``."""
+    sf = _sdk()
+    rejected = sf.Pass(
+        "Load rejected the file",
+        parameters={"Error": REJECTED_AT_LOAD, "Cause.$": "$.count.rejected.StringValue"},
+        result_path="$.error",
+    )
+    rejected.next(failure.step("load"))
+    check = sf.Choice("Rejected at load?")
+    check.add_choice(sf.ChoiceRule.IsPresent("$.count.rejected.StringValue", True), rejected)
+    check.default_choice(then)
+    return check
 
 
 def _success_message(settings: Settings, additions: _Additions, failure: _Failure) -> Any:

@@ -313,7 +313,7 @@ def test_a_malformed_file_is_quarantined_naming_the_rule_and_nothing_loads(
     assert warehouse.query("SELECT count(*) FROM flight_processed")[1] == [(0,)]
 
 
-def test_a_damaged_validated_copy_is_named_with_the_broken_rule(
+def test_a_damaged_validated_copy_is_rejected_naming_its_line_column_and_value(
     settings: Settings, tmp_path: Path
 ) -> None:
     from pipeline.local.twin import LocalTwin
@@ -333,13 +333,15 @@ def test_a_damaged_validated_copy_is_named_with_the_broken_rule(
     loaded = flightpipe(settings, "load")
 
     assert loaded.returncode == 1
-    version = twin.s3.head_object(Bucket=settings.raw_bucket, Key="validated/2024-01-01.csv")
-    assert (
-        f"validated/2024-01-01.csv (version {version['VersionId']}): a row does not fit the "
-        "daily-file contract" in loaded.stderr
-    )
-    assert "Malformed records" in loaded.stderr
+    [row] = [line for line in loaded.stdout.splitlines() if "validated/2024-01-01.csv" in line]
+    assert "rejected" in row
+    assert "line 2, DepDelay: late is not a whole number" in row
     assert "Traceback" not in loaded.stderr
+    listed = twin.s3.list_objects_v2(Bucket=settings.raw_bucket, Prefix="quarantine/")
+    assert [o["Key"] for o in listed["Contents"]] == [
+        "quarantine/2024-01-01.csv",
+        "quarantine/2024-01-01.csv.validation.json",
+    ]
 
 
 def test_the_bad_input_catalog_in_one_batch_loads_exactly_the_loadable_files(

@@ -8,6 +8,7 @@ code, Spark reading and enriching the files, S3 (moto, in-process) for versions 
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import types
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import flight_etl
-from tests.staged import staged_fields
+from pipeline.warehouse import staged_values as staged_fields
 
 RAW_BUCKET = "flightpipe-raw-dev-111111111111"
 DAY_1 = (
@@ -60,9 +61,13 @@ def install_awsglue(
     class DynamicFrameReader:
         def from_options(self, **options: Any) -> DynamicFrame:
             recorder.calls.append(("from_options", options))
-            # The bookmark: only files not committed by an earlier run are read.
-            new = sorted(p for p in local.glob("*.csv") if p.name not in recorder.committed)
-            recorder.pending = {p.name for p in new}
+            if "transformation_ctx" in options:
+                # The bookmark: only files not committed by an earlier run are read.
+                new = sorted(p for p in local.glob("*.csv") if p.name not in recorder.committed)
+                recorder.pending = {p.name for p in new}
+            else:  # exactly the files named, the bookmark untouched
+                paths = options["connection_options"]["paths"]
+                new = [local / path.rsplit("/", 1)[-1] for path in paths]
             if not new:
                 return DynamicFrame(spark.createDataFrame([], "x string").drop("x"))
             frames = [
@@ -112,19 +117,33 @@ class DataApiRecorder:
     """A stand-in for the Redshift Data API: records statements, answers the audit query."""
 
     batches: list[list[str]] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)
     fail_batches: bool = False
+    refuse_staged: str | None = None
+    """Refuse a batch whose staged lines hold this text, as Redshift's COPY refuses a row."""
+    staged: Path | None = None
     rows_by_key: dict[str, int] = field(default_factory=dict)
 
     def batch_execute_statement(self, **kwargs: Any) -> dict[str, str]:
         self.batches.append(kwargs["Sqls"])
-        return {"Id": "batch"}
+        return {"Id": f"batch-{len(self.batches)}"}
 
     def execute_statement(self, **kwargs: Any) -> dict[str, str]:
+        self.statements.append(kwargs["Sql"])
         return {"Id": "query"}
 
     def describe_statement(self, Id: str) -> dict[str, str]:  # noqa: N803 - the API's name
-        if Id == "batch" and self.fail_batches:
+        if Id.startswith("batch") and self.fail_batches:
             return {"Status": "FAILED", "Error": "ERROR: permission denied for relation"}
+        if Id.startswith("batch") and self.refuse_staged and self.staged:
+            text = "".join(p.read_text() for p in self.staged.rglob("part-*"))
+            if self.refuse_staged in text:
+                self.batches.pop()  # rolled back
+                return {
+                    "Status": "FAILED",
+                    "Error": "ERROR: Load into table 'flight_processed' failed. Check "
+                    "'sys_load_error_detail' system table for details.",
+                }
         return {"Status": "FINISHED"}
 
     def get_statement_result(self, Id: str) -> dict[str, Any]:  # noqa: N803
@@ -148,7 +167,8 @@ def glue_job(
     aws.create_bucket(Bucket=RAW_BUCKET)
     aws.put_bucket_versioning(Bucket=RAW_BUCKET, VersioningConfiguration={"Status": "Enabled"})
     (tmp_path / "airport_codes.csv").write_text(AIRPORTS)
-    glue, data_api = GlueRecorder(), DataApiRecorder()
+    staging = tmp_path / "staging"
+    glue, data_api = GlueRecorder(), DataApiRecorder(staged=staging)
     install_awsglue(monkeypatch, spark, glue, local)
     real_client = boto3.client
     monkeypatch.setattr(
@@ -156,7 +176,13 @@ def glue_job(
         "client",
         lambda name, **kw: data_api if name == "redshift-data" else real_client(name, **kw),
     )
-    staging = tmp_path / "staging"
+    topic = boto3.client("sns").create_topic(Name="alerts")["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    boto3.client("sns").subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"]
+    )
     argv = [
         "flight_etl.py",
         *("--JOB_NAME", "flightpipe-dev-flight-etl", "--JOB_RUN_ID", "jr_1"),
@@ -165,6 +191,9 @@ def glue_job(
         *("--staging_uri", staging.as_uri()),
         *("--redshift_workgroup", "flightpipe-dev", "--redshift_database", "flightpipe"),
         *("--redshift_copy_role_arn", "arn:aws:iam::111111111111:role/copy"),
+        *("--env", "dev", "--raw_prefix", "raw/", "--quarantine_prefix", "quarantine/"),
+        *("--alert_topic_arn", topic),
+        *("--state_machine_arn", "arn:aws:states:us-east-1:123456789012:stateMachine:main"),
     ]
     return glue, data_api, argv, local
 
@@ -257,3 +286,84 @@ def test_glue_does_not_commit_the_bookmark_when_the_warehouse_load_fails(
 
     assert ("job.commit", None) not in glue.calls
     assert glue.committed == set()
+
+
+def published_alerts() -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    queue = sqs.get_queue_url(QueueName="alerts")["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def day_with_a_delay_too_big_for_integer(rows: int, bad_line: int) -> str:
+    lines = ["Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay"]
+    lines += ["DL,10397,12892,5,-3"] * (rows)
+    lines[bad_line - 1] = "DL,10397,12892,99999999999,-3"
+    return "\n".join(lines) + "\n"
+
+
+def test_glue_sets_aside_a_file_whose_value_the_warehouse_cannot_hold_and_loads_the_rest(
+    glue_job: tuple[GlueRecorder, DataApiRecorder, list[str], Path], aws: Any
+) -> None:
+    glue, data_api, argv, local = glue_job
+    upload(aws, local, "2024-01-01.csv", DAY_1)
+    bad = upload(aws, local, "2024-01-02.csv", day_with_a_delay_too_big_for_integer(12, 11))
+
+    result = flight_etl.main(argv)
+
+    [rejection] = result.rejected
+    reason = "line 11, DepDelay: 99999999999 is outside -2147483648..2147483647"
+    assert (rejection.file.key, rejection.file.version, rejection.reason) == (
+        "validated/2024-01-02.csv",
+        bad,
+        reason,
+    )
+    # Glue's cast would have made the value NULL; it fails the read instead, and the one
+    # batch that committed holds the good day and the reject record.
+    (batch,) = data_api.batches
+    assert batch[0] == "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-01')"
+    assert batch[-1].startswith("INSERT INTO flight_load_rejects")
+    assert f"'{bad}' AS validated_version" in batch[-1]
+    assert ("job.commit", None) in glue.calls
+    listed = aws.list_objects_v2(Bucket=RAW_BUCKET, Prefix="quarantine/")["Contents"]
+    assert [o["Key"] for o in listed] == [
+        "quarantine/2024-01-02.csv",
+        "quarantine/2024-01-02.csv.validation.json",
+    ]
+    body = aws.get_object(Bucket=RAW_BUCKET, Key="quarantine/2024-01-02.csv.validation.json")
+    document = json.loads(body["Body"].read())
+    assert (document["line"], document["column"], document["value"]) == (
+        11,
+        "DepDelay",
+        "99999999999",
+    )
+    # Planted by hand: no upload names it, so no run will report it; the job alerts itself.
+    [alert] = published_alerts()
+    assert f"REJECTED s3://{RAW_BUCKET}/validated/2024-01-02.csv" in alert["Message"]
+    assert reason in alert["Message"]
+    assert "CloudWatch log group /aws-glue/jobs/error, stream jr_1" in alert["Message"]
+
+
+def test_glue_finds_the_file_of_a_row_redshift_refused_by_halving_the_load(
+    glue_job: tuple[GlueRecorder, DataApiRecorder, list[str], Path], aws: Any
+) -> None:
+    _, data_api, argv, local = glue_job
+    upload(aws, local, "2024-01-01.csv", DAY_1)
+    upload(aws, local, "2024-01-02.csv", DAY_1.replace("AA,", "ZZ,"))  # Redshift refuses ZZ
+    upload(aws, local, "2024-01-03.csv", DAY_1)
+    data_api.refuse_staged = "ZZ"
+
+    result = flight_etl.main(argv)
+
+    [rejection] = result.rejected
+    assert rejection.file.key == "validated/2024-01-02.csv"
+    assert "sys_load_error_detail" in rejection.reason
+    # All three failed, then the first half alone loaded, then the rest failed, then the one
+    # file left after the culprit loaded with its reject record.
+    assert [batch[0] for batch in data_api.batches] == [
+        "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-01')",
+        "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-03')",
+    ]
+    assert data_api.batches[-1][-1].startswith("INSERT INTO flight_load_rejects")
+    listed = aws.list_objects_v2(Bucket=RAW_BUCKET, Prefix="validated/")["Contents"]
+    assert [o["Key"] for o in listed] == ["validated/2024-01-01.csv", "validated/2024-01-03.csv"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -201,24 +203,126 @@ def test_a_file_waiting_for_validation_is_never_loaded_by_another_files_run(
     assert warehouse_days(twin.warehouse) == expected_days([day1, day2])
 
 
-def test_an_unreadable_validated_copy_fails_the_run_and_leaves_the_previous_day(
+HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay"
+
+
+def planted(twin: LocalTwin, name: str, rows: list[str]) -> str:
+    """A validated copy written past the gate (no upload names it); its version id."""
+    body = "\n".join([HEADER, *rows]) + "\n"
+    written = twin.s3.put_object(
+        Bucket=twin.settings.raw_bucket, Key=f"validated/{name}", Body=body.encode()
+    )
+    return str(written["VersionId"])
+
+
+def rejects(twin: LocalTwin) -> list[tuple[Any, ...]]:
+    _, rows = twin.warehouse.query(
+        "SELECT validated_key, validated_version, upload_key, reason, line, column_name, value,"
+        " job_run_id FROM flight_load_rejects ORDER BY validated_key"
+    )
+    return rows
+
+
+def quarantined(twin: LocalTwin) -> dict[str, Any]:
+    listed = twin.s3.list_objects_v2(Bucket=twin.settings.raw_bucket, Prefix="quarantine/")
+    found = {}
+    for item in listed.get("Contents", []):
+        body = twin.s3.get_object(Bucket=twin.settings.raw_bucket, Key=item["Key"])["Body"].read()
+        found[item["Key"]] = json.loads(body) if item["Key"].endswith(".json") else body
+    return found
+
+
+def test_a_validated_copy_spark_cannot_read_is_set_aside_and_the_other_files_load(
     twin: LocalTwin, sample: SampleFiles
 ) -> None:
     twin.submit_dimension(sample.dimension)
     twin.submit_daily(sample.daily[0])
-    twin.load()
-    # Only the gate writes validated copies; a damaged one must still never half-load.
-    twin.s3.put_object(
-        Bucket=twin.settings.raw_bucket,
-        Key="validated/2024-01-01.csv",
-        Body=b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\nDL,10397,12892,late,1\n",
+    # Past the gate: line 11 holds a delay no INTEGER can hold (Spark's read fails on it).
+    rows = ["DL,10397,12892,5,4"] * 11
+    rows[9] = "DL,10397,12892,99999999999,4"
+    bad = planted(twin, "2024-01-02.csv", rows)
+
+    result = twin.load()
+
+    good = expected_days([sample.daily[0]])
+    assert dict(result.rows_by_key) == {"validated/2024-01-01.csv": good["2024-01-01"].flights}
+    reason = "line 11, DepDelay: 99999999999 is outside -2147483648..2147483647"
+    assert [r.reason for r in result.rejected] == [reason]
+    assert warehouse_days(twin.warehouse) == good
+    # The reject record committed with the good file's rows and audit row.
+    _, [(run, loaded_at)] = twin.warehouse.query(
+        "SELECT job_run_id, loaded_at FROM flight_load_audit"
     )
+    assert rejects(twin) == [
+        ("validated/2024-01-02.csv", bad, None, reason, 11, "DepDelay", "99999999999", run)
+    ]
+    _, [(rejected_at,)] = twin.warehouse.query("SELECT loaded_at FROM flight_load_rejects")
+    assert rejected_at == loaded_at  # the transaction's timestamp: one commit
+    moved = quarantined(twin)
+    assert moved["quarantine/2024-01-02.csv"].startswith(HEADER.encode())
+    document = moved["quarantine/2024-01-02.csv.validation.json"]
+    assert (document["outcome"], document["line"], document["column"]) == (
+        "rejected at load",
+        11,
+        "DepDelay",
+    )
+    listed = twin.s3.list_objects_v2(Bucket=twin.settings.raw_bucket, Prefix="validated/")
+    assert [o["Key"] for o in listed["Contents"]] == ["validated/2024-01-01.csv"]
 
-    with pytest.raises(Exception, match="MALFORMED_RECORD"):
-        twin.load()
+    # The next good file loads: nothing of the bad one is new to it.
+    twin.submit_daily(sample.daily[2])
+    assert list(twin.load().rows_by_key) == ["validated/2024-01-03.csv"]
+    assert warehouse_days(twin.warehouse) == expected_days([sample.daily[0], sample.daily[2]])
 
-    assert warehouse_days(twin.warehouse) == expected_days([sample.daily[0]])
-    assert len(audit_rows(twin.warehouse)) == 1
+
+def test_a_row_the_warehouse_refuses_is_traced_to_its_file_by_the_copy_error(
+    twin: LocalTwin, sample: SampleFiles
+) -> None:
+    twin.submit_dimension(sample.dimension)
+    twin.submit_daily(sample.daily[0])
+    # A dimension copy past the gate with a city wider than VARCHAR(256): only the day that
+    # flies from that airport carries it, and no rule of the daily file is broken.
+    dimension = "airport_id,city,state,name\n10001," + "C" * 300 + ",ST,Far Field\n"
+    twin.s3.put_object(
+        Bucket=twin.settings.dimension_bucket,
+        Key=twin.settings.storage.validated_dimension_key,
+        Body=(sample.dimension.read_text() + dimension.split("\n", 1)[1]).encode(),
+    )
+    planted(twin, "2024-01-02.csv", ["DL,10001,10001,5,4"])
+
+    result = twin.load()
+
+    [rejection] = result.rejected
+    assert rejection.file.key == "validated/2024-01-02.csv"
+    assert rejection.reason.startswith("the warehouse refused it: origin_city: value too long")
+    assert (rejection.line, rejection.column) == (None, "origin_city")
+    assert list(result.rows_by_key) == ["validated/2024-01-01.csv"]
+    assert [r[0] for r in rejects(twin)] == ["validated/2024-01-02.csv"]
+
+
+def test_a_rejected_version_still_in_place_is_never_new_again(
+    twin: LocalTwin, sample: SampleFiles
+) -> None:
+    twin.submit_dimension(sample.dimension)
+    bad = planted(twin, "2024-01-02.csv", ["DL,10397,12892,late,4"])
+    body = twin.s3.get_object(
+        Bucket=twin.settings.raw_bucket, Key="validated/2024-01-02.csv", VersionId=bad
+    )["Body"].read()
+    twin.load()
+    # As if the run died between the reject's commit and the move to quarantine: the
+    # rejected version is back where the load reads.
+    again = twin.s3.put_object(
+        Bucket=twin.settings.raw_bucket, Key="validated/2024-01-02.csv", Body=body
+    )["VersionId"]
+    with twin.warehouse.connect() as conn:
+        conn.execute("UPDATE flight_load_rejects SET validated_version = %s", [again])
+    twin.submit_daily(sample.daily[0])
+
+    result = twin.load()
+
+    assert list(result.rows_by_key) == ["validated/2024-01-01.csv"]
+    assert result.rejected == ()
+    assert len(rejects(twin)) == 1
 
 
 def test_a_copy_whose_lines_overstate_its_rows_is_audited_by_counting_the_table(

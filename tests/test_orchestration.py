@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.local.runs import Run, run_name
+from pipeline.local.runs import Run
 from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleSpec, write_sample
 from pipeline.settings import Settings
-from pipeline.uploads import Upload
+from pipeline.uploads import Upload, run_name
 from tests.expected import audit_rows, expected_days, warehouse_days
 
 RUN_TIMEOUT_SECONDS = 300
@@ -222,3 +222,96 @@ def test_a_bad_file_uploaded_while_a_load_runs_is_never_loaded(
         f"quarantine/{bad.name}",
         f"quarantine/{bad.name}.validation.json",
     ]
+
+
+JVM_NOISE = ("Py4J", "Traceback", ".scala", "\n\tat ")
+
+
+def with_bad_line_11(path: Path) -> bytes:
+    """The file's content with line 11's departure delay too big for any INTEGER."""
+    lines = path.read_text().splitlines()
+    fields = lines[10].split(",")
+    fields[3] = "99999999999"
+    lines[10] = ",".join(fields)
+    return ("\n".join(lines) + "\n").encode()
+
+
+REASON = "line 11, DepDelay: 99999999999 is outside -2147483648..2147483647"
+
+
+def test_a_planted_copy_the_warehouse_cannot_hold_is_rejected_with_an_alert_and_files_load(
+    twin: LocalTwin, data_dir: Path
+) -> None:
+    first, second, third, planted_day = sample(data_dir, 4)
+    with_dimension(twin, data_dir)
+    bucket = twin.settings.raw_bucket
+    # A validated copy the gate never saw: no upload, no run of its own.
+    twin.s3.put_object(
+        Bucket=bucket, Key=f"validated/{planted_day.name}", Body=with_bad_line_11(planted_day)
+    )
+
+    runs = follow(twin, [twin.upload_daily(day) for day in (first, second)])
+
+    assert [run.status for run in runs] == ["SUCCEEDED"] * 2, [r.cause for r in runs]
+    assert warehouse_days(twin.warehouse) == expected_days([first, second])
+    listed = twin.s3.list_objects_v2(Bucket=bucket, Prefix="quarantine/")["Contents"]
+    assert [o["Key"] for o in listed] == [
+        f"quarantine/{planted_day.name}",
+        f"quarantine/{planted_day.name}.validation.json",
+    ]
+    result = twin.s3.get_object(Bucket=bucket, Key=f"quarantine/{planted_day.name}.validation.json")
+    document = json.loads(result["Body"].read())
+    assert (document["line"], document["column"], document["value"]) == (
+        11,
+        "DepDelay",
+        "99999999999",
+    )
+    # No run will report it, so the load that rejected it did: one alert, in plain words.
+    [alert] = failure_alerts(twin)
+    assert f"REJECTED s3://{bucket}/validated/{planted_day.name}" in alert
+    assert REASON in alert
+    assert str(twin.services.aws_log) in alert
+    assert not any(noise in alert for noise in JVM_NOISE), alert
+
+    [later] = follow(twin, [twin.upload_daily(third)])
+    assert later.status == "SUCCEEDED"
+    assert warehouse_days(twin.warehouse) == expected_days([first, second, third])
+
+
+def test_a_copy_changed_after_validation_fails_its_own_run_at_the_load_step(
+    settings: Settings, data_dir: Path
+) -> None:
+    # Loads wait for the run lock, which the test holds while it changes a validated copy.
+    patient = settings.model_copy(
+        update={"timing": settings.timing.model_copy(update={"lock_wait_seconds": 240})}
+    )
+    twin = LocalTwin(patient)
+    twin.start()
+    _ = twin.resources
+    good_day, bad_day = sample(data_dir, 2)
+    with_dimension(twin, data_dir)
+    bucket, key = twin.settings.raw_bucket, f"validated/{bad_day.name}"
+
+    with twin.warehouse.exclusive_run():
+        good, bad = (twin.upload_daily(day) for day in (good_day, bad_day))
+        deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+        while twin.promoted_version(key) != bad.version:
+            assert time.monotonic() < deadline, "the file was never promoted"
+            time.sleep(0.1)
+        # The gate passed it; now its copy holds what the warehouse cannot.
+        head = twin.s3.head_object(Bucket=bucket, Key=key)
+        twin.s3.put_object(
+            Bucket=bucket, Key=key, Body=with_bad_line_11(bad_day), Metadata=head["Metadata"]
+        )
+    loaded, rejected = follow(twin, [good, bad])
+
+    assert loaded.status == "SUCCEEDED", loaded.cause
+    assert (rejected.status, rejected.failed_step) == ("FAILED", "load")
+    assert REASON in rejected.cause
+    assert warehouse_days(twin.warehouse) == expected_days([good_day])
+    # Its own run reports it; the load that rejected it did not alert as well.
+    [alert] = failure_alerts(twin)
+    assert f"FAILED at the load step for {bad.uri} (version {bad.version}): " in alert
+    assert f"the load set aside {key}: {REASON}" in alert
+    assert rejected.arn in alert
+    assert not any(noise in alert for noise in JVM_NOISE), alert

@@ -22,7 +22,7 @@ from jobs.flights import (
     staged_field,
 )
 from pipeline.contract import DAILY_FLIGHTS, ColumnType, flight_date_of
-from tests.staged import staged_fields
+from pipeline.warehouse import staged_values as staged_fields
 
 HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
 AIRPORTS_CSV = """airport_id,city,state,name

@@ -131,13 +131,16 @@ def test_every_failure_publishes_an_alert_and_ends_failed(machine: str) -> None:
     assert states["Failed"]["ErrorPath"] == "$.error.Error"
 
 
-def test_failure_alert_names_file_step_error_cause_execution_and_report() -> None:
+def test_failure_alert_names_file_step_cause_execution_and_report() -> None:
     settings = load_settings("prod")
     alert = workflow.main_definition(settings)["States"]["Publish failure alert"]["Parameters"]
     message = alert["Message.$"]
-    for part in ("$.failed_step", "$.bucket", "$.key", "$.version_id", "$.error.Error"):
+    for part in ("$.failed_step", "$.bucket", "$.key", "$.version_id", "$.error.Cause"):
         assert part in message
-    assert "$.error.Cause" in message
+    # The cause ends its line (a cause ending in a period read "to load it.. Execution"); the
+    # error's name (States.TaskFailed) says nothing the cause does not.
+    assert "): {}\nExecution {}" in message
+    assert "$.error.Error" not in message
     assert "$$.Execution.Id" in message
     assert f"s3://{settings.reports_bucket}/{settings.storage.reports_prefix}" in message
     assert alert["TopicArn"] == "${AlertTopicArn}"
@@ -168,10 +171,22 @@ def test_success_message_carries_the_rows_the_load_audit_holds_for_the_file() ->
     assert states["Load validated files"]["Next"] == "Count loaded rows"
     count = states["Count loaded rows"]
     assert count["Parameters"]["Sql"] == workflow.loaded_rows_sql(load_settings("local"))
-    assert count["Parameters"]["Parameters"] == [{"Name": "upload_key", "Value.$": "$.key"}]
+    assert count["Parameters"]["Parameters"] == [
+        {"Name": "upload_key", "Value.$": "$.key"},
+        {"Name": "upload_version", "Value.$": "$.version_id"},
+    ]
     assert "flight_load_audit" in count["Parameters"]["Sql"]
-    assert states["Read loaded rows"]["Next"] == "Publish success"
+    assert states["Read loaded rows"]["Next"] == "Rejected at load?"
+    assert states["Rejected at load?"]["Default"] == "Publish success"
     assert "$.count.rows.LongValue" in states["Publish success"]["Parameters"]["Message.$"]
+
+
+def outcome_query(settings: Settings) -> str:
+    """The state machine's row count and rejection query, its parameters as psycopg's."""
+    sql = workflow.loaded_rows_sql(settings)
+    return sql.replace(":upload_key", "%(upload_key)s").replace(
+        ":upload_version", "%(upload_version)s"
+    )
 
 
 def test_the_row_count_query_reads_the_latest_load_of_the_uploaded_file(
@@ -179,8 +194,7 @@ def test_the_row_count_query_reads_the_latest_load_of_the_uploaded_file(
 ) -> None:
     import psycopg
 
-    sql = workflow.loaded_rows_sql(settings)
-    bound = sql.replace(":upload_key", "%(upload_key)s")
+    bound = outcome_query(settings)
     with psycopg.connect(warehouse.url, autocommit=True) as conn:
         # Two loads of one day's file: the later one's rows count.
         conn.execute(
@@ -191,10 +205,43 @@ def test_the_row_count_query_reads_the_latest_load_of_the_uploaded_file(
             {"key": "validated/2024-01-01.csv"},
         )
         rows = {
-            key: conn.execute(bound, {"upload_key": key}).fetchone()[0]  # type: ignore[index]
+            key: conn.execute(bound, {"upload_key": key, "upload_version": "u1"}).fetchone()
             for key in ("raw/2024-01-01.csv", "raw/2024-01-02.csv", "airport_codes.csv")
         }
-    assert rows == {"raw/2024-01-01.csv": 9, "raw/2024-01-02.csv": 0, "airport_codes.csv": 0}
+    assert rows == {
+        "raw/2024-01-01.csv": (9, None),
+        "raw/2024-01-02.csv": (0, None),
+        "airport_codes.csv": (0, None),
+    }
+
+
+def test_a_rejected_upload_version_is_found_by_its_key_and_version_and_no_other(
+    warehouse: PostgresWarehouse, settings: Settings
+) -> None:
+    import psycopg
+
+    bound = outcome_query(settings)
+    with psycopg.connect(warehouse.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO flight_load_rejects (upload_key, upload_version, validated_key,"
+            " validated_version, sha256, flight_date, reason, job_run_id) VALUES"
+            " ('raw/2024-01-01.csv', 'u2', 'validated/2024-01-01.csv', 'c2', 'x', '2024-01-01',"
+            " 'line 11, DepDelay: 99999999999 is outside -2147483648..2147483647', 'r1')"
+        )
+        found = {
+            version: conn.execute(
+                bound, {"upload_key": "raw/2024-01-01.csv", "upload_version": version}
+            ).fetchone()
+            for version in ("u1", "u2")
+        }
+    assert found == {
+        "u1": (0, None),
+        "u2": (
+            0,
+            "the load set aside validated/2024-01-01.csv: "
+            "line 11, DepDelay: 99999999999 is outside -2147483648..2147483647",
+        ),
+    }
 
 
 def test_a_quarantined_file_fails_the_run_without_retry() -> None:

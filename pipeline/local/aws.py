@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from pipeline.contract import DAILY_FLIGHTS, ColumnType, header_names
+from pipeline.errors import plain_error
 from pipeline.local import emulator
 from pipeline.local.durable import DurableState
 from pipeline.local.objects import aws_client
@@ -90,6 +91,8 @@ class GlueWorkers:
     """
 
     spark_settings: SparkSettings
+    log_path: Path
+    """This process's log, where a failed job run's whole error is."""
     _validations: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="validation")
     )
@@ -164,8 +167,10 @@ class GlueWorkers:
         try:
             work(run.arguments or {})
         except Exception as exc:
-            log.warning("job run %s of %s failed: %s", run.job_run_id, run.job_name, exc)
-            run.error_message = f"{type(exc).__name__}: {exc}"
+            # The whole error goes to this process's log; the run's message, which the alert
+            # quotes, is its plain lines and where that log is.
+            log.warning("job run %s of %s failed", run.job_run_id, run.job_name, exc_info=True)
+            run.error_message = f"{plain_error(exc)}\n(full log: {self.log_path})"
             run.status = "FAILED"
         else:
             run.status = "SUCCEEDED"
@@ -193,10 +198,21 @@ class GlueWorkers:
             raise QuarantinedError(alert)
 
     def _load(self, arguments: Mapping[str, str]) -> None:
+        from jobs.flight_etl import SnsRejectionAlerts
         from pipeline.local.etl import run_local_etl
 
         twin = run_twin(arguments)
-        run_local_etl(twin.settings, self.spark, twin.s3, twin.warehouse)
+        # The state machine hands the load the alert topic and its own ARN, as on AWS.
+        alerts = SnsRejectionAlerts(
+            twin.client("sns"),
+            twin.client("stepfunctions"),
+            topic_arn=arguments["--alert_topic_arn"],
+            state_machine_arn=arguments["--state_machine_arn"],
+            env=twin.settings.env.value,
+            quarantine_prefix=twin.settings.storage.quarantine_prefix,
+            log_location=str(self.log_path),
+        )
+        run_local_etl(twin.settings, self.spark, twin.s3, twin.warehouse, alerts)
 
     def _crawl(self, crawler: Any, crawl: Any) -> None:
         """Register the validated files' schema: their header, typed as a crawler would."""
@@ -410,7 +426,7 @@ def serve(settings: Settings) -> None:
     # Job runs and crawls end when their work does, never by moto's clock.
     for model in ("glue::job_run", "glue::crawl"):
         state_manager.set_transition(model, {"progression": "manual", "times": sys.maxsize})
-    workers = GlueWorkers(settings.spark)
+    workers = GlueWorkers(settings.spark, LocalServices(settings).aws_log)
     workers.install()
     AlertCapture(settings.local.state_dir / "alerts").install()
     WarehouseQueries(LocalServices(settings).warehouse_url).install()

@@ -15,17 +15,23 @@ import time
 import uuid
 from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.flight_etl import LoadResult, NewFlights, run
-from pipeline.contract import flight_date_of
-from pipeline.local.objects import CachedObject, ObjectCache, latest_versions, object_cache
+from jobs.flight_etl import LoadResult, NewFlights, RejectionAlerts, quarantine_rejected, run
+from pipeline.contract import SOURCE_VERSION, flight_date_of
+from pipeline.local.objects import (
+    CachedObject,
+    ObjectCache,
+    ObjectVersion,
+    latest_versions,
+    object_cache,
+)
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings
-from pipeline.warehouse import SourceFile
+from pipeline.warehouse import Rejection, SourceFile
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -45,10 +51,10 @@ class LocalFlightSource:
     settings: Settings
     warehouse: PostgresWarehouse
     cache: ObjectCache
+    _cached: dict[str, CachedObject] = field(default_factory=dict, init=False)
+    """The local copy of each new file, by URI."""
 
     def new_flights(self) -> NewFlights:
-        from jobs.flights import FileOrigin, read_daily_files, spark_paths
-
         prefix = self.settings.storage.validated_prefix
         loaded = self.warehouse.loaded_versions()
         fresh = [
@@ -59,10 +65,12 @@ class LocalFlightSource:
         if not fresh:
             return NewFlights(None, [])
         # Usually the gate's copies are cached already; any that are not are small and many
-        # after a backfill: fetch them concurrently.
+        # after a backfill: fetch them concurrently, and what upload each came from.
         with ThreadPoolExecutor(max_workers=8) as pool:
             cached: list[CachedObject] = list(pool.map(lambda v: self.cache.get(self.s3, v), fresh))
+            uploads = list(pool.map(self._upload_version, fresh))
         self.cache.keep_only(fresh)  # older versions of these files will never be loaded
+        raw_prefix = self.settings.storage.raw_prefix
         files = [
             SourceFile(
                 key=c.version.key,
@@ -71,9 +79,26 @@ class LocalFlightSource:
                 flight_date=flight_date_of(c.version.key),
                 uri=c.version.uri,
                 max_rows=max(c.lines - 1, 0),  # every line but the header
+                upload_key=raw_prefix + c.version.key.rsplit("/", 1)[-1] if upload else None,
+                upload_version=upload,
             )
-            for c in cached
+            for c, upload in zip(cached, uploads, strict=True)
         ]
+        self._cached.update((c.version.uri, c) for c in cached)
+        return self.read(files)
+
+    def _upload_version(self, version: ObjectVersion) -> str | None:
+        """The upload a validated copy came from: its ``source-version`` metadata."""
+        head = self.s3.head_object(
+            Bucket=version.bucket, Key=version.key, VersionId=version.version
+        )
+        upload: str | None = head.get("Metadata", {}).get(SOURCE_VERSION)
+        return upload
+
+    def read(self, files: Sequence[SourceFile]) -> NewFlights:
+        from jobs.flights import FileOrigin, read_daily_files, spark_paths
+
+        cached = [self._cached[f.uri] for f in files]
         flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
         spelled = spark_paths(flights)
         origins = [
@@ -81,6 +106,13 @@ class LocalFlightSource:
             for c, f in zip(cached, files, strict=True)
         ]
         return NewFlights(flights, files, origins)
+
+    def content(self, file: SourceFile) -> bytes:
+        return self._cached[file.uri].path.read_bytes()
+
+    def set_aside(self, rejection: Rejection, job_run_id: str) -> None:
+        prefix = self.settings.storage.quarantine_prefix
+        quarantine_rejected(self.s3, rejection, prefix, job_run_id)
 
 
 @dataclass
@@ -118,18 +150,25 @@ class StreamingPostgresSink:
     poll_seconds: float = 0.05
 
     def replace_days(
-        self, lines: DataFrame, files: Sequence[SourceFile], job_run_id: str
+        self,
+        lines: DataFrame,
+        files: Sequence[SourceFile],
+        job_run_id: str,
+        rejections: Sequence[Rejection] = (),
     ) -> Mapping[str, int]:
         staging = self.staging_root / job_run_id
         shutil.rmtree(staging, ignore_errors=True)
         parts = self._parts(lines, staging)
         try:
-            return self.warehouse.replace_days(files, job_run_id, parts)
+            return self.warehouse.replace_days(files, job_run_id, parts, rejections)
         finally:
             # Close now, not at garbage collection: a traceback keeps the generator alive, and
             # closing is what cancels a Spark write the COPY no longer wants.
             parts.close()
             shutil.rmtree(staging, ignore_errors=True)
+
+    def record_rejections(self, rejections: Sequence[Rejection], job_run_id: str) -> None:
+        self.warehouse.record_rejections(rejections, job_run_id)
 
     def _parts(self, lines: DataFrame, staging: Path) -> Generator[Path, None, None]:
         """Run the Spark write in the background and yield each part as it is finished; a part
@@ -185,9 +224,17 @@ def new_job_run_id() -> str:
 
 
 def run_local_etl(
-    settings: Settings, spark: SparkSession, s3: Any, warehouse: PostgresWarehouse
+    settings: Settings,
+    spark: SparkSession,
+    s3: Any,
+    warehouse: PostgresWarehouse,
+    alerts: RejectionAlerts | None = None,
 ) -> LoadResult:
-    """One local job run under the run lock: plan from the bookmark, transform, load."""
+    """One local job run under the run lock: plan from the bookmark, transform, load.
+
+    ``alerts`` reports rejected files that have no run of their own (a job run of the twin's
+    endpoint gets them from its arguments; a load run by hand reports rejections itself).
+    """
     staging = LocalServices(settings).staging_dir
     objects = object_cache(settings)
     job_run_id = new_job_run_id()
@@ -200,8 +247,13 @@ def run_local_etl(
             LocalAirportSource(spark, s3, settings, objects),
             StreamingPostgresSink(warehouse, staging),
             job_run_id,
+            alerts,
         )
     log.info(
-        "run end job_run_id=%s files=%d rows=%d", job_run_id, len(result.rows_by_key), result.rows
+        "run end job_run_id=%s files=%d rows=%d rejected=%d",
+        job_run_id,
+        len(result.rows_by_key),
+        result.rows,
+        len(result.rejected),
     )
     return result

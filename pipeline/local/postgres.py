@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -11,19 +13,32 @@ from typing import Any, Final
 
 import psycopg
 
-from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, Dialect, warehouse_ddl
+from pipeline.contract import (
+    FLIGHT_LOAD_AUDIT,
+    FLIGHT_LOAD_REJECTS,
+    WAREHOUSE_TABLES,
+    Dialect,
+    warehouse_ddl,
+)
 from pipeline.warehouse import (
+    Rejection,
     SourceFile,
+    WarehouseRefusedError,
     audit_insert,
     copy_statement,
     load_statements,
     proven_row_counts,
+    reject_insert,
+    staged_values,
 )
 
 log = logging.getLogger(__name__)
 
 # One advisory-lock key for "a load run is in progress", shared by every local runner.
 _RUN_LOCK_KEY = 0x666C6967  # "flig"
+
+# The CONTEXT of a COPY error: 'COPY flight_processed, line 3, column carrier: "..."'.
+_COPY_CONTEXT = re.compile(r"COPY \w+, line (\d+)(?:, column (\w+))?")
 
 READER_ROLE: Final = "flightpipe_reader"
 """The twin's role for user queries: it can read the warehouse tables and nothing else (no
@@ -63,12 +78,13 @@ class PostgresWarehouse:
             for statement in warehouse_ddl(Dialect.POSTGRES):
                 conn.execute(statement)
             if self.own_server:
-                # Both tables or neither: data and bookmark must vanish together in a crash.
-                # Only logged ones are altered: ALTER TABLE would wait for a running load.
+                # Every table or none: data and bookmark (audit and rejects) must vanish
+                # together in a crash. Only logged ones are altered: ALTER TABLE would wait
+                # for a running load.
                 logged = conn.execute(
                     "SELECT oid::regclass::text FROM pg_class "
                     "WHERE oid = ANY(%s::regclass[]) AND relpersistence = 'p'",
-                    [[FLIGHT_PROCESSED.name, FLIGHT_LOAD_AUDIT.name]],
+                    [[t.name for t in WAREHOUSE_TABLES]],
                 ).fetchall()
                 for (table,) in logged:
                     conn.execute(f"ALTER TABLE {table} SET UNLOGGED")
@@ -86,7 +102,7 @@ class PostgresWarehouse:
         # Temporary tables are open to everyone by default; a reader has no use for them.
         conn.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
         conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {READER_ROLE}")
-        tables = ", ".join((FLIGHT_PROCESSED.name, FLIGHT_LOAD_AUDIT.name))
+        tables = ", ".join(t.name for t in WAREHOUSE_TABLES)
         conn.execute(f"GRANT SELECT ON {tables} TO {READER_ROLE}")
 
     @contextmanager
@@ -114,24 +130,34 @@ class PostgresWarehouse:
                 conn.execute("SELECT pg_advisory_unlock(%s)", [_RUN_LOCK_KEY])
 
     def loaded_versions(self) -> set[tuple[str, str]]:
-        """(key, version) of every file version the warehouse holds: the local job bookmark."""
+        """(key, version) of every file version the warehouse holds or has rejected: the local
+        job bookmark. A rejected version is never new again, even while it still sits where
+        the load reads (a crash between the reject's commit and the move to quarantine)."""
         with self.connect() as conn:
             rows = conn.execute(
-                f"SELECT source_key, source_version FROM {FLIGHT_LOAD_AUDIT.name}"
+                f"SELECT source_key, source_version FROM {FLIGHT_LOAD_AUDIT.name} UNION "
+                f"SELECT validated_key, validated_version FROM {FLIGHT_LOAD_REJECTS.name}"
             ).fetchall()
         return {(key, version) for key, version in rows}
 
     def replace_days(
-        self, files: Sequence[SourceFile], job_run_id: str, parts: Iterable[Path]
+        self,
+        files: Sequence[SourceFile],
+        job_run_id: str,
+        parts: Iterable[Path],
+        rejections: Sequence[Rejection] = (),
     ) -> dict[str, int]:
-        """Replace the files' days with the rows of the staged parts, and audit, in one
-        transaction.
+        """Replace the files' days with the rows of the staged parts, audit, and record
+        ``rejections``, in one transaction.
 
         ``parts`` yields staged files (lines in ``LOAD_COLUMNS`` order) as they are finished; an
-        exception while iterating it aborts the load and rolls everything back. Returns the rows
-        loaded per source key.
+        exception while iterating it aborts the load and rolls everything back. A row the
+        server refuses raises ``WarehouseRefusedError`` naming the row's source file. Returns
+        the rows loaded per source key.
         """
-        statements = load_statements(files, job_run_id, copy_statement(Dialect.POSTGRES))
+        statements = load_statements(
+            files, job_run_id, copy_statement(Dialect.POSTGRES), rejections
+        )
         days = sorted({f.flight_date.isoformat() for f in files})
         with self.connect() as conn, conn.transaction():
             log.info("load phase=delete days=%d first=%s last=%s", len(days), days[0], days[-1])
@@ -142,12 +168,41 @@ class PostgresWarehouse:
             counted_in = "table" if counts is None else "files"
             log.info("load phase=audit rows=%d counted_in=%s", copied, counted_in)
             conn.execute(audit_insert(files, job_run_id, counts))
+            if statements.insert_rejects:
+                conn.execute(statements.insert_rejects)
             rows = conn.execute(statements.rows_loaded).fetchall()
             log.info("load phase=commit")
         log.info("load phase=committed rows=%d", sum(n for _, n in rows))
         return {key: count for key, count in rows}
 
+    def record_rejections(self, rejections: Sequence[Rejection], job_run_id: str) -> None:
+        """Record ``rejections`` in a transaction of their own."""
+        with self.connect() as conn, conn.transaction():
+            conn.execute(reject_insert(rejections, job_run_id))
+
     def _copy(self, conn: psycopg.Connection[Any], part: Path, from_stdin: str) -> int:
+        """COPY one staged part and return its rows; a refused row raises
+        ``WarehouseRefusedError`` with the row's source file, read from the part's line the
+        error names."""
+        try:
+            return self._copy_part(conn, part, from_stdin)
+        except (psycopg.errors.DataError, psycopg.errors.NotNullViolation) as exc:
+            message = (exc.diag.message_primary or str(exc)).strip()
+            found = _COPY_CONTEXT.search(exc.diag.context or "")
+            if found is None:
+                raise WarehouseRefusedError(message) from exc
+            number, column = int(found.group(1)), found.group(2) or exc.diag.column_name
+            with open(part, encoding="utf-8", errors="replace", newline="\n") as lines:
+                line = next(itertools.islice(lines, number - 1, None), "").rstrip("\n")
+            refused = f"{column}: {message}" if column else message
+            try:
+                values = staged_values(line)
+            except ValueError:  # not a whole staged line: the file stays unknown
+                raise WarehouseRefusedError(refused) from exc
+            value = values.get(column) if column else None
+            raise WarehouseRefusedError(refused, values["source_file"], column, value) from exc
+
+    def _copy_part(self, conn: psycopg.Connection[Any], part: Path, from_stdin: str) -> int:
         """COPY one staged part and return its rows: the server reads its own machine's file
         (no bytes pass through this process), any other server gets the file streamed."""
         if self.own_server:
@@ -196,7 +251,7 @@ class PostgresWarehouse:
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
             raise QueryRefusedError(
                 f"{str(exc).strip()}: queries are read-only and may only read "
-                f"{FLIGHT_PROCESSED.name} and {FLIGHT_LOAD_AUDIT.name}"
+                f"{', '.join(t.name for t in WAREHOUSE_TABLES)}"
             ) from exc
 
 

@@ -1,7 +1,8 @@
 """Executions of the main state machine on the local twin: find, follow and describe them.
 
 Each upload's run has a known name, the router's hash of bucket, key and version id
-(``run_name``), so an uploader can follow the run its upload started without being told.
+(``pipeline.uploads.run_name``), so an uploader can follow the run its upload started without
+being told.
 Runs from before the endpoint's last restart are no longer in moto: they are read from the
 twin's run archive (``pipeline.local.durable``).
 """
@@ -9,7 +10,6 @@ twin's run archive (``pipeline.local.durable``).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,11 +22,6 @@ from pipeline.local.resources import Resources
 RUNNING: Final = "RUNNING"
 NOT_STARTED: Final = "NOT STARTED"
 """A run that does not exist (yet): its event has not reached the router."""
-
-
-def run_name(bucket: str, key: str, version: str) -> str:
-    """The name the router gives the run of one object version (see ``router_definition``)."""
-    return hashlib.sha256(f"{bucket}/{key}/{version}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
