@@ -24,6 +24,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from pipeline.contract import (
 )
 from pipeline.settings import QualitySettings
 from quality.expectations import WarehouseLimit
-from quality.suites import BLOCKING, NUMERIC_SUFFIX, daily_suite, dimension_suite
+from quality.suites import BLOCKING, NUMERIC_SUFFIX, SAYS, daily_suite, dimension_suite
 
 _DELIMITERS = (";", "\t", "|")
 # Empty or whitespace-only lines (after CRLF became LF); quoted values never span lines here.
@@ -409,33 +410,48 @@ def _validate(
         config = check.expectation_config
         detail = check.result or {}
         expectation = config.to_domain_obj()
+        # In plain words, the column named as the file names it: the on-call alert quotes it.
+        column = config.kwargs.get("column")
+        rule = "the file" if column is None else _header_of(contract, column)
         if isinstance(expectation, WarehouseLimit):
-            # In plain words, the column named as the file names it: the on-call alert quotes it.
-            column = config.kwargs["column"]
-            rule = str(next(c.source for c in contract.columns if c.name == column))
-            observed = _limit_observed(expectation, detail, parsed)
+            value = detail["partial_unexpected_list"][0]
+            observed = f"{expectation.refusal(value)} ({_where(detail, parsed)})"
         else:
-            kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
-            rule = f"{config.type} {kwargs}"
-            observed = (
-                f"{detail.get('unexpected_count')} of {detail.get('element_count')} values, "
-                f"e.g. {[_plain(v) for v in detail.get('partial_unexpected_list', [])[:5]]}"
-                if "unexpected_count" in detail
-                else f"observed {detail.get('observed_value')}"
+            observed = _observed(
+                str(config.meta[SAYS]), config.kwargs.get("mostly"), detail, parsed
             )
         findings.append(Finding(rule, observed, blocking=config.severity == BLOCKING))
     return findings, result
 
 
-def _limit_observed(limit: WarehouseLimit, detail: dict[str, Any], parsed: ParsedTable) -> str:
-    """The first value that breaks a warehouse limit, why, and its line, e.g.
-    ``99999999999 is outside -2147483648..2147483647 (line 11)``."""
-    value, row = detail["partial_unexpected_list"][0], detail["partial_unexpected_index_list"][0]
-    where = f"line {parsed.line_of(int(row))}"
+def _header_of(contract: FileContract, column: str) -> str:
+    """The file's header name of a suite's column (the numeric twin's too)."""
+    name = column.removesuffix(NUMERIC_SUFFIX)
+    return str(next(c.source for c in contract.columns if c.name == name))
+
+
+def _where(detail: dict[str, Any], parsed: ParsedTable) -> str:
+    """The line of the first value that broke an expectation, and how many more did."""
+    where = f"line {parsed.line_of(int(detail['partial_unexpected_index_list'][0]))}"
     others = int(detail["unexpected_count"]) - 1
     if others:
         where += f", and {others:,} more row{'s' if others > 1 else ''}"
-    return f"{limit.refusal(value)} ({where})"
+    return where
+
+
+def _observed(says: str, mostly: float | None, detail: dict[str, Any], parsed: ParsedTable) -> str:
+    """What broke an expectation, in plain words: ``'xyz' is not two capital letters or digits
+    (line 3)``; with a share allowed to break it (``mostly``), the share that did."""
+    if "unexpected_count" not in detail:  # a table-level expectation
+        return f"{says} (observed {detail.get('observed_value')})"
+    value = _plain(detail["partial_unexpected_list"][0])
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    shown = "a value" if missing else repr(value)
+    words = f"{shown} {says} ({_where(detail, parsed)})"
+    if mostly is not None:
+        share = float(detail.get("unexpected_percent") or 0)
+        words += f": {share:.1f} % of the rows, more than the {100 * (1 - mostly):g} % allowed"
+    return words
 
 
 def _plain(value: Any) -> Any:

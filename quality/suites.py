@@ -37,21 +37,39 @@ CARRIER_CODE = r"^[A-Z0-9]{2}$"
 NUMERIC_SUFFIX = "_number"
 """The gate adds ``<column>_number`` to integer columns (NULL if not a number)."""
 
+SAYS = "says"
+"""The ``meta`` entry of each expectation: what a value that breaks it is, in plain words
+(``'xyz' is not two capital letters or digits``), for findings and the on-call alert; a
+table-level expectation says what is wrong with the file."""
+
+
+def _says(words: str) -> dict[str, str]:
+    return {SAYS: words}
+
 
 def _contract_expectations(contract: FileContract) -> Iterable[gxe.Expectation]:
     """Column set, types and the warehouse's limits, straight from the contract: required
     columns present and typed, and every value one the warehouse can hold."""
     yield gxe.ExpectTableColumnsToMatchSet(
-        column_set=[c.name for c in contract.columns], exact_match=False, severity=BLOCKING
+        column_set=[c.name for c in contract.columns],
+        exact_match=False,
+        severity=BLOCKING,
+        meta=_says("the file lacks columns of the contract"),
     )
     for column in contract.columns:
         if not column.nullable:
-            yield gxe.ExpectColumnValuesToNotBeNull(column=column.name, severity=BLOCKING)
+            yield gxe.ExpectColumnValuesToNotBeNull(
+                column=column.name, severity=BLOCKING, meta=_says("is missing")
+            )
         if column.type is ColumnType.INTEGER:
+            identifier = column.name.endswith("airport_id")
             yield ExpectColumnValuesToMatchRegexPerValue(
                 column=column.name,
-                regex=_POSITIVE_INTEGER if column.name.endswith("airport_id") else _INTEGER,
+                regex=_POSITIVE_INTEGER if identifier else _INTEGER,
                 severity=BLOCKING,
+                meta=_says(
+                    "is not a positive whole number" if identifier else "is not a whole number"
+                ),
             )
         yield from _warehouse_limits(column)
 
@@ -74,10 +92,15 @@ def daily_suite(quality: QualitySettings, known_airports: Iterable[int]) -> gx.E
     """The suite every daily file must pass; ``known_airports`` are the dimension's ids."""
     known = sorted(set(known_airports))
     expectations: list[gxe.Expectation] = [
-        gxe.ExpectTableRowCountToBeBetween(min_value=1, severity=BLOCKING),
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=1, severity=BLOCKING, meta=_says("the file has no flights")
+        ),
         *_contract_expectations(DAILY_FLIGHTS),
         ExpectColumnValuesToMatchRegexPerValue(
-            column="carrier", regex=CARRIER_CODE, severity=BLOCKING
+            column="carrier",
+            regex=CARRIER_CODE,
+            severity=BLOCKING,
+            meta=_says("is not two capital letters or digits"),
         ),
     ]
     for delay in ("dep_delay", "arr_delay"):
@@ -88,6 +111,9 @@ def daily_suite(quality: QualitySettings, known_airports: Iterable[int]) -> gx.E
                 max_value=quality.max_delay_minutes,
                 mostly=quality.delay_in_range_mostly,
                 severity=WARNING,
+                meta=_says(
+                    f"is outside {quality.min_delay_minutes}..{quality.max_delay_minutes} minutes"
+                ),
             )
         )
     for end in ("origin_airport_id", "dest_airport_id"):
@@ -97,6 +123,7 @@ def daily_suite(quality: QualitySettings, known_airports: Iterable[int]) -> gx.E
                 value_set=known,
                 mostly=1 - quality.max_unknown_airport_share,
                 severity=BLOCKING,
+                meta=_says("is no airport of the dimension"),
             )
         )
     return gx.ExpectationSuite(name=DAILY_SUITE, expectations=expectations)
@@ -107,10 +134,18 @@ def dimension_suite() -> gx.ExpectationSuite:
     return gx.ExpectationSuite(
         name=DIMENSION_SUITE,
         expectations=[
-            gxe.ExpectTableRowCountToBeBetween(min_value=1, severity=BLOCKING),
+            gxe.ExpectTableRowCountToBeBetween(
+                min_value=1, severity=BLOCKING, meta=_says("the file has no airports")
+            ),
             *_contract_expectations(AIRPORTS),
-            gxe.ExpectColumnValuesToBeUnique(column="airport_id", severity=BLOCKING),
-            gxe.ExpectColumnValuesToNotBeNull(column="city", severity=BLOCKING),
-            gxe.ExpectColumnValuesToNotBeNull(column="name", severity=BLOCKING),
+            gxe.ExpectColumnValuesToBeUnique(
+                column="airport_id", severity=BLOCKING, meta=_says("appears more than once")
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column="city", severity=BLOCKING, meta=_says("is missing")
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column="name", severity=BLOCKING, meta=_says("is missing")
+            ),
         ],
     )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from pipeline.contract import DAILY_FLIGHTS, ColumnType
 from pipeline.settings import QualitySettings
-from quality.suites import BLOCKING, WARNING, daily_suite, dimension_suite
+from quality.expectations import WarehouseLimit
+from quality.suites import BLOCKING, SAYS, WARNING, daily_suite, dimension_suite
 
 
 def by_type(suite: Any, kind: str) -> list[Any]:
@@ -70,3 +73,18 @@ def test_the_per_value_regex_expectation_counts_exactly_like_gx_own() -> None:
     assert sorted(ours["unexpected_list"]) == sorted(theirs["unexpected_list"])
     assert ours["unexpected_index_list"] == theirs["unexpected_index_list"]
     assert not any(r.success for r in results)
+
+
+@pytest.mark.parametrize(
+    "suite",
+    [daily_suite(QualitySettings(), [10397]), dimension_suite()],
+    ids=["daily file", "dimension"],
+)
+def test_every_expectation_says_in_plain_words_what_breaks_it(suite: Any) -> None:
+    # The on-call alert quotes these words: no expectation may fall back to GX's own names.
+    silent = [
+        e.expectation_type
+        for e in suite.expectations
+        if not isinstance(e, WarehouseLimit) and not (e.meta or {}).get(SAYS)
+    ]
+    assert silent == []
