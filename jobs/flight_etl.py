@@ -336,7 +336,6 @@ class SnsRejectionAlerts:
 
 GLUE_ARGUMENTS = (
     "JOB_NAME",
-    "JOB_RUN_ID",
     "env",
     "validated_uri",
     "raw_prefix",
@@ -349,6 +348,9 @@ GLUE_ARGUMENTS = (
     "alert_topic_arn",
     "state_machine_arn",
 )
+"""What the entrypoint asks ``getResolvedOptions`` for. Not ``JOB_RUN_ID``: Glue's parser
+registers ``--JOB_ID`` and ``--JOB_RUN_ID`` itself (asking again is an argparse conflict) and
+returns them whatever is asked; Glue passes both to every run."""
 
 GLUE_LOG_GROUP = "/aws-glue/jobs/error"
 """Where a Glue job's errors are logged, one stream per job run id."""

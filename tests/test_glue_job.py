@@ -1,16 +1,16 @@
-"""The Glue entrypoint, run against a recording stand-in for the parts only AWS has.
+"""The Glue entrypoints on the real ``awsglue`` library, Glue's JVM half stood in for.
 
-``awsglue`` cannot be installed offline and Redshift cannot run here, so the test installs a
-small stand-in for both that records every call. Everything else is real: the entrypoint's own
-code, Spark reading and enriching the files, S3 (moto, in-process) for versions and hashes.
+Arguments are parsed by Glue's own ``getResolvedOptions`` from an argument vector shaped as
+Glue hands it over, and ``job.init`` / ``job.commit`` go through the real ``awsglue.job.Job``;
+``tests.glue`` stands in for the JVM classes under them (the job bookmark and the S3 reader),
+and a recorder for the Redshift Data API. Everything else is real: the entrypoint's own code,
+Spark reading and enriching the files, S3 (moto, in-process) for versions and hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +18,15 @@ from typing import Any
 
 import boto3
 import pytest
+from awsglue.utils import getResolvedOptions
 from moto import mock_aws
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
-from jobs import flight_etl
+from jobs import flight_etl, validation
+from pipeline import workflow
+from pipeline.settings import load_settings
 from pipeline.warehouse import staged_values as staged_fields
+from tests.glue import BOOKMARK_ENABLED, GlueJvm, glue_argv, install_glue_jvm, run_id
 
 RAW_BUCKET = "flightpipe-raw-dev-111111111111"
 DAY_1 = (
@@ -35,81 +38,7 @@ DAY_2 = "carrier,destairportid,originairportid,arrdelay,depdelay,TailNum\nUA,103
 AIRPORTS = (
     "airport_id,city,state,name\n10397,Atlanta,GA,Hartsfield-Jackson\n12892,Los Angeles,CA,LAX\n"
 )
-
-
-@dataclass
-class GlueRecorder:
-    """What the job asked of Glue, and the bookmark it would have committed."""
-
-    calls: list[tuple[str, Any]] = field(default_factory=list)
-    committed: set[str] = field(default_factory=set)
-    pending: set[str] = field(default_factory=set)
-
-
-def install_awsglue(
-    monkeypatch: pytest.MonkeyPatch, spark: SparkSession, recorder: GlueRecorder, local: Path
-) -> None:
-    """Stand-in ``awsglue`` modules: a bookmarked S3 source backed by local copies of the files."""
-
-    class DynamicFrame:
-        def __init__(self, frame: DataFrame) -> None:
-            self._frame = frame
-
-        def toDF(self) -> DataFrame:  # noqa: N802 - Glue's name
-            return self._frame
-
-    class DynamicFrameReader:
-        def from_options(self, **options: Any) -> DynamicFrame:
-            recorder.calls.append(("from_options", options))
-            if "transformation_ctx" in options:
-                # The bookmark: only files not committed by an earlier run are read.
-                new = sorted(p for p in local.glob("*.csv") if p.name not in recorder.committed)
-                recorder.pending = {p.name for p in new}
-            else:  # exactly the files named, the bookmark untouched
-                paths = options["connection_options"]["paths"]
-                new = [local / path.rsplit("/", 1)[-1] for path in paths]
-            if not new:
-                return DynamicFrame(spark.createDataFrame([], "x string").drop("x"))
-            frames = [
-                spark.read.csv(str(p), header=True).withColumn(
-                    options["format_options"]["attachFilename"],
-                    F.lit(f"s3://{RAW_BUCKET}/validated/{p.name}"),
-                )
-                for p in new
-            ]
-            frame = frames[0]
-            for other in frames[1:]:
-                frame = frame.unionByName(other, allowMissingColumns=True)
-            return DynamicFrame(frame)
-
-    class GlueContext:
-        def __init__(self, spark_context: Any) -> None:
-            self.spark_session = spark
-            self.create_dynamic_frame = DynamicFrameReader()
-
-    class Job:
-        def __init__(self, context: GlueContext) -> None:
-            pass
-
-        def init(self, name: str, args: dict[str, str]) -> None:
-            recorder.calls.append(("job.init", name))
-
-        def commit(self) -> None:
-            recorder.calls.append(("job.commit", None))
-            recorder.committed |= recorder.pending
-
-    def get_resolved_options(argv: list[str], names: list[str]) -> dict[str, str]:
-        pairs = dict(zip(argv[1::2], argv[2::2], strict=False))
-        return {name: pairs[f"--{name}"] for name in names}
-
-    modules = {
-        "awsglue": types.ModuleType("awsglue"),
-        "awsglue.context": types.SimpleNamespace(GlueContext=GlueContext),
-        "awsglue.job": types.SimpleNamespace(Job=Job),
-        "awsglue.utils": types.SimpleNamespace(getResolvedOptions=get_resolved_options),
-    }
-    for name, module in modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
+JOB_NAME = "flightpipe-dev-flight-etl"
 
 
 @dataclass
@@ -158,18 +87,39 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield boto3.client("s3")
 
 
+@dataclass
+class GlueJob:
+    """The load job as Glue runs it: Glue's JVM and the Data API stood in for, S3 in moto."""
+
+    jvm: GlueJvm
+    data_api: DataApiRecorder
+    s3: Any
+    arguments: dict[str, str]
+    """The run's arguments, named as the state machine names them, with local locations."""
+
+    def argv(self, run: int = 1) -> list[str]:
+        return glue_argv("flight_etl.py", self.arguments, job_name=JOB_NAME, run=run)
+
+    def upload(self, name: str, text: str) -> str:
+        """Put a validated copy in S3 and in Glue's local view of it; return its version id."""
+        (self.jvm.local / name).write_text(text)
+        response = self.s3.put_object(
+            Bucket=RAW_BUCKET, Key=f"validated/{name}", Body=text.encode()
+        )
+        return str(response["VersionId"])
+
+
 @pytest.fixture
-def glue_job(
-    aws: Any, spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[GlueRecorder, DataApiRecorder, list[str], Path]:
+def job(aws: Any, spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GlueJob:
     local = tmp_path / "raw"
     local.mkdir()
     aws.create_bucket(Bucket=RAW_BUCKET)
     aws.put_bucket_versioning(Bucket=RAW_BUCKET, VersioningConfiguration={"Status": "Enabled"})
     (tmp_path / "airport_codes.csv").write_text(AIRPORTS)
     staging = tmp_path / "staging"
-    glue, data_api = GlueRecorder(), DataApiRecorder(staged=staging)
-    install_awsglue(monkeypatch, spark, glue, local)
+    jvm = GlueJvm(spark, local, s3_prefix=f"s3://{RAW_BUCKET}/validated/")
+    install_glue_jvm(monkeypatch, jvm)
+    data_api = DataApiRecorder(staged=staging)
     real_client = boto3.client
     monkeypatch.setattr(
         boto3,
@@ -183,46 +133,44 @@ def glue_job(
     boto3.client("sns").subscribe(
         TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"]
     )
-    argv = [
-        "flight_etl.py",
-        *("--JOB_NAME", "flightpipe-dev-flight-etl", "--JOB_RUN_ID", "jr_1"),
-        *("--validated_uri", f"s3://{RAW_BUCKET}/validated/"),
-        *("--dimension_uri", str(tmp_path / "airport_codes.csv")),
-        *("--staging_uri", staging.as_uri()),
-        *("--redshift_workgroup", "flightpipe-dev", "--redshift_database", "flightpipe"),
-        *("--redshift_copy_role_arn", "arn:aws:iam::111111111111:role/copy"),
-        *("--env", "dev", "--raw_prefix", "raw/", "--quarantine_prefix", "quarantine/"),
-        *("--alert_topic_arn", topic),
-        *("--state_machine_arn", "arn:aws:states:us-east-1:123456789012:stateMachine:main"),
-    ]
-    return glue, data_api, argv, local
-
-
-def upload(aws: Any, local: Path, name: str, text: str) -> str:
-    (local / name).write_text(text)
-    response = aws.put_object(Bucket=RAW_BUCKET, Key=f"validated/{name}", Body=text.encode())
-    return str(response["VersionId"])
+    arguments = {
+        "--job-bookmark-option": BOOKMARK_ENABLED,
+        "--validated_uri": f"s3://{RAW_BUCKET}/validated/",
+        "--dimension_uri": str(tmp_path / "airport_codes.csv"),
+        "--staging_uri": staging.as_uri(),
+        "--redshift_workgroup": "flightpipe-dev",
+        "--redshift_database": "flightpipe",
+        "--redshift_copy_role_arn": "arn:aws:iam::111111111111:role/copy",
+        "--env": "dev",
+        "--raw_prefix": "raw/",
+        "--quarantine_prefix": "quarantine/",
+        "--alert_topic_arn": topic,
+        "--state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:main",
+    }
+    return GlueJob(jvm, data_api, aws, arguments)
 
 
 def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
-    glue_job: tuple[GlueRecorder, DataApiRecorder, list[str], Path], aws: Any, spark: SparkSession
+    job: GlueJob, aws: Any, spark: SparkSession
 ) -> None:
-    glue, data_api, argv, local = glue_job
-    version = upload(aws, local, "2024-01-01.csv", DAY_1)
-    data_api.rows_by_key = {"validated/2024-01-01.csv": 2}
+    version = job.upload("2024-01-01.csv", DAY_1)
+    job.data_api.rows_by_key = {"validated/2024-01-01.csv": 2}
 
-    result = flight_etl.main(argv)
+    result = flight_etl.main(job.argv())
 
-    ((_, options),) = [c for c in glue.calls if c[0] == "from_options"]
+    ((_, options),) = [c for c in job.jvm.calls if c[0] == "from_options"]
     assert options["transformation_ctx"] == "validated_flights"
     assert options["connection_options"]["paths"] == [f"s3://{RAW_BUCKET}/validated/"]
-    assert [name for name, _ in glue.calls] == ["job.init", "from_options", "job.commit"]
+    assert [name for name, _ in job.jvm.calls] == ["job.init", "from_options", "job.commit"]
+    _, (name, args) = job.jvm.calls[0]
+    assert (name, args["job_bookmark_option"]) == (JOB_NAME, BOOKMARK_ENABLED)
+    assert result.job_run_id == run_id(1)
     assert result.rows_by_key == {"validated/2024-01-01.csv": 2}
 
-    (batch,) = data_api.batches
+    (batch,) = job.data_api.batches
     delete, copy, audit = batch
     assert delete == "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-01')"
-    staged = argv[argv.index("--staging_uri") + 1] + "/jr_1/"
+    staged = f"{job.arguments['--staging_uri']}/{run_id(1)}/"
     assert copy.startswith("COPY flight_processed (flight_date, carrier, origin_airport_id")
     assert f"FROM '{staged}' IAM_ROLE 'arn:aws:iam::111111111111:role/copy'" in copy
     assert f"'{version}' AS source_version" in audit
@@ -240,52 +188,47 @@ def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
 
 
 def test_glue_reports_an_object_that_is_no_daily_file_even_when_it_is_all_there_is(
-    glue_job: tuple[GlueRecorder, DataApiRecorder, list[str], Path], aws: Any
+    job: GlueJob, aws: Any
 ) -> None:
-    glue, data_api, argv, local = glue_job
-    upload(aws, local, "notes.csv", DAY_1)
+    job.upload("notes.csv", DAY_1)
 
-    result = flight_etl.main(argv)
+    result = flight_etl.main(job.argv())
 
     assert list(result.refused) == [f"s3://{RAW_BUCKET}/validated/notes.csv"]
     assert "YYYY-MM-DD.csv" in result.refused[f"s3://{RAW_BUCKET}/validated/notes.csv"]
     assert result.rows_by_key == {}
-    assert data_api.batches == []
+    assert job.data_api.batches == []
     # Reported once: the bookmark moves past it, as it does past a loaded file.
-    assert [name for name, _ in glue.calls] == ["job.init", "from_options", "job.commit"]
+    assert [name for name, _ in job.jvm.calls] == ["job.init", "from_options", "job.commit"]
 
 
-def test_glue_bookmark_means_the_next_run_reads_only_the_new_file(
-    glue_job: tuple[GlueRecorder, DataApiRecorder, list[str], Path], aws: Any
-) -> None:
-    _, data_api, argv, local = glue_job
-    upload(aws, local, "2024-01-01.csv", DAY_1)
-    flight_etl.main(argv)
-    upload(aws, local, "2024-01-02.csv", DAY_2)
+def test_glue_bookmark_means_the_next_run_reads_only_the_new_file(job: GlueJob, aws: Any) -> None:
+    job.upload("2024-01-01.csv", DAY_1)
+    flight_etl.main(job.argv(run=1))
+    job.upload("2024-01-02.csv", DAY_2)
 
-    flight_etl.main(argv)
-    nothing = flight_etl.main(argv)
+    flight_etl.main(job.argv(run=2))
+    nothing = flight_etl.main(job.argv(run=3))
 
-    assert len(data_api.batches) == 2  # the third run found nothing and touched no warehouse
+    assert len(job.data_api.batches) == 2  # the third run found nothing and touched no warehouse
     assert (
-        data_api.batches[1][0]
+        job.data_api.batches[1][0]
         == "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-02')"
     )
     assert nothing.rows_by_key == {}
 
 
 def test_glue_does_not_commit_the_bookmark_when_the_warehouse_load_fails(
-    glue_job: tuple[GlueRecorder, DataApiRecorder, list[str], Path], aws: Any
+    job: GlueJob, aws: Any
 ) -> None:
-    glue, data_api, argv, local = glue_job
-    upload(aws, local, "2024-01-01.csv", DAY_1)
-    data_api.fail_batches = True
+    job.upload("2024-01-01.csv", DAY_1)
+    job.data_api.fail_batches = True
 
     with pytest.raises(RuntimeError, match="FAILED: ERROR: permission denied"):
-        flight_etl.main(argv)
+        flight_etl.main(job.argv())
 
-    assert ("job.commit", None) not in glue.calls
-    assert glue.committed == set()
+    assert ("job.commit", None) not in job.jvm.calls
+    assert job.jvm.committed == set()
 
 
 def published_alerts() -> list[dict[str, Any]]:
@@ -303,13 +246,12 @@ def day_with_a_delay_too_big_for_integer(rows: int, bad_line: int) -> str:
 
 
 def test_glue_sets_aside_a_file_whose_value_the_warehouse_cannot_hold_and_loads_the_rest(
-    glue_job: tuple[GlueRecorder, DataApiRecorder, list[str], Path], aws: Any
+    job: GlueJob, aws: Any
 ) -> None:
-    glue, data_api, argv, local = glue_job
-    upload(aws, local, "2024-01-01.csv", DAY_1)
-    bad = upload(aws, local, "2024-01-02.csv", day_with_a_delay_too_big_for_integer(12, 11))
+    job.upload("2024-01-01.csv", DAY_1)
+    bad = job.upload("2024-01-02.csv", day_with_a_delay_too_big_for_integer(12, 11))
 
-    result = flight_etl.main(argv)
+    result = flight_etl.main(job.argv())
 
     [rejection] = result.rejected
     reason = "line 11, DepDelay: 99999999999 is outside -2147483648..2147483647"
@@ -320,11 +262,11 @@ def test_glue_sets_aside_a_file_whose_value_the_warehouse_cannot_hold_and_loads_
     )
     # Glue's cast would have made the value NULL; it fails the read instead, and the one
     # batch that committed holds the good day and the reject record.
-    (batch,) = data_api.batches
+    (batch,) = job.data_api.batches
     assert batch[0] == "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-01')"
     assert batch[-1].startswith("INSERT INTO flight_load_rejects")
     assert f"'{bad}' AS validated_version" in batch[-1]
-    assert ("job.commit", None) in glue.calls
+    assert ("job.commit", None) in job.jvm.calls
     listed = aws.list_objects_v2(Bucket=RAW_BUCKET, Prefix="quarantine/")["Contents"]
     assert [o["Key"] for o in listed] == [
         "quarantine/2024-01-02.csv",
@@ -341,29 +283,67 @@ def test_glue_sets_aside_a_file_whose_value_the_warehouse_cannot_hold_and_loads_
     [alert] = published_alerts()
     assert f"REJECTED s3://{RAW_BUCKET}/validated/2024-01-02.csv" in alert["Message"]
     assert reason in alert["Message"]
-    assert "CloudWatch log group /aws-glue/jobs/error, stream jr_1" in alert["Message"]
+    assert f"CloudWatch log group /aws-glue/jobs/error, stream {run_id(1)}" in alert["Message"]
 
 
 def test_glue_finds_the_file_of_a_row_redshift_refused_by_halving_the_load(
-    glue_job: tuple[GlueRecorder, DataApiRecorder, list[str], Path], aws: Any
+    job: GlueJob, aws: Any
 ) -> None:
-    _, data_api, argv, local = glue_job
-    upload(aws, local, "2024-01-01.csv", DAY_1)
-    upload(aws, local, "2024-01-02.csv", DAY_1.replace("AA,", "ZZ,"))  # Redshift refuses ZZ
-    upload(aws, local, "2024-01-03.csv", DAY_1)
-    data_api.refuse_staged = "ZZ"
+    job.upload("2024-01-01.csv", DAY_1)
+    job.upload("2024-01-02.csv", DAY_1.replace("AA,", "ZZ,"))  # Redshift refuses ZZ
+    job.upload("2024-01-03.csv", DAY_1)
+    job.data_api.refuse_staged = "ZZ"
 
-    result = flight_etl.main(argv)
+    result = flight_etl.main(job.argv())
 
     [rejection] = result.rejected
     assert rejection.file.key == "validated/2024-01-02.csv"
     assert "sys_load_error_detail" in rejection.reason
     # All three failed, then the first half alone loaded, then the rest failed, then the one
     # file left after the culprit loaded with its reject record.
-    assert [batch[0] for batch in data_api.batches] == [
+    assert [batch[0] for batch in job.data_api.batches] == [
         "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-01')",
         "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-03')",
     ]
-    assert data_api.batches[-1][-1].startswith("INSERT INTO flight_load_rejects")
+    assert job.data_api.batches[-1][-1].startswith("INSERT INTO flight_load_rejects")
     listed = aws.list_objects_v2(Bucket=RAW_BUCKET, Prefix="validated/")["Contents"]
     assert [o["Key"] for o in listed] == ["validated/2024-01-01.csv", "validated/2024-01-03.csv"]
+
+
+def state_machine_arguments(state: str) -> dict[str, str]:
+    """The arguments the main state machine passes to a job's run, as Glue receives them:
+    placeholders filled as CDK fills them, each path (``.$``) resolved to a value."""
+    definition = workflow.main_definition(load_settings("dev", account="111111111111"))
+    text = workflow.render(definition)
+    filled = workflow.substitute(
+        text, {name: f"filled-{name}" for name in workflow.placeholders(definition)}
+    )
+    arguments = json.loads(filled)["States"][state]["Parameters"]["Arguments"]
+    return {
+        name.removesuffix(".$"): f"value of {value}" if name.endswith(".$") else value
+        for name, value in arguments.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "job_arguments"),
+    [
+        ("Validate upload", validation.GLUE_ARGUMENTS),
+        ("Load validated files", flight_etl.GLUE_ARGUMENTS),
+    ],
+)
+def test_each_job_parses_what_the_state_machine_passes_with_glues_own_parser(
+    state: str, job_arguments: tuple[str, ...]
+) -> None:
+    passed = state_machine_arguments(state)
+    argv = glue_argv("job.py", passed, job_name="flightpipe-dev-job")
+
+    args = getResolvedOptions(argv, list(job_arguments))
+
+    # Every argument the job asks for is passed, and every one passed is read (Glue itself
+    # reads the bookmark option).
+    expected = {"JOB_NAME": "flightpipe-dev-job"}
+    expected |= {name.removeprefix("--"): value for name, value in passed.items()}
+    bookmark = expected.pop("job-bookmark-option", "job-bookmark-disable")
+    assert {name: args[name] for name in job_arguments} == expected
+    assert (args["JOB_RUN_ID"], args["job_bookmark_option"]) == (run_id(1), bookmark)

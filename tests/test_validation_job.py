@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
-import types
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +22,7 @@ from jobs.validation import Action, NoDimensionError, QuarantinedError, Upload
 from pipeline.local.twin import LocalTwin
 from pipeline.settings import Settings, load_settings
 from quality.gate import Outcome
+from tests.glue import glue_argv
 
 TODAY = dt.date(2026, 11, 26)
 HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay"
@@ -198,18 +197,7 @@ def test_a_new_dimension_applies_to_validations_from_then_on(twin: LocalTwin) ->
 
 @pytest.fixture
 def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, Any]]:
-    """moto in-process as AWS, and a stand-in for ``awsglue.utils`` (not installable here)."""
-
-    def get_resolved_options(argv: list[str], names: list[str]) -> dict[str, str]:
-        pairs = dict(zip(argv[1::2], argv[2::2], strict=False))
-        return {name: pairs[f"--{name}"] for name in names}
-
-    monkeypatch.setitem(sys.modules, "awsglue", types.ModuleType("awsglue"))
-    monkeypatch.setitem(
-        sys.modules,
-        "awsglue.utils",
-        types.SimpleNamespace(getResolvedOptions=get_resolved_options),
-    )
+    """moto in-process as AWS, its buckets made."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     settings = load_settings("dev", account="111111111111")
     with mock_aws():
@@ -221,12 +209,11 @@ def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, A
         yield settings, s3
 
 
-def glue_argv(settings: Settings, upload: Upload) -> list[str]:
-    return [
-        "validate.py",
-        *("--JOB_NAME", "flightpipe-dev-validate", "--env", "dev", "--account", settings.account),
-        *("--bucket", upload.bucket, "--key", upload.key, "--version_id", upload.version),
-    ]
+def validation_argv(settings: Settings, upload: Upload, run: int) -> list[str]:
+    """The validation run's arguments as the state machine passes them, handed over by Glue."""
+    arguments = {"--env": "dev", "--account": settings.account, "--bucket": upload.bucket}
+    arguments |= {"--key": upload.key, "--version_id": upload.version}
+    return glue_argv("validate.py", arguments, job_name="flightpipe-dev-validate", run=run)
 
 
 def test_glue_validation_run_promotes_and_fails_the_run_on_quarantine(
@@ -239,13 +226,13 @@ def test_glue_validation_run_promotes_and_fails_the_run_on_quarantine(
         return Upload(bucket, key, response["VersionId"])
 
     dim = upload(settings.dimension_bucket, "airport_codes.csv", AIRPORTS)
-    assert validation.main(glue_argv(settings, dim)).action is Action.PROMOTED
+    assert validation.main(validation_argv(settings, dim, run=1)).action is Action.PROMOTED
     good = upload(settings.raw_bucket, "raw/2024-01-05.csv", GOOD)
-    assert validation.main(glue_argv(settings, good)).action is Action.PROMOTED
+    assert validation.main(validation_argv(settings, good, run=2)).action is Action.PROMOTED
 
     bad = upload(settings.raw_bucket, "raw/2024-01-06.csv", f"{HEADER}\nDL,0,12892,1,1\n")
     with pytest.raises(QuarantinedError, match=r"Quarantined s3://.*/raw/2024-01-06.csv") as alert:
-        validation.main(glue_argv(settings, bad))
+        validation.main(validation_argv(settings, bad, run=3))
 
     # The report lives in the reports bucket; each run's index lists the earlier runs too.
     site = f"s3://{settings.reports_bucket}/quality/uncommitted/data_docs/local_site/"
