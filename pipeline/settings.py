@@ -33,6 +33,10 @@ class StorageSettings(_Frozen):
     """Where objects live. Bucket names are globally unique: prefix, purpose, env, account."""
 
     bucket_prefix: str = "flightpipe"
+    buckets: dict[str, str] = {}
+    """Bucket names by purpose (``raw``, ``dim``, ``staging``, ``reports``) where they are given
+    rather than derived: a deployed job gets them as arguments, from the names CDK filled into
+    the definition's placeholders, so the job never derives them from an account."""
     raw_prefix: str = "raw/"
     """Where uploads land; every object created here is validated before anything loads it."""
     validated_prefix: str = "validated/"
@@ -198,7 +202,12 @@ class Settings(BaseSettings):
     workflow: WorkflowSettings = WorkflowSettings()
 
     def bucket(self, purpose: str) -> str:
-        """The bucket for a purpose (``raw``, ``dim``, ``staging``) in this environment."""
+        """The bucket for a purpose (``raw``, ``dim``, ``staging``, ``reports``) in this
+        environment: the one ``storage.buckets`` gives, else ``<prefix>-<purpose>-<env>-<account>``
+        (the twin's names; CDK decides them on AWS)."""
+        given = self.storage.buckets.get(purpose)
+        if given is not None:
+            return given
         return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}-{self.account}"
 
     def resource_name(self, purpose: str) -> str:

@@ -8,10 +8,11 @@ FAILED in Step Functions. The router, an Express state machine, turns an S3 "Obj
 event into one main run, named by a hash of bucket, key and version id: a duplicated event finds
 the name taken and ends there.
 
-One definition serves AWS and the local twin. Names and ARNs of resources created elsewhere are
-``${Name}`` placeholders (``PLACEHOLDERS``), filled by CDK's ``definition_substitutions`` on AWS
-and by ``substitute`` locally; numbers and values that settings decide (environment, account,
-locations, polls, timeouts, retries) are rendered from ``Settings``.
+One definition serves AWS and the local twin. Names and ARNs of resources created elsewhere,
+bucket names included, are ``${Name}`` placeholders (``PLACEHOLDERS``), filled by CDK's
+``definition_substitutions`` on AWS and by ``substitute`` locally, so no definition holds an
+account; numbers and values that settings decide (environment, prefixes, polls, timeouts,
+retries) are rendered from ``Settings``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
     "AlertTopicArn": "the SNS topic for failure alerts and success messages",
     "RedshiftCopyRoleArn": "the role Redshift assumes to COPY the staged rows",
     "MainStateMachineArn": "the main state machine, started by the router",
+    "RawBucket": "the bucket uploads land in, with the validated copies and the quarantine",
+    "DimensionBucket": "the bucket of the airport dimension, uploaded and validated",
+    "StagingBucket": "the bucket the load stages rows in for Redshift's COPY",
+    "ReportsBucket": "the bucket of the quality report site",
 }
 """Every placeholder a definition may hold, with what it names."""
 
@@ -185,7 +190,7 @@ class _Failure:
         failed = sf.Fail("Failed", comment="The run failed; the alert (if published) says why.")
         # The execution's error is the step's error, not a generic one.
         additions.add(failed, ErrorPath="$.error.Error", CausePath="$.error.Cause")
-        report = f"s3://{settings.reports_bucket}/{settings.storage.reports_prefix}"
+        report = f"s3://${{ReportsBucket}}/{settings.storage.reports_prefix}"
         alert = sf.Task(
             "Publish failure alert",
             resource=_SNS_PUBLISH,
@@ -292,7 +297,8 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure) ->
             "JobName": "${ValidationJobName}",
             "Arguments": {
                 "--env": settings.env.value,
-                "--account": settings.account,
+                "--dimension_bucket": "${DimensionBucket}",
+                "--reports_bucket": "${ReportsBucket}",
                 "--bucket.$": "$.bucket",
                 "--key.$": "$.key",
                 "--version_id.$": "$.version_id",
@@ -415,13 +421,11 @@ def _load(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
             "Arguments": {
                 "--job-bookmark-option": "job-bookmark-enable",
                 "--env": settings.env.value,
-                "--validated_uri": f"s3://{settings.raw_bucket}/{storage.validated_prefix}",
+                "--validated_uri": f"s3://${{RawBucket}}/{storage.validated_prefix}",
                 "--raw_prefix": storage.raw_prefix,
                 "--quarantine_prefix": storage.quarantine_prefix,
-                "--dimension_uri": (
-                    f"s3://{settings.dimension_bucket}/{storage.validated_dimension_key}"
-                ),
-                "--staging_uri": f"s3://{settings.staging_bucket}/{storage.staging_prefix}",
+                "--dimension_uri": f"s3://${{DimensionBucket}}/{storage.validated_dimension_key}",
+                "--staging_uri": f"s3://${{StagingBucket}}/{storage.staging_prefix}",
                 "--redshift_workgroup": settings.warehouse.workgroup,
                 "--redshift_database": settings.warehouse.database,
                 "--redshift_copy_role_arn": "${RedshiftCopyRoleArn}",

@@ -226,7 +226,9 @@ def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, A
 def glue_argv(settings: Settings, upload: Upload) -> list[str]:
     return [
         "validate.py",
-        *("--JOB_NAME", "flightpipe-dev-validate", "--env", "dev", "--account", settings.account),
+        *("--JOB_NAME", "flightpipe-dev-validate", "--env", "dev"),
+        *("--dimension_bucket", settings.dimension_bucket),
+        *("--reports_bucket", settings.reports_bucket),
         *("--bucket", upload.bucket, "--key", upload.key, "--version_id", upload.version),
     ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -142,7 +143,7 @@ def test_failure_alert_names_file_step_cause_execution_and_report() -> None:
     assert "): {}\nExecution {}" in message
     assert "$.error.Error" not in message
     assert "$$.Execution.Id" in message
-    assert f"s3://{settings.reports_bucket}/{settings.storage.reports_prefix}" in message
+    assert f"s3://${{ReportsBucket}}/{settings.storage.reports_prefix}" in message
     assert alert["TopicArn"] == "${AlertTopicArn}"
 
 
@@ -354,18 +355,27 @@ def test_job_arguments_are_the_ones_the_jobs_read() -> None:
     assert load["--job-bookmark-option"] == "job-bookmark-enable"
 
 
-def test_locations_and_names_come_from_settings() -> None:
-    settings = load_settings("prod", account="123456789012")
-    states = workflow.main_definition(settings)["States"]
+def test_buckets_are_placeholders_and_locations_within_them_come_from_settings() -> None:
+    states = definition("main", "prod")["States"]
     validation = states["Validate upload"]["Parameters"]["Arguments"]
     assert validation["--env"] == "prod"
-    assert validation["--account"] == "123456789012"
+    assert validation["--dimension_bucket"] == "${DimensionBucket}"
+    assert validation["--reports_bucket"] == "${ReportsBucket}"
     load = states["Load validated files"]["Parameters"]["Arguments"]
-    assert load["--validated_uri"] == "s3://flightpipe-raw-prod-123456789012/validated/"
-    assert load["--dimension_uri"] == (
-        "s3://flightpipe-dim-prod-123456789012/validated/airport_codes.csv"
-    )
+    assert load["--validated_uri"] == "s3://${RawBucket}/validated/"
+    assert load["--dimension_uri"] == "s3://${DimensionBucket}/validated/airport_codes.csv"
+    assert load["--staging_uri"] == "s3://${StagingBucket}/staging/"
     assert load["--redshift_workgroup"] == "flightpipe-prod"
+
+
+@pytest.mark.parametrize(("machine", "env"), CASES)
+def test_no_definition_holds_an_account(machine: str, env: str) -> None:
+    """CDK fills the account's resources in at deploy time: the settings' account (a default
+    of twelve zeros unless given) never reaches a definition, whatever it is."""
+    rendered = workflow.render(definition(machine, env, account="123456789012"))
+    assert re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", rendered) is None
+    assert "account" not in rendered.lower()
+    assert rendered == workflow.render(definition(machine, env))
 
 
 @pytest.mark.parametrize(("machine", "env"), CASES)
