@@ -144,6 +144,9 @@ class WorkflowSettings(_Frozen):
     """How long the state machine waits for one Glue job run (validation or load)."""
     api_timeout_seconds: int = Field(default=30, ge=1)
     """How long one AWS API call of the state machine (start or get the crawler) may take."""
+    statement_poll_seconds: int = Field(default=1, ge=1)
+    statement_timeout_seconds: int = Field(default=120, ge=1)
+    """How long the row count's warehouse query may run before the run fails as stuck."""
 
     transient_retry_interval_seconds: int = Field(default=1, ge=1)
     transient_retry_backoff_rate: float = Field(default=2.0, ge=1)
@@ -167,6 +170,11 @@ class WorkflowSettings(_Frozen):
     def crawler_max_polls(self) -> int:
         """Polls of a started crawl before the run fails: the timeout over the interval."""
         return math.ceil(self.crawl_timeout_seconds / self.crawler_poll_seconds)
+
+    @property
+    def statement_max_polls(self) -> int:
+        """Polls of the row count's query before the run fails: the timeout over the interval."""
+        return math.ceil(self.statement_timeout_seconds / self.statement_poll_seconds)
 
     def busy_retry_attempts(self, run_seconds: int) -> int:
         """Busy retries enough to wait out ``burst_uploads`` runs of ``run_seconds`` each.
