@@ -228,7 +228,15 @@ def _quarantine(s3: Any, key: str, upload: Upload, verdict: Verdict, *, report: 
 
 # --- AWS Glue binding ------------------------------------------------------------------------
 
-GLUE_ARGUMENTS = ("JOB_NAME", "env", "account", "bucket", "key", "version_id")
+GLUE_ARGUMENTS = (
+    "JOB_NAME",
+    "env",
+    "dimension_bucket",
+    "reports_bucket",
+    "bucket",
+    "key",
+    "version_id",
+)
 
 
 def main(argv: Sequence[str]) -> Validated:
@@ -244,7 +252,9 @@ def main(argv: Sequence[str]) -> Validated:
 
     configure_logging(json_lines=True, verbose=True)
     args = getResolvedOptions(list(argv), list(GLUE_ARGUMENTS))
-    settings = load_settings(args["env"], account=args["account"])
+    # Bucket names as the state machine passes them (CDK's names), never derived from an account.
+    buckets = {"dim": args["dimension_bucket"], "reports": args["reports_bucket"]}
+    settings = load_settings(args["env"], storage={"buckets": buckets})
     upload = Upload(args["bucket"], args["key"], args["version_id"])
     s3 = boto3.client("s3")
     today = dt.datetime.now(dt.UTC).date()

@@ -271,9 +271,12 @@ def _sql_type(column: Column) -> str:
     return sql if column.width is None else f"{sql}({column.width})"
 
 
-# The commit timestamp: PostgreSQL's now() and Redshift's GETDATE() are both fixed for the
-# transaction, so every row and audit record of one load carries the same loaded_at.
-_NOW: Final = {Dialect.POSTGRES: "now()", Dialect.REDSHIFT: "GETDATE()"}
+# One timestamp per transaction, so every row, audit and reject record of one load carries the
+# same loaded_at: PostgreSQL's now() is the transaction's start, and so is Redshift's SYSDATE
+# (https://docs.aws.amazon.com/redshift/latest/dg/r_SYSDATE.html); Redshift's GETDATE() is the
+# current statement's (https://docs.aws.amazon.com/redshift/latest/dg/r_GETDATE.html), which
+# would stamp the COPY and the audit INSERT of one load differently.
+_NOW: Final = {Dialect.POSTGRES: "now()", Dialect.REDSHIFT: "SYSDATE"}
 
 
 def create_table_sql(table: Table, dialect: Dialect) -> str:

@@ -33,6 +33,10 @@ class StorageSettings(_Frozen):
     """Where objects live. Bucket names are globally unique: prefix, purpose, env, account."""
 
     bucket_prefix: str = "flightpipe"
+    buckets: dict[str, str] = {}
+    """Bucket names by purpose (``raw``, ``dim``, ``staging``, ``reports``) where they are given
+    rather than derived: a deployed job gets them as arguments, from the names CDK filled into
+    the definition's placeholders, so the job never derives them from an account."""
     raw_prefix: str = "raw/"
     """Where uploads land; every object created here is validated before anything loads it."""
     validated_prefix: str = "validated/"
@@ -140,6 +144,9 @@ class WorkflowSettings(_Frozen):
     """How long the state machine waits for one Glue job run (validation or load)."""
     api_timeout_seconds: int = Field(default=30, ge=1)
     """How long one AWS API call of the state machine (start or get the crawler) may take."""
+    statement_poll_seconds: int = Field(default=1, ge=1)
+    statement_timeout_seconds: int = Field(default=120, ge=1)
+    """How long the row count's warehouse query may run before the run fails as stuck."""
 
     transient_retry_interval_seconds: int = Field(default=1, ge=1)
     transient_retry_backoff_rate: float = Field(default=2.0, ge=1)
@@ -163,6 +170,11 @@ class WorkflowSettings(_Frozen):
     def crawler_max_polls(self) -> int:
         """Polls of a started crawl before the run fails: the timeout over the interval."""
         return math.ceil(self.crawl_timeout_seconds / self.crawler_poll_seconds)
+
+    @property
+    def statement_max_polls(self) -> int:
+        """Polls of the row count's query before the run fails: the timeout over the interval."""
+        return math.ceil(self.statement_timeout_seconds / self.statement_poll_seconds)
 
     def busy_retry_attempts(self, run_seconds: int) -> int:
         """Busy retries enough to wait out ``burst_uploads`` runs of ``run_seconds`` each.
@@ -198,7 +210,12 @@ class Settings(BaseSettings):
     workflow: WorkflowSettings = WorkflowSettings()
 
     def bucket(self, purpose: str) -> str:
-        """The bucket for a purpose (``raw``, ``dim``, ``staging``) in this environment."""
+        """The bucket for a purpose (``raw``, ``dim``, ``staging``, ``reports``) in this
+        environment: the one ``storage.buckets`` gives, else ``<prefix>-<purpose>-<env>-<account>``
+        (the twin's names; CDK decides them on AWS)."""
+        given = self.storage.buckets.get(purpose)
+        if given is not None:
+            return given
         return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}-{self.account}"
 
     def resource_name(self, purpose: str) -> str:

@@ -8,10 +8,11 @@ FAILED in Step Functions. The router, an Express state machine, turns an S3 "Obj
 event into one main run, named by a hash of bucket, key and version id: a duplicated event finds
 the name taken and ends there.
 
-One definition serves AWS and the local twin. Names and ARNs of resources created elsewhere are
-``${Name}`` placeholders (``PLACEHOLDERS``), filled by CDK's ``definition_substitutions`` on AWS
-and by ``substitute`` locally; numbers and values that settings decide (environment, account,
-locations, polls, timeouts, retries) are rendered from ``Settings``.
+One definition serves AWS and the local twin. Names and ARNs of resources created elsewhere,
+bucket names included, are ``${Name}`` placeholders (``PLACEHOLDERS``), filled by CDK's
+``definition_substitutions`` on AWS and by ``substitute`` locally, so no definition holds an
+account; numbers and values that settings decide (environment, prefixes, polls, timeouts,
+retries) are rendered from ``Settings``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
     "AlertTopicArn": "the SNS topic for failure alerts and success messages",
     "RedshiftCopyRoleArn": "the role Redshift assumes to COPY the staged rows",
     "MainStateMachineArn": "the main state machine, started by the router",
+    "RawBucket": "the bucket uploads land in, with the validated copies and the quarantine",
+    "DimensionBucket": "the bucket of the airport dimension, uploaded and validated",
+    "StagingBucket": "the bucket the load stages rows in for Redshift's COPY",
+    "ReportsBucket": "the bucket of the quality report site",
 }
 """Every placeholder a definition may hold, with what it names."""
 
@@ -43,36 +48,56 @@ REJECTED_AT_LOAD: Final = "Load.Rejected"
 
 _PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
 
-# Error names, as AWS spells them (the local twin's emulator fixes make moto agree). Optimized
-# Glue integrations report throttling as Glue.AWSGlueException.
+# Every error a Retry or Catch names, and where it comes from (the twin's emulator fixes make
+# moto raise the same names). An integration's error is `Service.ErrorName`, the service's
+# exception name with an "Exception" suffix where the service's lacks one
+# (https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html).
+# "Model" below is the service's API model, botocore's in .venv (botocore/data/<service>/);
+# tests/test_workflow.py checks every name against it. States.Timeout is a task's own
+# TimeoutSeconds (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
 _GLUE_JOB_TRANSIENT: Final = (
+    # glue:startJobRun.sync reports throttling ("Rate exceeded") under the SDK's base exception,
+    # not in the model: https://repost.aws/questions/QUVo7mhaGrRlyGUQ8A3EBpsQ/ and
+    # https://repost.aws/knowledge-center/glue-throttling-rate-exceeded
     "Glue.AWSGlueException",
-    "Glue.ThrottlingException",
+    # StartJobRun and GetJobRun in the model.
     "Glue.InternalServiceException",
     "Glue.OperationTimeoutException",
 )
+# StartJobRun in the model; https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-exceptions.html
 _GLUE_JOB_BUSY: Final = ("Glue.ConcurrentRunsExceededException",)
 _GLUE_API_TRANSIENT: Final = (
+    # aws-sdk:glue:* : OperationTimeoutException is in StartCrawler's and GetCrawler's errors;
+    # ThrottlingException and InternalServiceException are not, but Glue's model declares both
+    # and an error is named by its code (a throttled GetCrawler's is ThrottlingException:
+    # https://repost.aws/knowledge-center/glue-throttling-rate-exceeded).
     "Glue.ThrottlingException",
     "Glue.InternalServiceException",
     "Glue.OperationTimeoutException",
     "States.Timeout",
 )
-_CRAWLER_BUSY: Final = ("Glue.CrawlerRunningException",)
+_CRAWLER_BUSY: Final = ("Glue.CrawlerRunningException",)  # StartCrawler in the model
+# sns:publish: InternalError is in Publish's errors; ThrottledException in SNS's model.
 _SNS_TRANSIENT: Final = ("SNS.ThrottledException", "SNS.InternalErrorException")
-_REDSHIFT_DATA_TRANSIENT: Final = (
+# redshiftdata: each operation's errors in the model, less those that are the caller's fault
+# (ValidationException, ResourceNotFoundException), ExecuteStatementException (the statement
+# failed) and those of features the definition does not use (ActiveSessionsExceededException:
+# sessions; ActiveWaitingRequestsExceededException: WaitTimeSeconds).
+_REDSHIFT_DATA_EXECUTE_TRANSIENT: Final = (
+    "RedshiftData.ActiveStatementsExceededException",
     "RedshiftData.InternalServerException",
-    "RedshiftData.ThrottlingException",
     "States.Timeout",
 )
-# GetStatementResult before the statement finished.
-_REDSHIFT_DATA_NOT_READY: Final = ("RedshiftData.ValidationException",)
+_REDSHIFT_DATA_READ_TRANSIENT: Final = ("RedshiftData.InternalServerException", "States.Timeout")
 _SFN_TRANSIENT: Final = (
+    # states:startExecution: Throttling is one of the Step Functions API's common errors
+    # (https://docs.aws.amazon.com/step-functions/latest/apireference/CommonErrors.html), not
+    # in the model; ExecutionLimitExceeded is in StartExecution's errors.
     "StepFunctions.ThrottlingException",
     "StepFunctions.ExecutionLimitExceededException",
     "States.Timeout",
 )
-_SFN_DUPLICATE: Final = ("StepFunctions.ExecutionAlreadyExistsException",)
+_SFN_DUPLICATE: Final = ("StepFunctions.ExecutionAlreadyExistsException",)  # StartExecution
 
 _GLUE_RUN_SUMMARY: Final = {"JobRunId.$": "$.Id", "JobRunState.$": "$.JobRunState"}
 
@@ -185,7 +210,7 @@ class _Failure:
         failed = sf.Fail("Failed", comment="The run failed; the alert (if published) says why.")
         # The execution's error is the step's error, not a generic one.
         additions.add(failed, ErrorPath="$.error.Error", CausePath="$.error.Cause")
-        report = f"s3://{settings.reports_bucket}/{settings.storage.reports_prefix}"
+        report = f"s3://${{ReportsBucket}}/{settings.storage.reports_prefix}"
         alert = sf.Task(
             "Publish failure alert",
             resource=_SNS_PUBLISH,
@@ -255,7 +280,8 @@ class _Failure:
             self.steps[name] = record
         return self.steps[name]
 
-    def catch(self, state: Any, step: Any) -> None:
+    @staticmethod
+    def catch(state: Any, step: Any) -> None:
         """Send every error of ``state`` that its retriers do not absorb down the failure path."""
         catch = _sdk().Catch(error_equals=["States.ALL"], result_path="$.error", next_step=step)
         state.add_catch(catch)
@@ -292,7 +318,8 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure) ->
             "JobName": "${ValidationJobName}",
             "Arguments": {
                 "--env": settings.env.value,
-                "--account": settings.account,
+                "--dimension_bucket": "${DimensionBucket}",
+                "--reports_bucket": "${ReportsBucket}",
                 "--bucket.$": "$.bucket",
                 "--key.$": "$.key",
                 "--version_id.$": "$.version_id",
@@ -309,96 +336,152 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure) ->
     return validate
 
 
+@dataclass(frozen=True)
+class _SdkCalls:
+    """Builds one step's ``aws-sdk`` tasks: the settings' API timeout, errors to ``failed``."""
+
+    settings: Settings
+    additions: _Additions
+    failed: Any
+    """Where every error the retriers do not absorb goes (the step's failure path)."""
+
+    def task(
+        self,
+        name: str,
+        action: str,
+        parameters: dict[str, Any],
+        result_path: str | None,
+        *retriers: _Retrier,
+        **options: Any,
+    ) -> Any:
+        """A task calling ``action`` (``service:apiAction``), with ``retriers`` in order."""
+        task = _sdk().Task(
+            name,
+            resource=f"arn:aws:states:::aws-sdk:{action}",
+            parameters=parameters,
+            result_path=result_path,
+            timeout_seconds=self.settings.workflow.api_timeout_seconds,
+            **options,
+        )
+        for retrier in retriers:
+            self.additions.retry(task, retrier)
+        _Failure.catch(task, self.failed)
+        return task
+
+
+@dataclass(frozen=True)
+class _Poll:
+    """A bounded poll loop: ask (``get``), and while the answer says still running, count the
+    poll, wait and ask again; fail once the count reaches ``max_polls``.
+
+    The count and the last answer live in the state at ``path`` (``get`` writes its answer to
+    ``<path>.status``). Asking comes first: a quick operation is seen done without a wait.
+    """
+
+    subject: str
+    """What is polled, in state names and errors (``crawl``: "Wait for crawl", Crawl.Timeout)."""
+    path: str
+    get: Any
+    running: Any
+    """The Choice rule of an answer that is not final yet."""
+    state: str
+    """The path of the state the timeout's cause names."""
+    seconds: int
+    max_polls: int
+
+    def loop(self, failed: Any, outcomes: Sequence[tuple[str, Any, str]], then: Any) -> Any:
+        """The loop's first state. Once the answer is final, the first of ``outcomes`` (a
+        state's name, a Choice rule, the cause as a ``States.Format``) that matches it fails
+        the run at ``failed`` with that cause; a final answer none matches goes on to ``then``."""
+        sf = _sdk()
+        rule = sf.ChoiceRule
+        noun = self.subject.capitalize()
+        start = sf.Pass(
+            f"Start {self.subject} poll count", result={"polls": 0}, result_path=self.path
+        )
+        count = sf.Pass(
+            f"Count {self.subject} poll",
+            parameters={"polls.$": f"States.MathAdd({self.path}.polls, 1)"},
+            result_path=self.path,
+        )
+        wait = sf.Wait(f"Wait for {self.subject}", seconds=self.seconds)
+        timed_out = sf.Pass(
+            f"{noun} timed out",
+            parameters={
+                "Error": f"{noun}.Timeout",
+                "Cause.$": (
+                    f"States.Format('The {self.subject} was still {{}} after {{}} polls, one "
+                    f"every {self.seconds} s.', {self.state}, {self.path}.polls)"
+                ),
+            },
+            result_path="$.error",
+        )
+        timed_out.next(failed)
+        check = sf.Choice(f"Check {self.subject}")
+        limit = rule.NumericGreaterThanEquals(f"{self.path}.polls", self.max_polls)
+        check.add_choice(rule.And([self.running, limit]), timed_out)
+        check.add_choice(self.running, count)
+        for name, matches, cause in outcomes:
+            ended = sf.Pass(
+                name,
+                parameters={"Error": f"{noun}.Failed", "Cause.$": cause},
+                result_path="$.error",
+            )
+            ended.next(failed)
+            check.add_choice(matches, ended)
+        check.default_choice(then)
+        # Not chained: State.next returns its argument.
+        start.next(self.get)
+        self.get.next(check)
+        count.next(wait)
+        wait.next(self.get)
+        return start
+
+
 def _crawl(settings: Settings, additions: _Additions, failure: _Failure, then: Any) -> Any:
     """Start the crawler, then poll it until the crawl ends (``then``), fails or times out.
 
-    Crawlers have no ``.sync`` integration. The poll count lives in the state (``$.crawl``);
-    the first rule of the check fails the run once it reaches the settings' limit.
+    Crawlers have no ``.sync`` integration: a bounded ``_Poll`` of GetCrawler.
     """
     sf = _sdk()
     workflow = settings.workflow
     crawl_failed = failure.step("crawl")
-    start = sf.Task(
+    calls = _SdkCalls(settings, additions, crawl_failed)
+    crawler = {"Name": "${CrawlerName}"}
+    transient = _transient(_GLUE_API_TRANSIENT, workflow)
+    busy = _busy(_CRAWLER_BUSY, workflow, workflow.typical_crawl_seconds)
+    start = calls.task(
         "Start crawler",
-        resource="arn:aws:states:::aws-sdk:glue:startCrawler",
+        "glue:startCrawler",
+        crawler,
+        None,
+        busy,
+        transient,
         comment="Retried while another run's crawl is still running.",
-        parameters={"Name": "${CrawlerName}"},
-        result_path=None,
-        timeout_seconds=workflow.api_timeout_seconds,
     )
-    additions.retry(start, _busy(_CRAWLER_BUSY, workflow, workflow.typical_crawl_seconds))
-    additions.retry(start, _transient(_GLUE_API_TRANSIENT, workflow))
-    failure.catch(start, crawl_failed)
-
-    start_count = sf.Pass("Start poll count", result={"polls": 0}, result_path="$.crawl")
-    count = sf.Pass(
-        "Count poll",
-        parameters={"polls.$": "States.MathAdd($.crawl.polls, 1)"},
-        result_path="$.crawl",
-    )
-    wait = sf.Wait("Wait for crawl", seconds=workflow.crawler_poll_seconds)
-    get = sf.Task(
-        "Get crawler",
-        resource="arn:aws:states:::aws-sdk:glue:getCrawler",
-        parameters={"Name": "${CrawlerName}"},
-        result_path="$.crawl.status",
-        timeout_seconds=workflow.api_timeout_seconds,
-    )
-    additions.retry(get, _transient(_GLUE_API_TRANSIENT, workflow))
-    failure.catch(get, crawl_failed)
-
-    crawler_state = "$.crawl.status.Crawler.State"
-    last_crawl = "$.crawl.status.Crawler.LastCrawl.Status"
-    timed_out = sf.Pass(
-        "Crawl timed out",
-        parameters={
-            "Error": "Crawl.Timeout",
-            "Cause.$": (
-                "States.Format('The crawler was still {} after {} polls, one every "
-                f"{workflow.crawler_poll_seconds} s.', {crawler_state}, $.crawl.polls)"
-            ),
-        },
-        result_path="$.error",
-    )
-    unsuccessful = sf.Pass(
-        "Crawl unsuccessful",
-        parameters={
-            "Error": "Crawl.Failed",
-            "Cause.$": (
-                "States.Format('The crawl ended {}: see the crawler log in CloudWatch.', "
-                f"{last_crawl})"
-            ),
-        },
-        result_path="$.error",
-    )
-    timed_out.next(crawl_failed)
-    unsuccessful.next(crawl_failed)
+    get = calls.task("Get crawler", "glue:getCrawler", crawler, "$.crawl.status", transient)
 
     rule = sf.ChoiceRule
-    not_ready = rule.Not(rule.StringEquals(crawler_state, "READY"))
-    check = sf.Choice("Check crawl")
-    check.add_choice(
-        rule.And(
-            [not_ready, rule.NumericGreaterThanEquals("$.crawl.polls", workflow.crawler_max_polls)]
-        ),
-        timed_out,
+    crawler_state = "$.crawl.status.Crawler.State"
+    last_crawl = "$.crawl.status.Crawler.LastCrawl.Status"
+    poll = _Poll(
+        "crawl",
+        "$.crawl",
+        get,
+        # Once the crawler is READY again, the crawl we started has ended.
+        running=rule.Not(rule.StringEquals(crawler_state, "READY")),
+        state=crawler_state,
+        seconds=workflow.crawler_poll_seconds,
+        max_polls=workflow.crawler_max_polls,
     )
-    check.add_choice(not_ready, count)
-    # Only reached once the crawler is READY again, so the crawl we started has ended.
-    check.add_choice(
-        rule.Or(
-            [rule.StringEquals(last_crawl, "FAILED"), rule.StringEquals(last_crawl, "CANCELLED")]
-        ),
-        unsuccessful,
+    unsuccessful = rule.Or(
+        [rule.StringEquals(last_crawl, "FAILED"), rule.StringEquals(last_crawl, "CANCELLED")]
+    )
+    cause = (
+        f"States.Format('The crawl ended {{}}: see the crawler log in CloudWatch.', {last_crawl})"
     )
     # AWS reports a good crawl as SUCCEEDED, moto as COMPLETED: anything else READY is done.
-    check.default_choice(then)
-
-    start.next(start_count)
-    start_count.next(count)
-    count.next(wait)
-    wait.next(get)
-    get.next(check)
+    start.next(poll.loop(crawl_failed, [("Crawl unsuccessful", unsuccessful, cause)], then))
     return start
 
 
@@ -415,13 +498,11 @@ def _load(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
             "Arguments": {
                 "--job-bookmark-option": "job-bookmark-enable",
                 "--env": settings.env.value,
-                "--validated_uri": f"s3://{settings.raw_bucket}/{storage.validated_prefix}",
+                "--validated_uri": f"s3://${{RawBucket}}/{storage.validated_prefix}",
                 "--raw_prefix": storage.raw_prefix,
                 "--quarantine_prefix": storage.quarantine_prefix,
-                "--dimension_uri": (
-                    f"s3://{settings.dimension_bucket}/{storage.validated_dimension_key}"
-                ),
-                "--staging_uri": f"s3://{settings.staging_bucket}/{storage.staging_prefix}",
+                "--dimension_uri": f"s3://${{DimensionBucket}}/{storage.validated_dimension_key}",
+                "--staging_uri": f"s3://${{StagingBucket}}/{storage.staging_prefix}",
                 "--redshift_workgroup": settings.warehouse.workgroup,
                 "--redshift_database": settings.warehouse.database,
                 "--redshift_copy_role_arn": "${RedshiftCopyRoleArn}",
@@ -449,46 +530,73 @@ def _count_loaded_rows(
     The load is bookmarked: another run's load may have loaded (or rejected) this file, so the
     count comes from the load audit by source key (the file's validated copy), and the
     rejection from the reject records by upload key and version, not from this run's load.
-    A statement runs asynchronously: its result is read at once, and read again (Retry) while
-    the API says it is not ready.
+    ExecuteStatement only submits the statement: DescribeStatement is polled (``_Poll``) until
+    it is FINISHED, FAILED or ABORTED, and only a FINISHED statement's result is read
+    (GetStatementResult refuses one that is not, with ValidationException).
     """
     sf = _sdk()
     workflow = settings.workflow
     count_failed = failure.step("row count")
-    execute = sf.Task(
-        "Count loaded rows",
-        resource="arn:aws:states:::aws-sdk:redshiftdata:executeStatement",
-        parameters={
-            "WorkgroupName": settings.warehouse.workgroup,
-            "Database": settings.warehouse.database,
-            "Sql": loaded_rows_sql(settings),
-            "Parameters": [
-                {"Name": "upload_key", "Value.$": "$.key"},
-                {"Name": "upload_version", "Value.$": "$.version_id"},
-            ],
-        },
-        result_path="$.count",
-        timeout_seconds=workflow.api_timeout_seconds,
+    query = {
+        "WorkgroupName": settings.warehouse.workgroup,
+        "Database": settings.warehouse.database,
+        "Sql": loaded_rows_sql(settings),
+        "Parameters": [
+            {"Name": "upload_key", "Value.$": "$.key"},
+            {"Name": "upload_version", "Value.$": "$.version_id"},
+        ],
+    }
+    calls = _SdkCalls(settings, additions, count_failed)
+    execute_retry = _transient(_REDSHIFT_DATA_EXECUTE_TRANSIENT, workflow)
+    execute = calls.task(
+        "Count loaded rows", "redshiftdata:executeStatement", query, "$.count", execute_retry
     )
     additions.add(execute, ResultSelector={"Id.$": "$.Id"})
-    additions.retry(execute, _transient(_REDSHIFT_DATA_TRANSIENT, workflow))
-    failure.catch(execute, count_failed)
-    read = sf.Task(
-        "Read loaded rows",
-        resource="arn:aws:states:::aws-sdk:redshiftdata:getStatementResult",
-        parameters={"Id.$": "$.count.Id"},
-        result_path="$.count",
-        timeout_seconds=workflow.api_timeout_seconds,
+    statement = {"Id.$": "$.count.Id"}
+    transient = _transient(_REDSHIFT_DATA_READ_TRANSIENT, workflow)
+    describe = calls.task(
+        "Describe statement",
+        "redshiftdata:describeStatement",
+        statement,
+        "$.statement.status",
+        transient,
+    )
+    read = calls.task(
+        "Read loaded rows", "redshiftdata:getStatementResult", statement, "$.count", transient
     )
     # One row of two columns; the fields, not their values: a path may not go past an index.
     additions.add(
         read, ResultSelector={"rows.$": "$.Records[0][0]", "rejected.$": "$.Records[0][1]"}
     )
-    additions.retry(read, _transient(_REDSHIFT_DATA_NOT_READY, workflow))
-    additions.retry(read, _transient(_REDSHIFT_DATA_TRANSIENT, workflow))
-    failure.catch(read, count_failed)
-    execute.next(read)
     read.next(then)
+
+    rule = sf.ChoiceRule
+    status, error = "$.statement.status.Status", "$.statement.status.Error"
+    poll = _Poll(
+        "statement",
+        "$.statement",
+        describe,
+        running=rule.Not(
+            rule.Or(
+                [rule.StringEquals(status, final) for final in ("FINISHED", "FAILED", "ABORTED")]
+            )
+        ),
+        state=status,
+        seconds=workflow.statement_poll_seconds,
+        max_polls=workflow.statement_max_polls,
+    )
+    # A FAILED statement says why in Error; an ABORTED one (cancelled) need not.
+    failed = (
+        "Statement failed",
+        rule.IsPresent(error, True),
+        f"States.Format('The row count query ended {{}}: {{}}', {status}, {error})",
+    )
+    ended = (
+        "Statement not finished",
+        rule.Not(rule.StringEquals(status, "FINISHED")),
+        f"States.Format('The row count query ended {{}}.', {status})",
+    )
+    execute.next(poll.loop(count_failed, [failed, ended], read))
     return execute
 
 

@@ -8,6 +8,8 @@ from pipeline.contract import (
     DAILY_FLIGHTS,
     FLIGHT_LOAD_AUDIT,
     FLIGHT_PROCESSED,
+    LOADED_AT,
+    WAREHOUSE_TABLES,
     Column,
     ColumnType,
     Dialect,
@@ -59,12 +61,25 @@ def test_postgres_ddl_types_and_commit_timestamp() -> None:
     assert "SORTKEY" not in ddl
 
 
-def test_redshift_ddl_sorts_by_flight_date_and_uses_getdate() -> None:
+def test_redshift_ddl_sorts_by_flight_date() -> None:
     ddl = create_table_sql(FLIGHT_PROCESSED, Dialect.REDSHIFT)
     assert ddl.endswith("SORTKEY (flight_date)")
-    assert "DEFAULT GETDATE()" in ddl
     audit = create_table_sql(FLIGHT_LOAD_AUDIT, Dialect.REDSHIFT)
     assert "sha256 VARCHAR(256) NOT NULL" in audit
+
+
+@pytest.mark.parametrize(
+    ("dialect", "now"), [(Dialect.REDSHIFT, "SYSDATE"), (Dialect.POSTGRES, "now()")]
+)
+def test_every_loaded_at_is_the_transactions_timestamp(dialect: Dialect, now: str) -> None:
+    """Redshift's GETDATE() is each statement's start, so a load's COPY and its audit INSERT
+    would differ; SYSDATE, like PostgreSQL's now(), is the transaction's."""
+    stamped = [table for table in WAREHOUSE_TABLES if LOADED_AT in table.column_names]
+    assert {table.name for table in stamped} == {t.name for t in WAREHOUSE_TABLES}
+    for table in stamped:
+        ddl = create_table_sql(table, dialect)
+        assert f"loaded_at TIMESTAMPTZ DEFAULT {now} NOT NULL" in ddl, table.name
+        assert "GETDATE" not in ddl.upper(), table.name
 
 
 @pytest.mark.parametrize("dialect", list(Dialect))

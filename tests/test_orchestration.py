@@ -61,6 +61,15 @@ def failure_alerts(twin: LocalTwin) -> list[str]:
     return [a["message"] for a in twin.alerts() if a["attributes"].get("outcome") == "failed"]
 
 
+def data_api_calls(twin: LocalTwin, run: Run) -> list[str]:
+    """The Redshift Data API actions the run's tasks called, in order."""
+    events = twin.client("stepfunctions").get_execution_history(
+        executionArn=run.arn, maxResults=1000
+    )["events"]
+    scheduled = [e["taskScheduledEventDetails"] for e in events if e["type"] == "TaskScheduled"]
+    return [d["resource"] for d in scheduled if d["resourceType"] == "aws-sdk:redshiftdata"]
+
+
 def malformed(path: Path) -> Path:
     """The file with one delay that is not a number: the gate quarantines it."""
     path.write_text(path.read_text().replace("\n", "\nDL,10397,12892,late,4\n", 1))
@@ -84,6 +93,13 @@ def test_three_uploaded_days_each_run_to_success_and_load(twin: LocalTwin, data_
         # The rows come from the load audit, through the state machine's Data API query.
         assert f"{expected[day.stem].flights} rows in the warehouse" in message
     assert failure_alerts(twin) == []
+    for run in runs:
+        # The row count polled its statement, round the loop at least once (the twin's Data API
+        # reports a statement STARTED when first described), before reading its result.
+        calls = data_api_calls(twin, run)
+        assert calls[0] == "executeStatement", calls
+        assert calls[-1] == "getStatementResult", calls
+        assert calls[1:-1].count("describeStatement") >= 2, calls
     # The crawler registered the validated files' schema in the catalog.
     glue = twin.client("glue")
     table = glue.get_table(DatabaseName=twin.resources.names.database, Name="validated")["Table"]

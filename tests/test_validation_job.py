@@ -211,7 +211,12 @@ def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, A
 
 def validation_argv(settings: Settings, upload: Upload, run: int) -> list[str]:
     """The validation run's arguments as the state machine passes them, handed over by Glue."""
-    arguments = {"--env": "dev", "--account": settings.account, "--bucket": upload.bucket}
+    arguments = {
+        "--env": "dev",
+        "--dimension_bucket": settings.dimension_bucket,
+        "--reports_bucket": settings.reports_bucket,
+        "--bucket": upload.bucket,
+    }
     arguments |= {"--key": upload.key, "--version_id": upload.version}
     return glue_argv("validate.py", arguments, job_name="flightpipe-dev-validate", run=run)
 

@@ -9,11 +9,13 @@ import pytest
 
 from pipeline.contract import Dialect
 from pipeline.warehouse import (
+    Rejection,
     SourceFile,
     audit_insert,
     copy_statement,
     load_statements,
     proven_row_counts,
+    reject_insert,
 )
 
 
@@ -83,3 +85,17 @@ def test_the_audit_takes_proven_counts_as_given_and_otherwise_counts_the_days_ro
     assert "AS row_count" not in counted.split("LEFT JOIN")[0]
     assert "COUNT(*) AS row_count FROM flight_processed" in counted
     assert "flight_date IN (DATE '2024-03-01', DATE '2024-03-03') GROUP BY" in counted
+
+
+def test_audit_and_reject_records_leave_loaded_at_to_the_transactions_timestamp() -> None:
+    """Neither INSERT names loaded_at: the column's default stamps it, the transaction's
+    timestamp in both dialects (the contract's DDL), as it stamps the COPY's rows."""
+    file = source("s3://raw/validated/2024-03-01.csv", FIRST)
+    inserts = {
+        "audit": audit_insert([file], "run-1"),
+        "reject": reject_insert([Rejection(file, "line 2, DepDelay: x")], "run-1"),
+    }
+    for name, sql in inserts.items():
+        assert "loaded_at" not in sql.lower(), name
+        assert "GETDATE" not in sql.upper(), name
+        assert "SYSDATE" not in sql.upper(), name

@@ -59,6 +59,9 @@ LOCAL_SETTINGS_ARGUMENT: Final = "--local_settings"
 VALIDATION_SCRIPT: Final = "validation.py"
 LOAD_SCRIPT: Final = "flight_etl.py"
 
+# Statuses of a Redshift Data API statement that has ended.
+_STATEMENT_ENDED: Final = frozenset({"FINISHED", "FAILED", "ABORTED"})
+
 # What a Glue crawler infers for the contract's columns of a CSV file.
 _CRAWLED_TYPES: Final = {ColumnType.INTEGER: "bigint"}
 
@@ -313,26 +316,46 @@ class AlertCapture:
 class WarehouseQueries:
     """Runs Redshift Data API statements on the twin's PostgreSQL, as Redshift would.
 
-    moto keeps a statement and returns a canned result; here ExecuteStatement runs the SQL
-    (``:name`` parameters bound by name) in the database it names, on ``server_url``'s
-    server, and GetStatementResult returns its rows. Statements finish before the call returns.
+    moto keeps a statement and returns a canned result; here ExecuteStatement submits the SQL
+    (``:name`` parameters bound by name) to run on a thread, in the database it names, on
+    ``server_url``'s server. As on Redshift, the call returns at once with the statement
+    SUBMITTED; DescribeStatement reports it STARTED, then FINISHED or FAILED (with its
+    ``Error``); GetStatementResult returns its rows once FINISHED and refuses it before with
+    ValidationException. The first DescribeStatement of a statement always reports it
+    STARTED, however quick the query, so the state machine's poll loop really goes round.
     """
 
     server_url: str
+    _runner: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="statement")
+    )
 
     def install(self) -> None:
         from moto.redshiftdata import models
         from moto.redshiftdata.exceptions import ValidationException
 
         execute = models.RedshiftDataAPIServiceBackend.execute_statement
+        describe = models.RedshiftDataAPIServiceBackend.describe_statement
+        fields = models.Statement.__iter__
         queries = self
 
         def execute_statement(backend: Any, **kwargs: Any) -> Any:
             statement: Any = execute(backend, **kwargs)
+            statement.status, statement.error, statement.described = "SUBMITTED", None, False
+            statement.outcome = queries._runner.submit(
+                queries.run, kwargs["database"], kwargs["sql"], kwargs.get("parameters") or []
+            )
+            return statement
+
+        def describe_statement(backend: Any, statement_id: str) -> Any:
+            statement: Any = describe(backend, statement_id)
+            if statement.status in _STATEMENT_ENDED:
+                return statement
+            if not (statement.described and statement.outcome.done()):
+                statement.status, statement.described = "STARTED", True
+                return statement
             try:
-                statement.columns, statement.records = queries.run(
-                    kwargs["database"], kwargs["sql"], kwargs.get("parameters") or []
-                )
+                statement.columns, statement.records = statement.outcome.result()
             except Exception as exc:
                 statement.status, statement.error = "FAILED", str(exc)
             else:
@@ -340,21 +363,27 @@ class WarehouseQueries:
                 statement.result_rows = len(statement.records)
             return statement
 
+        def with_error(statement: Any) -> Any:
+            yield from fields(statement)
+            if getattr(statement, "error", None):
+                yield "Error", statement.error
+
         def get_statement_result(backend: Any, statement_id: str) -> Any:
-            statement: Any = backend.describe_statement(statement_id)
+            statement: Any = describe(backend, statement_id)
             if statement.status != "FINISHED":
-                raise ValidationException(f"the statement {statement.status}: {statement.error}")
+                raise ValidationException(
+                    f"Query does not have result: the statement is {statement.status}"
+                )
             columns = [
                 dict(models.ColumnMetadata(None, True, True, name, 1)) for name in statement.columns
             ]
             return models.StatementResult(columns, statement.records, len(statement.records))
 
-        emulator.replace(
-            models.RedshiftDataAPIServiceBackend, "execute_statement", execute_statement
-        )
-        emulator.replace(
-            models.RedshiftDataAPIServiceBackend, "get_statement_result", get_statement_result
-        )
+        backend = models.RedshiftDataAPIServiceBackend
+        emulator.replace(backend, "execute_statement", execute_statement)
+        emulator.replace(backend, "describe_statement", describe_statement)
+        emulator.replace(backend, "get_statement_result", get_statement_result)
+        emulator.replace(models.Statement, "__iter__", with_error)
 
     def run(
         self, database: str, sql: str, parameters: list[dict[str, str]]

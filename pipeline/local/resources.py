@@ -171,6 +171,10 @@ def provision(settings: Settings, endpoint: str) -> None:
         "CrawlerName": names.crawler,
         "AlertTopicArn": topic_arn,
         "RedshiftCopyRoleArn": role,
+        "RawBucket": settings.raw_bucket,
+        "DimensionBucket": settings.dimension_bucket,
+        "StagingBucket": settings.staging_bucket,
+        "ReportsBucket": settings.reports_bucket,
     }
     main_arn = _state_machine(
         sfn, names.main, "STANDARD", substitute(render(main_definition(settings)), values), role
