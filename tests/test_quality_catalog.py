@@ -553,3 +553,16 @@ def test_a_value_one_past_each_warehouse_limit_is_refused_at_the_gate(dialect: D
         walked.append(name)
     fed = [c for c in FLIGHT_PROCESSED.column_names if c not in DERIVED]
     assert walked == fed
+
+
+def test_a_missing_value_breaks_only_the_rule_that_a_value_is_required() -> None:
+    # The per-value checks (type, range, width) see missing values too, and let them be; the
+    # bad carrier comes last, so a missing value mistaken for the last distinct one would show.
+    rows = (*ROWS, ",10397,12892,5,-3", "DL,10397,12892,5,", "xyz,10397,12892,5,-3")
+
+    verdict = check_daily_file("2024-01-05.csv", daily(*rows), KNOWN, DEFAULTS, TODAY)
+
+    assert [(f.rule, f.observed) for f in verdict.findings if f.blocking] == [
+        ("Carrier", "a value is missing (line 6)"),
+        ("Carrier", "'xyz' is not two capital letters or digits (line 8)"),
+    ]
