@@ -58,6 +58,7 @@ from pipeline.contract import (
     Dialect,
     create_table_sql,
 )
+from pipeline.local.durable import aws_state_folder
 from pipeline.local.services import POSTGRES_SPEED_SETTINGS, LocalServices
 from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleFiles, SampleSpec, write_sample
@@ -573,6 +574,9 @@ def main() -> None:
     logging.getLogger("pipeline").setLevel(logging.INFO)
     services = LocalServices(bench_settings())
     stop_services(services)  # whatever an interrupted earlier run left behind
+    # Every scenario starts from empty buckets, as from an empty database: the twin would
+    # otherwise restore the last bench run's objects, and its loads would find them new.
+    shutil.rmtree(aws_state_folder(STATE_DIR), ignore_errors=True)
     try:
         rows = scenarios()
     finally:
