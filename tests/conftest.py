@@ -6,6 +6,7 @@ independent without paying for a new server or JVM each time.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import shutil
@@ -24,6 +25,8 @@ from pipeline.settings import Settings, load_settings
 # A private folder (mode 0700, like pytest's own and most home folders): the twin must work
 # from one. Its ports are the folder's own, so a developer's `make run` twin is left alone.
 TEST_STATE = Path(tempfile.mkdtemp(prefix="flightpipe-test-")) / "state"
+# A session that never starts the services (a few unit tests) must not leave the folder behind.
+atexit.register(shutil.rmtree, TEST_STATE.parent, ignore_errors=True)
 _names = itertools.count()
 
 
@@ -43,10 +46,11 @@ def make_settings(**overrides: object) -> Settings:
 @pytest.fixture(scope="session")
 def services() -> Iterator[LocalServices]:
     running = LocalServices(make_settings())
-    running.up()
-    yield running
-    running.clean()
-    shutil.rmtree(TEST_STATE.parent, ignore_errors=True)
+    try:
+        running.up()
+        yield running
+    finally:  # a service that failed to start must not keep the other one running
+        running.clean()
 
 
 @pytest.fixture(scope="session")
