@@ -80,7 +80,7 @@ def test_a_copy_written_through_is_used_without_a_download_and_old_versions_go(
     new = uploaded(s3, settings.raw_bucket, key, b"a\nnew\nrows\n")
     cache = ObjectCache(tmp_path)
     cache.get(s3, old)
-    cache.put(new, b"a\nnew\nrows\n")
+    cache.put(new, b"a\nnew\nrows\n", None)
     calls = get_object_calls(s3)
 
     cached = cache.get(s3, new)

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.flight_etl import LoadResult, NewFlights, RejectionAlerts, quarantine_rejected, run
-from pipeline.contract import SOURCE_VERSION, flight_date_of
+from pipeline.contract import flight_date_of
 from pipeline.local.objects import (
     CachedObject,
     ObjectCache,
-    ObjectVersion,
     latest_versions,
     object_cache,
 )
@@ -65,10 +64,9 @@ class LocalFlightSource:
         if not fresh:
             return NewFlights(None, [])
         # Usually the gate's copies are cached already; any that are not are small and many
-        # after a backfill: fetch them concurrently, and what upload each came from.
+        # after a backfill: fetch them concurrently. Each record names the upload it came from.
         with ThreadPoolExecutor(max_workers=8) as pool:
             cached: list[CachedObject] = list(pool.map(lambda v: self.cache.get(self.s3, v), fresh))
-            uploads = list(pool.map(self._upload_version, fresh))
         self.cache.keep_only(fresh)  # older versions of these files will never be loaded
         raw_prefix = self.settings.storage.raw_prefix
         files = [
@@ -79,21 +77,15 @@ class LocalFlightSource:
                 flight_date=flight_date_of(c.version.key),
                 uri=c.version.uri,
                 max_rows=max(c.lines - 1, 0),  # every line but the header
-                upload_key=raw_prefix + c.version.key.rsplit("/", 1)[-1] if upload else None,
-                upload_version=upload,
+                upload_key=(
+                    raw_prefix + c.version.key.rsplit("/", 1)[-1] if c.source_version else None
+                ),
+                upload_version=c.source_version,
             )
-            for c, upload in zip(cached, uploads, strict=True)
+            for c in cached
         ]
         self._cached.update((c.version.uri, c) for c in cached)
         return self.read(files)
-
-    def _upload_version(self, version: ObjectVersion) -> str | None:
-        """The upload a validated copy came from: its ``source-version`` metadata."""
-        head = self.s3.head_object(
-            Bucket=version.bucket, Key=version.key, VersionId=version.version
-        )
-        upload: str | None = head.get("Metadata", {}).get(SOURCE_VERSION)
-        return upload
 
     def read(self, files: Sequence[SourceFile]) -> NewFlights:
         from jobs.flights import FileOrigin, read_daily_files, spark_paths

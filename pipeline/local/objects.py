@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote
 import boto3
 from botocore.config import Config
 
-from pipeline.contract import header_names
+from pipeline.contract import SOURCE_VERSION, header_names
 from pipeline.settings import Settings
 
 
@@ -79,6 +79,9 @@ class CachedObject:
     header: tuple[str, ...]
     lines: int
     """Lines as Spark's CSV reader splits them (at LF, CRLF or a lone CR), header included."""
+    source_version: str | None
+    """For a validated copy, the upload version it came from (its ``source-version``
+    metadata), kept here so a load never asks S3 for it again."""
 
 
 class LineCounter:
@@ -139,11 +142,13 @@ class ObjectCache:
         if cached is not None:
             return cached
         response = s3.get_object(Bucket=version.bucket, Key=version.key, VersionId=version.version)
-        return self._write(version, response["Body"].iter_chunks(1 << 20))
+        source = response.get("Metadata", {}).get(SOURCE_VERSION)
+        return self._write(version, response["Body"].iter_chunks(1 << 20), source)
 
-    def put(self, version: ObjectVersion, data: bytes) -> CachedObject:
-        """Cache ``data`` as the content of ``version``, which was just written to S3."""
-        return self._write(version, [data])
+    def put(self, version: ObjectVersion, data: bytes, source_version: str | None) -> CachedObject:
+        """Cache ``data`` as the content of ``version``, which was just written to S3 (with
+        ``source_version`` as its ``source-version`` metadata)."""
+        return self._write(version, [data], source_version)
 
     def keep_only(self, versions: Iterable[ObjectVersion]) -> None:
         """Remove the cached copies of every other version of these versions' keys, reading
@@ -158,7 +163,9 @@ class ObjectCache:
                     record.unlink(missing_ok=True)
                     copy.unlink(missing_ok=True)
 
-    def _write(self, version: ObjectVersion, chunks: Iterable[bytes]) -> CachedObject:
+    def _write(
+        self, version: ObjectVersion, chunks: Iterable[bytes], source_version: str | None
+    ) -> CachedObject:
         """Write the copy, then its record, each under a temporary name renamed into place."""
         path = self.path(version)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,10 +175,17 @@ class ObjectCache:
                 digest.update(chunk)
                 lines.update(chunk)
                 out.write(chunk)
-        record = {"sha256": digest.hexdigest(), "size": path.stat().st_size, "lines": lines.lines}
+        record = {
+            "sha256": digest.hexdigest(),
+            "size": path.stat().st_size,
+            "lines": lines.lines,
+            "source_version": source_version,
+        }
         with _replacing(path.with_name(path.name + ".json")) as out:
             out.write(json.dumps(record).encode())
-        return CachedObject(version, path, digest.hexdigest(), read_header(path), lines.lines)
+        return CachedObject(
+            version, path, digest.hexdigest(), read_header(path), lines.lines, source_version
+        )
 
     def _cached(self, version: ObjectVersion) -> CachedObject | None:
         path = self.path(version)
@@ -179,9 +193,11 @@ class ObjectCache:
             record = json.loads(path.with_name(path.name + ".json").read_text())
             if path.stat().st_size != record["size"]:
                 return None
-        except (OSError, ValueError, KeyError):
+            cached = (record["sha256"], record["lines"], record["source_version"])
+        except (OSError, ValueError, KeyError):  # a record without a field is downloaded anew
             return None
-        return CachedObject(version, path, record["sha256"], read_header(path), record["lines"])
+        sha256, lines, source_version = cached
+        return CachedObject(version, path, sha256, read_header(path), lines, source_version)
 
 
 @contextmanager

@@ -173,7 +173,9 @@ class LocalTwin:
                 len(validated.verdict.normalized),
             )
             try:
-                object_cache(self.settings).put(promoted, validated.verdict.normalized)
+                object_cache(self.settings).put(
+                    promoted, validated.verdict.normalized, upload.version
+                )
             except OSError as exc:  # the copy is promoted all the same; the load downloads it
                 log.warning("could not cache %s: %s", validated.destination, exc)
         if build_report:
