@@ -26,6 +26,7 @@ from pipeline.contract import (
     FLIGHT_LOAD_REJECTS,
     FLIGHT_PROCESSED,
     LOADED_AT,
+    TEXT_WIDTH,
     Dialect,
 )
 
@@ -177,14 +178,15 @@ def load_statements(
     return LoadStatements(delete, copy, insert, rows_loaded, rejects)
 
 
-# Every text column is VARCHAR(256), counted in bytes on Redshift.
-_RECORDED_BYTES = 256
+# The reject table's text columns have the contract's default width, counted in bytes on
+# Redshift.
+_RECORDED_BYTES = TEXT_WIDTH
 
 
 def _recorded(text: str | None) -> str:
     """A text as a literal that fits its column: cut to whole characters within the width."""
     if text is None:
-        return "CAST(NULL AS VARCHAR(256))"  # a bare NULL has no type in a UNION
+        return f"CAST(NULL AS VARCHAR({TEXT_WIDTH}))"  # a bare NULL has no type in a UNION
     cut = text.encode()[:_RECORDED_BYTES].decode(errors="ignore")
     return _literal(cut)
 
