@@ -13,7 +13,7 @@ SAMPLE := .flightpipe/sample
 SAMPLE_DAYS ?= 7
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup system browser python node run test lint format bench down clean
+.PHONY: setup system browser python node run test lint format bench package down clean
 
 setup: system python node
 
@@ -67,6 +67,12 @@ format: python
 
 bench: setup
 	$(UV) run python -m tests.benchmarks.etl $(BENCH_ARGS)
+
+# The AWS Glue artifact in dist/glue/: the jobs' entry scripts and flightpipe.gluewheels.zip,
+# built from uv.lock, with no AWS account. Always run: the module itself knows what it is made
+# of (the lock, the Glue side, itself) and leaves an up-to-date artifact alone.
+package: python
+	$(UV) run python -m pipeline.packaging
 
 down: python
 	$(UV) run flightpipe local down
