@@ -28,7 +28,7 @@ from jobs.flights import (
 )
 from jobs.quarantine import quarantine
 from jobs.rejects import first_refusal, is_data_error, shown
-from pipeline.contract import (
+from pipeline.core.contract import (
     DAILY_FLIGHTS,
     SOURCE_SHA256,
     SOURCE_VERSION,
@@ -37,10 +37,11 @@ from pipeline.contract import (
     flight_date_of,
     header_names,
 )
-from pipeline.errors import plain_error
-from pipeline.logs import configure_logging
-from pipeline.uploads import run_name
-from pipeline.warehouse import (
+from pipeline.core.errors import plain_error
+from pipeline.core.logs import configure_logging
+from pipeline.core.settings import JobSettings
+from pipeline.core.uploads import run_name
+from pipeline.core.warehouse import (
     Rejection,
     SourceFile,
     WarehouseRefusedError,
@@ -336,10 +337,8 @@ class SnsRejectionAlerts:
 
 GLUE_ARGUMENTS = (
     "JOB_NAME",
-    "env",
+    "settings",
     "validated_uri",
-    "raw_prefix",
-    "quarantine_prefix",
     "dimension_uri",
     "staging_uri",
     "redshift_workgroup",
@@ -350,7 +349,18 @@ GLUE_ARGUMENTS = (
 )
 """What the entrypoint asks ``getResolvedOptions`` for. Not ``JOB_RUN_ID``: Glue's parser
 registers ``--JOB_ID`` and ``--JOB_RUN_ID`` itself (asking again is an argparse conflict) and
-returns them whatever is asked; Glue passes both to every run."""
+returns them whatever is asked; Glue passes both to every run. ``--settings`` is a default
+argument of the job (``pipeline.workflow.job_arguments``); the state machine passes the rest."""
+
+
+def parse_arguments(argv: Sequence[str]) -> tuple[JobSettings, dict[str, str]]:
+    """The job settings and every argument of one run, from the argument vector Glue hands
+    the script. The locations the job reads and writes are the run's arguments."""
+    from awsglue.utils import getResolvedOptions
+
+    args: dict[str, str] = getResolvedOptions(list(argv), list(GLUE_ARGUMENTS))
+    return JobSettings.model_validate_json(args["settings"]), args
+
 
 GLUE_LOG_GROUP = "/aws-glue/jobs/error"
 """Where a Glue job's errors are logged, one stream per job run id."""
@@ -545,11 +555,11 @@ def main(argv: Sequence[str]) -> LoadResult:
     import boto3
     from awsglue.context import GlueContext
     from awsglue.job import Job
-    from awsglue.utils import getResolvedOptions
     from pyspark.context import SparkContext
 
     configure_logging(json_lines=True, verbose=True)
-    args = getResolvedOptions(list(argv), list(GLUE_ARGUMENTS))
+    settings, args = parse_arguments(argv)
+    storage = settings.storage
     glue_context = GlueContext(SparkContext.getOrCreate())
     job = Job(glue_context)
     job.init(args["JOB_NAME"], args)
@@ -562,8 +572,8 @@ def main(argv: Sequence[str]) -> LoadResult:
                 glue_context,
                 args["validated_uri"],
                 s3,
-                raw_prefix=args["raw_prefix"],
-                quarantine_prefix=args["quarantine_prefix"],
+                raw_prefix=storage.raw_prefix,
+                quarantine_prefix=storage.quarantine_prefix,
             ),
             S3AirportSource(glue_context.spark_session, args["dimension_uri"]),
             RedshiftWarehouse(
@@ -579,8 +589,8 @@ def main(argv: Sequence[str]) -> LoadResult:
                 boto3.client("stepfunctions"),
                 topic_arn=args["alert_topic_arn"],
                 state_machine_arn=args["state_machine_arn"],
-                env=args["env"],
-                quarantine_prefix=args["quarantine_prefix"],
+                env=settings.env,
+                quarantine_prefix=storage.quarantine_prefix,
                 log_location=where,
             ),
         )

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.flight_etl import LoadResult, NewFlights, RejectionAlerts, quarantine_rejected, run
-from pipeline.contract import flight_date_of
+from pipeline.core.contract import flight_date_of
+from pipeline.core.warehouse import Rejection, SourceFile
 from pipeline.local.objects import (
     CachedObject,
     ObjectCache,
@@ -30,7 +31,6 @@ from pipeline.local.objects import (
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings
-from pipeline.warehouse import Rejection, SourceFile
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
