@@ -201,7 +201,7 @@ class GlueWorkers:
             raise QuarantinedError(alert)
 
     def _load(self, arguments: Mapping[str, str]) -> None:
-        from jobs.flight_etl import SnsRejectionAlerts
+        from jobs.alerts import SnsRejectionAlerts
         from pipeline.local.etl import run_local_etl
 
         twin = run_twin(arguments)

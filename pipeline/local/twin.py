@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.flight_etl import LoadResult
+from jobs.load import LoadResult
 from pipeline.core.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, SOURCE_VERSION
 from pipeline.core.uploads import Upload
 from pipeline.local.etl import run_local_etl
