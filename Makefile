@@ -60,6 +60,7 @@ lint: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	$(UV) run lint-imports --no-cache --no-logo
 
 format: python
 	$(UV) run ruff format .

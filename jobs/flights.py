@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipeline.contract import (
+from pipeline.core.contract import (
     AIRPORT_DETAILS,
     AIRPORTS,
     DAILY_FLIGHTS,
@@ -25,7 +25,7 @@ from pipeline.contract import (
     ColumnType,
     FileContract,
 )
-from pipeline.warehouse import (
+from pipeline.core.warehouse import (
     LOAD_COLUMNS,
     STAGED_DELIMITER,
     STAGED_ESCAPE,
@@ -46,7 +46,7 @@ _LOAD_TYPES: Mapping[str, ColumnType] = {c.name: c.type for c in FLIGHT_PROCESSE
 
 STAGED_LINE = "line"
 """The one column of the staged rows: a line in ``LOAD_COLUMNS`` order, ready for COPY (the
-staged format of ``pipeline.warehouse``)."""
+staged format of ``pipeline.core.warehouse``)."""
 
 
 class MissingColumnError(ValueError):

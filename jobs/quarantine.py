@@ -12,6 +12,10 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pipeline.core.contract import SOURCE_SHA256, SOURCE_VERSION
+from pipeline.core.uploads import split_s3_uri
+from pipeline.core.warehouse import Rejection, SourceFile
+
 RESULT_SUFFIX: Final = ".validation.json"
 """The reason's object: the quarantined key with this suffix."""
 
@@ -51,3 +55,53 @@ def quarantine(
     else:
         # Removing this version (not adding a delete marker) leaves any newer one in place.
         s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+
+
+def quarantined_key(file: SourceFile, quarantine_prefix: str) -> str:
+    """Where a rejected validated copy goes: the quarantine prefix and its name."""
+    return quarantine_prefix + file.key.rsplit("/", 1)[-1]
+
+
+def quarantine_rejected(
+    s3: Any, rejection: Rejection, quarantine_prefix: str, job_run_id: str
+) -> str:
+    """Move a rejected validated copy to quarantine, the reason beside it, as the gate moves a
+    refused upload; return the quarantined copy's URI."""
+    file = rejection.file
+    bucket, _ = split_s3_uri(file.uri)
+    destination = quarantined_key(file, quarantine_prefix)
+    document = {
+        "file": file.uri,
+        "version": file.version,
+        "upload": f"s3://{bucket}/{file.upload_key}" if file.upload_key else None,
+        "upload_version": file.upload_version,
+        "outcome": "rejected at load",
+        "sha256": file.sha256,
+        "findings": [
+            {
+                "rule": "every value fits the warehouse",
+                "observed": rejection.reason,
+                "blocking": True,
+            }
+        ],
+        "line": rejection.line,
+        "column": rejection.column,
+        "value": rejection.value,
+        "job_run_id": job_run_id,
+    }
+    metadata = {
+        SOURCE_SHA256: file.sha256,
+        **({SOURCE_VERSION: file.upload_version} if file.upload_version else {}),
+    }
+    # Still the latest copy: hide the key, or an older copy, never loaded, would load next.
+    latest = s3.head_object(Bucket=bucket, Key=file.key).get("VersionId") == file.version
+    quarantine(
+        s3,
+        bucket,
+        (file.key, file.version),
+        destination,
+        document=document,
+        metadata=metadata,
+        hide_key=latest,
+    )
+    return f"s3://{bucket}/{destination}"

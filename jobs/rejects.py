@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from pipeline.contract import Column, ColumnType, FileContract
-from pipeline.warehouse import WarehouseRefusedError
+from pipeline.core.contract import Column, ColumnType, FileContract
+from pipeline.core.warehouse import WarehouseRefusedError
 
 _INTEGER: Final = re.compile(r"[+-]?\d+")
 _SHOWN_CHARACTERS: Final = 40

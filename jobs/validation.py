@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jobs.quarantine import quarantine
-from pipeline.contract import (
+from pipeline.core.contract import (
     AIRPORTS,
     SOURCE_MODIFIED,
     SOURCE_SHA256,
     SOURCE_VERSION,
     header_names,
 )
-from pipeline.settings import Settings, load_settings
-from pipeline.uploads import Upload
+from pipeline.core.settings import JobSettings
+from pipeline.core.uploads import Upload
 from quality.gate import (
     Outcome,
     Verdict,
@@ -101,7 +101,7 @@ class NoDimensionError(RuntimeError):
     """Daily files cannot be validated before a valid airport dimension exists."""
 
 
-def known_airports(s3: Any, settings: Settings) -> list[int]:
+def known_airports(s3: Any, settings: JobSettings) -> list[int]:
     """The airport ids of the last valid dimension (its promoted, normalized copy)."""
     bucket, key = settings.dimension_bucket, settings.storage.validated_dimension_key
     try:
@@ -118,7 +118,7 @@ def known_airports(s3: Any, settings: Settings) -> list[int]:
 
 def validate_upload(
     s3: Any,
-    settings: Settings,
+    settings: JobSettings,
     upload: Upload,
     today: dt.date,
     reports: ReportRecorder | None = None,
@@ -230,13 +230,29 @@ def _quarantine(s3: Any, key: str, upload: Upload, verdict: Verdict, *, report: 
 
 GLUE_ARGUMENTS = (
     "JOB_NAME",
-    "env",
+    "settings",
     "dimension_bucket",
     "reports_bucket",
     "bucket",
     "key",
     "version_id",
 )
+"""What the entrypoint asks ``getResolvedOptions`` for: ``--settings`` is a default argument
+of the job (``pipeline.workflow.job_arguments``), the rest the state machine passes per run."""
+
+
+def parse_arguments(argv: Sequence[str]) -> tuple[JobSettings, Upload]:
+    """The settings and the upload of one run, from the argument vector Glue hands the script.
+
+    Bucket names are the ones the state machine passes (CDK's), never derived from an account.
+    """
+    from awsglue.utils import getResolvedOptions
+
+    args = getResolvedOptions(list(argv), list(GLUE_ARGUMENTS))
+    settings = JobSettings.model_validate_json(args["settings"]).with_buckets(
+        {"dim": args["dimension_bucket"], "reports": args["reports_bucket"]}
+    )
+    return settings, Upload(args["bucket"], args["key"], args["version_id"])
 
 
 def main(argv: Sequence[str]) -> Validated:
@@ -246,16 +262,11 @@ def main(argv: Sequence[str]) -> Validated:
     a task failure); the alert text is the error message.
     """
     import boto3
-    from awsglue.utils import getResolvedOptions
 
-    from pipeline.logs import configure_logging
+    from pipeline.core.logs import configure_logging
 
     configure_logging(json_lines=True, verbose=True)
-    args = getResolvedOptions(list(argv), list(GLUE_ARGUMENTS))
-    # Bucket names as the state machine passes them (CDK's names), never derived from an account.
-    buckets = {"dim": args["dimension_bucket"], "reports": args["reports_bucket"]}
-    settings = load_settings(args["env"], storage={"buckets": buckets})
-    upload = Upload(args["bucket"], args["key"], args["version_id"])
+    settings, upload = parse_arguments(argv)
     s3 = boto3.client("s3")
     today = dt.datetime.now(dt.UTC).date()
     with (

@@ -26,13 +26,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from pipeline.logs import configure_logging
+from pipeline.core.logs import configure_logging
 from pipeline.settings import Environment, Settings, load_settings
 
 if TYPE_CHECKING:
+    from pipeline.core.uploads import Upload
     from pipeline.local.runs import Run
     from pipeline.local.twin import LocalTwin
-    from pipeline.uploads import Upload
 
 app = typer.Typer(
     help="flightpipe: incremental airline-flight pipeline, on AWS or on its local twin.",
@@ -288,7 +288,7 @@ class FileOutcome:
 
 def _follow(twin: LocalTwin, uploads: Sequence[Upload], what: str) -> list[Run]:
     """Follow the runs the uploads started until they finish, with a progress bar."""
-    from pipeline.uploads import run_name
+    from pipeline.core.uploads import run_name
 
     names = [run_name(u.bucket, u.key, u.version) for u in uploads]
     with Progress(
@@ -608,7 +608,7 @@ def main() -> None:
     from py4j.protocol import Py4JJavaError
 
     from jobs.flights import MissingColumnError
-    from pipeline.contract import NotADailyFileError
+    from pipeline.core.contract import NotADailyFileError
     from pipeline.local.postgres import LoadInProgressError
     from pipeline.local.services import ServiceError
 

@@ -1,6 +1,6 @@
 """Deterministic, realistic sample data: the airport dimension and daily flight files.
 
-Standard library only. The headers come from ``pipeline.contract``; the values imitate the US
+Standard library only. The headers come from ``pipeline.core.contract``; the values imitate the US
 DOT on-time data the pipeline is built for: 5-digit airport ids, real carrier codes with an
 uneven market share, busy hubs, a long right tail of delays, cancelled flights with both delays
 empty, and a few airport ids that the dimension does not know.
@@ -22,7 +22,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Final
 
-from pipeline.contract import AIRPORTS, DAILY_FLIGHTS
+from pipeline.core.contract import AIRPORTS, DAILY_FLIGHTS
 
 FIRST_AIRPORT_ID: Final = 10000
 LAST_AIRPORT_ID: Final = 16999

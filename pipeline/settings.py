@@ -12,8 +12,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.core.settings import FrozenModel, JobSettings, QualitySettings, StorageSettings
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 
@@ -25,36 +27,7 @@ class Environment(StrEnum):
     PROD = "prod"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class StorageSettings(_Frozen):
-    """Where objects live. Bucket names are globally unique: prefix, purpose, env, account."""
-
-    bucket_prefix: str = "flightpipe"
-    buckets: dict[str, str] = {}
-    """Bucket names by purpose (``raw``, ``dim``, ``staging``, ``reports``) where they are given
-    rather than derived: a deployed job gets them as arguments, from the names CDK filled into
-    the definition's placeholders, so the job never derives them from an account."""
-    raw_prefix: str = "raw/"
-    """Where uploads land; every object created here is validated before anything loads it."""
-    validated_prefix: str = "validated/"
-    """Normalized copies of files that passed the gate: the only input of the load."""
-    quarantine_prefix: str = "quarantine/"
-    """Files the gate refused, each with its validation result beside it."""
-    dimension_key: str = "airport_codes.csv"
-    staging_prefix: str = "staging/"
-    reports_prefix: str = "quality/"
-    """Where the quality report site lives in the reports bucket (served privately)."""
-
-    @property
-    def validated_dimension_key(self) -> str:
-        """The last valid dimension, in the dimension bucket: what the load joins with."""
-        return self.validated_prefix + self.dimension_key
-
-
-class WarehouseSettings(_Frozen):
+class WarehouseSettings(FrozenModel):
     """The warehouse: a PostgreSQL URL locally (None: the local twin's own server)."""
 
     url: str | None = None
@@ -69,7 +42,7 @@ class WarehouseSettings(_Frozen):
     copy_role_arn: str = ""
 
 
-class SparkSettings(_Frozen):
+class SparkSettings(FrozenModel):
     master: str = "local[*]"
     driver_memory: str = "2g"
     # Small input splits keep both cores busy on a single large daily file, and the first
@@ -84,7 +57,7 @@ class SparkSettings(_Frozen):
     java_options: str = "-XX:+UseParallelGC"
 
 
-class LocalSettings(_Frozen):
+class LocalSettings(FrozenModel):
     """The local twin: its state folder (git-ignored) and the ports of its services."""
 
     state_dir: Path = REPO_ROOT / ".flightpipe"
@@ -101,25 +74,7 @@ class LocalSettings(_Frozen):
     """Start Spark and import the gate when the local AWS endpoint starts, not at the first run."""
 
 
-class QualitySettings(_Frozen):
-    """Thresholds of the data-quality gate (see ``quality.suites``)."""
-
-    min_delay_minutes: int = -120
-    max_delay_minutes: int = 2400
-    delay_in_range_mostly: float = Field(default=0.999, ge=0, le=1)
-    """Share of delays that must be in range before the file is flagged (a warning)."""
-    max_unknown_airport_share: float = Field(default=0.05, ge=0, le=1)
-    """Largest share of flights whose airport the dimension lacks; above it, quarantine."""
-    max_file_bytes: int = Field(default=128 * 2**20, ge=1)
-    """Largest file the gate reads (daily file or dimension); a larger one is quarantined
-    unread. The gate holds a file in memory about 15 times over (a 1M-flight day is 21 MB);
-    128 MiB is some 6M flights, far above any real day."""
-    max_line_bytes: int = Field(default=64 * 2**10, ge=1)
-    """Longest line the gate accepts; a flight's line is some 30 bytes, a dimension's row
-    with every text at its full width under 1 KB."""
-
-
-class TimingSettings(_Frozen):
+class TimingSettings(FrozenModel):
     """Poll intervals and retry delays; short locally, AWS-sized elsewhere."""
 
     poll_interval_seconds: float = 0.2
@@ -127,7 +82,7 @@ class TimingSettings(_Frozen):
     lock_wait_seconds: float = 0.0
 
 
-class WorkflowSettings(_Frozen):
+class WorkflowSettings(FrozenModel):
     """The numbers of the state machines (``pipeline.workflow``): polls, timeouts, retries.
 
     Whole seconds: Amazon States Language takes integers for waits, intervals and timeouts.
@@ -221,6 +176,13 @@ class Settings(BaseSettings):
     def resource_name(self, purpose: str) -> str:
         """The name of this environment's resource for a purpose (a job, a topic, a machine)."""
         return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}"
+
+    def job_settings(self) -> JobSettings:
+        """What this environment's jobs work with, their buckets named as this machine sees
+        them (the twin; on AWS the run's arguments name the buckets CDK created)."""
+        buckets = {p: self.bucket(p) for p in ("raw", "dim", "staging", "reports")}
+        storage = self.storage.model_copy(update={"buckets": buckets})
+        return JobSettings(env=self.env.value, storage=storage, quality=self.quality)
 
     @property
     def raw_bucket(self) -> str:

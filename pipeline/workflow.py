@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
 
-from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_LOAD_REJECTS
+from pipeline.core.contract import FLIGHT_LOAD_AUDIT, FLIGHT_LOAD_REJECTS
+from pipeline.core.settings import JobSettings
 from pipeline.settings import Settings, WorkflowSettings
 
 PLACEHOLDERS: Final[Mapping[str, str]] = {
@@ -292,6 +293,14 @@ def _outcome(outcome: str) -> dict[str, Any]:
     return {"outcome": {"DataType": "String", "StringValue": outcome}}
 
 
+def job_arguments(settings: Settings) -> dict[str, str]:
+    """The default arguments both Glue jobs are created with, by CDK and by the twin: the job
+    settings (``pipeline.core.settings.JobSettings``) as JSON. What differs per run, the state
+    machine passes."""
+    job = JobSettings(env=settings.env.value, storage=settings.storage, quality=settings.quality)
+    return {"--settings": job.model_dump_json()}
+
+
 def main_definition(settings: Settings) -> dict[str, Any]:
     """The main state machine's ASL for one uploaded object version, with placeholders."""
     sf = _sdk()
@@ -317,7 +326,6 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure) ->
         parameters={
             "JobName": "${ValidationJobName}",
             "Arguments": {
-                "--env": settings.env.value,
                 "--dimension_bucket": "${DimensionBucket}",
                 "--reports_bucket": "${ReportsBucket}",
                 "--bucket.$": "$.bucket",
@@ -497,10 +505,7 @@ def _load(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
             "JobName": "${EtlJobName}",
             "Arguments": {
                 "--job-bookmark-option": "job-bookmark-enable",
-                "--env": settings.env.value,
                 "--validated_uri": f"s3://${{RawBucket}}/{storage.validated_prefix}",
-                "--raw_prefix": storage.raw_prefix,
-                "--quarantine_prefix": storage.quarantine_prefix,
                 "--dimension_uri": f"s3://${{DimensionBucket}}/{storage.validated_dimension_key}",
                 "--staging_uri": f"s3://${{StagingBucket}}/{storage.staging_prefix}",
                 "--redshift_workgroup": settings.warehouse.workgroup,

@@ -32,7 +32,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-from pipeline.contract import (
+from pipeline.core.contract import (
     AIRPORTS,
     DAILY_FLIGHTS,
     ColumnType,
@@ -41,7 +41,7 @@ from pipeline.contract import (
     flight_date_of,
     header_names,
 )
-from pipeline.settings import QualitySettings
+from pipeline.core.settings import QualitySettings
 from quality.expectations import WarehouseLimit
 from quality.suites import BLOCKING, NUMERIC_SUFFIX, SAYS, daily_suite, dimension_suite
 

@@ -22,9 +22,8 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline.settings import REPO_ROOT
-
-NODE_MODULES = REPO_ROOT / "node_modules"
+# The checkout's npm packages (``make node``); found from here, not from the twin's settings.
+NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
 VENDOR = "static/vendor/"
 """Where in the site the npm files go, each at its path under ``node_modules``."""
 

@@ -14,8 +14,8 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.expectations.metadata_types import FailureSeverity
 
-from pipeline.contract import AIRPORTS, DAILY_FLIGHTS, Column, ColumnType, FileContract
-from pipeline.settings import QualitySettings
+from pipeline.core.contract import AIRPORTS, DAILY_FLIGHTS, Column, ColumnType, FileContract
+from pipeline.core.settings import QualitySettings
 from quality.expectations import (
     ExpectColumnIntegersToBeBetween,
     ExpectColumnValueBytesToBeAtMost,

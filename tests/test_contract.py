@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from pipeline.contract import (
+from pipeline.core.contract import (
     AIRPORT_DETAILS,
     AIRPORTS,
     DAILY_FLIGHTS,

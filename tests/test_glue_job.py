@@ -24,8 +24,8 @@ from pyspark.sql import SparkSession
 
 from jobs import flight_etl, validation
 from pipeline import workflow
+from pipeline.core.warehouse import staged_values as staged_fields
 from pipeline.settings import load_settings
-from pipeline.warehouse import staged_values as staged_fields
 from tests.glue import BOOKMARK_ENABLED, GlueJvm, glue_argv, install_glue_jvm, run_id
 
 RAW_BUCKET = "flightpipe-raw-dev-111111111111"
@@ -141,9 +141,7 @@ def job(aws: Any, spark: SparkSession, tmp_path: Path, monkeypatch: pytest.Monke
         "--redshift_workgroup": "flightpipe-dev",
         "--redshift_database": "flightpipe",
         "--redshift_copy_role_arn": "arn:aws:iam::111111111111:role/copy",
-        "--env": "dev",
-        "--raw_prefix": "raw/",
-        "--quarantine_prefix": "quarantine/",
+        **workflow.job_arguments(load_settings("dev")),
         "--alert_topic_arn": topic,
         "--state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:main",
     }
@@ -311,15 +309,17 @@ def test_glue_finds_the_file_of_a_row_redshift_refused_by_halving_the_load(
 
 
 def state_machine_arguments(state: str) -> dict[str, str]:
-    """The arguments the main state machine passes to a job's run, as Glue receives them:
-    placeholders filled as CDK fills them, each path (``.$``) resolved to a value."""
-    definition = workflow.main_definition(load_settings("dev", account="111111111111"))
+    """The arguments a job's run gets, as Glue receives them: the job's default arguments, and
+    those the main state machine passes with placeholders filled as CDK fills them, each path
+    (``.$``) resolved to a value."""
+    settings = load_settings("dev")
+    definition = workflow.main_definition(settings)
     text = workflow.render(definition)
     filled = workflow.substitute(
         text, {name: f"filled-{name}" for name in workflow.placeholders(definition)}
     )
     arguments = json.loads(filled)["States"][state]["Parameters"]["Arguments"]
-    return {
+    return workflow.job_arguments(settings) | {
         name.removesuffix(".$"): f"value of {value}" if name.endswith(".$") else value
         for name, value in arguments.items()
     }

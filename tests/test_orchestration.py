@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.core.uploads import Upload, run_name
 from pipeline.local.runs import Run
 from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleSpec, write_sample
 from pipeline.settings import Settings
-from pipeline.uploads import Upload, run_name
 from tests.expected import audit_rows, expected_days, warehouse_days
 
 RUN_TIMEOUT_SECONDS = 300

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.contract import (
+from pipeline.core.contract import (
     AIRPORTS,
     DAILY_FLIGHTS,
     FLIGHT_PROCESSED,
@@ -27,7 +27,7 @@ from pipeline.contract import (
     FileContract,
     create_table_sql,
 )
-from pipeline.settings import QualitySettings
+from pipeline.core.settings import QualitySettings
 from quality.expectations import WarehouseLimit
 from quality.gate import FileRule, Outcome, Verdict, check_daily_file, check_dimension
 from quality.suites import daily_suite, dimension_suite
@@ -167,7 +167,7 @@ CATALOG = [
         Outcome.WARNINGS,
         "ArrDelay: 9999 is outside -120..2400 minutes",
     ),
-    # What the warehouse would refuse at load (pipeline.contract: widths and the INTEGER range).
+    # What the warehouse would refuse at load (the contract: widths and the INTEGER range).
     Case(
         "delay over the warehouse's INTEGER",
         daily("DL,10397,12892,99999999999,-3", *ROWS),

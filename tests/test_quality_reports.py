@@ -18,7 +18,7 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from pipeline.settings import QualitySettings
+from pipeline.core.settings import QualitySettings
 from quality.gate import Outcome, Verdict, check_daily_file
 from quality.reports import QualityReports, published
 

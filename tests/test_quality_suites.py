@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.contract import DAILY_FLIGHTS, ColumnType
-from pipeline.settings import QualitySettings
+from pipeline.core.contract import DAILY_FLIGHTS, ColumnType
+from pipeline.core.settings import QualitySettings
 from quality.expectations import WarehouseLimit
 from quality.suites import BLOCKING, SAYS, WARNING, daily_suite, dimension_suite
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.contract import AIRPORTS, DAILY_FLIGHTS
+from pipeline.core.contract import AIRPORTS, DAILY_FLIGHTS
 from pipeline.sample import SampleFiles, SampleSpec, write_sample
 
 # Two weeks of a smaller network: enough rows for the shares below to be stable.

@@ -21,8 +21,8 @@ from jobs.flights import (
     spark_paths,
     staged_field,
 )
-from pipeline.contract import DAILY_FLIGHTS, ColumnType, flight_date_of
-from pipeline.warehouse import staged_values as staged_fields
+from pipeline.core.contract import DAILY_FLIGHTS, ColumnType, flight_date_of
+from pipeline.core.warehouse import staged_values as staged_fields
 
 HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
 AIRPORTS_CSV = """airport_id,city,state,name

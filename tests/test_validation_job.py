@@ -19,6 +19,7 @@ from moto import mock_aws
 
 from jobs import validation
 from jobs.validation import Action, NoDimensionError, QuarantinedError, Upload
+from pipeline import workflow
 from pipeline.local.twin import LocalTwin
 from pipeline.settings import Settings, load_settings
 from quality.gate import Outcome
@@ -211,8 +212,7 @@ def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, A
 
 def validation_argv(settings: Settings, upload: Upload, run: int) -> list[str]:
     """The validation run's arguments as the state machine passes them, handed over by Glue."""
-    arguments = {
-        "--env": "dev",
+    arguments = workflow.job_arguments(settings) | {
         "--dimension_bucket": settings.dimension_bucket,
         "--reports_bucket": settings.reports_bucket,
         "--bucket": upload.bucket,
@@ -276,10 +276,13 @@ def test_a_dimension_the_warehouse_cannot_hold_never_becomes_the_one_in_use(
     settings, s3 = glue_settings
     bucket, key = settings.dimension_bucket, settings.storage.dimension_key
     good = upload_to(s3, bucket, key, AIRPORTS.encode())
-    assert validation.validate_upload(s3, settings, good, TODAY).action is Action.PROMOTED
+    assert (
+        validation.validate_upload(s3, settings.job_settings(), good, TODAY).action
+        is Action.PROMOTED
+    )
 
     wide = upload_to(s3, bucket, key, f"{AIRPORTS}11298,Dallas,TX,{name}\n".encode())
-    refused = validation.validate_upload(s3, settings, wide, TODAY)
+    refused = validation.validate_upload(s3, settings.job_settings(), wide, TODAY)
 
     assert refused.action is Action.QUARANTINED
     alert = refused.alert()
@@ -306,7 +309,7 @@ def test_an_upload_over_the_size_limit_is_quarantined_without_being_downloaded(
 
     with monkeypatch.context() as patched:
         patched.setattr(botocore.response.StreamingBody, "read", no_download)
-        validated = validation.validate_upload(s3, limited, upload, TODAY)
+        validated = validation.validate_upload(s3, limited.job_settings(), upload, TODAY)
 
     assert validated.action is Action.QUARANTINED
     alert = validated.alert()

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from pipeline.contract import Dialect
-from pipeline.warehouse import (
+from pipeline.core.contract import Dialect
+from pipeline.core.warehouse import (
     Rejection,
     SourceFile,
     audit_insert,

@@ -467,8 +467,12 @@ def test_job_arguments_are_the_ones_the_jobs_read() -> None:
     states = definition("main")["States"]
     supplied_by_glue = {"JOB_NAME", "JOB_RUN_ID"}
 
+    # What the job was created with, then what the state machine passes for the run.
+    defaults = set(workflow.job_arguments(load_settings("local")))
+
     def arguments(name: str) -> set[str]:
-        return {key.removesuffix(".$") for key in states[name]["Parameters"]["Arguments"]}
+        passed = {key.removesuffix(".$") for key in states[name]["Parameters"]["Arguments"]}
+        return defaults | passed
 
     assert arguments("Validate upload") == {
         f"--{name}" for name in set(validation.GLUE_ARGUMENTS) - supplied_by_glue
@@ -483,7 +487,6 @@ def test_job_arguments_are_the_ones_the_jobs_read() -> None:
 def test_buckets_are_placeholders_and_locations_within_them_come_from_settings() -> None:
     states = definition("main", "prod")["States"]
     validation = states["Validate upload"]["Parameters"]["Arguments"]
-    assert validation["--env"] == "prod"
     assert validation["--dimension_bucket"] == "${DimensionBucket}"
     assert validation["--reports_bucket"] == "${ReportsBucket}"
     load = states["Load validated files"]["Parameters"]["Arguments"]

@@ -38,8 +38,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from pipeline.contract import DAILY_FLIGHTS, ColumnType, header_names
-from pipeline.errors import plain_error
+from pipeline.core.contract import DAILY_FLIGHTS, ColumnType, header_names
+from pipeline.core.errors import plain_error
 from pipeline.local import emulator
 from pipeline.local.durable import DurableState
 from pipeline.local.objects import aws_client
@@ -183,7 +183,7 @@ class GlueWorkers:
 
     def _validate(self, arguments: Mapping[str, str]) -> None:
         from jobs.validation import QuarantinedError
-        from pipeline.uploads import Upload
+        from pipeline.core.uploads import Upload
 
         twin = run_twin(arguments)
         upload = Upload(arguments["--bucket"], arguments["--key"], arguments["--version_id"])
@@ -201,7 +201,7 @@ class GlueWorkers:
             raise QuarantinedError(alert)
 
     def _load(self, arguments: Mapping[str, str]) -> None:
-        from jobs.flight_etl import SnsRejectionAlerts
+        from jobs.alerts import SnsRejectionAlerts
         from pipeline.local.etl import run_local_etl
 
         twin = run_twin(arguments)
@@ -484,7 +484,7 @@ def serve(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline.logs import configure_logging
+    from pipeline.core.logs import configure_logging
     from pipeline.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])

@@ -1,4 +1,4 @@
-"""The flight ETL job on the local twin: ``jobs.flight_etl.run`` bound to local I/O.
+"""The flight ETL job on the local twin: ``jobs.load.run`` bound to local I/O.
 
 The bookmark is the warehouse's own audit table: a file version is new until its audit row
 exists, and that row commits in the same transaction as its rows. So the bookmark advances
@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.flight_etl import LoadResult, NewFlights, RejectionAlerts, quarantine_rejected, run
-from pipeline.contract import flight_date_of
+from jobs.load import LoadResult, NewFlights, RejectionAlerts, run
+from jobs.quarantine import quarantine_rejected
+from pipeline.core.contract import flight_date_of
+from pipeline.core.warehouse import Rejection, SourceFile
 from pipeline.local.objects import (
     CachedObject,
     ObjectCache,
@@ -30,7 +32,6 @@ from pipeline.local.objects import (
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings
-from pipeline.warehouse import Rejection, SourceFile
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote
 import boto3
 from botocore.config import Config
 
-from pipeline.contract import SOURCE_VERSION, header_names
+from pipeline.core.contract import SOURCE_VERSION, header_names
 from pipeline.settings import Settings
 
 

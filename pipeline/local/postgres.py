@@ -13,14 +13,14 @@ from typing import Any, Final
 
 import psycopg
 
-from pipeline.contract import (
+from pipeline.core.contract import (
     FLIGHT_LOAD_AUDIT,
     FLIGHT_LOAD_REJECTS,
     WAREHOUSE_TABLES,
     Dialect,
     warehouse_ddl,
 )
-from pipeline.warehouse import (
+from pipeline.core.warehouse import (
     Rejection,
     SourceFile,
     WarehouseRefusedError,

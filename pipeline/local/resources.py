@@ -148,7 +148,7 @@ def provision(settings: Settings, endpoint: str) -> None:
         role,
         VALIDATION_SCRIPT,
         concurrency=settings.workflow.burst_uploads,
-        arguments={LOCAL_SETTINGS_ARGUMENT: local_settings},
+        arguments={**workflow.job_arguments(settings), LOCAL_SETTINGS_ARGUMENT: local_settings},
     )
     # One load at a time: bookmarks need it, and the state machine retries a refused start.
     _job(
@@ -158,6 +158,7 @@ def provision(settings: Settings, endpoint: str) -> None:
         LOAD_SCRIPT,
         concurrency=1,
         arguments={
+            **workflow.job_arguments(settings),
             LOCAL_SETTINGS_ARGUMENT: local_settings,
             "--job-bookmark-option": "job-bookmark-enable",
         },

@@ -1,7 +1,7 @@
 """Executions of the main state machine on the local twin: find, follow and describe them.
 
 Each upload's run has a known name, the router's hash of bucket, key and version id
-(``pipeline.uploads.run_name``), so an uploader can follow the run its upload started without
+(``pipeline.core.uploads.run_name``), so an uploader can follow the run its upload started without
 being told.
 Runs from before the endpoint's last restart are no longer in moto: they are read from the
 twin's run archive (``pipeline.local.durable``).

@@ -10,8 +10,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.flight_etl import LoadResult
-from pipeline.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, SOURCE_VERSION
+from jobs.load import LoadResult
+from pipeline.core.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, SOURCE_VERSION
+from pipeline.core.uploads import Upload
 from pipeline.local.etl import run_local_etl
 from pipeline.local.objects import (
     ObjectVersion,
@@ -23,7 +24,6 @@ from pipeline.local.objects import (
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings
-from pipeline.uploads import Upload
 from quality.reports import QualityReports
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class LocalTwin:
 
         validated = validate_upload(
             self.s3,
-            self.settings,
+            self.settings.job_settings(),
             upload,
             today or dt.datetime.now(dt.UTC).date(),
             self.reports,

@@ -50,7 +50,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jobs.validation import Action
-from pipeline.contract import (
+from pipeline.core.contract import (
     AIRPORTS,
     DAILY_FLIGHTS,
     FLIGHT_PROCESSED,
@@ -58,12 +58,12 @@ from pipeline.contract import (
     Dialect,
     create_table_sql,
 )
+from pipeline.core.warehouse import LOAD_COLUMNS
 from pipeline.local.durable import aws_state_folder
 from pipeline.local.services import POSTGRES_SPEED_SETTINGS, LocalServices
 from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleFiles, SampleSpec, write_sample
 from pipeline.settings import REPO_ROOT, Settings, load_settings
-from pipeline.warehouse import LOAD_COLUMNS
 
 STATE_DIR = REPO_ROOT / ".flightpipe" / "bench"
 DATA_DIR = STATE_DIR / "data"

@@ -15,11 +15,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.core.uploads import Upload, run_name
 from pipeline.local.runs import Run
 from pipeline.local.services import LocalServices
 from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleSpec
-from pipeline.uploads import Upload, run_name
 from tests.benchmarks.etl import (
     PeakMemory,
     Row,

@@ -26,3 +26,10 @@ class Upload:
     @property
     def name(self) -> str:
         return self.key.rsplit("/", 1)[-1]
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """The bucket and the key of an ``s3://bucket/key`` URI."""
+    without = uri.removeprefix("s3://")
+    bucket, _, key = without.partition("/")
+    return bucket, key

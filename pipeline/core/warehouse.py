@@ -21,7 +21,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pipeline.contract import (
+from pipeline.core.contract import (
     FLIGHT_LOAD_AUDIT,
     FLIGHT_LOAD_REJECTS,
     FLIGHT_PROCESSED,

@@ -1,0 +1,92 @@
+"""The settings a Glue job works with, handed to it in its job arguments.
+
+A deployed job reads no environment variables and no files for its settings: the state machine
+and the job's default arguments carry them (``--settings``, this model as JSON, rendered from the
+environment's typed settings by ``pipeline.workflow.job_arguments``), and the bucket names the
+run names. The whole ``pipeline.settings.Settings``, with the twin's ports and folders, stays on
+the machine that deploys or runs the twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FrozenModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StorageSettings(FrozenModel):
+    """Where objects live. Bucket names are globally unique: prefix, purpose, env, account."""
+
+    bucket_prefix: str = "flightpipe"
+    buckets: dict[str, str] = {}
+    """Bucket names by purpose (``raw``, ``dim``, ``staging``, ``reports``) where they are given
+    rather than derived: a deployed job gets them as arguments, from the names CDK filled into
+    the definition's placeholders, so the job never derives them from an account."""
+    raw_prefix: str = "raw/"
+    """Where uploads land; every object created here is validated before anything loads it."""
+    validated_prefix: str = "validated/"
+    """Normalized copies of files that passed the gate: the only input of the load."""
+    quarantine_prefix: str = "quarantine/"
+    """Files the gate refused, each with its validation result beside it."""
+    dimension_key: str = "airport_codes.csv"
+    staging_prefix: str = "staging/"
+    reports_prefix: str = "quality/"
+    """Where the quality report site lives in the reports bucket (served privately)."""
+
+    @property
+    def validated_dimension_key(self) -> str:
+        """The last valid dimension, in the dimension bucket: what the load joins with."""
+        return self.validated_prefix + self.dimension_key
+
+
+class QualitySettings(FrozenModel):
+    """Thresholds of the data-quality gate (see ``quality.suites``)."""
+
+    min_delay_minutes: int = -120
+    max_delay_minutes: int = 2400
+    delay_in_range_mostly: float = Field(default=0.999, ge=0, le=1)
+    """Share of delays that must be in range before the file is flagged (a warning)."""
+    max_unknown_airport_share: float = Field(default=0.05, ge=0, le=1)
+    """Largest share of flights whose airport the dimension lacks; above it, quarantine."""
+    max_file_bytes: int = Field(default=128 * 2**20, ge=1)
+    """Largest file the gate reads (daily file or dimension); a larger one is quarantined
+    unread. The gate holds a file in memory about 15 times over (a 1M-flight day is 21 MB);
+    128 MiB is some 6M flights, far above any real day."""
+    max_line_bytes: int = Field(default=64 * 2**10, ge=1)
+    """Longest line the gate accepts; a flight's line is some 30 bytes, a dimension's row
+    with every text at its full width under 1 KB."""
+
+
+class JobSettings(FrozenModel):
+    """What a job run needs of one environment's settings."""
+
+    env: str
+    storage: StorageSettings = StorageSettings()
+    quality: QualitySettings = QualitySettings()
+
+    def bucket(self, purpose: str) -> str:
+        """The bucket for ``purpose`` (``raw``, ``dim``, ``staging``, ``reports``)."""
+        try:
+            return self.storage.buckets[purpose]
+        except KeyError:
+            raise ValueError(
+                f"the job's settings name no {purpose!r} bucket (storage.buckets): pass it in "
+                "the job's arguments"
+            ) from None
+
+    def with_buckets(self, buckets: Mapping[str, str]) -> JobSettings:
+        """These settings with ``buckets`` (by purpose) named, as a run's arguments name them."""
+        storage = self.storage.model_copy(update={"buckets": {**self.storage.buckets, **buckets}})
+        return self.model_copy(update={"storage": storage})
+
+    @property
+    def dimension_bucket(self) -> str:
+        return self.bucket("dim")
+
+    @property
+    def reports_bucket(self) -> str:
+        return self.bucket("reports")
