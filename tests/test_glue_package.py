@@ -10,6 +10,7 @@ environment: what a job imports can only come from the zip.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -17,12 +18,10 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-from awsglue.utils import getResolvedOptions
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from jobs import flight_etl, validation
@@ -224,30 +223,52 @@ def test_each_entry_module_parses_the_argument_vector_glue_hands_it(
     glue_python: Path, script: str, state: str, module: Any
 ) -> None:
     passed = state_machine_arguments(state)
-    job_name = f"flightpipe-dev-{state.split(maxsplit=1)[0].lower()}"
-    argv = glue_argv(script, passed, job_name=job_name)
+    argv = glue_argv(script, passed, job_name="flightpipe-dev-job")
 
     parsed = in_glue(glue_python, _PARSE, module.__name__, argv)
 
-    assert parsed == _parsed_here(module, argv)
-    # Glue's own arguments, and every one the state machine passes, each with its value.
-    assert (parsed["JOB_NAME"], parsed["JOB_RUN_ID"]) == (job_name, run_id(1))
-    for name, value in passed.items():
-        assert parsed[name.removeprefix("--").replace("-", "_")] == value
+    # What the job's own parser makes of it (Glue's getResolvedOptions under it) on Glue is
+    # what it makes of it here, where the entrypoint tests run; and it holds the run's values.
+    assert parsed == _parsed(*module.parse_arguments(argv))
+    settings = json.loads(passed["--settings"])
+    if module is flight_etl:
+        assert parsed["settings"] == settings
+        assert (parsed["run"]["JOB_NAME"], parsed["run"]["JOB_RUN_ID"]) == (
+            "flightpipe-dev-job",
+            run_id(1),
+        )
+        assert {f"--{name}": parsed["run"][name] for name in module.GLUE_ARGUMENTS[1:]} == {
+            name: value for name, value in passed.items() if name != "--job-bookmark-option"
+        }
+    else:
+        buckets = {"dim": passed["--dimension_bucket"], "reports": passed["--reports_bucket"]}
+        settings["storage"]["buckets"] = buckets
+        assert parsed["settings"] == settings
+        assert parsed["run"] == {
+            "bucket": passed["--bucket"],
+            "key": passed["--key"],
+            "version": passed["--version_id"],
+        }
 
 
 _PARSE = """
-import importlib, json, sys
-from awsglue.utils import getResolvedOptions
+import dataclasses, importlib, json, sys
 
 job = importlib.import_module(json.loads(sys.argv[1]))
-print(json.dumps(getResolvedOptions(json.loads(sys.argv[2]), list(job.GLUE_ARGUMENTS))))
+settings, run = job.parse_arguments(json.loads(sys.argv[2]))
+print(json.dumps({
+    "settings": settings.model_dump(mode="json"),
+    "run": run if isinstance(run, dict) else dataclasses.asdict(run),
+}))
 """
 
 
-def _parsed_here(module: Any, argv: list[str]) -> Mapping[str, str]:
-    """The same parse in this project's environment, where the entrypoint tests run."""
-    return dict(getResolvedOptions(argv, list(module.GLUE_ARGUMENTS)))
+def _parsed(settings: Any, run: Any) -> dict[str, Any]:
+    """``_PARSE``'s output, for a parse in this process."""
+    return {
+        "settings": settings.model_dump(mode="json"),
+        "run": run if isinstance(run, dict) else dataclasses.asdict(run),
+    }
 
 
 @pytest.mark.parametrize("script", [VALIDATION_SCRIPT, LOAD_SCRIPT])
