@@ -70,9 +70,9 @@ bench: setup
 	$(UV) run python -m tests.benchmarks.etl $(BENCH_ARGS)
 
 # The AWS Glue artifact in dist/glue/: the jobs' entry scripts and flightpipe.gluewheels.zip,
-# built from uv.lock, with no AWS account. Always run: the module itself knows what it is made
-# of (the lock, the Glue side, itself) and leaves an up-to-date artifact alone.
-package: python
+# built from uv.lock (and the report's npm files), with no AWS account. Always run: the module
+# itself knows what it is made of and leaves an up-to-date artifact alone.
+package: python node
 	$(UV) run python -m pipeline.packaging
 
 down: python

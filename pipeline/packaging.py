@@ -5,15 +5,17 @@
 - ``validation.py`` and ``flight_etl.py``, the jobs' entry scripts, under the names the job
   definitions give them; each calls ``main(sys.argv)`` of its module in the job wheel;
 - ``flightpipe.gluewheels.zip``, a "zip of wheels": one top-level ``wheels/`` folder holding
-  the job wheel (``flightpipe-glue``: the Glue side and nothing else), every runtime
-  dependency of the jobs at the version ``uv.lock`` pins, as wheels for CPython 3.11 on
-  manylinux x86_64, and ``requirements.txt`` naming each of them at that version.
+  the job wheel (``flightpipe-glue``), every runtime dependency of the jobs at the version
+  ``uv.lock`` pins, as wheels for CPython 3.11 on manylinux x86_64, and ``requirements.txt``
+  naming each of them at that version.
 
 What is Glue-side is read from one place, the import contract in ``pyproject.toml`` whose
-``id`` is ``GLUE_SIDE_CONTRACT``: its source modules go into the job wheel (with the
-``__init__.py`` of the packages above them), nothing else does. What they need at run time is
-the ``glue`` dependency group, exported from the lock with its whole closure, less pyspark and
-py4j: Glue's Spark runtime is those, and a wheel of either would shadow Glue's own build.
+``id`` is ``GLUE_SIDE_CONTRACT``: its source modules (with the ``__init__.py`` of the packages
+above them) are the job wheel's only modules. Beside them it carries the quality report's
+browser files from ``node_modules``, which every validation copies into its report. What the
+Glue side needs at run time is the ``glue`` dependency group, exported from the lock with its
+whole closure, less pyspark and py4j: Glue's Spark runtime is those, and a wheel of either
+would shadow Glue's own build.
 
 AWS documents the zip of wheels, how to make it and how a job installs it, in "Using Python
 libraries with AWS Glue", Appendix A
@@ -21,8 +23,8 @@ libraries with AWS Glue", Appendix A
 ``pip3 download -r requirements.txt --dest wheels/ --platform manylinux2014_x86_64
 --python-version 311 --only-binary=:all:``, then ``zip -r NAME.gluewheels.zip wheels/``; the
 job names the zip in ``--additional-python-modules`` and passes
-``--python-modules-installer-option --no-index``, and Glue's pip3 installs the folder's
-``requirements.txt`` from the wheels beside it, without reaching any index. Packages that
+``--python-modules-installer-option --no-index``, and Glue's pip3 installs what the folder's
+``requirements.txt`` names from the wheels beside it, without reaching any index. Packages that
 Glue 5.1 itself provides at other versions (boto3, numpy, pandas...) are replaced by the ones
 in the zip, so a job runs the versions the tests ran.
 
@@ -54,6 +56,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from pipeline.local.aws import LOAD_SCRIPT, VALIDATION_SCRIPT
 from pipeline.settings import REPO_ROOT
+from quality.site_assets import npm_files
 
 GLUE_SIDE_CONTRACT: Final = "glue-side"
 """The ``id`` of the import contract whose source modules are what runs on Glue."""
@@ -187,6 +190,19 @@ def glue_side_files(root: Path, modules: Iterable[str]) -> list[PurePosixPath]:
     if missing:
         raise PackagingError(f"a Glue-side package lacks its __init__.py: {', '.join(missing)}")
     return sorted(files)
+
+
+def job_wheel_files(root: Path, pyproject: Mapping[str, Any]) -> list[PurePosixPath]:
+    """What the job wheel is made of: the Glue side's files, and the files of ``node_modules``
+    its quality report serves (``quality.site_assets.npm_files``; every validation copies them
+    into the report, and Glue has no npm), at ``node_modules/`` beside ``quality/``."""
+    assets = [PurePosixPath("node_modules", path) for path in npm_files()]
+    missing = [str(a) for a in assets if not root.joinpath(a).is_file()]
+    if missing:
+        raise PackagingError(
+            f"{', '.join(missing)} missing: `make node` installs the report's browser assets"
+        )
+    return glue_side_files(root, glue_side(pyproject)) + assets
 
 
 def locked_runtime(uv: str, root: Path) -> list[Locked]:
@@ -354,7 +370,7 @@ def build_job_wheel(root: Path, pyproject: Mapping[str, Any], uv: str, out: Path
     modules = glue_side(pyproject)
     with tempfile.TemporaryDirectory() as work:
         source = Path(work, WHEEL_NAME)
-        for file in glue_side_files(root, modules):
+        for file in job_wheel_files(root, pyproject):
             target = source / file
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(root / file, target)
@@ -375,6 +391,9 @@ def build_job_wheel(root: Path, pyproject: Mapping[str, Any], uv: str, out: Path
 
                 [tool.hatch.build.targets.wheel]
                 packages = {json.dumps(packages)}
+
+                [tool.hatch.build.targets.wheel.force-include]
+                "node_modules" = "node_modules"
                 """
             )
         )
@@ -476,7 +495,7 @@ def _artifact(out: Path, built: Mapping[str, Any]) -> Artifact:
 def _inputs_digest(root: Path, pyproject: Mapping[str, Any], out: Path) -> str:
     digest = hashlib.sha256(str(out.resolve()).encode())
     sources = [PurePosixPath("pyproject.toml"), PurePosixPath("uv.lock")]
-    sources += glue_side_files(root, glue_side(pyproject))
+    sources += job_wheel_files(root, pyproject)
     for file in sources:
         digest.update(f"\0{file}\0".encode() + (root / file).read_bytes())
     digest.update(Path(__file__).read_bytes())

@@ -28,6 +28,7 @@ from jobs import flight_etl, validation
 from pipeline import packaging
 from pipeline.local.aws import LOAD_SCRIPT, VALIDATION_SCRIPT
 from pipeline.settings import REPO_ROOT
+from quality.site_assets import VENDOR, npm_files
 from tests.glue import glue_argv, run_id
 from tests.test_glue_job import state_machine_arguments
 
@@ -139,12 +140,16 @@ def test_the_job_wheel_holds_the_glue_side_and_nothing_else(
 ) -> None:
     job_wheel = _wheel_files(artifact)[f"wheels/{artifact.job_wheel}"]
     with zipfile.ZipFile(io.BytesIO(job_wheel)) as wheel:
-        modules = sorted(n for n in wheel.namelist() if ".dist-info/" not in n)
+        files = sorted(n for n in wheel.namelist() if ".dist-info/" not in n)
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     glue_side = packaging.glue_side(pyproject)
+    modules = [f for f in files if f.endswith(".py")]
     assert modules == [str(f) for f in packaging.glue_side_files(REPO_ROOT, glue_side)]
     assert {"jobs/validation.py", "jobs/flight_etl.py", "quality/gate.py"} <= set(modules)
-    assert [m for m in modules if m.startswith(NOT_GLUE_SIDE)] == []
+    assert [f for f in files if f.startswith(NOT_GLUE_SIDE)] == []
+    # Besides the modules, only the report's browser files, where the report looks for them.
+    assets = sorted(f for f in files if not f.endswith(".py"))
+    assert assets == [f"node_modules/{path}" for path in npm_files()]
 
 
 def test_the_zip_carries_no_spark_glue_has_its_own(artifact: packaging.Artifact) -> None:
@@ -209,6 +214,27 @@ missing = sorted(m for m in imported if importlib.util.find_spec(m) is None)
 print(json.dumps({
     "not_from_the_wheel": not_from_the_wheel, "missing": missing, "imported": sorted(imported)
 }))
+"""
+
+
+def test_the_quality_report_finds_its_browser_files_on_glue(glue_python: Path) -> None:
+    """Every validation copies them into its report: Glue has no ``node_modules`` but the
+    wheel's."""
+    copied = in_glue(glue_python, _COPY_ASSETS)
+
+    assert copied == sorted(VENDOR + path for path in npm_files())
+
+
+_COPY_ASSETS = """
+import json, tempfile
+from pathlib import Path
+from quality.site_assets import VENDOR, copy_assets
+
+site = Path(tempfile.mkdtemp())
+copy_assets(site)
+vendored = site / VENDOR
+print(json.dumps(sorted(VENDOR + p.relative_to(vendored).as_posix()
+                        for p in vendored.rglob("*") if p.is_file())))
 """
 
 
