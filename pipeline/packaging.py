@@ -444,35 +444,47 @@ def entry_script(module: str) -> str:
     )
 
 
-def build(out: Path = OUT_DIR, work: Path = WORK_DIR, *, uv: str | None = None) -> Artifact:
+def build(
+    out: Path = OUT_DIR,
+    work: Path = WORK_DIR,
+    *,
+    wheels: Path | None = None,
+    uv: str | None = None,
+) -> Artifact:
     """Build the artifact into ``out``, or leave it as it is when nothing it is made from
-    changed since the last build there (the lock, pyproject.toml, the Glue side, this module)."""
+    changed since the last build (the lock, pyproject.toml, the job wheel's files, this module).
+
+    ``work`` records the last build; the downloaded wheels are kept in ``wheels`` (by default
+    ``work/wheels``), which builds into other folders may share.
+    """
     uv = uv or find_uv()
     root = REPO_ROOT
     pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     inputs = _inputs_digest(root, pyproject, out)
     stamp = work / "built.json"
-    if stamp.exists():
-        built = json.loads(stamp.read_text())
-        if built["inputs"] == inputs and _outputs(out) == built["outputs"]:
-            return _artifact(out, built)
+    built = json.loads(stamp.read_text()) if stamp.exists() else {}
+    if built.get("inputs") == inputs and _outputs(out) == built["outputs"]:
+        return _artifact(out, built)
     version = pyproject["project"]["version"]
     packages = locked_runtime(uv, root)
-    dependencies = fetch_wheels(packages, work / "wheels", sys.executable)
+    dependencies = fetch_wheels(packages, wheels or work / "wheels", sys.executable)
     with tempfile.TemporaryDirectory() as job_dir:
         job_wheel = build_job_wheel(root, pyproject, uv, Path(job_dir))
         out.mkdir(parents=True, exist_ok=True)
-        for stale in out.iterdir():
-            if stale.is_file():
-                stale.unlink()
         # Every wheel in the folder, each at its version: Glue's pip installs exactly these.
         pins = sorted([(p.name, p.version) for p in packages] + [(WHEEL_NAME, version)])
-        requirements = "".join(f"{name}=={version}\n" for name, version in pins)
+        requirements = "".join(f"{name}=={pinned}\n" for name, pinned in pins)
         write_zip(out / ZIP_NAME, [*dependencies, job_wheel], requirements)
     for script, module in ENTRY_SCRIPTS.items():
         (out / script).write_text(entry_script(module))
+    if built.get("out") == str(out.resolve()):
+        # What the last build here wrote and this one did not (a script renamed) goes, so the
+        # folder is the artifact and nothing else; files it never wrote stay.
+        for stale in set(built["outputs"]) - set(_outputs(out)):
+            (out / stale).unlink(missing_ok=True)
     built = {
         "inputs": inputs,
+        "out": str(out.resolve()),
         "outputs": _outputs(out),
         "job_wheel": job_wheel.name,
         "wheels": sorted(w.name for w in [*dependencies, job_wheel]),

@@ -50,9 +50,10 @@ NOT_GLUE_SIDE = (
 
 @pytest.fixture(scope="session")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> packaging.Artifact:
-    """The artifact, built once for the session (the downloaded wheels are reused from
-    ``build/glue``, each checked against the lock's hashes)."""
-    return packaging.build(tmp_path_factory.mktemp("package") / "glue")
+    """The artifact, built once for the session, from scratch but for the downloaded wheels:
+    those ``make package`` keeps are reused, each checked against the lock's hashes."""
+    work = tmp_path_factory.mktemp("package")
+    return packaging.build(work / "glue", work / "build", wheels=packaging.WORK_DIR / "wheels")
 
 
 @pytest.fixture(scope="session")
