@@ -69,9 +69,10 @@ format: python
 bench: setup
 	$(UV) run python -m tests.benchmarks.etl $(BENCH_ARGS)
 
-# The AWS Glue artifact in dist/glue/: the jobs' entry scripts and flightpipe.gluewheels.zip,
-# built from uv.lock (and the report's npm files), with no AWS account. Always run: the module
-# itself knows what it is made of and leaves an up-to-date artifact alone.
+# The AWS Glue artifact in dist/glue/ (the jobs' entry scripts and flightpipe.gluewheels.zip)
+# and the report's static files in dist/reports/, from uv.lock and the npm packages, with no
+# AWS account. Always run: the module knows what they are made of and leaves them alone when
+# that did not change.
 package: python node
 	$(UV) run python -m pipeline.packaging
 

@@ -1,6 +1,6 @@
 """The AWS Glue artifact, built from the lock file with no AWS account: ``make package``.
 
-``python -m pipeline.packaging`` writes ``dist/glue/``:
+``python -m pipeline.packaging`` writes ``dist/glue/``, what the Glue jobs run:
 
 - ``validation.py`` and ``flight_etl.py``, the jobs' entry scripts, under the names the job
   definitions give them; each calls ``main(sys.argv)`` of its module in the job wheel;
@@ -9,10 +9,15 @@
   ``uv.lock`` pins, as wheels for CPython 3.11 on manylinux x86_64, and ``requirements.txt``
   naming each of them at that version.
 
+and beside it ``dist/reports/``, the quality report's static files (stylesheets, scripts,
+fonts) laid out as under the reports bucket's prefix, which the environment's deployment puts
+there: a validation job uploads none of them (``quality.reports.write_static_site``).
+
 What is Glue-side is read from one place, the import contract in ``pyproject.toml`` whose
 ``id`` is ``GLUE_SIDE_CONTRACT``: its source modules (with the ``__init__.py`` of the packages
 above them) are the job wheel's only modules. Beside them it carries the quality report's
-browser files from ``node_modules``, which every validation copies into its report. What the
+browser files from ``node_modules``: every page a validation writes checks the scripts GX
+links against them (their subresource integrity) before linking the deployed copies. What the
 Glue side needs at run time is the ``glue`` dependency group, exported from the lock with its
 whole closure, less pyspark and py4j: Glue's Spark runtime is those, and a wheel of either
 would shadow Glue's own build.
@@ -73,6 +78,8 @@ ENTRY_SCRIPTS: Final = {VALIDATION_SCRIPT: "jobs.validation", LOAD_SCRIPT: "jobs
 """Each job's script (the file name its job definition runs) and the module it calls."""
 
 OUT_DIR: Final = REPO_ROOT / "dist" / "glue"
+SITE_FOLDER: Final = "reports"
+"""The report's static files, beside the Glue folder (``dist/reports``)."""
 WORK_DIR: Final = REPO_ROOT / "build" / "glue"
 """Downloaded wheels, kept between builds (each checked against the lock's hashes before it
 is reused), and what the last build was made from."""
@@ -148,6 +155,8 @@ class Artifact:
     out: Path
     scripts: tuple[Path, ...]
     zip_path: Path
+    static_site: Path
+    """The report's static files as laid out under the reports prefix."""
     job_wheel: str
     """The job wheel's file name inside ``wheels/``."""
     wheels: tuple[str, ...]
@@ -463,7 +472,12 @@ def build(
     inputs = _inputs_digest(root, pyproject, out)
     stamp = work / "built.json"
     built = json.loads(stamp.read_text()) if stamp.exists() else {}
-    if built.get("inputs") == inputs and _outputs(out) == built["outputs"]:
+    site = out.parent / SITE_FOLDER
+    if (
+        built.get("inputs") == inputs
+        and _outputs(out) == built["outputs"]
+        and _tree_digest(site) == built["site"]
+    ):
         return _artifact(out, built)
     version = pyproject["project"]["version"]
     packages = locked_runtime(uv, root)
@@ -477,6 +491,7 @@ def build(
         write_zip(out / ZIP_NAME, [*dependencies, job_wheel], requirements)
     for script, module in ENTRY_SCRIPTS.items():
         (out / script).write_text(entry_script(module))
+    write_site(site)
     if built.get("out") == str(out.resolve()):
         # What the last build here wrote and this one did not (a script renamed) goes, so the
         # folder is the artifact and nothing else; files it never wrote stay.
@@ -486,6 +501,7 @@ def build(
         "inputs": inputs,
         "out": str(out.resolve()),
         "outputs": _outputs(out),
+        "site": _tree_digest(site),
         "job_wheel": job_wheel.name,
         "wheels": sorted(w.name for w in [*dependencies, job_wheel]),
     }
@@ -494,11 +510,34 @@ def build(
     return _artifact(out, built)
 
 
+def write_site(site: Path) -> None:
+    """The report's static files in ``site``, replacing whatever a last build left there."""
+    from quality.reports import write_static_site  # GX: only when the site is rebuilt
+
+    with tempfile.TemporaryDirectory(dir=site.parent if site.parent.exists() else None) as work:
+        write_static_site(Path(work, "site"))
+        shutil.rmtree(site, ignore_errors=True)
+        site.parent.mkdir(parents=True, exist_ok=True)
+        Path(work, "site").rename(site)
+
+
+def _tree_digest(folder: Path) -> str | None:
+    """One digest of every file under ``folder`` (names and contents), or None without it."""
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(_sha256(path).encode())
+    return digest.hexdigest()
+
+
 def _artifact(out: Path, built: Mapping[str, Any]) -> Artifact:
     return Artifact(
         out=out,
         scripts=tuple(out / script for script in ENTRY_SCRIPTS),
         zip_path=out / ZIP_NAME,
+        static_site=out.parent / SITE_FOLDER,
         job_wheel=built["job_wheel"],
         wheels=tuple(built["wheels"]),
     )
@@ -564,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for path in [*artifact.scripts, artifact.zip_path]:
         print(f"{path}  {path.stat().st_size:,} bytes")
+    files = [p for p in artifact.static_site.rglob("*") if p.is_file()]
+    print(f"{artifact.static_site}/  {len(files)} files of the report's static site")
     print(f"{ZIP_NAME}: {len(artifact.wheels)} wheels, the job's {artifact.job_wheel} among them")
     return 0
 

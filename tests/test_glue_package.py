@@ -218,25 +218,49 @@ print(json.dumps({
 """
 
 
-def test_the_quality_report_finds_its_browser_files_on_glue(glue_python: Path) -> None:
-    """Every validation copies them into its report: Glue has no ``node_modules`` but the
-    wheel's."""
-    copied = in_glue(glue_python, _COPY_ASSETS)
+def test_a_validation_on_glue_gates_a_file_and_writes_its_report_page(glue_python: Path) -> None:
+    """The gate runs (GX on pandas, from the zip), and its page loads only the deployed static
+    files, once the scripts GX pins were checked against the wheel's copies (their integrity)."""
+    written = in_glue(glue_python, _VALIDATE)
 
-    assert copied == sorted(VENDOR + path for path in npm_files())
+    assert written["outcome"] == "passed"
+    assert written["page"].endswith(".html")
+    assert written["external"] == []
 
 
-_COPY_ASSETS = """
-import json, tempfile
+_VALIDATE = """
+import datetime as dt, json, re, tempfile
 from pathlib import Path
-from quality.site_assets import VENDOR, copy_assets
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+from pipeline.core.settings import QualitySettings
+from quality.gate import check_daily_file
+from quality.reports import QualityReports
 
-site = Path(tempfile.mkdtemp())
-copy_assets(site)
-vendored = site / VENDOR
-print(json.dumps(sorted(VENDOR + p.relative_to(vendored).as_posix()
-                        for p in vendored.rglob("*") if p.is_file())))
+data = b"Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\\nDL,10397,12892,5,-3\\n"
+verdict = check_daily_file(
+    "2024-01-02.csv", data, [10397, 12892], QualitySettings(), dt.date(2024, 1, 3)
+)
+page = QualityReports(Path(tempfile.mkdtemp())).record("s3://raw/2024-01-02.csv", "v1", verdict)
+html = Path(url2pathname(urlsplit(page).path)).read_text()
+print(json.dumps({
+    "outcome": str(verdict.outcome),
+    "page": page,
+    # What a page loads (scripts, images, stylesheets), not the links a reader may follow.
+    "external": re.findall(r'(?:\\bsrc=|<link\\b[^>]*\\bhref=)"(https?://[^"]+)"', html),
+}))
 """
+
+
+def test_the_reports_static_site_is_built_beside_for_the_deployment(
+    artifact: packaging.Artifact,
+) -> None:
+    site = artifact.static_site / "uncommitted" / "data_docs" / "local_site"
+    files = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
+
+    assert {VENDOR + path for path in npm_files()} <= files
+    assert "static/images/logo-long.png" in files  # GX's own static folder too
+    assert all(f.startswith("static/") for f in files)
 
 
 @pytest.mark.parametrize(
