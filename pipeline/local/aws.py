@@ -42,7 +42,7 @@ from pipeline.core.errors import plain_error
 from pipeline.local import emulator
 from pipeline.local.durable import DurableState
 from pipeline.local.objects import aws_client
-from pipeline.local.redshift_data import WarehouseQueries
+from pipeline.local.redshift_data import RedshiftDataApi
 from pipeline.local.services import LocalServices, own_ports
 from pipeline.settings import Settings, SparkSettings
 
@@ -354,7 +354,10 @@ def serve(settings: Settings) -> None:
     workers = GlueWorkers(settings.spark, LocalServices(settings).aws_log)
     workers.install()
     AlertCapture(settings.local.state_dir / "alerts").install()
-    WarehouseQueries(LocalServices(settings).warehouse_url).install()
+    RedshiftDataApi(
+        LocalServices(settings).warehouse_url,
+        aws_client("s3", settings, LocalServices(settings).endpoint),
+    ).install()
     # Restored before the first request, so no upload lands in a bucket about to be restored.
     durable = DurableState(settings.local.state_dir)
     durable.restore()
