@@ -42,9 +42,19 @@ def described(data_api: Any, statement_id: str, timeout_seconds: float = 60) -> 
 
 
 def redshift_tables(data_api: Any, database: str) -> None:
-    """Create the warehouse tables in ``database`` from the contract's Redshift DDL."""
-    batch = data_api.batch_execute_statement(
-        WorkgroupName=WORKGROUP, Database=database, Sqls=warehouse_ddl(Dialect.REDSHIFT)
-    )
-    description = described(data_api, batch["Id"])
-    assert description["Status"] == "FINISHED", description.get("Error")
+    """Create the warehouse tables in ``database`` from the contract's Redshift DDL, a
+    statement at a time (so the test's batches are the job's alone)."""
+    for sql in warehouse_ddl(Dialect.REDSHIFT):
+        query = data_api.execute_statement(WorkgroupName=WORKGROUP, Database=database, Sql=sql)
+        description = described(data_api, query["Id"])
+        assert description["Status"] == "FINISHED", description.get("Error")
+
+
+def batches_sent(region: str = "us-east-1") -> list[tuple[str, list[str]]]:
+    """Every BatchExecuteStatement the stand-in received, in order: its status as last
+    described, and its statements."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.redshiftdata.models import redshiftdata_backends
+
+    statements = redshiftdata_backends[DEFAULT_ACCOUNT_ID][region].statements.values()
+    return [(s.status, s.sqls) for s in statements if getattr(s, "batch", False)]
