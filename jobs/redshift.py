@@ -68,9 +68,12 @@ class RedshiftWarehouse:
             self._stage(manifest, staging)
         self._wait(self._batch(statements.in_order()))
         query = self._execute(statements.rows_loaded)
-        result = self.data_api.get_statement_result(Id=query)
+        # A result comes in pages (NextToken): a backfill's is a row per file.
+        pages = self.data_api.get_paginator("get_statement_result").paginate(Id=query)
         return {
-            record[0]["stringValue"]: int(record[1]["longValue"]) for record in result["Records"]
+            record[0]["stringValue"]: int(record[1]["longValue"])
+            for page in pages
+            for record in page["Records"]
         }
 
     def record_rejections(self, rejections: Sequence[Rejection], job_run_id: str) -> None:
