@@ -109,7 +109,8 @@ class GlueJvm:
         A read with a ``transformation_ctx`` under ``job-bookmark-enable`` skips the files a
         committed run read, told apart by last-modified time as Glue does (a file written
         again is new); with bookmarks disabled (Glue's default) or without a
-        ``transformation_ctx`` it reads every file (https://docs.aws.amazon.com/glue/latest/dg/monitor-continuations.html). ``withHeader``
+        ``transformation_ctx`` it reads every file
+        (https://docs.aws.amazon.com/glue/latest/dg/monitor-continuations.html). ``withHeader``
         names the columns from the first line and Glue's CSV reader yields text
         (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-format-csv-home.html);
         ``attachFilename`` adds a column holding each row's source object

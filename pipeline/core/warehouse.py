@@ -303,8 +303,8 @@ def load_statements(
     max_rows: Mapping[str, int] | None = None,
 ) -> LoadStatements:
     """The statements that replace the files' days with the copied rows and audit each file,
-    recording ``rejections`` in the same transaction. ``max_rows``: each file's most rows by
-    source key, where the loader counted its lines (the twin)."""
+    recording ``rejections`` in the same transaction. ``max_rows``: by source key, the most
+    rows each file can load, where the loader counted its lines (the twin does)."""
     if not files:
         raise ValueError("a load needs at least one file")
     by_day: dict[dt.date, str] = {}

@@ -162,8 +162,8 @@ class PostgresWarehouse:
         with self.connect() as conn, conn.transaction():
             # The manifest's table has no statistics (autovacuum never analyzes a temporary
             # table) and flight_processed's may predate a backfill, so the planner would
-            # match each row to the manifest's days by a nested loop: 365 days x 365,000 rows
-            # took 10 s where a hash join takes a fraction of one.
+            # match each row to the manifest's days by a nested loop: reloading 365 days of
+            # 1,000 rows took 3 to 4 s that way, about 1 s with a hash join.
             conn.execute("SET LOCAL enable_nestloop = off")
             for manifest in statements.manifests:
                 _send(conn, manifest)
