@@ -4,7 +4,8 @@ Arguments are parsed by Glue's own ``getResolvedOptions`` from an argument vecto
 Glue hands it over, and ``job.init`` / ``job.commit`` go through the real ``awsglue.job.Job``;
 ``tests.glue`` stands in for the JVM classes under them (the job bookmark and the S3 reader),
 and a recorder for the Redshift Data API. Everything else is real: the entrypoint's own code,
-Spark reading and enriching the files, S3 (moto, in-process) for versions and hashes.
+Spark reading and enriching the files (at their S3 URIs, served from local copies), S3 (moto,
+in-process) for versions and hashes.
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ class GlueJob:
 
 
 @pytest.fixture
-def job(aws: Any, spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GlueJob:
+def job(
+    aws: Any, spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[GlueJob]:
     local = tmp_path / "raw"
     local.mkdir()
     aws.create_bucket(Bucket=RAW_BUCKET)
@@ -118,7 +121,6 @@ def job(aws: Any, spark: SparkSession, tmp_path: Path, monkeypatch: pytest.Monke
     (tmp_path / "airport_codes.csv").write_text(AIRPORTS)
     staging = tmp_path / "staging"
     jvm = GlueJvm(spark, local, s3_prefix=f"s3://{RAW_BUCKET}/validated/")
-    install_glue_jvm(monkeypatch, jvm)
     data_api = DataApiRecorder(staged=staging)
     real_client = boto3.client
     monkeypatch.setattr(
@@ -145,7 +147,8 @@ def job(aws: Any, spark: SparkSession, tmp_path: Path, monkeypatch: pytest.Monke
         "--alert_topic_arn": topic,
         "--state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:main",
     }
-    return GlueJob(jvm, data_api, aws, arguments)
+    with install_glue_jvm(monkeypatch, jvm):
+        yield GlueJob(jvm, data_api, aws, arguments)
 
 
 def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
@@ -216,6 +219,18 @@ def test_glue_bookmark_means_the_next_run_reads_only_the_new_file(job: GlueJob, 
     assert nothing.rows_by_key == {}
 
 
+def test_glue_bookmark_reads_a_corrected_file_again(job: GlueJob, aws: Any) -> None:
+    job.upload("2024-01-01.csv", DAY_1)
+    flight_etl.main(job.argv(run=1))
+    corrected = job.upload("2024-01-01.csv", DAY_1.replace("DL,", "UA,"))
+
+    flight_etl.main(job.argv(run=2))
+
+    first, second = job.data_api.batches
+    assert first[0] == second[0]  # the same day replaced
+    assert f"'{corrected}' AS source_version" in second[2]
+
+
 def test_glue_does_not_commit_the_bookmark_when_the_warehouse_load_fails(
     job: GlueJob, aws: Any
 ) -> None:
@@ -226,7 +241,7 @@ def test_glue_does_not_commit_the_bookmark_when_the_warehouse_load_fails(
         flight_etl.main(job.argv())
 
     assert ("job.commit", None) not in job.jvm.calls
-    assert job.jvm.committed == set()
+    assert job.jvm.committed == {}
 
 
 def published_alerts() -> list[dict[str, Any]]:
