@@ -18,7 +18,7 @@ from jobs.flights import (
     read_airports,
     read_schema,
 )
-from jobs.load import NewFlights
+from jobs.load import NewFlights, validated_copy
 from jobs.quarantine import quarantine_rejected
 from pipeline.core.contract import (
     DAILY_FLIGHTS,
@@ -104,7 +104,7 @@ class GlueBookmarkedSource:
     @staticmethod
     def _flights(frame: DataFrame, files: Sequence[SourceFile]) -> NewFlights:
         # The Glue reader already names each row's file by its S3 URI.
-        origins = [FileOrigin(f.uri, f.uri, f.flight_date) for f in files]
+        origins = [FileOrigin(f.uri, f.flight_date) for f in files]
         accepted = contract_columns(frame).where(F.col(SOURCE_FILE).isin([f.uri for f in files]))
         return NewFlights(accepted, files, origins)
 
@@ -119,24 +119,16 @@ class GlueBookmarkedSource:
 
 def describe_object(s3: Any, uri: str, raw_prefix: str) -> SourceFile:
     """The version id, content sha256 and upload of an S3 object (ETags are not content
-    hashes); the upload is the raw key of the file's name and the copy's source version."""
+    hashes)."""
     bucket, key = split_s3_uri(uri)
-    day = flight_date_of(key)
+    flight_date_of(key)
     body = s3.get_object(Bucket=bucket, Key=key)
     digest = hashlib.sha256()
     for chunk in body["Body"].iter_chunks(1 << 20):
         digest.update(chunk)
     version = body.get("VersionId") or "null"
     upload_version = body.get("Metadata", {}).get(SOURCE_VERSION)
-    return SourceFile(
-        key=key,
-        version=version,
-        sha256=digest.hexdigest(),
-        flight_date=day,
-        uri=uri,
-        upload_key=raw_prefix + key.rsplit("/", 1)[-1] if upload_version else None,
-        upload_version=upload_version,
-    )
+    return validated_copy(uri, version, digest.hexdigest(), upload_version, raw_prefix)
 
 
 @dataclass

@@ -6,8 +6,9 @@ A load replaces whole days in one transaction:
 2. ``COPY`` the new rows straight into ``flight_processed`` (no staging table inside the
    warehouse, so the data is written once);
 3. ``INSERT`` one ``flight_load_audit`` row per file version, with the rows it loaded: counted
-   in the table, or, when the file's line count proves it, that count (``proven_row_counts``);
-   and one ``flight_load_rejects`` row per file version the load set aside (``Rejection``).
+   in the table, or given when the caller knows them exactly (the twin's line counts can prove
+   them); and one ``flight_load_rejects`` row per file version the load set aside
+   (``Rejection``).
 
 The transaction commits all three or none, so a retried, duplicated or killed run never leaves
 a day half-loaded or loaded twice. Only the ``COPY`` differs between the dialects: Redshift
@@ -56,9 +57,6 @@ class SourceFile:
     sha256: str
     flight_date: dt.date
     uri: str
-    max_rows: int | None = None
-    """At most this many rows load from the file: its lines after the header (the job reads
-    each row from a line of its own; a blank line loads nothing). None where not counted."""
     upload_key: str | None = None
     """The uploaded key this copy was promoted from (the raw prefix and the file's name)."""
     upload_version: str | None = None
@@ -230,8 +228,8 @@ def audit_insert(
     """The INSERT of one audit row per file version not audited yet.
 
     ``row_counts`` gives each file's loaded rows by source key when the caller knows them
-    exactly (``proven_row_counts``); without it, each day's rows are counted in the table,
-    which scans every row the load wrote.
+    exactly (the twin proves them from its line counts); without it, each day's rows are
+    counted in the table, which scans every row the load wrote.
     """
     # A manifest of literal SELECTs works on both dialects (Redshift has no VALUES in FROM).
     manifest = "\n    UNION ALL ".join(
@@ -264,21 +262,6 @@ def audit_insert(
         f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_AUDIT.name} a\n"
         "    WHERE a.source_key = m.source_key AND a.source_version = m.source_version)"
     )
-
-
-def proven_row_counts(files: Sequence[SourceFile], rows_copied: int) -> dict[str, int] | None:
-    """Each file's loaded rows by source key, proven without reading the table; or None.
-
-    A file loads at most ``max_rows`` rows, and the job loads every row it reads exactly once
-    (each flight is kept, joined to at most one airport per side). So when the files' bounds
-    add up to exactly the rows the load copied, every file loaded exactly its bound. When they
-    do not (blank lines, a file not counted), the audit has to count in the table.
-    """
-    bounds = {f.key: f.max_rows for f in files}
-    known = {key: bound for key, bound in bounds.items() if bound is not None}
-    if len(known) != len(bounds) or sum(known.values()) != rows_copied:
-        return None
-    return known
 
 
 def staged_values(line: str) -> dict[str, str | None]:
