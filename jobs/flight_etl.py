@@ -70,15 +70,17 @@ def main(argv: Sequence[str]) -> LoadResult:
     job_run_id = args["JOB_RUN_ID"]
     where = f"CloudWatch log group {GLUE_LOG_GROUP}, stream {job_run_id}"
     s3 = boto3.client("s3")
+    source = GlueBookmarkedSource(
+        glue_context,
+        args["validated_uri"],
+        s3,
+        max_header_bytes=settings.quality.max_line_bytes,
+        raw_prefix=storage.raw_prefix,
+        quarantine_prefix=storage.quarantine_prefix,
+    )
     try:
         result = run(
-            GlueBookmarkedSource(
-                glue_context,
-                args["validated_uri"],
-                s3,
-                raw_prefix=storage.raw_prefix,
-                quarantine_prefix=storage.quarantine_prefix,
-            ),
+            source,
             S3AirportSource(glue_context.spark_session, args["dimension_uri"]),
             RedshiftWarehouse(
                 boto3.client("redshift-data"),

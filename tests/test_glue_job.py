@@ -5,7 +5,7 @@ Glue hands it over, and ``job.init`` / ``job.commit`` go through the real ``awsg
 ``tests.glue`` stands in for the JVM classes under them (the job bookmark and the S3 reader),
 and a recorder for the Redshift Data API. Everything else is real: the entrypoint's own code,
 Spark reading and enriching the files (at their S3 URIs, served from local copies), S3 (moto,
-in-process) for versions and hashes.
+in-process) for versions, metadata and checksums.
 """
 
 from __future__ import annotations
@@ -17,14 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import awsglue.context
 import boto3
 import pytest
 from awsglue.utils import getResolvedOptions
 from moto import mock_aws
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
 from jobs import flight_etl, validation
+from jobs.flights import read_daily_files
+from jobs.glue_source import GlueBookmarkedSource
 from pipeline import workflow
+from pipeline.core.contract import SOURCE_VERSION, header_names
+from pipeline.core.errors import plain_error
 from pipeline.core.warehouse import staged_values as staged_fields
 from pipeline.settings import load_settings
 from tests.glue import BOOKMARK_ENABLED, GlueJvm, glue_argv, install_glue_jvm, run_id
@@ -97,15 +103,27 @@ class GlueJob:
     s3: Any
     arguments: dict[str, str]
     """The run's arguments, named as the state machine names them, with local locations."""
+    gets: list[dict[str, str]]
+    """Every GetObject the job's S3 clients sent: the key and the byte range asked for."""
 
     def argv(self, run: int = 1) -> list[str]:
         return glue_argv("flight_etl.py", self.arguments, job_name=JOB_NAME, run=run)
 
-    def upload(self, name: str, text: str) -> str:
-        """Put a validated copy in S3 and in Glue's local view of it; return its version id."""
+    def upload(self, name: str, text: str, *, by_hand: bool = False, upload: str = "") -> str:
+        """Put a validated copy in S3 and in Glue's local view of it; return its version id.
+
+        The validation job has S3 keep the copy's SHA-256 checksum and names the upload's
+        version (``upload``) in the copy's metadata; a copy written ``by_hand`` has neither.
+        """
         (self.jvm.local / name).write_text(text)
+        written = {} if by_hand else {"ChecksumAlgorithm": "SHA256"}
+        metadata = {SOURCE_VERSION: upload} if upload else {}
         response = self.s3.put_object(
-            Bucket=RAW_BUCKET, Key=f"validated/{name}", Body=text.encode()
+            Bucket=RAW_BUCKET,
+            Key=f"validated/{name}",
+            Body=text.encode(),
+            Metadata=metadata,
+            **written,
         )
         return str(response["VersionId"])
 
@@ -123,11 +141,22 @@ def job(
     jvm = GlueJvm(spark, local, s3_prefix=f"s3://{RAW_BUCKET}/validated/")
     data_api = DataApiRecorder(staged=staging)
     real_client = boto3.client
-    monkeypatch.setattr(
-        boto3,
-        "client",
-        lambda name, **kw: data_api if name == "redshift-data" else real_client(name, **kw),
-    )
+    gets: list[dict[str, str]] = []
+
+    def client(name: str, **kw: Any) -> Any:
+        if name == "redshift-data":
+            return data_api
+        made = real_client(name, **kw)
+        if name == "s3":  # what the job asks of S3 objects: a whole object, or a range of one
+            made.meta.events.register(
+                "provide-client-params.s3.GetObject",
+                lambda params, **_: gets.append(
+                    {"Key": params["Key"], "Range": params.get("Range", "")}
+                ),
+            )
+        return made
+
+    monkeypatch.setattr(boto3, "client", client)
     topic = boto3.client("sns").create_topic(Name="alerts")["TopicArn"]
     sqs = boto3.client("sqs")
     queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
@@ -148,7 +177,7 @@ def job(
         "--state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:main",
     }
     with install_glue_jvm(monkeypatch, jvm):
-        yield GlueJob(jvm, data_api, aws, arguments)
+        yield GlueJob(jvm, data_api, aws, arguments, gets)
 
 
 def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
@@ -176,6 +205,9 @@ def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
     assert f"FROM '{staged}' IAM_ROLE 'arn:aws:iam::111111111111:role/copy'" in copy
     assert f"'{version}' AS source_version" in audit
     assert f"'{hashlib.sha256(DAY_1.encode()).hexdigest()}' AS sha256" in audit
+    # The version and the digest come from the copy's HEAD (S3 keeps the copy's SHA-256
+    # checksum), its header from a range of its first bytes: nothing fetched it whole.
+    assert [get["Key"] for get in job.gets if not get["Range"]] == []
 
     assert copy.endswith("DELIMITER '\\t' ESCAPE DATEFORMAT 'YYYY-MM-DD'")
 
@@ -262,7 +294,7 @@ def test_glue_sets_aside_a_file_whose_value_the_warehouse_cannot_hold_and_loads_
     job: GlueJob, aws: Any
 ) -> None:
     job.upload("2024-01-01.csv", DAY_1)
-    bad = job.upload("2024-01-02.csv", day_with_a_delay_too_big_for_integer(12, 11))
+    bad = job.upload("2024-01-02.csv", day_with_a_delay_too_big_for_integer(12, 11), by_hand=True)
 
     result = flight_etl.main(job.argv())
 
@@ -297,6 +329,54 @@ def test_glue_sets_aside_a_file_whose_value_the_warehouse_cannot_hold_and_loads_
     assert f"REJECTED s3://{RAW_BUCKET}/validated/2024-01-02.csv" in alert["Message"]
     assert reason in alert["Message"]
     assert f"CloudWatch log group /aws-glue/jobs/error, stream {run_id(1)}" in alert["Message"]
+
+
+def test_a_malformed_value_fails_the_glue_read_as_it_fails_the_twins(
+    job: GlueJob, spark: SparkSession
+) -> None:
+    text = DAY_1.replace("DL,10397,12892,5,", "DL,10397,12892,7.5,")
+    job.upload("2024-01-02.csv", text)
+    local = job.jvm.local / "2024-01-02.csv"
+    twin = read_daily_files(spark, {str(local): header_names(text.splitlines()[0])})
+    glue = GlueBookmarkedSource(
+        awsglue.context.GlueContext(spark.sparkContext),  # the JVM stand-in's
+        f"s3://{RAW_BUCKET}/validated/",
+        job.s3,
+        max_header_bytes=len(text),
+    ).new_flights()
+    assert glue.flights is not None
+
+    errors = []
+    for flights, read_at in ((twin, local.as_uri()), (glue.flights, glue.files[0].uri)):
+        with pytest.raises(Py4JJavaError) as failure:
+            flights.collect()
+        errors.append(plain_error(failure.value).replace(read_at, "<the file>"))
+
+    assert errors[0] == errors[1]
+    assert "MALFORMED_RECORD_IN_PARSING" in errors[0]
+
+
+def test_glue_reads_the_files_as_the_twin_does_so_a_fractional_delay_is_set_aside(
+    job: GlueJob, aws: Any
+) -> None:
+    """Glue's own reader would read ``7.5`` as text and a cast would make it 7; the twin's
+    read, with the contract's types, refuses it, and so must the Glue job's."""
+    job.upload("2024-01-01.csv", DAY_1)
+    bad = job.upload(
+        "2024-01-02.csv", DAY_1.replace("DL,10397,12892,5,", "DL,10397,12892,7.5,"), upload="u1"
+    )
+
+    result = flight_etl.main(job.argv())
+
+    [rejection] = result.rejected
+    assert (rejection.file.version, rejection.reason) == (
+        bad,
+        "line 2, DepDelay: 7.5 is not a whole number",
+    )
+    upload = (rejection.file.upload_key, rejection.file.upload_version)
+    assert upload == ("raw/2024-01-02.csv", "u1")
+    (batch,) = job.data_api.batches
+    assert batch[0] == "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-01')"
 
 
 def test_glue_finds_the_file_of_a_row_redshift_refused_by_halving_the_load(

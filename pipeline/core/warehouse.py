@@ -50,7 +50,9 @@ STAGED_ESCAPED: tuple[str, ...] = (STAGED_ESCAPE, STAGED_DELIMITER, "\n", "\r")
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One version of one daily file, as the load sees it."""
+    """One version of one daily file, as the load sees it. What each field holds is the
+    contract's column of the same meaning (``pipeline.core.contract``: ``VALIDATED_KEY``,
+    ``VALIDATED_VERSION``, ``VALIDATED_SHA256``, ``UPLOAD_KEY``, ``UPLOAD_VERSION``)."""
 
     key: str
     version: str
@@ -58,10 +60,7 @@ class SourceFile:
     flight_date: dt.date
     uri: str
     upload_key: str | None = None
-    """The uploaded key this copy was promoted from (the raw prefix and the file's name)."""
     upload_version: str | None = None
-    """The upload's version (the copy's ``source-version`` metadata); None for a copy no upload
-    names, such as one written by hand."""
 
 
 @dataclass(frozen=True)
