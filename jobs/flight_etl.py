@@ -88,6 +88,8 @@ def main(argv: Sequence[str]) -> LoadResult:
                 database=args["redshift_database"],
                 staging_uri=args["staging_uri"],
                 copy_role_arn=args["redshift_copy_role_arn"],
+                # Spark read the copies' current versions: still the ones listed, or stop.
+                before_commit=source.confirm_read,
             ),
             job_run_id=job_run_id,
             alerts=SnsRejectionAlerts(

@@ -11,7 +11,9 @@ value one runtime refuses the other refuses alike.
 
 What the load records of each copy comes from its HEAD: the version, the upload's version in
 its metadata and the SHA-256 checksum S3 keeps of it (``pipeline.core.contract``,
-``VALIDATED_SHA256``).
+``VALIDATED_SHA256``). Spark reads an object's current version and cannot be pinned to the
+version listed, so once Spark has read the files, ``confirm_read`` checks that each is still
+that version; the load stops before its warehouse transaction otherwise.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ def _each(work: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
     """``work`` on every item, a few S3 requests at once, in the items' order."""
     with ThreadPoolExecutor(max_workers=_REQUESTS_AT_ONCE) as pool:
         return list(pool.map(work, items))
+
+
+class CopyChangedError(RuntimeError):
+    """A validated copy is no longer the version the load listed: it changed while Spark read
+    it, so what was read is not the version the load would record."""
 
 
 @dataclass
@@ -147,6 +154,26 @@ class GlueBookmarkedSource:
         headers = {f.uri: self._headers[f.uri] for f in files}
         flights = read_daily_files(self.glue_context.spark_session, headers)
         return NewFlights(flights, files, [FileOrigin(f.uri, f.flight_date) for f in files])
+
+    def confirm_read(self, files: Sequence[SourceFile]) -> None:
+        """Raise ``CopyChangedError`` unless each file is still the version listed, once Spark
+        has read them: then the version Spark read is the one the load records."""
+
+        def current(file: SourceFile) -> str:
+            bucket, key = split_s3_uri(file.uri)
+            return str(self.s3.head_object(Bucket=bucket, Key=key).get("VersionId") or "null")
+
+        changed = [
+            f"{f.uri} changed while the load read it: version {f.version} was listed, {now} is "
+            "there now"
+            for f, now in zip(files, _each(current, files), strict=True)
+            if now != f.version
+        ]
+        if changed:
+            raise CopyChangedError(
+                "; ".join(changed) + ". The load stopped before its warehouse transaction and "
+                "the bookmark stays where it was: the next run loads what is there then."
+            )
 
     def content(self, file: SourceFile) -> bytes:
         bucket, key = split_s3_uri(file.uri)

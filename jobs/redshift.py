@@ -38,6 +38,9 @@ class RedshiftWarehouse:
     database: str
     staging_uri: str
     copy_role_arn: str
+    before_commit: Callable[[Sequence[SourceFile]], None] | None = None
+    """Called with the files once their lines are staged (Spark has read them) and before the
+    transaction: raising stops the load with nothing committed."""
     poll_seconds: float = 5.0
     sleep: Callable[[float], None] = time.sleep
 
@@ -50,6 +53,8 @@ class RedshiftWarehouse:
     ) -> Mapping[str, int]:
         staged = f"{self.staging_uri.rstrip('/')}/{job_run_id}/"
         lines.write.mode("overwrite").text(staged)
+        if self.before_commit is not None:
+            self.before_commit(files)
         copy = copy_statement(Dialect.REDSHIFT, staged_uri=staged, iam_role=self.copy_role_arn)
         statements = load_statements(files, job_run_id, copy, rejections)
         batch = self.data_api.batch_execute_statement(

@@ -28,6 +28,7 @@ from pyspark.sql import SparkSession
 from jobs import flight_etl, validation
 from jobs.flights import read_daily_files
 from jobs.glue_source import GlueBookmarkedSource
+from jobs.redshift import RedshiftWarehouse
 from pipeline import workflow
 from pipeline.core.contract import SOURCE_VERSION, header_names
 from pipeline.core.errors import plain_error
@@ -261,6 +262,40 @@ def test_glue_bookmark_reads_a_corrected_file_again(job: GlueJob, aws: Any) -> N
     first, second = job.data_api.batches
     assert first[0] == second[0]  # the same day replaced
     assert f"'{corrected}' AS source_version" in second[2]
+
+
+def test_glue_stops_uncommitted_when_a_copy_is_replaced_while_the_load_reads_it(
+    job: GlueJob, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed = job.upload("2024-01-01.csv", DAY_1)
+    replace_days = RedshiftWarehouse.replace_days
+    replaced: list[str] = []
+
+    def promoted_meanwhile(self: RedshiftWarehouse, *args: Any, **kwargs: Any) -> Any:
+        # A correction promoted after the load listed the copy and before Spark read it.
+        if not replaced:
+            replaced.append(job.upload("2024-01-01.csv", DAY_1.replace("DL,", "UA,")))
+        return replace_days(self, *args, **kwargs)
+
+    monkeypatch.setattr(RedshiftWarehouse, "replace_days", promoted_meanwhile)
+
+    with pytest.raises(flight_etl.LoadFailedError) as failure:
+        flight_etl.main(job.argv(run=1))
+
+    assert (
+        f"s3://{RAW_BUCKET}/validated/2024-01-01.csv changed while the load read it: "
+        f"version {listed} was listed, {replaced[0]} is there now"
+    ) in str(failure.value)
+    assert job.data_api.batches == []  # nothing reached the warehouse
+    assert ("job.commit", None) not in job.jvm.calls
+
+    monkeypatch.setattr(RedshiftWarehouse, "replace_days", replace_days)
+    job.data_api.rows_by_key = {"validated/2024-01-01.csv": 2}
+    retried = flight_etl.main(job.argv(run=2))
+
+    assert retried.rows_by_key == {"validated/2024-01-01.csv": 2}
+    ((_, _, audit),) = job.data_api.batches
+    assert f"'{replaced[0]}' AS source_version" in audit
 
 
 def test_glue_does_not_commit_the_bookmark_when_the_warehouse_load_fails(
