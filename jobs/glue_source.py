@@ -103,6 +103,7 @@ class GlueBookmarkedSource:
         """The files under the validated prefix that the job bookmark has not seen: the
         distinct files of a bookmarked read (``attachFilename`` names each record's file,
         https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-connect-s3-home.html).
+        Glue reads the files' records to name them: that pass is what the bookmark costs.
         """
         frame: DataFrame = self.glue_context.create_dynamic_frame.from_options(
             connection_type="s3",
@@ -120,8 +121,7 @@ class GlueBookmarkedSource:
         header, from that version's first bytes."""
         bucket, key = split_s3_uri(uri)
         head = self.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        # An unversioned bucket answers without a version id; S3 calls that version "null".
-        version = str(head.get("VersionId") or "null")
+        version = _version(head)
         sha256 = _sha256_checksum(head) or self._sha256_read(bucket, key, version)
         upload_version = head.get("Metadata", {}).get(SOURCE_VERSION)
         file = validated_copy(uri, version, sha256, upload_version, self.raw_prefix)
@@ -161,7 +161,7 @@ class GlueBookmarkedSource:
 
         def current(file: SourceFile) -> str:
             bucket, key = split_s3_uri(file.uri)
-            return str(self.s3.head_object(Bucket=bucket, Key=key).get("VersionId") or "null")
+            return _version(self.s3.head_object(Bucket=bucket, Key=key))
 
         changed = [
             f"{f.uri} changed while the load read it: version {f.version} was listed, {now} is "
@@ -182,6 +182,12 @@ class GlueBookmarkedSource:
 
     def set_aside(self, rejection: Rejection, job_run_id: str) -> None:
         quarantine_rejected(self.s3, rejection, self.quarantine_prefix, job_run_id)
+
+
+def _version(head: dict[str, Any]) -> str:
+    """The version id a HEAD names; an unversioned bucket answers without one, and S3 calls
+    that version "null"."""
+    return str(head.get("VersionId") or "null")
 
 
 def _sha256_checksum(head: dict[str, Any]) -> str | None:
