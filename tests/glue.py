@@ -115,10 +115,10 @@ class GlueJvm:
     local: Path
     s3_prefix: str
     calls: list[tuple[str, Any]] = field(default_factory=list)
-    committed: dict[str, int] = field(default_factory=dict)
-    """The bookmark's store: each file read through it by runs that committed, with its
-    last-modified time then."""
-    pending: dict[str, int] = field(default_factory=dict)
+    committed: set[tuple[str, int]] = field(default_factory=set)
+    """The bookmark's store: (name, last-modified time) of each file read through it by runs
+    that committed."""
+    pending: set[tuple[str, int]] = field(default_factory=set)
     """Files this run read through the bookmark; they join ``committed`` at the commit."""
     bookmark_option: str | None = None
 
@@ -129,7 +129,7 @@ class GlueJvm:
         (https://docs.aws.amazon.com/glue/latest/dg/programming-etl-connect-bookmarks.html)."""
         self.calls.append(("job.init", (job_name, dict(args))))
         self.bookmark_option = args["job_bookmark_option"]
-        self.pending = {}
+        self.pending = set()
 
     def commit(self) -> None:
         """The bookmark's state is saved at ``job.commit``: a run that never commits leaves the
@@ -147,9 +147,8 @@ class GlueJvm:
         """Rows of the files at ``connection_options["paths"]``, text columns by header.
 
         A read with a ``transformation_ctx`` under ``job-bookmark-enable`` skips the files a
-        committed run read, unless they were modified since: "For Amazon S3 input sources, AWS
-        Glue job bookmarks check the last modified time of the objects to verify which objects
-        need to be reprocessed"; with bookmarks disabled (Glue's default) or without a
+        committed run read, told apart by last-modified time as Glue does (a file written
+        again is new); with bookmarks disabled (Glue's default) or without a
         ``transformation_ctx`` it reads every file
         (https://docs.aws.amazon.com/glue/latest/dg/monitor-continuations.html). ``withHeader``
         names the columns from the first line and Glue's CSV reader yields text
@@ -159,9 +158,8 @@ class GlueJvm:
         """
         files = sorted({p for path in connection_options["paths"] for p in self._files(path)})
         if transformation_ctx and self.bookmark_option == BOOKMARK_ENABLED:
-            modified = {p.name: p.stat().st_mtime_ns for p in files}
-            files = [p for p in files if self.committed.get(p.name) != modified[p.name]]
-            self.pending |= {p.name: modified[p.name] for p in files}
+            files = [p for p in files if (p.name, p.stat().st_mtime_ns) not in self.committed]
+            self.pending |= {(p.name, p.stat().st_mtime_ns) for p in files}
         if not files:
             return self.spark.createDataFrame([], "x string").drop("x")
         assert format_options["withHeader"]
