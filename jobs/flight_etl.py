@@ -70,15 +70,17 @@ def main(argv: Sequence[str]) -> LoadResult:
     job_run_id = args["JOB_RUN_ID"]
     where = f"CloudWatch log group {GLUE_LOG_GROUP}, stream {job_run_id}"
     s3 = boto3.client("s3")
+    source = GlueBookmarkedSource(
+        glue_context,
+        args["validated_uri"],
+        s3,
+        max_header_bytes=settings.quality.max_line_bytes,
+        raw_prefix=storage.raw_prefix,
+        quarantine_prefix=storage.quarantine_prefix,
+    )
     try:
         result = run(
-            GlueBookmarkedSource(
-                glue_context,
-                args["validated_uri"],
-                s3,
-                raw_prefix=storage.raw_prefix,
-                quarantine_prefix=storage.quarantine_prefix,
-            ),
+            source,
             S3AirportSource(glue_context.spark_session, args["dimension_uri"]),
             RedshiftWarehouse(
                 boto3.client("redshift-data"),
@@ -87,6 +89,8 @@ def main(argv: Sequence[str]) -> LoadResult:
                 database=args["redshift_database"],
                 staging_uri=args["staging_uri"],
                 copy_role_arn=args["redshift_copy_role_arn"],
+                # Spark read the copies' current versions: still the ones listed, or stop.
+                before_commit=source.confirm_read,
             ),
             job_run_id=job_run_id,
             alerts=SnsRejectionAlerts(

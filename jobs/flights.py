@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -84,8 +82,9 @@ def read_csv_files(
     """Read CSV files whose headers may differ in order and case, as one DataFrame.
 
     Files sharing a header are read together (usually all of them: one scan); the result has the
-    contract's columns in contract order plus ``source_file``, the path Spark read. Malformed
-    values fail the read (FAILFAST) rather than turning into silent NULLs.
+    contract's columns in contract order plus ``source_file``, each row's file as Spark names
+    it (an ``s3://`` object's URI; a local file's ``file:`` URI). Malformed values fail the
+    read (FAILFAST) rather than turning into silent NULLs.
     """
     if not headers_by_path:
         raise ValueError("no files to read")
@@ -125,21 +124,27 @@ def read_airports(spark: SparkSession, path: str, header: Sequence[str]) -> Data
 
 @dataclass(frozen=True)
 class FileOrigin:
-    """Where a file Spark read came from: what the warehouse calls it and the day it carries."""
+    """Where a file Spark read came from: the object it is and the day it carries."""
 
-    read_path: str
-    """The path as ``input_file_name()`` spells it (see ``spark_paths``)."""
     uri: str
+    """The object's ``s3://`` URI. Spark names each row's file by the URI it was read at, so the
+    rows of an object read at this URI carry it in ``source_file`` (a daily file's key holds no
+    character Spark would escape)."""
     flight_date: dt.date
 
 
-def spark_paths(frame: DataFrame) -> dict[str, str]:
-    """How ``input_file_name()`` spells each local file ``frame`` reads (a ``file://`` URI,
-    percent-encoded), by the file's absolute path.
+def literal_rows(
+    spark: SparkSession, rows: Sequence[Mapping[str, object]], schema: str
+) -> DataFrame:
+    """A small DataFrame of ``rows`` (``schema`` is their struct's DDL), parsed in the JVM.
 
-    One call for all the files, decoding Spark's spelling rather than reproducing its encoding.
+    One JSON literal: a DataFrame from a Python list would run Python workers before the load's
+    first task, and a literal array of that many structs would take Catalyst seconds to plan for
+    a year of files.
     """
-    return {os.path.abspath(unquote(urlsplit(uri).path)): uri for uri in frame.inputFiles()}
+    return spark.range(1).select(
+        F.inline(F.from_json(F.lit(json.dumps(rows)), f"array<struct<{schema}>>"))
+    )
 
 
 def unique_airports(airports: DataFrame) -> DataFrame:
@@ -173,20 +178,15 @@ def staged_field(value: Column, kind: ColumnType) -> Column:
 
 
 def _file_fields(spark: SparkSession, origins: Sequence[FileOrigin]) -> DataFrame:
-    """One row per file: the path Spark read, and its flight date and URI as staged fields."""
-    # One JSON literal, parsed in the JVM: a DataFrame from a Python list would run Python
-    # workers before the load's first task, and a literal array of that many structs would
-    # take Catalyst seconds to plan for a year of files.
-    rows = json.dumps(
-        [
-            {"_read_path": o.read_path, FLIGHT_DATE: o.flight_date.isoformat(), SOURCE_FILE: o.uri}
-            for o in origins
-        ]
-    )
-    schema = f"array<struct<_read_path: string, {FLIGHT_DATE}: date, {SOURCE_FILE}: string>>"
-    files = spark.range(1).select(F.inline(F.from_json(F.lit(rows), schema)))
+    """One row per file: its URI as the rows name it, and its flight date and URI as staged
+    fields."""
+    rows = [
+        {"_uri": o.uri, FLIGHT_DATE: o.flight_date.isoformat(), SOURCE_FILE: o.uri} for o in origins
+    ]
+    schema = f"_uri: string, {FLIGHT_DATE}: date, {SOURCE_FILE}: string"
+    files = literal_rows(spark, rows, schema)
     return files.select(
-        "_read_path",
+        "_uri",
         *(staged_field(F.col(c), _LOAD_TYPES[c]).alias(c) for c in (FLIGHT_DATE, SOURCE_FILE)),
     )
 
@@ -221,7 +221,8 @@ def enrich_to_staged(
     Each row gets its file's flight date (decided once per file from its name, by the
     contract's rule) and object URI, and the details of its origin and destination airports;
     every flight is kept, and an airport missing from the dimension leaves its details NULL.
-    ``flights`` carries the daily-file contract columns and ``source_file``, the path Spark read.
+    ``flights`` carries the daily-file contract columns and ``source_file``, the URI of the
+    object each row was read from (``FileOrigin.uri``).
 
     Every value is rendered as a staged field where it is first known, so it is rendered once:
     a file's date and URI once per file, an airport's details once per airport (all of them as
@@ -235,9 +236,9 @@ def enrich_to_staged(
     """
     files = _file_fields(flights.sparkSession, origins)
     joined = (
-        flights.withColumnRenamed(SOURCE_FILE, "_read_path")
-        .join(F.broadcast(files), on="_read_path", how="left")
-        .drop("_read_path")
+        flights.withColumnRenamed(SOURCE_FILE, "_uri")
+        .join(F.broadcast(files), on="_uri", how="left")
+        .drop("_uri")
     )
     details = _airport_segments(unique_airports(airports))
     # Each side's segment is named after its first detail column and stands in for all of them.

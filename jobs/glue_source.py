@@ -1,27 +1,43 @@
 """The load's input on AWS Glue: new validated files through a Glue job bookmark, and the
-airport dimension from S3."""
+airport dimension from S3.
+
+Glue keeps a job bookmark for its own readers only
+(https://docs.aws.amazon.com/glue/latest/dg/monitor-continuations.html), so a DynamicFrame
+read of the validated prefix with a ``transformation_ctx`` is what tells which files are new.
+That read is used for nothing else: a DynamicFrame decides each record's types on its own and
+a cast after it turns a value the contract refuses into a guess. The new files' rows are read
+as the twin reads them, with the contract's schema and FAILFAST (``read_daily_files``), so a
+value one runtime refuses the other refuses alike.
+
+What the load records of each copy comes from its HEAD: the version, the upload's version in
+its metadata and the SHA-256 checksum S3 keeps of it (``pipeline.core.contract``,
+``VALIDATED_SHA256``). Spark reads an object's current version and cannot be pinned to the
+version listed, so once Spark has read the files, ``confirm_read`` checks that each is still
+that version; the load stops before its warehouse transaction otherwise.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from jobs.flights import (
     SOURCE_FILE,
     FileOrigin,
     read_airports,
-    read_schema,
+    read_daily_files,
 )
-from jobs.load import NewFlights
+from jobs.load import NewFlights, validated_copy
 from jobs.quarantine import quarantine_rejected
 from pipeline.core.contract import (
-    DAILY_FLIGHTS,
     SOURCE_VERSION,
     NotADailyFileError,
     flight_date_of,
@@ -35,31 +51,23 @@ from pipeline.core.warehouse import (
 
 log = logging.getLogger(__name__)
 
+_REQUESTS_AT_ONCE = 8
+"""S3 requests in flight at once while describing a backfill's files (a HEAD each, and a range
+of each one's first bytes): one at a time, 365 files would take seconds of round trips."""
 
-def contract_columns(frame: DataFrame) -> DataFrame:
-    """Contract columns (matched by header name, as ``read_schema`` does) cast to their types.
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
-    Glue's reader yields text; a cast that fails gives NULL in Spark (ANSI off), which would
-    load a NULL in place of a value the warehouse cannot hold. Such a value fails the read
-    instead, as the twin's FAILFAST read does, so the load sets the file aside.
-    """
-    headers = [name for name in frame.columns if name != SOURCE_FILE]
-    schema = read_schema(DAILY_FLIGHTS, headers)
-    typed = {}
-    for header, typed_field in zip(headers, schema.fields, strict=True):
-        raw = F.col(f"`{header}`")
-        cast = raw.cast(typed_field.dataType)
-        failed = raw.isNotNull() & (raw != "") & cast.isNull()
-        refused = F.raise_error(
-            F.concat(
-                F.lit(f"MALFORMED_RECORD_IN_PARSING: {header} "),
-                raw,
-                F.lit(" in "),
-                F.col(SOURCE_FILE),
-            )
-        )
-        typed[typed_field.name] = F.when(failed, refused).otherwise(cast).alias(typed_field.name)
-    return frame.select(*(typed[c.name] for c in DAILY_FLIGHTS.columns), F.col(SOURCE_FILE))
+
+def _each(work: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+    """``work`` on every item, a few S3 requests at once, in the items' order."""
+    with ThreadPoolExecutor(max_workers=_REQUESTS_AT_ONCE) as pool:
+        return list(pool.map(work, items))
+
+
+class CopyChangedError(RuntimeError):
+    """A validated copy is no longer the version the load listed: it changed while Spark read
+    it, so what was read is not the version the load would record."""
 
 
 @dataclass
@@ -69,44 +77,103 @@ class GlueBookmarkedSource:
     glue_context: Any
     validated_uri: str
     s3: Any
+    max_header_bytes: int
+    """The longest header read: the gate's longest line (``QualitySettings.max_line_bytes``)."""
     raw_prefix: str = "raw/"
     quarantine_prefix: str = "quarantine/"
-
-    def _frame(self, paths: Sequence[str], **bookmark: str) -> DataFrame:
-        frame: DataFrame = self.glue_context.create_dynamic_frame.from_options(
-            connection_type="s3",
-            connection_options={"paths": list(paths), "recurse": True},
-            format="csv",
-            format_options={"withHeader": True, "attachFilename": SOURCE_FILE},
-            **bookmark,
-        ).toDF()
-        return frame
+    _headers: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False)
+    """The header of each new file's listed version, by URI."""
 
     def new_flights(self) -> NewFlights:
-        frame = self._frame([self.validated_uri], transformation_ctx="validated_flights")
-        if not frame.columns:
-            return NewFlights(None, [])
-        uris = [row[SOURCE_FILE] for row in frame.select(SOURCE_FILE).distinct().collect()]
-        files, refused = [], {}
-        for uri in sorted(uris):
+        daily, refused = [], {}
+        for uri in self._bookmarked_files():
             try:
-                files.append(describe_object(self.s3, uri, self.raw_prefix))
+                flight_date_of(uri)
             except NotADailyFileError as exc:
                 refused[uri] = str(exc)
-        if not files:
+            else:
+                daily.append(uri)
+        if not daily:
             return NewFlights(None, [], refused=refused)
-        return replace(self._flights(frame, files), refused=refused)
+        listed = _each(self._listed, daily)
+        self._headers.update((file.uri, header) for file, header in listed)
+        return replace(self.read([file for file, _ in listed]), refused=refused)
+
+    def _bookmarked_files(self) -> list[str]:
+        """The files under the validated prefix that the job bookmark has not seen: the
+        distinct files of a bookmarked read (``attachFilename`` names each record's file,
+        https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-connect-s3-home.html).
+        Glue reads the files' records to name them: that pass is what the bookmark costs.
+        """
+        frame: DataFrame = self.glue_context.create_dynamic_frame.from_options(
+            connection_type="s3",
+            connection_options={"paths": [self.validated_uri], "recurse": True},
+            format="csv",
+            format_options={"withHeader": True, "attachFilename": SOURCE_FILE},
+            transformation_ctx="validated_flights",
+        ).toDF()
+        if not frame.columns:
+            return []
+        return sorted(row[SOURCE_FILE] for row in frame.select(SOURCE_FILE).distinct().collect())
+
+    def _listed(self, uri: str) -> tuple[SourceFile, tuple[str, ...]]:
+        """The copy's current version as the load will record it, from its HEAD, and its
+        header, from that version's first bytes."""
+        bucket, key = split_s3_uri(uri)
+        head = self.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        version = _version(head)
+        sha256 = _sha256_checksum(head) or self._sha256_read(bucket, key, version)
+        upload_version = head.get("Metadata", {}).get(SOURCE_VERSION)
+        file = validated_copy(uri, version, sha256, upload_version, self.raw_prefix)
+        return file, self._header(bucket, key, version)
+
+    def _header(self, bucket: str, key: str, version: str) -> tuple[str, ...]:
+        """The names in the first line of the version, read alone: a range of at most
+        ``max_header_bytes``, closed at the first line's end."""
+        body = self.s3.get_object(
+            Bucket=bucket, Key=key, VersionId=version, Range=f"bytes=0-{self.max_header_bytes - 1}"
+        )["Body"]
+        try:
+            first = next(body.iter_lines(), b"")
+        finally:
+            body.close()
+        return header_names(first.decode("utf-8-sig", errors="replace"))
+
+    def _sha256_read(self, bucket: str, key: str, version: str) -> str:
+        """The digest of a version S3 keeps no SHA-256 checksum of (a copy the validation job
+        did not write), by reading it."""
+        log.warning("s3://%s/%s has no SHA-256 checksum: reading it to hash it", bucket, key)
+        body = self.s3.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"]
+        digest = hashlib.sha256()
+        for chunk in body.iter_chunks(1 << 20):
+            digest.update(chunk)
+        return digest.hexdigest()
 
     def read(self, files: Sequence[SourceFile]) -> NewFlights:
-        # Not through the bookmark: this run has read these files already.
-        return self._flights(self._frame([f.uri for f in files]), files)
+        # Not through the bookmark: this run has listed these files already.
+        headers = {f.uri: self._headers[f.uri] for f in files}
+        flights = read_daily_files(self.glue_context.spark_session, headers)
+        return NewFlights(flights, files, [FileOrigin(f.uri, f.flight_date) for f in files])
 
-    @staticmethod
-    def _flights(frame: DataFrame, files: Sequence[SourceFile]) -> NewFlights:
-        # The Glue reader already names each row's file by its S3 URI.
-        origins = [FileOrigin(f.uri, f.uri, f.flight_date) for f in files]
-        accepted = contract_columns(frame).where(F.col(SOURCE_FILE).isin([f.uri for f in files]))
-        return NewFlights(accepted, files, origins)
+    def confirm_read(self, files: Sequence[SourceFile]) -> None:
+        """Raise ``CopyChangedError`` unless each file is still the version listed, once Spark
+        has read them: then the version Spark read is the one the load records."""
+
+        def current(file: SourceFile) -> str:
+            bucket, key = split_s3_uri(file.uri)
+            return _version(self.s3.head_object(Bucket=bucket, Key=key))
+
+        changed = [
+            f"{f.uri} changed while the load read it: version {f.version} was listed, {now} is "
+            "there now"
+            for f, now in zip(files, _each(current, files), strict=True)
+            if now != f.version
+        ]
+        if changed:
+            raise CopyChangedError(
+                "; ".join(changed) + ". The load stopped before its warehouse transaction and "
+                "the bookmark stays where it was: the next run loads what is there then."
+            )
 
     def content(self, file: SourceFile) -> bytes:
         bucket, key = split_s3_uri(file.uri)
@@ -117,26 +184,22 @@ class GlueBookmarkedSource:
         quarantine_rejected(self.s3, rejection, self.quarantine_prefix, job_run_id)
 
 
-def describe_object(s3: Any, uri: str, raw_prefix: str) -> SourceFile:
-    """The version id, content sha256 and upload of an S3 object (ETags are not content
-    hashes); the upload is the raw key of the file's name and the copy's source version."""
-    bucket, key = split_s3_uri(uri)
-    day = flight_date_of(key)
-    body = s3.get_object(Bucket=bucket, Key=key)
-    digest = hashlib.sha256()
-    for chunk in body["Body"].iter_chunks(1 << 20):
-        digest.update(chunk)
-    version = body.get("VersionId") or "null"
-    upload_version = body.get("Metadata", {}).get(SOURCE_VERSION)
-    return SourceFile(
-        key=key,
-        version=version,
-        sha256=digest.hexdigest(),
-        flight_date=day,
-        uri=uri,
-        upload_key=raw_prefix + key.rsplit("/", 1)[-1] if upload_version else None,
-        upload_version=upload_version,
-    )
+def _version(head: dict[str, Any]) -> str:
+    """The version id a HEAD names; an unversioned bucket answers without one, and S3 calls
+    that version "null"."""
+    return str(head.get("VersionId") or "null")
+
+
+def _sha256_checksum(head: dict[str, Any]) -> str | None:
+    """The hex SHA-256 of the object's bytes from S3's SHA-256 checksum in a HEAD asked with
+    ``ChecksumMode=ENABLED``; None when S3 keeps none, or only a composite one of a multipart
+    upload's parts (``<base64>-<parts>``), which is no digest of the bytes
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html)."""
+    try:
+        digest = base64.b64decode(head.get("ChecksumSHA256", ""), validate=True)
+    except binascii.Error:
+        return None
+    return digest.hex() if len(digest) == hashlib.sha256().digest_size else None
 
 
 @dataclass

@@ -23,8 +23,10 @@ from jobs.flights import (
 from jobs.rejects import first_refusal, is_data_error, shown
 from pipeline.core.contract import (
     DAILY_FLIGHTS,
+    flight_date_of,
 )
 from pipeline.core.errors import plain_error
+from pipeline.core.uploads import split_s3_uri
 from pipeline.core.warehouse import (
     Rejection,
     SourceFile,
@@ -39,10 +41,10 @@ class NewFlights:
     """What the bookmarked source found: the rows of the new file versions, and those versions."""
 
     flights: DataFrame | None
-    """Contract columns plus ``source_file``, the path Spark read each row from."""
+    """Contract columns plus ``source_file``, the URI of the object each row was read from."""
     files: Sequence[SourceFile]
     origins: Sequence[FileOrigin] = ()
-    """Per file: the path Spark read, the object URI and the flight date."""
+    """Per file: the object URI and the flight date."""
     refused: Mapping[str, str] = field(default_factory=dict)
     """Objects that are not daily files, with the reason; they are reported, never loaded."""
 
@@ -59,6 +61,24 @@ class LoadResult:
     @property
     def rows(self) -> int:
         return sum(self.rows_by_key.values())
+
+
+def validated_copy(
+    uri: str, version: str, sha256: str, upload_version: str | None, raw_prefix: str
+) -> SourceFile:
+    """A validated copy as the load sees it, from what its version says of itself: the day its
+    name carries and, when its ``source-version`` metadata names the upload's version, the
+    upload, at the raw prefix under the same name."""
+    key = split_s3_uri(uri)[1]
+    return SourceFile(
+        key=key,
+        version=version,
+        sha256=sha256,
+        flight_date=flight_date_of(key),
+        uri=uri,
+        upload_key=raw_prefix + key.rsplit("/", 1)[-1] if upload_version else None,
+        upload_version=upload_version,
+    )
 
 
 class FlightSource(Protocol):

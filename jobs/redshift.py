@@ -47,6 +47,9 @@ class RedshiftWarehouse:
     database: str
     staging_uri: str
     copy_role_arn: str
+    before_commit: Callable[[Sequence[SourceFile]], None] | None = None
+    """Called with the files once their lines are staged (Spark has read them) and before the
+    transaction: raising stops the load with nothing committed."""
     poll_seconds: float = 5.0
     """The longest wait between two DescribeStatement calls of one statement."""
     first_poll_seconds: float = 0.1
@@ -64,6 +67,8 @@ class RedshiftWarehouse:
         staging = self._staging(job_run_id)
         statements = load_statements(files, job_run_id, staging, rejections)
         lines.write.mode("overwrite").text(staging.location(STAGED_FLIGHTS))
+        if self.before_commit is not None:
+            self.before_commit(files)
         for manifest in statements.manifests:
             self._stage(manifest, staging)
         self._wait(self._batch(statements.in_order()))

@@ -222,6 +222,8 @@ def _promote(
         Key=key,
         Body=verdict.normalized,
         ContentType="text/csv; charset=utf-8",
+        # S3 keeps the copy's SHA-256, which the load records without reading the copy.
+        ChecksumAlgorithm="SHA256",
         Metadata={
             SOURCE_VERSION: upload.version,
             SOURCE_MODIFIED: stamp,

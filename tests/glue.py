@@ -6,13 +6,19 @@ Glue. What they call through py4j, Glue's JVM classes (``com.amazonaws.services.
 not published, so ``GlueJvm`` stands in for exactly that: the JVM ``Job`` behind
 ``awsglue.job.Job``, and the S3 reader behind ``create_dynamic_frame.from_options`` with the
 job bookmark's store. Each behaviour it imitates names the AWS page that states it.
+
+Local Spark has no S3 filesystem. On Glue, Spark reads ``s3://`` paths itself (EMRFS serves
+them); here Hadoop's own ``ViewFileSystemOverloadScheme`` serves them, from a folder holding a
+copy of each object by name (``served_from``), so a job's Spark reads and names its files by
+their S3 URIs, as on Glue.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +30,8 @@ from awsglue.dynamicframe import DynamicFrameReader
 from pyspark import SparkContext
 from pyspark.sql import DataFrame, SparkSession, SQLContext
 from pyspark.sql import functions as F
+
+from pipeline.core.uploads import split_s3_uri
 
 BOOKMARK_ENABLED = "job-bookmark-enable"
 
@@ -63,12 +71,44 @@ def run_id(run: int) -> str:
     return f"jr_{run:064x}"
 
 
+@contextmanager
+def served_from(spark: SparkSession, s3_prefix: str, folder: Path) -> Iterator[None]:
+    """While in the block, Spark reads the objects under ``s3_prefix`` (``s3://bucket/prefix/``)
+    from the files of ``folder`` by name, and names each by its S3 URI, as Spark on Glue reads
+    and names ``s3://`` paths (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-format-csv-home.html
+    reads one with ``spark.read``). It serves the current copy of each object, as S3 does: Spark
+    cannot ask for a version.
+
+    Hadoop's mount table maps the bucket's prefix to the folder; the filesystem cache is off
+    for ``s3`` while in the block, so another test's mount table is never the one used.
+    """
+    bucket, prefix = split_s3_uri(s3_prefix)
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    wanted = {
+        "fs.s3.impl": "org.apache.hadoop.fs.viewfs.ViewFileSystemOverloadScheme",
+        "fs.s3.impl.disable.cache": "true",
+        f"fs.viewfs.mounttable.{bucket}.link./{prefix.strip('/')}": folder.as_uri(),
+    }
+    before = {name: conf.get(name) for name in wanted}
+    for name, value in wanted.items():
+        conf.set(name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                conf.unset(name)
+            else:
+                conf.set(name, value)
+
+
 @dataclass
 class GlueJvm:
     """Glue's JVM half: the JVM ``Job`` whose ``init`` and ``commit`` ``awsglue.job.Job`` calls,
-    and a bookmarked S3 reader over local copies of the objects.
+    and a bookmarked S3 reader.
 
-    ``local`` holds a copy of each object under ``s3_prefix``, by name (Spark here has no S3).
+    ``local`` holds a copy of each object under ``s3_prefix``, by name; Spark reads them at
+    their S3 URIs (``served_from``).
     """
 
     spark: SparkSession
@@ -124,8 +164,8 @@ class GlueJvm:
             return self.spark.createDataFrame([], "x string").drop("x")
         assert format_options["withHeader"]
         frames = [
-            self.spark.read.csv(str(p), header=True).withColumn(
-                format_options["attachFilename"], F.lit(self.s3_prefix + p.name)
+            self.spark.read.csv(self.s3_prefix + p.name, header=True).withColumn(
+                format_options["attachFilename"], F.input_file_name()
             )
             for p in files
         ]
@@ -194,8 +234,10 @@ class LocalGlueContext(GlueContext):
         )
 
 
-def install_glue_jvm(monkeypatch: pytest.MonkeyPatch, jvm: GlueJvm) -> None:
-    """Make ``awsglue.context.GlueContext`` the local one, backed by ``jvm``, for one test."""
+@contextmanager
+def install_glue_jvm(monkeypatch: pytest.MonkeyPatch, jvm: GlueJvm) -> Iterator[None]:
+    """While in the block, ``awsglue.context.GlueContext`` is the local one, backed by ``jvm``,
+    and Spark reads ``jvm``'s S3 objects from its local copies."""
     import awsglue.context
 
     monkeypatch.setattr(LocalGlueContext, "jvm", jvm, raising=False)
@@ -203,3 +245,5 @@ def install_glue_jvm(monkeypatch: pytest.MonkeyPatch, jvm: GlueJvm) -> None:
     # SQLContext.__init__ keeps the first context as the session's: put the old one back, so
     # no later test gets this one.
     monkeypatch.setattr(SQLContext, "_instantiatedContext", SQLContext._instantiatedContext)
+    with served_from(jvm.spark, jvm.s3_prefix, jvm.local):
+        yield

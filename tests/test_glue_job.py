@@ -5,8 +5,8 @@ Glue hands it over, and ``job.init`` / ``job.commit`` go through the real ``awsg
 ``tests.glue`` stands in for the JVM classes under them (the job bookmark and the S3 reader),
 and the twin's Data API (``tests.redshift``) for Redshift: it refuses what the Data API refuses
 and runs the job's Redshift statements on the test's PostgreSQL database. Everything else is
-real: the entrypoint's own code, Spark reading and enriching the files, S3 (moto, in-process)
-for versions and hashes.
+real: the entrypoint's own code, Spark reading and enriching the files (at their S3 URIs,
+served from local copies), S3 (moto, in-process) for versions, metadata and checksums.
 """
 
 from __future__ import annotations
@@ -18,15 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import awsglue.context
 import boto3
 import psycopg
 import pytest
 from awsglue.utils import getResolvedOptions
 from moto import mock_aws
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
 from jobs import flight_etl, validation
+from jobs.flights import read_daily_files
+from jobs.glue_source import GlueBookmarkedSource
+from jobs.redshift import RedshiftWarehouse
 from pipeline import workflow
+from pipeline.core.contract import SOURCE_VERSION, header_names
+from pipeline.core.errors import plain_error
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings, load_settings
 from tests.glue import BOOKMARK_ENABLED, GlueJvm, glue_argv, install_glue_jvm, run_id
@@ -62,6 +69,8 @@ class GlueJob:
     """The run's arguments, named as the state machine names them, with local locations."""
     warehouse_url: str
     """The database the Data API's statements run in."""
+    gets: list[dict[str, str]]
+    """Every GetObject the job's S3 clients sent: the key and the byte range asked for."""
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.warehouse_url) as conn:
@@ -70,11 +79,21 @@ class GlueJob:
     def argv(self, run: int = 1) -> list[str]:
         return glue_argv("flight_etl.py", self.arguments, job_name=JOB_NAME, run=run)
 
-    def upload(self, name: str, text: str) -> str:
-        """Put a validated copy in S3 and in Glue's local view of it; return its version id."""
+    def upload(self, name: str, text: str, *, by_hand: bool = False, upload: str = "") -> str:
+        """Put a validated copy in S3 and in Glue's local view of it; return its version id.
+
+        The validation job has S3 keep the copy's SHA-256 checksum and names the upload's
+        version (``upload``) in the copy's metadata; a copy written ``by_hand`` has neither.
+        """
         (self.jvm.local / name).write_text(text)
+        written = {} if by_hand else {"ChecksumAlgorithm": "SHA256"}
+        metadata = {SOURCE_VERSION: upload} if upload else {}
         response = self.s3.put_object(
-            Bucket=RAW_BUCKET, Key=f"validated/{name}", Body=text.encode()
+            Bucket=RAW_BUCKET,
+            Key=f"validated/{name}",
+            Body=text.encode(),
+            Metadata=metadata,
+            **written,
         )
         return str(response["VersionId"])
 
@@ -86,7 +105,7 @@ def job(
     settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> GlueJob:
+) -> Iterator[GlueJob]:
     local = tmp_path / "raw"
     local.mkdir()
     aws.create_bucket(Bucket=RAW_BUCKET)
@@ -94,9 +113,23 @@ def job(
     (tmp_path / "airport_codes.csv").write_text(AIRPORTS)
     staging = tmp_path / "staging"
     jvm = GlueJvm(spark, local, s3_prefix=f"s3://{RAW_BUCKET}/validated/")
-    install_glue_jvm(monkeypatch, jvm)
     install_data_api(monkeypatch, settings)
     redshift_tables(boto3.client("redshift-data"), settings.warehouse.database)
+    gets: list[dict[str, str]] = []
+    real_client = boto3.client
+
+    def client(name: str, **kw: Any) -> Any:
+        made = real_client(name, **kw)
+        if name == "s3":  # what the job asks of S3 objects: a whole object, or a range of one
+            made.meta.events.register(
+                "provide-client-params.s3.GetObject",
+                lambda params, **_: gets.append(
+                    {"Key": params["Key"], "Range": params.get("Range", "")}
+                ),
+            )
+        return made
+
+    monkeypatch.setattr(boto3, "client", client)
     topic = boto3.client("sns").create_topic(Name="alerts")["TopicArn"]
     sqs = boto3.client("sqs")
     queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
@@ -116,7 +149,8 @@ def job(
         "--alert_topic_arn": topic,
         "--state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:main",
     }
-    return GlueJob(jvm, aws, arguments, LocalServices(settings).warehouse_url)
+    with install_glue_jvm(monkeypatch, jvm):
+        yield GlueJob(jvm, aws, arguments, LocalServices(settings).warehouse_url, gets)
 
 
 def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
@@ -162,6 +196,9 @@ def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
             run_id(1),
         )
     ]
+    # The version and the digest come from the copy's HEAD (S3 keeps the copy's SHA-256
+    # checksum), its header from a range of its first bytes: nothing fetched it whole.
+    assert [get["Key"] for get in job.gets if not get["Range"]] == []
 
 
 def test_glue_reports_an_object_that_is_no_daily_file_even_when_it_is_all_there_is(
@@ -193,6 +230,52 @@ def test_glue_bookmark_means_the_next_run_reads_only_the_new_file(job: GlueJob, 
         ("validated/2024-01-01.csv", run_id(1)),
         ("validated/2024-01-02.csv", run_id(2)),
     ]
+
+
+def test_glue_bookmark_reads_a_corrected_file_again(job: GlueJob, aws: Any) -> None:
+    job.upload("2024-01-01.csv", DAY_1)
+    flight_etl.main(job.argv(run=1))
+    corrected = job.upload("2024-01-01.csv", DAY_1.replace("DL,", "UA,"))
+
+    flight_etl.main(job.argv(run=2))
+
+    assert len(batches_sent()) == 2
+    assert job.rows("SELECT carrier FROM flight_processed ORDER BY 1") == [("AA",), ("UA",)]
+    audited = job.rows("SELECT job_run_id, source_version FROM flight_load_audit ORDER BY 1")
+    assert audited[-1] == (run_id(2), corrected)
+
+
+def test_glue_stops_uncommitted_when_a_copy_is_replaced_while_the_load_reads_it(
+    job: GlueJob, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed = job.upload("2024-01-01.csv", DAY_1)
+    replace_days = RedshiftWarehouse.replace_days
+    replaced: list[str] = []
+
+    def promoted_meanwhile(self: RedshiftWarehouse, *args: Any, **kwargs: Any) -> Any:
+        # A correction promoted after the load listed the copy and before Spark read it.
+        if not replaced:
+            replaced.append(job.upload("2024-01-01.csv", DAY_1.replace("DL,", "UA,")))
+        return replace_days(self, *args, **kwargs)
+
+    monkeypatch.setattr(RedshiftWarehouse, "replace_days", promoted_meanwhile)
+
+    with pytest.raises(flight_etl.LoadFailedError) as failure:
+        flight_etl.main(job.argv(run=1))
+
+    assert (
+        f"s3://{RAW_BUCKET}/validated/2024-01-01.csv changed while the load read it: "
+        f"version {listed} was listed, {replaced[0]} is there now"
+    ) in str(failure.value)
+    assert batches_sent() == []  # nothing reached the warehouse
+    assert ("job.commit", None) not in job.jvm.calls
+
+    monkeypatch.setattr(RedshiftWarehouse, "replace_days", replace_days)
+    retried = flight_etl.main(job.argv(run=2))
+
+    assert retried.rows_by_key == {"validated/2024-01-01.csv": 2}
+    assert job.rows("SELECT source_version FROM flight_load_audit") == [(replaced[0],)]
+    assert job.rows("SELECT carrier FROM flight_processed ORDER BY 1") == [("AA",), ("UA",)]
 
 
 def test_glue_does_not_commit_the_bookmark_when_the_warehouse_load_fails(
@@ -228,7 +311,7 @@ def test_glue_sets_aside_a_file_whose_value_the_warehouse_cannot_hold_and_loads_
     job: GlueJob, aws: Any
 ) -> None:
     job.upload("2024-01-01.csv", DAY_1)
-    bad = job.upload("2024-01-02.csv", day_with_a_delay_too_big_for_integer(12, 11))
+    bad = job.upload("2024-01-02.csv", day_with_a_delay_too_big_for_integer(12, 11), by_hand=True)
 
     result = flight_etl.main(job.argv())
 
@@ -266,6 +349,53 @@ def test_glue_sets_aside_a_file_whose_value_the_warehouse_cannot_hold_and_loads_
     assert f"REJECTED s3://{RAW_BUCKET}/validated/2024-01-02.csv" in alert["Message"]
     assert reason in alert["Message"]
     assert f"CloudWatch log group /aws-glue/jobs/error, stream {run_id(1)}" in alert["Message"]
+
+
+def test_a_malformed_value_fails_the_glue_read_as_it_fails_the_twins(
+    job: GlueJob, spark: SparkSession
+) -> None:
+    text = DAY_1.replace("DL,10397,12892,5,", "DL,10397,12892,7.5,")
+    job.upload("2024-01-02.csv", text)
+    local = job.jvm.local / "2024-01-02.csv"
+    twin = read_daily_files(spark, {str(local): header_names(text.splitlines()[0])})
+    glue = GlueBookmarkedSource(
+        awsglue.context.GlueContext(spark.sparkContext),  # the JVM stand-in's
+        f"s3://{RAW_BUCKET}/validated/",
+        job.s3,
+        max_header_bytes=len(text),
+    ).new_flights()
+    assert glue.flights is not None
+
+    errors = []
+    for flights, read_at in ((twin, local.as_uri()), (glue.flights, glue.files[0].uri)):
+        with pytest.raises(Py4JJavaError) as failure:
+            flights.collect()
+        errors.append(plain_error(failure.value).replace(read_at, "<the file>"))
+
+    assert errors[0] == errors[1]
+    assert "MALFORMED_RECORD_IN_PARSING" in errors[0]
+
+
+def test_glue_reads_the_files_as_the_twin_does_so_a_fractional_delay_is_set_aside(
+    job: GlueJob, aws: Any
+) -> None:
+    """Glue's own reader would read ``7.5`` as text and a cast would make it 7; the twin's
+    read, with the contract's types, refuses it, and so must the Glue job's."""
+    job.upload("2024-01-01.csv", DAY_1)
+    bad = job.upload(
+        "2024-01-02.csv", DAY_1.replace("DL,10397,12892,5,", "DL,10397,12892,7.5,"), upload="u1"
+    )
+
+    result = flight_etl.main(job.argv())
+
+    [rejection] = result.rejected
+    assert (rejection.file.version, rejection.reason) == (
+        bad,
+        "line 2, DepDelay: 7.5 is not a whole number",
+    )
+    upload = (rejection.file.upload_key, rejection.file.upload_version)
+    assert upload == ("raw/2024-01-02.csv", "u1")
+    assert job.rows("SELECT DISTINCT flight_date::text FROM flight_processed") == [("2024-01-01",)]
 
 
 def test_glue_finds_the_file_of_a_row_redshift_refused_by_halving_the_load(

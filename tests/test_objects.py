@@ -1,14 +1,18 @@
-"""The object cache Spark reads from, and its line counts (as Spark's line reader splits)."""
+"""The object cache Spark reads from, its line counts (as Spark's line reader splits), and the
+row counts they prove."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipeline.core.warehouse import SourceFile
 from pipeline.local.objects import LineCounter, ObjectCache, ObjectVersion
+from pipeline.local.postgres import proven_row_counts
 from pipeline.local.twin import LocalTwin
 from pipeline.settings import Settings
 from tests.conftest import get_object_calls
@@ -97,3 +101,21 @@ def test_a_copy_written_through_is_used_without_a_download_and_old_versions_go(
         cache.path(new).name,
         cache.path(new).name + ".json",
     ]
+
+
+def counted(key: str) -> SourceFile:
+    day = dt.date.fromisoformat(key.removeprefix("validated/").removesuffix(".csv"))
+    return SourceFile(
+        key=key, version="v1", sha256="0" * 64, flight_date=day, uri=f"s3://raw/{key}"
+    )
+
+
+def test_line_counts_prove_each_files_rows_only_when_they_add_up_to_the_rows_copied() -> None:
+    files = [counted("validated/2024-03-01.csv"), counted("validated/2024-03-03.csv")]
+    bounds = {"validated/2024-03-01.csv": 120, "validated/2024-03-03.csv": 80}
+    assert proven_row_counts(files, bounds, 200) == bounds
+    # Fewer rows than lines: some record spanned lines or some line was blank, in either file.
+    assert proven_row_counts(files, bounds, 199) is None
+    assert proven_row_counts(files, bounds, 201) is None
+    uncounted = {"validated/2024-03-01.csv": 120}
+    assert proven_row_counts(files, uncounted, 120) is None

@@ -16,6 +16,7 @@ and ``job_run_id``; and each run stamps all it wrote with one ``loaded_at``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class Uploads:
             Bucket=bucket,
             Key=f"validated/{name}",
             Body=data,
+            ChecksumAlgorithm="SHA256",
             Metadata={
                 SOURCE_VERSION: upload["VersionId"],
                 SOURCE_MODIFIED: dt.datetime.now(dt.UTC).isoformat(),
@@ -137,7 +139,7 @@ def test_the_glue_job_and_the_twin_load_the_same_files_into_the_same_rows(
     monkeypatch.setenv("AWS_DEFAULT_REGION", settings.local.region)
     local = tmp_path / "copies"
     local.mkdir()
-    with mock_aws():
+    with mock_aws(), contextlib.ExitStack() as glue_jvm:
         s3 = boto3.client("s3")
         ensure_buckets(s3, settings)
         uploads = Uploads(s3, settings, local)
@@ -147,7 +149,7 @@ def test_the_glue_job_and_the_twin_load_the_same_files_into_the_same_rows(
         twin = PostgresWarehouse(LocalServices(settings).warehouse_url, own_server=True)
         twin.ensure_schema()
         jvm = GlueJvm(spark, local, s3_prefix=f"s3://{settings.raw_bucket}/validated/")
-        install_glue_jvm(monkeypatch, jvm)
+        glue_jvm.enter_context(install_glue_jvm(monkeypatch, jvm))
         topic = boto3.client("sns").create_topic(Name="alerts")["TopicArn"]
         arguments = {
             "--job-bookmark-option": BOOKMARK_ENABLED,

@@ -18,11 +18,14 @@ from jobs.flights import (
     read_airports,
     read_daily_files,
     read_schema,
-    spark_paths,
     staged_field,
 )
 from pipeline.core.contract import DAILY_FLIGHTS, ColumnType, flight_date_of
 from pipeline.core.warehouse import staged_values as staged_fields
+from pipeline.local.etl import named_by_uri
+from tests.glue import served_from
+
+RAW = "s3://raw-bucket/raw/"
 
 HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay\n"
 AIRPORTS_CSV = """airport_id,city,state,name
@@ -51,17 +54,16 @@ def airports(spark: SparkSession, tmp_path: Path) -> DataFrame:
 def staged_lines(
     spark: SparkSession, folder: Path, files: dict[str, str], airports: DataFrame
 ) -> list[str]:
-    """Daily files written to ``folder``, read, given their origin and enriched like the jobs do."""
-    paths = {write(folder / name, text): header_of(text) for name, text in files.items()}
-    flights = read_daily_files(spark, paths)
-    spelled = spark_paths(flights)
-    origins = [
-        FileOrigin(spelled[path], f"s3://raw-bucket/raw/{Path(path).name}", flight_date_of(path))
-        for path in paths
-    ]
-    lines = enrich_to_staged(flights, origins, airports)
-    assert lines.columns == [STAGED_LINE]
-    return sorted(row[STAGED_LINE] for row in lines.collect())
+    """Daily files written to ``folder``, read at their S3 URIs as the Glue job reads them,
+    given their origin and enriched like the jobs do."""
+    for name, text in files.items():
+        write(folder / name, text)
+    with served_from(spark, RAW, folder):
+        flights = read_daily_files(spark, {RAW + n: header_of(t) for n, t in files.items()})
+        origins = [FileOrigin(RAW + name, flight_date_of(name)) for name in files]
+        lines = enrich_to_staged(flights, origins, airports)
+        assert lines.columns == [STAGED_LINE]
+        return sorted(row[STAGED_LINE] for row in lines.collect())
 
 
 def line(*values: str) -> str:
@@ -198,14 +200,20 @@ def test_non_numeric_delay_fails_the_read_instead_of_becoming_null(
     assert "MALFORMED_RECORD_IN_PARSING" in message
 
 
-def test_file_origin_names_the_object_and_the_day_even_for_awkward_folder_names(
+def test_the_twin_names_its_cached_copies_by_object_even_in_awkward_folders(
     spark: SparkSession, tmp_path: Path, airports: DataFrame
 ) -> None:
     folder = tmp_path / "cache (1) #2 %41 é"  # spaces, a URI's #, an escape-like %, non-ASCII
     folder.mkdir()
-    (staged,) = staged_lines(spark, folder, {"2024-03-01.csv": HEADER + "DL,1,2,3,4\n"}, airports)
-    assert staged_fields(staged)["source_file"] == "s3://raw-bucket/raw/2024-03-01.csv"
-    assert staged_fields(staged)["flight_date"] == "2024-03-01"
+    copy = folder / "2024-03-01.csv@v%2F1"  # as the twin's object cache names a version
+    copy.write_text(HEADER + "DL,1,2,3,4\n")
+    uri = RAW + "2024-03-01.csv"
+
+    flights = named_by_uri(read_daily_files(spark, {str(copy): header_of(HEADER)}), {copy: uri})
+    lines = enrich_to_staged(flights, [FileOrigin(uri, flight_date_of(uri))], airports)
+
+    (staged,) = [staged_fields(row[STAGED_LINE]) for row in lines.collect()]
+    assert (staged["source_file"], staged["flight_date"]) == (uri, "2024-03-01")
 
 
 def test_a_row_from_a_file_without_origin_keeps_no_source_file(

@@ -6,7 +6,9 @@ with them: which bytes end up where, with what beside them, and what the load ca
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import json
 import urllib.parse
 from collections.abc import Iterator
@@ -79,6 +81,22 @@ def test_a_passing_file_is_promoted_as_its_normalized_copy(twin: LocalTwin) -> N
     head = twin.s3.head_object(Bucket=twin.settings.raw_bucket, Key="validated/2024-01-05.csv")
     assert validated.promoted_version == head["VersionId"]
     assert twin.validate(upload, TODAY).promoted_version is None  # promoted already
+
+
+def test_a_promoted_copy_carries_the_sha256_checksum_of_its_own_bytes(twin: LocalTwin) -> None:
+    """S3 keeps it with the copy, so the load records the copy's digest from a HEAD without
+    reading the copy (``jobs.glue_source``)."""
+    twin.validate(dimension(twin), TODAY)
+    upload = put(twin, "raw/2024-01-05.csv", f"\ufeff{HEADER}\r\nDL,10397,12892,5,-3\r\n")
+    twin.validate(upload, TODAY)
+
+    bucket, key = twin.settings.raw_bucket, "validated/2024-01-05.csv"
+    head = twin.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    copy = twin.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    digest = base64.b64decode(head["ChecksumSHA256"]).hex()
+    assert digest == hashlib.sha256(copy).hexdigest()
+    # The copy is normalized: the upload's digest, in the copy's metadata, is another.
+    assert head["Metadata"]["source-sha256"] != digest
 
 
 def test_a_failing_file_moves_to_quarantine_with_its_result_and_an_alert(

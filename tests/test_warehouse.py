@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -24,7 +23,6 @@ from pipeline.core.warehouse import (
     StagedValue,
     Staging,
     load_statements,
-    proven_row_counts,
     staged_line,
     staged_values,
 )
@@ -86,33 +84,13 @@ def test_no_statement_grows_with_the_number_of_files() -> None:
     assert sizes(BACKFILL_FILES) == sizes(1)
 
 
-def bounded(uri: str, day: dt.date, max_rows: int | None) -> SourceFile:
-    return dataclasses.replace(source(uri, day), max_rows=max_rows)
-
-
 FIRST, THIRD = dt.date(2024, 3, 1), dt.date(2024, 3, 3)
-
-
-def test_line_counts_prove_each_files_rows_only_when_they_add_up_to_the_rows_copied() -> None:
-    files = [
-        bounded("s3://raw/validated/2024-03-01.csv", FIRST, 120),
-        bounded("s3://raw/validated/2024-03-03.csv", THIRD, 80),
-    ]
-    assert proven_row_counts(files, 200) == {
-        "validated/2024-03-01.csv": 120,
-        "validated/2024-03-03.csv": 80,
-    }
-    # Fewer rows than lines: some record spanned lines or some line was blank, in either file.
-    assert proven_row_counts(files, 199) is None
-    assert proven_row_counts(files, 201) is None
-    uncounted = [files[0], bounded("s3://raw/validated/2024-03-03.csv", THIRD, None)]
-    assert proven_row_counts(uncounted, 120) is None
 
 
 def test_the_audit_takes_proven_counts_from_the_manifest_and_otherwise_counts_the_days() -> None:
     files = [
-        bounded("s3://raw/validated/2024-03-01.csv", FIRST, 120),
-        bounded("s3://raw/validated/2024-03-03.csv", THIRD, 80),
+        source("s3://raw/validated/2024-03-01.csv", FIRST),
+        source("s3://raw/validated/2024-03-03.csv", THIRD),
     ]
     statements = load_statements(files, "run-1", STREAMED, max_rows={f.key: 100 for f in files})
     assert [row[-1] for row in statements.files.rows] == [100, 100]

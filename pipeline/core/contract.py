@@ -172,31 +172,76 @@ FLIGHT_PROCESSED: Final = Table(
 LOADED_AT: Final = "loaded_at"
 """Set by the warehouse at commit time (the transaction's timestamp), never shipped per row."""
 
+# What the load records of each file version it loaded or set aside, each column defined once.
+# A run knows its upload (the S3 event names the key and the version); the load knows the
+# validated copy it read. On AWS they come from the copy's HEAD (its metadata and the checksum
+# S3 keeps), so the load never fetches a copy the validation job wrote to describe it.
+UPLOAD_KEY: Final = Column(
+    "upload_key",
+    ColumnType.STRING,
+    description="The uploaded key the copy was promoted from: the raw prefix and the copy's name.",
+)
+UPLOAD_VERSION: Final = Column(
+    "upload_version",
+    ColumnType.STRING,
+    description=(
+        "The upload's version id: the copy's source-version metadata, which the validation job "
+        "writes; NULL for a copy no upload names (one written by hand)."
+    ),
+)
+VALIDATED_KEY: Final = Column(
+    "validated_key", ColumnType.STRING, nullable=False, description="The validated copy's key."
+)
+VALIDATED_VERSION: Final = Column(
+    "validated_version",
+    ColumnType.STRING,
+    nullable=False,
+    description=(
+        "The version id of the copy the load read. Spark reads an S3 object's current version "
+        "and cannot be pinned to one, so on AWS the load reads the version it listed only if that "
+        "version is still the current one once Spark has read it, and fails uncommitted (the "
+        "next run retries) otherwise; the twin reads its cached copy of the version itself."
+    ),
+)
+VALIDATED_SHA256: Final = Column(
+    "sha256",
+    ColumnType.STRING,
+    nullable=False,
+    description=(
+        "The SHA-256 of that version's bytes, in hex: on AWS the SHA-256 checksum S3 keeps of the "
+        "copy (the validation job has S3 compute it as it writes the copy; a copy written "
+        "without one is hashed by reading it); the twin hashes its cached copy."
+    ),
+)
+
 FLIGHT_LOAD_AUDIT: Final = Table(
     name="flight_load_audit",
     columns=(
-        Column("source_key", ColumnType.STRING, nullable=False),
-        Column("source_version", ColumnType.STRING, nullable=False),
-        Column("sha256", ColumnType.STRING, nullable=False),
+        # The audit calls the validated copy its source.
+        dataclasses.replace(VALIDATED_KEY, name="source_key"),
+        dataclasses.replace(VALIDATED_VERSION, name="source_version"),
+        VALIDATED_SHA256,
         Column("flight_date", ColumnType.DATE, nullable=False),
-        Column("row_count", ColumnType.INTEGER, nullable=False),
+        Column(
+            "row_count",
+            ColumnType.INTEGER,
+            nullable=False,
+            description="The rows the load wrote from the copy.",
+        ),
         Column("job_run_id", ColumnType.STRING, nullable=False),
         Column("loaded_at", ColumnType.TIMESTAMP_UTC, nullable=False),
     ),
 )
+"""One row per validated file version a load wrote, committed with its rows."""
 
 FLIGHT_LOAD_REJECTS: Final = Table(
     name="flight_load_rejects",
     columns=(
-        Column("upload_key", ColumnType.STRING, description="The raw key the copy came from."),
-        Column(
-            "upload_version",
-            ColumnType.STRING,
-            description="The upload's version (the copy's source-version); NULL when unknown.",
-        ),
-        Column("validated_key", ColumnType.STRING, nullable=False),
-        Column("validated_version", ColumnType.STRING, nullable=False),
-        Column("sha256", ColumnType.STRING, nullable=False),
+        UPLOAD_KEY,
+        UPLOAD_VERSION,
+        VALIDATED_KEY,
+        VALIDATED_VERSION,
+        VALIDATED_SHA256,
         Column("flight_date", ColumnType.DATE, nullable=False),
         Column("reason", ColumnType.STRING, nullable=False, description="One plain line."),
         Column("line", ColumnType.INTEGER, description="Of the validated copy, header = 1."),
@@ -220,7 +265,8 @@ DAILY_FILE_NAME: Final = re.compile(r"(\d{4}-\d{2}-\d{2})\.csv")
 
 
 # Metadata on a validated (promoted) copy: which upload it came from, to order versions of one
-# day and to tell which upload a copy is.
+# day and to tell which upload a copy is. SOURCE_SHA256 is the upload's digest, the bytes the
+# gate read, not the copy's (a normalized copy differs from its upload).
 SOURCE_VERSION: Final = "source-version"
 SOURCE_MODIFIED: Final = "source-last-modified"
 SOURCE_SHA256: Final = "source-sha256"

@@ -8,8 +8,9 @@ A load replaces whole days in one transaction:
 2. ``COPY`` the new rows straight into ``flight_processed`` (no staging table inside the
    warehouse, so the data is written once);
 3. ``INSERT`` one ``flight_load_audit`` row per file version of the manifest, with the rows it
-   loaded: counted in the table, or, when the file's line count proves it, that count
-   (``proven_row_counts``); and one ``flight_load_rejects`` row per file version set aside.
+   loaded: counted in the table, or, when the loader's line counts prove it, those counts (the
+   twin's ``proven_row_counts``); and one ``flight_load_rejects`` row per file version set
+   aside.
 
 The transaction commits all of it or none, so a retried, duplicated or killed run never leaves
 a day half-loaded or loaded twice. No statement names a file, so their number and each one's
@@ -59,21 +60,17 @@ STAGED_ESCAPED: tuple[str, ...] = (STAGED_ESCAPE, STAGED_DELIMITER, "\n", "\r")
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One version of one daily file, as the load sees it."""
+    """One version of one daily file, as the load sees it. What each field holds is the
+    contract's column of the same meaning (``pipeline.core.contract``: ``VALIDATED_KEY``,
+    ``VALIDATED_VERSION``, ``VALIDATED_SHA256``, ``UPLOAD_KEY``, ``UPLOAD_VERSION``)."""
 
     key: str
     version: str
     sha256: str
     flight_date: dt.date
     uri: str
-    max_rows: int | None = None
-    """At most this many rows load from the file: its lines after the header (the job reads
-    each row from a line of its own; a blank line loads nothing). None where not counted."""
     upload_key: str | None = None
-    """The uploaded key this copy was promoted from (the raw prefix and the file's name)."""
     upload_version: str | None = None
-    """The upload's version (the copy's ``source-version`` metadata); None for a copy no upload
-    names, such as one written by hand."""
 
 
 @dataclass(frozen=True)
@@ -262,7 +259,7 @@ class LoadStatements:
     """The audit rows, each day's rows counted in the table."""
     insert_proven_audit: str
     """The audit rows, each file's ``max_rows`` taken as its rows: only when they are proven
-    (``proven_row_counts``)."""
+    (the twin's ``proven_row_counts``)."""
     rows_loaded: str
     """After the commit: (source_key, row_count) of every file this load audited."""
     rejects: RejectStatements | None = None
@@ -378,8 +375,9 @@ def reject_statements(
 def _audit_insert(files: Sequence[SourceFile], job_run_id: str, *, proven: bool) -> str:
     """The INSERT of one audit row per file version not audited yet.
 
-    ``proven``: each file's rows are its ``max_rows``; otherwise each day's rows are counted
-    in the table, which scans every row the load wrote.
+    ``proven``: each file's rows are its ``max_rows`` in the manifest, the bound its loader
+    counted (the twin, which proves them); otherwise each day's rows are counted in the table,
+    which scans every row the load wrote.
     """
     audit_columns = [c for c in FLIGHT_LOAD_AUDIT.column_names if c != LOADED_AT]
     if proven:
@@ -405,21 +403,6 @@ def _audit_insert(files: Sequence[SourceFile], job_run_id: str, *, proven: bool)
         f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_AUDIT.name} a\n"
         "    WHERE a.source_key = m.source_key AND a.source_version = m.source_version)"
     )
-
-
-def proven_row_counts(files: Sequence[SourceFile], rows_copied: int) -> dict[str, int] | None:
-    """Each file's loaded rows by source key, proven without reading the table; or None.
-
-    A file loads at most ``max_rows`` rows, and the job loads every row it reads exactly once
-    (each flight is kept, joined to at most one airport per side). So when the files' bounds
-    add up to exactly the rows the load copied, every file loaded exactly its bound. When they
-    do not (blank lines, a file not counted), the audit has to count in the table.
-    """
-    bounds = {f.key: f.max_rows for f in files}
-    known = {key: bound for key, bound in bounds.items() if bound is not None}
-    if len(known) != len(bounds) or sum(known.values()) != rows_copied:
-        return None
-    return known
 
 
 def staged_values(line: str) -> dict[str, str | None]:

@@ -13,15 +13,15 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
-from jobs.load import LoadResult, NewFlights, RejectionAlerts, run
+from jobs.load import LoadResult, NewFlights, RejectionAlerts, run, validated_copy
 from jobs.quarantine import quarantine_rejected
-from pipeline.core.contract import flight_date_of
 from pipeline.core.warehouse import Rejection, SourceFile
 from pipeline.local.objects import (
     CachedObject,
@@ -44,6 +44,7 @@ class LocalFlightSource:
     """New validated daily-file versions, as cached copies for Spark.
 
     Only the gate writes under the validated prefix, so every object there is a daily file.
+    Spark reads each version's own cached copy, so what it reads is the version listed.
     """
 
     spark: SparkSession
@@ -71,34 +72,24 @@ class LocalFlightSource:
         self.cache.keep_only(fresh)  # older versions of these files will never be loaded
         raw_prefix = self.settings.storage.raw_prefix
         files = [
-            SourceFile(
-                key=c.version.key,
-                version=c.version.version,
-                sha256=c.sha256,
-                flight_date=flight_date_of(c.version.key),
-                uri=c.version.uri,
-                max_rows=max(c.lines - 1, 0),  # every line but the header
-                upload_key=(
-                    raw_prefix + c.version.key.rsplit("/", 1)[-1] if c.source_version else None
-                ),
-                upload_version=c.source_version,
-            )
+            validated_copy(c.version.uri, c.version.version, c.sha256, c.source_version, raw_prefix)
             for c in cached
         ]
         self._cached.update((c.version.uri, c) for c in cached)
         return self.read(files)
 
     def read(self, files: Sequence[SourceFile]) -> NewFlights:
-        from jobs.flights import FileOrigin, read_daily_files, spark_paths
+        from jobs.flights import FileOrigin, read_daily_files
 
         cached = [self._cached[f.uri] for f in files]
         flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
-        spelled = spark_paths(flights)
-        origins = [
-            FileOrigin(spelled[os.path.abspath(c.path)], f.uri, f.flight_date)
-            for c, f in zip(cached, files, strict=True)
-        ]
-        return NewFlights(flights, files, origins)
+        uris = {c.path: f.uri for c, f in zip(cached, files, strict=True)}
+        origins = [FileOrigin(f.uri, f.flight_date) for f in files]
+        return NewFlights(named_by_uri(flights, uris), files, origins)
+
+    def row_bounds(self, files: Sequence[SourceFile]) -> dict[str, int]:
+        """The most rows each file can load, by key: its cached copy's lines but the header."""
+        return {f.key: max(self._cached[f.uri].lines - 1, 0) for f in files}
 
     def content(self, file: SourceFile) -> bytes:
         return self._cached[file.uri].path.read_bytes()
@@ -106,6 +97,36 @@ class LocalFlightSource:
     def set_aside(self, rejection: Rejection, job_run_id: str) -> None:
         prefix = self.settings.storage.quarantine_prefix
         quarantine_rejected(self.s3, rejection, prefix, job_run_id)
+
+
+def named_by_uri(flights: DataFrame, uris: Mapping[Path, str]) -> DataFrame:
+    """``flights`` with each row's ``source_file`` the URI of the object whose cached copy (a
+    path of ``uris``) it was read from: Spark names the copy, the load knows the object."""
+    from pyspark.sql import functions as F
+
+    from jobs.flights import SOURCE_FILE, literal_rows
+
+    spelled = spark_paths(flights)
+    names = literal_rows(
+        flights.sparkSession,
+        [{"_read": spelled[os.path.abspath(path)], "_uri": uri} for path, uri in uris.items()],
+        "_read: string, _uri: string",
+    )
+    return (
+        flights.withColumnRenamed(SOURCE_FILE, "_read")
+        .join(F.broadcast(names), on="_read", how="left")
+        .drop("_read")
+        .withColumnRenamed("_uri", SOURCE_FILE)
+    )
+
+
+def spark_paths(frame: DataFrame) -> dict[str, str]:
+    """How ``input_file_name()`` spells each local file ``frame`` reads (a ``file://`` URI,
+    percent-encoded), by the file's absolute path.
+
+    One call for all the files, decoding Spark's spelling rather than reproducing its encoding.
+    """
+    return {os.path.abspath(unquote(urlsplit(uri).path)): uri for uri in frame.inputFiles()}
 
 
 @dataclass
@@ -140,6 +161,8 @@ class StreamingPostgresSink:
 
     warehouse: PostgresWarehouse
     staging_root: Path
+    row_bounds: Callable[[Sequence[SourceFile]], Mapping[str, int]]
+    """The most rows each file can load, by key (``LocalFlightSource.row_bounds``)."""
     poll_seconds: float = 0.05
 
     def replace_days(
@@ -153,7 +176,9 @@ class StreamingPostgresSink:
         shutil.rmtree(staging, ignore_errors=True)
         parts = self._parts(lines, staging)
         try:
-            return self.warehouse.replace_days(files, job_run_id, parts, rejections)
+            return self.warehouse.replace_days(
+                files, job_run_id, parts, rejections, row_bounds=self.row_bounds(files)
+            )
         finally:
             # Close now, not at garbage collection: a traceback keeps the generator alive, and
             # closing is what cancels a Spark write the COPY no longer wants.
@@ -235,10 +260,11 @@ def run_local_etl(
         log.info("run start job_run_id=%s", job_run_id)
         # Holding the lock, no other run is active: staged parts still here are a killed run's.
         shutil.rmtree(staging, ignore_errors=True)
+        flights = LocalFlightSource(spark, s3, settings, warehouse, objects)
         result = run(
-            LocalFlightSource(spark, s3, settings, warehouse, objects),
+            flights,
             LocalAirportSource(spark, s3, settings, objects),
-            StreamingPostgresSink(warehouse, staging),
+            StreamingPostgresSink(warehouse, staging, flights.row_bounds),
             job_run_id,
             alerts,
         )

@@ -6,7 +6,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -28,7 +28,6 @@ from pipeline.core.warehouse import (
     WarehouseRefusedError,
     copy_statement,
     load_statements,
-    proven_row_counts,
     reject_statements,
     staged_values,
 )
@@ -147,17 +146,19 @@ class PostgresWarehouse:
         job_run_id: str,
         parts: Iterable[Path],
         rejections: Sequence[Rejection] = (),
+        *,
+        row_bounds: Mapping[str, int],
     ) -> dict[str, int]:
         """Replace the files' days with the rows of the staged parts, audit, and record
         ``rejections``, in one transaction.
 
         ``parts`` yields staged files (lines in ``LOAD_COLUMNS`` order) as they are finished; an
         exception while iterating it aborts the load and rolls everything back. A row the
-        server refuses raises ``WarehouseRefusedError`` naming the row's source file. Returns
-        the rows loaded per source key.
+        server refuses raises ``WarehouseRefusedError`` naming the row's source file.
+        ``row_bounds``: the most rows each file can load, by source key, for the files counted
+        (``proven_row_counts``). Returns the rows loaded per source key.
         """
-        bounds = {f.key: f.max_rows for f in files if f.max_rows is not None}
-        statements = load_statements(files, job_run_id, _STREAMED, rejections, bounds)
+        statements = load_statements(files, job_run_id, _STREAMED, rejections, row_bounds)
         days = sorted({f.flight_date.isoformat() for f in files})
         with self.connect() as conn, conn.transaction():
             # The manifest's table has no statistics (autovacuum never analyzes a temporary
@@ -171,7 +172,7 @@ class PostgresWarehouse:
             conn.execute(statements.delete_days)
             log.info("load phase=copy files=%d", len(files))
             copied = sum(self._copy(conn, part, statements.copy) for part in parts)
-            proven = proven_row_counts(files, copied) is not None
+            proven = proven_row_counts(files, row_bounds, copied) is not None
             log.info(
                 "load phase=audit rows=%d counted_in=%s", copied, "files" if proven else "table"
             )
@@ -274,6 +275,25 @@ def _send(conn: psycopg.Connection[Any], manifest: Manifest) -> None:
     conn.execute(manifest.create)
     with conn.cursor().copy(manifest.copy) as copy:
         copy.write("".join(f"{line}\n" for line in manifest.staged()))
+
+
+def proven_row_counts(
+    files: Sequence[SourceFile], row_bounds: Mapping[str, int], rows_copied: int
+) -> dict[str, int] | None:
+    """Each file's loaded rows by source key, proven without reading the table; or None.
+
+    A file loads at most its bound of rows (its lines after the header: the job reads each row
+    from a line of its own, and a blank line loads nothing), and the job loads every row it
+    reads exactly once (each flight is kept, joined to at most one airport per side). So when
+    the files' bounds add up to exactly the rows the load copied, every file loaded exactly its
+    bound. When they do not (blank lines, a file not counted), the audit has to count in the
+    table.
+    """
+    keys = [f.key for f in files]
+    if any(key not in row_bounds for key in keys):
+        return None
+    bounds = {key: row_bounds[key] for key in keys}
+    return bounds if sum(bounds.values()) == rows_copied else None
 
 
 def _read(
