@@ -21,7 +21,7 @@ from jobs import validation
 from jobs.validation import Action, NoDimensionError, QuarantinedError, Upload
 from pipeline import workflow
 from pipeline.local.twin import LocalTwin
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import BUCKET_PURPOSES, Settings, load_settings
 from quality.gate import Outcome
 from tests.glue import glue_argv
 
@@ -200,7 +200,9 @@ def test_a_new_dimension_applies_to_validations_from_then_on(twin: LocalTwin) ->
 def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, Any]]:
     """moto in-process as AWS, its buckets made."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    settings = load_settings("dev", account="111111111111")
+    # CDK's bucket names, in an account of the test's.
+    buckets = {purpose: f"flightpipe-{purpose}-dev-111111111111" for purpose in BUCKET_PURPOSES}
+    settings = load_settings("dev", storage={"buckets": buckets})
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=settings.reports_bucket)

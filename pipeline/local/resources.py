@@ -133,7 +133,7 @@ def _created(bucket: str, keys: list[Any]) -> dict[str, Any]:
 def provision(settings: Settings, endpoint: str) -> None:
     """Create or update every resource of the pipeline on the local endpoint."""
     names = Names.of(settings)
-    role = _ROLE.format(account=settings.account, name=settings.resource_name("role"))
+    role = _ROLE.format(account=settings.local.account, name=settings.resource_name("role"))
 
     def client(service: str) -> Any:
         return aws_client(service, settings, endpoint)

@@ -159,7 +159,7 @@ class LocalTwin:
 
         validated = validate_upload(
             self.s3,
-            self.settings.job_settings(),
+            self.settings.job_settings().with_buckets(self.settings.buckets()),
             upload,
             today or dt.datetime.now(dt.UTC).date(),
             self.reports,
