@@ -16,7 +16,8 @@ import datetime as dt
 import logging
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +31,7 @@ from pipeline.core.contract import (
     SOURCE_VERSION,
     header_names,
 )
+from pipeline.core.logs import configure_logging
 from pipeline.core.settings import JobSettings
 from pipeline.core.uploads import Upload
 from quality.gate import (
@@ -255,27 +257,53 @@ def parse_arguments(argv: Sequence[str]) -> tuple[JobSettings, Upload]:
     return settings, Upload(args["bucket"], args["key"], args["version_id"])
 
 
-def main(argv: Sequence[str]) -> Validated:
-    """The Glue entrypoint: validate the object the run names; a quarantined file fails the run.
+@dataclass(frozen=True)
+class ValidationBinding:
+    """What one validation run reads and writes through, bound to where it runs."""
 
-    Failing the run is how the state machine learns the outcome (``startJobRun.sync`` ends in
-    a task failure); the alert text is the error message.
+    s3: Any
+    reports: ReportRecorder
+
+
+class ValidationRuntime(Protocol):
+    """Where a validation run runs: AWS Glue (``GlueValidation``) or the twin's endpoint."""
+
+    def bind(self, settings: JobSettings) -> AbstractContextManager[ValidationBinding]:
+        """The run's S3 client and quality report for the block; what the report needs once
+        the validation is recorded (publishing it, say) happens when the block ends."""
+        ...
+
+
+class GlueValidation:
+    """AWS Glue: logs in JSON lines for CloudWatch, boto3's S3 client, and the quality report
+    published to the reports bucket from the job's own disk."""
+
+    @contextmanager
+    def bind(self, settings: JobSettings) -> Iterator[ValidationBinding]:
+        import boto3
+
+        configure_logging(json_lines=True, verbose=True)
+        s3 = boto3.client("s3")
+        with (
+            tempfile.TemporaryDirectory() as workspace,
+            published(
+                s3, settings.reports_bucket, settings.storage.reports_prefix, Path(workspace)
+            ) as reports,
+        ):
+            yield ValidationBinding(s3, reports)
+
+
+def main(argv: Sequence[str], runtime: ValidationRuntime | None = None) -> Validated:
+    """The entrypoint: validate the object the run names; a quarantined file fails the run.
+
+    ``argv`` is the run's argument vector as Glue hands it over; ``runtime`` binds the run to
+    where it runs (Glue unless given). Failing the run is how the state machine learns the
+    outcome (``startJobRun.sync`` ends in a task failure); the alert text is the error message.
     """
-    import boto3
-
-    from pipeline.core.logs import configure_logging
-
-    configure_logging(json_lines=True, verbose=True)
     settings, upload = parse_arguments(argv)
-    s3 = boto3.client("s3")
     today = dt.datetime.now(dt.UTC).date()
-    with (
-        tempfile.TemporaryDirectory() as workspace,
-        published(
-            s3, settings.reports_bucket, settings.storage.reports_prefix, Path(workspace)
-        ) as reports,
-    ):
-        validated = validate_upload(s3, settings, upload, today, reports)
+    with (runtime or GlueValidation()).bind(settings) as bound:
+        validated = validate_upload(bound.s3, settings, upload, today, bound.reports)
     alert = validated.alert()
     if alert is not None:
         raise QuarantinedError(alert)
