@@ -66,8 +66,6 @@ class Validated:
     """The promoted copy's key, or the quarantined copy's (its result sits beside it)."""
     report: str | None = None
     """Where the validation's page in the quality report is, when reports are recorded."""
-    promoted_version: str | None = None
-    """The version id of the copy this run promoted; None when it promoted nothing."""
 
     @property
     def destination(self) -> str:
@@ -148,7 +146,6 @@ def validate_upload(
         name = upload.key.removeprefix(storage.raw_prefix)  # a sub-folder stays in the name
         verdict = check_daily_file(name, data, known, settings.quality, today)
     report = reports.record(upload.uri, upload.version, verdict) if reports else None
-    promoted: str | None = None
     if verdict.outcome is Outcome.QUARANTINED:
         destination = storage.quarantine_prefix + upload.name
         _quarantine(s3, destination, upload, verdict, report=report)
@@ -156,7 +153,7 @@ def validate_upload(
     else:
         destination = promoted_key
         promoted = _promote(s3, promoted_key, upload, modified, verdict)
-        action = Action.SUPERSEDED if promoted is None else Action.PROMOTED
+        action = Action.PROMOTED if promoted else Action.SUPERSEDED
     log.info(
         "validated %s version=%s outcome=%s action=%s rows=%d",
         upload.uri,
@@ -166,14 +163,12 @@ def validate_upload(
         verdict.rows,
         extra={"upload": upload.uri, "outcome": str(verdict.outcome), "action": str(action)},
     )
-    return Validated(upload, verdict, action, destination, report, promoted)
+    return Validated(upload, verdict, action, destination, report)
 
 
-def _promote(
-    s3: Any, key: str, upload: Upload, modified: dt.datetime, verdict: Verdict
-) -> str | None:
+def _promote(s3: Any, key: str, upload: Upload, modified: dt.datetime, verdict: Verdict) -> bool:
     """Write the normalized copy, unless a newer upload of the file exists or is promoted;
-    return the version id of the copy written, or None.
+    return whether it was written.
 
     An upload that is no longer the latest version of its key has a successor that gets its
     own validation, so a slow validation of an older upload never overwrites a newer one; the
@@ -182,12 +177,12 @@ def _promote(
     """
     assert verdict.normalized is not None
     if _head(s3, upload.bucket, upload.key).get("VersionId") != upload.version:
-        return None
+        return False
     stamp = modified.astimezone(dt.UTC).isoformat()
     current = _head(s3, upload.bucket, key).get("Metadata", {})
     if current.get(SOURCE_VERSION) == upload.version or current.get(SOURCE_MODIFIED, "") > stamp:
-        return None
-    written = s3.put_object(
+        return False
+    s3.put_object(
         Bucket=upload.bucket,
         Key=key,
         Body=verdict.normalized,
@@ -199,8 +194,7 @@ def _promote(
             "outcome": str(verdict.outcome),
         },
     )
-    # An unversioned bucket answers without a version id; S3 calls that version "null".
-    return str(written.get("VersionId") or "null")
+    return True
 
 
 def _head(s3: Any, bucket: str, key: str) -> dict[str, Any]:

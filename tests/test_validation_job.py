@@ -20,9 +20,11 @@ from moto import mock_aws
 from jobs import validation
 from jobs.validation import Action, NoDimensionError, QuarantinedError, Upload
 from pipeline import workflow
+from pipeline.local.objects import ObjectVersion, object_cache
 from pipeline.local.twin import LocalTwin
 from pipeline.settings import BUCKET_PURPOSES, Settings, load_settings
 from quality.gate import Outcome
+from tests.conftest import get_object_calls
 from tests.glue import glue_argv
 
 TODAY = dt.date(2026, 11, 26)
@@ -76,9 +78,16 @@ def test_a_passing_file_is_promoted_as_its_normalized_copy(twin: LocalTwin) -> N
     assert metadata["source-sha256"] == validated.verdict.sha256
     assert keys(twin, "raw/") == ["raw/2024-01-05.csv"]  # the upload itself stays
     assert validated.alert() is None
-    head = twin.s3.head_object(Bucket=twin.settings.raw_bucket, Key="validated/2024-01-05.csv")
-    assert validated.promoted_version == head["VersionId"]
-    assert twin.validate(upload, TODAY).promoted_version is None  # promoted already
+    assert twin.validate(upload, TODAY).action is Action.SUPERSEDED  # promoted already
+    # Written through: the copy S3 holds is in the object cache, so a load never downloads it.
+    bucket, key = twin.settings.raw_bucket, "validated/2024-01-05.csv"
+    head = twin.s3.head_object(Bucket=bucket, Key=key)
+    s3 = twin.client("s3")
+    downloads = get_object_calls(s3)
+    copy = ObjectVersion(bucket, key, head["VersionId"], head["ContentLength"])
+    cached = object_cache(twin.settings).get(s3, copy)
+    assert downloads == []
+    assert (cached.path.read_text(), cached.source_version) == (text, upload.version)
 
 
 def test_a_failing_file_moves_to_quarantine_with_its_result_and_an_alert(
