@@ -13,7 +13,7 @@ SAMPLE := .flightpipe/sample
 SAMPLE_DAYS ?= 7
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup system browser python node run test lint format bench down clean
+.PHONY: setup system browser python node run test lint format bench package down clean
 
 setup: system python node
 
@@ -68,6 +68,13 @@ format: python
 
 bench: setup
 	$(UV) run python -m tests.benchmarks.etl $(BENCH_ARGS)
+
+# The AWS Glue artifact in dist/glue/ (the jobs' entry scripts and flightpipe.gluewheels.zip)
+# and the report's static files in dist/reports/, from uv.lock and the npm packages, with no
+# AWS account. Always run: the module knows what they are made of and leaves them alone when
+# that did not change.
+package: python node
+	$(UV) run python -m pipeline.packaging
 
 down: python
 	$(UV) run flightpipe local down

@@ -118,6 +118,7 @@ class GlueLoad:
             S3AirportSource(glue_context.spark_session, args["dimension_uri"]),
             RedshiftWarehouse(
                 boto3.client("redshift-data"),
+                spark=glue_context.spark_session,
                 workgroup=args["redshift_workgroup"],
                 database=args["redshift_database"],
                 staging_uri=args["staging_uri"],

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from pipeline.core.contract import (
-    Dialect,
-)
+from jobs.flights import STAGED_LINE
+from pipeline.core.contract import Dialect
 from pipeline.core.warehouse import (
+    STAGED_FLIGHTS,
+    Manifest,
     Rejection,
     SourceFile,
+    Staging,
     WarehouseRefusedError,
-    copy_statement,
     load_statements,
-    reject_insert,
+    reject_statements,
 )
 
 log = logging.getLogger(__name__)
@@ -27,18 +30,28 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RedshiftWarehouse:
-    """Redshift Serverless through the Data API: stage lines to S3, then one batched transaction.
+    """Redshift Serverless through the Data API: stage lines and manifests to S3, then one
+    batched transaction.
 
-    ``BatchExecuteStatement`` runs its statements as a single transaction, so the DELETE, the
-    COPY and the audit INSERT commit together.
+    ``BatchExecuteStatement`` runs its statements as a single transaction, so the manifests'
+    COPYs, the DELETE, the COPY of the lines and the audit and reject INSERTs commit together.
+    The batch has the same few statements, each of the same size, for one file as for
+    thousands (``pipeline.core.warehouse.LoadStatements``), so a backfill never meets the
+    Data API's limits of 40 statements a batch and 100 KB a statement.
     """
 
     data_api: Any
+    spark: SparkSession
+    """Writes the manifests beside the lines, where Spark writes those."""
     workgroup: str
     database: str
     staging_uri: str
     copy_role_arn: str
     poll_seconds: float = 5.0
+    """The longest wait between two DescribeStatement calls of one statement."""
+    first_poll_seconds: float = 0.1
+    """The first wait, doubled after each poll up to ``poll_seconds``: most statements end
+    within a second, and a load's batch within a minute."""
     sleep: Callable[[float], None] = time.sleep
 
     def replace_days(
@@ -48,22 +61,43 @@ class RedshiftWarehouse:
         job_run_id: str,
         rejections: Sequence[Rejection] = (),
     ) -> Mapping[str, int]:
-        staged = f"{self.staging_uri.rstrip('/')}/{job_run_id}/"
-        lines.write.mode("overwrite").text(staged)
-        copy = copy_statement(Dialect.REDSHIFT, staged_uri=staged, iam_role=self.copy_role_arn)
-        statements = load_statements(files, job_run_id, copy, rejections)
-        batch = self.data_api.batch_execute_statement(
-            WorkgroupName=self.workgroup, Database=self.database, Sqls=statements.in_order()
-        )
-        self._wait(batch["Id"])
+        staging = self._staging(job_run_id)
+        statements = load_statements(files, job_run_id, staging, rejections)
+        lines.write.mode("overwrite").text(staging.location(STAGED_FLIGHTS))
+        for manifest in statements.manifests:
+            self._stage(manifest, staging)
+        self._wait(self._batch(statements.in_order()))
         query = self._execute(statements.rows_loaded)
-        result = self.data_api.get_statement_result(Id=query)
+        # A result comes in pages (NextToken): a backfill's is a row per file.
+        pages = self.data_api.get_paginator("get_statement_result").paginate(Id=query)
         return {
-            record[0]["stringValue"]: int(record[1]["longValue"]) for record in result["Records"]
+            record[0]["stringValue"]: int(record[1]["longValue"])
+            for page in pages
+            for record in page["Records"]
         }
 
     def record_rejections(self, rejections: Sequence[Rejection], job_run_id: str) -> None:
-        self._execute(reject_insert(rejections, job_run_id))
+        staging = self._staging(job_run_id)
+        statements = reject_statements(rejections, job_run_id, staging)
+        self._stage(statements.manifest, staging)
+        self._wait(self._batch(statements.in_order()))
+
+    def _staging(self, job_run_id: str) -> Staging:
+        uri = f"{self.staging_uri.rstrip('/')}/{job_run_id}/"
+        return Staging(Dialect.REDSHIFT, uri, self.copy_role_arn)
+
+    def _stage(self, manifest: Manifest, staging: Staging) -> None:
+        """Write a manifest's staged lines as one object under its location."""
+        # One JSON literal, parsed in the JVM: no Python worker for a few thousand lines.
+        lines = F.from_json(F.lit(json.dumps(manifest.staged())), "array<string>")
+        frame = self.spark.range(1).select(F.explode(lines).alias(STAGED_LINE))
+        frame.coalesce(1).write.mode("overwrite").text(staging.location(manifest.name))
+
+    def _batch(self, sqls: Sequence[str]) -> str:
+        batch = self.data_api.batch_execute_statement(
+            WorkgroupName=self.workgroup, Database=self.database, Sqls=list(sqls)
+        )
+        return str(batch["Id"])
 
     def _execute(self, sql: str) -> str:
         """Run one statement (a transaction of its own) to its end; return its id."""
@@ -74,6 +108,7 @@ class RedshiftWarehouse:
         return str(statement["Id"])
 
     def _wait(self, statement_id: str) -> None:
+        pause = self.first_poll_seconds
         while True:
             status = self.data_api.describe_statement(Id=statement_id)
             if status["Status"] == "FINISHED":
@@ -85,7 +120,8 @@ class RedshiftWarehouse:
                 if any(marker in error for marker in _REDSHIFT_LOAD_ERRORS):
                     raise WarehouseRefusedError(message)
                 raise RuntimeError(message)
-            self.sleep(self.poll_seconds)
+            self.sleep(pause)
+            pause = min(pause * 2, self.poll_seconds)
 
 
 _REDSHIFT_LOAD_ERRORS = ("sys_load_error_detail", "stl_load_errors")

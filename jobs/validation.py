@@ -13,6 +13,7 @@ in the local twin against its S3 endpoint.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from jobs.quarantine import quarantine
+from jobs.quarantine import RESULT_SUFFIX, quarantine
 from pipeline.core.contract import (
     AIRPORTS,
     SOURCE_MODIFIED,
@@ -35,6 +36,7 @@ from pipeline.core.logs import configure_logging
 from pipeline.core.settings import JobSettings
 from pipeline.core.uploads import Upload
 from quality.gate import (
+    Finding,
     Outcome,
     Verdict,
     check_daily_file,
@@ -126,14 +128,24 @@ def validate_upload(
     """Validate one uploaded version, then promote or quarantine it.
 
     Re-running it for the same version is harmless: a promotion of the same source version is
-    idempotent, and a version already quarantined has left the upload location.
+    idempotent, and a version an earlier run quarantined (so it left the upload location) ends
+    as that run did, from the result the quarantine kept beside the file.
     """
     storage = settings.storage
     is_dimension = (upload.bucket, upload.key) == (settings.dimension_bucket, storage.dimension_key)
     promoted_key = (
         storage.validated_dimension_key if is_dimension else storage.validated_prefix + upload.name
     )
-    response = s3.get_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version)
+    try:
+        response = s3.get_object(Bucket=upload.bucket, Key=upload.key, VersionId=upload.version)
+    except s3.exceptions.ClientError as exc:
+        # S3's answer for a version id that no longer exists (ErrorResponses: NoSuchVersion).
+        earlier = None
+        if exc.response["Error"]["Code"] == "NoSuchVersion":
+            earlier = _quarantined_before(s3, storage.quarantine_prefix + upload.name, upload)
+        if earlier is None:
+            raise
+        return earlier
     modified: dt.datetime = response["LastModified"]
     verdict = refuse_oversized(upload.name, response["ContentLength"], settings.quality)
     if verdict is not None:
@@ -164,6 +176,26 @@ def validate_upload(
         extra={"upload": upload.uri, "outcome": str(verdict.outcome), "action": str(action)},
     )
     return Validated(upload, verdict, action, destination, report)
+
+
+def _quarantined_before(s3: Any, key: str, upload: Upload) -> Validated | None:
+    """What an earlier run did with ``upload`` if it quarantined it to ``key``: the result it
+    wrote beside the file (some version of it: a later upload of the name may have followed)."""
+    result = key + RESULT_SUFFIX
+    pages = s3.get_paginator("list_object_versions").paginate(Bucket=upload.bucket, Prefix=result)
+    for version in (v for page in pages for v in page.get("Versions", []) if v["Key"] == result):
+        body = s3.get_object(Bucket=upload.bucket, Key=result, VersionId=version["VersionId"])
+        document = json.loads(body["Body"].read())
+        if document.get("version") == upload.version:
+            verdict = Verdict(
+                upload.name,
+                Outcome(document["outcome"]),
+                tuple(Finding(**finding) for finding in document["findings"]),
+                sha256=document["sha256"] or "",
+                rows=document["rows"],
+            )
+            return Validated(upload, verdict, Action.QUARANTINED, key, document["report"])
+    return None
 
 
 def _promote(s3: Any, key: str, upload: Upload, modified: dt.datetime, verdict: Verdict) -> bool:

@@ -3,20 +3,24 @@
 Everything lives under one root folder (locally the state folder's ``reports/``, on AWS a
 prefix of the reports bucket):
 
-- ``summaries/<file>@<version>/<validated at>.json``: the record of one validation, written
-  once and never changed: the validation result as a plain document (the same one kept beside
-  a quarantined file), when it ran and, when GX saw the file, its Data Docs page. Files GX never
-  saw, such as unreadable ones, have a record too;
+- ``summaries/<month>/<file>@<version>/<validated at>.json``: the record of one validation,
+  written once and never changed: the validation result as a plain document (the same one kept
+  beside a quarantined file), when it ran and, when GX saw the file, its Data Docs page. Files
+  GX never saw, such as unreadable ones, have a record too. ``<month>`` is the validation's
+  (``2026-12``): an index is built from one month's records, so publishing costs what this
+  month holds, never the whole history;
 - ``uncommitted/validations/``: GX's validation results store;
 - ``uncommitted/data_docs/local_site/``: the Data Docs site: each validation's page, written by
-  the validation, and the index, which only ``build`` writes, from the records alone. The site
-  loads no script, stylesheet, font or image from elsewhere (``quality.site_assets``).
+  the validation; ``index.html``, the current month's validations with links to the earlier
+  months' indexes (``months/<month>.html``), which only ``build`` writes, from the records
+  alone; and the static files. The site loads no script, stylesheet, font or image from
+  elsewhere (``quality.site_assets``): on AWS its static files are deployed with the
+  environment (``make package`` writes them), so a validation job uploads none.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import mimetypes
 import os
@@ -37,6 +41,8 @@ if TYPE_CHECKING:  # the gate imports GX, which takes seconds: only validations 
 
 SITE = "local_site"
 RECORDS = "summaries"
+MONTHS = "months"
+"""Where in the site each month's index is, ``<month>.html``."""
 BATCH = "upload"
 """GX's batch identifier of every validation: one uploaded file version is the whole batch."""
 
@@ -137,7 +143,7 @@ class QualityReports:
         """
         now = dt.datetime.now(dt.UTC)
         run_name = _run_name(uri, version)
-        record = self.root / RECORDS / run_name / f"{now:%Y%m%dT%H%M%S.%fZ}.json"
+        record = self.root / RECORDS / _month(now) / run_name / f"{now:%Y%m%dT%H%M%S.%fZ}.json"
         page = None if verdict.validation is None else self._page(verdict, run_name, now)
         where = self._location(record if page is None else self.site / page["page"])
         document = result_document(uri, version, verdict, where)
@@ -181,51 +187,74 @@ class QualityReports:
         }
 
     def build(self) -> None:
-        """Write the site's static files and its index of every record: once per burst.
+        """Write the site's static files and this month's index: once per burst.
 
         Validations never write the index, so none can drop another's entry; builders need no
         lock between them either (``_until_stable``).
         """
-        self.copy_assets()
-        _until_stable(self._record_names, self.write_index)
-
-    def copy_assets(self) -> None:
-        """Put the files the site's pages load (GX's and the vendored ones) into the site."""
         copy_assets(self.site)
+        month = _month(dt.datetime.now(dt.UTC))
+        months = sorted(p.name for p in (self.root / RECORDS).glob("*") if p.is_dir())
+        _until_stable(
+            lambda: self._record_names(month), lambda names: self.write_index(month, names, months)
+        )
 
-    def _record_names(self) -> frozenset[str]:
-        records = (self.root / RECORDS).glob("*/*.json")
+    def _record_names(self, month: str) -> frozenset[str]:
+        records = (self.root / RECORDS / month).glob("*/*.json")
         return frozenset(path.relative_to(self.root).as_posix() for path in records)
 
-    def write_index(self, records: Iterable[str]) -> None:
-        """Write GX's index page of the records named (paths under ``root``), as GX renders it."""
+    def write_index(self, month: str, records: Iterable[str], months: Iterable[str]) -> list[Path]:
+        """Write GX's index page of ``month``'s records (paths under ``root``), as GX renders
+        it, as the site's index and as that month's; the other ``months`` are linked from the
+        site's index. Returns the pages written."""
         from great_expectations.render.renderer import SiteIndexPageRenderer
         from great_expectations.render.view import DefaultJinjaIndexPageView
 
-        to_root = "../" * len(self.site.relative_to(self.root).parts)
-        rows = [
-            _index_row(json.loads((self.root / name).read_text()), to_root + name)
-            for name in sorted(records)
-        ]
         renderer: Any = SiteIndexPageRenderer  # GX's classes are untyped: Any, for mypy
         view: Any = DefaultJinjaIndexPageView()
-        rendered = renderer.render({"site_name": SITE, "validations_links": rows})
-        _write_whole(self.index, localize(view.render(rendered), depth=0))
+        names = sorted(records)
+        earlier = sorted((m for m in months if m != month), reverse=True)
+        pages = []
+        for page, depth in ((self.index, 0), (self.site / MONTHS / f"{month}.html", 1)):
+            to_root = "../" * (len(self.site.relative_to(self.root).parts) + depth)
+            rows = [_index_row(json.loads((self.root / n).read_text()), to_root + n) for n in names]
+            rendered = renderer.render({"site_name": SITE, "validations_links": rows})
+            links = [(f"{'../' * depth}{MONTHS}/{m}.html", m) for m in earlier]
+            _write_whole(page, localize(_with_months(view.render(rendered), links), depth=depth))
+            pages.append(page)
+        return pages
 
     def summary(self, uri: str, version: str) -> Summary | None:
         """The latest validation of one file version, if it was recorded here."""
-        records = sorted((self.root / RECORDS / _run_name(uri, version)).glob("*.json"))
+        records = sorted(
+            (self.root / RECORDS).glob(f"*/{_run_name(uri, version)}/*.json"),
+            key=lambda path: path.name,
+        )
         return Summary.of(json.loads(records[-1].read_text())) if records else None
 
     def latest(self) -> list[Summary]:
         """The latest validation of every file, by file name."""
         latest: dict[str, dict[str, Any]] = {}
-        for path in (self.root / RECORDS).glob("*/*.json"):
+        for path in (self.root / RECORDS).glob("*/*/*.json"):
             document = json.loads(path.read_text())
             current = latest.get(document["file"])
             if current is None or document["validated_at"] > current["validated_at"]:
                 latest[document["file"]] = document
         return [Summary.of(d) for _, d in sorted(latest.items())]
+
+
+def _month(moment: dt.datetime) -> str:
+    """The month a validation is filed under: its records and its index page."""
+    return f"{moment:%Y-%m}"
+
+
+def _with_months(html: str, links: Iterable[tuple[str, str]]) -> str:
+    """The index page with a list of the earlier months' indexes before its end."""
+    items = "".join(f'<li><a href="{href}">{month}</a></li>' for href, month in links)
+    if not items:
+        return html
+    section = f'<div class="container"><h5>Earlier months</h5><ul>{items}</ul></div>'
+    return html.replace("</body>", section + "</body>", 1)
 
 
 def _run_name(uri: str, version: str) -> str:
@@ -270,7 +299,7 @@ def _write_whole(path: Path, text: str) -> None:
 
 
 def _until_stable(
-    listing: Callable[[], frozenset[str]], publish: Callable[[frozenset[str]], None]
+    listing: Callable[[], frozenset[str]], publish: Callable[[frozenset[str]], object]
 ) -> None:
     """Publish the index of the records ``listing`` finds, and look again until nothing is new.
 
@@ -284,67 +313,60 @@ def _until_stable(
         published = records
 
 
-_STATIC_MARKER = ".uploaded"
-"""Beside the site's static files in the bucket: the digest of the set uploaded."""
-
-
 @contextmanager
 def published(s3: Any, bucket: str, prefix: str, workspace: Path) -> Iterator[QualityReports]:
     """A report that lives in a bucket, worked on in an empty ``workspace`` (a job's disk).
 
     Nothing is read before the block: a validation writes its own page and record only. When
-    the block ends, the site's static files are uploaded unless the bucket holds these very
-    ones, then what the block wrote, and the index is rebuilt from the bucket's records alone
-    (small documents: no earlier page or result is read).
+    the block ends, what the block wrote is uploaded and this month's index is rebuilt from the
+    bucket's records of this month alone (small documents, each fetched once; no page, no
+    result and no earlier month is read). The site's static files are not the job's: they are
+    deployed with the environment.
     """
     reports = QualityReports(workspace, published_at=f"s3://{bucket}/{prefix}")
     yield reports
     written = [path for path in workspace.rglob("*") if path.is_file()]
-    reports.copy_assets()
-    _publish_static(s3, bucket, prefix, reports)
     # Pages before records: the index links a page only once the page is there.
     for path in sorted(written, key=lambda p: p.is_relative_to(workspace / RECORDS)):
         _upload(s3, bucket, prefix, workspace, path)
+    month = _month(dt.datetime.now(dt.UTC))
+
+    def keys(under: str, **listing: str) -> Iterator[dict[str, Any]]:
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"{prefix}{under}", **listing
+        )
+        for page in pages:
+            yield from page.get("Contents", [])
+            yield from page.get("CommonPrefixes", [])
 
     def listing() -> frozenset[str]:
-        pages = s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=f"{prefix}{RECORDS}/"
-        )
-        keys = (item["Key"] for page in pages for item in page.get("Contents", []))
-        return frozenset(key.removeprefix(prefix) for key in keys if key.endswith(".json"))
+        found = (item["Key"] for item in keys(f"{RECORDS}/{month}/"))
+        return frozenset(key.removeprefix(prefix) for key in found if key.endswith(".json"))
 
     def fetch(name: str) -> None:
         (workspace / name).parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, prefix + name, str(workspace / name))
 
+    months = [
+        item["Prefix"].removeprefix(f"{prefix}{RECORDS}/").rstrip("/")
+        for item in keys(f"{RECORDS}/", Delimiter="/")
+    ]
+
     def publish(records: frozenset[str]) -> None:
         # Records never change: each is fetched once, however often the index is rebuilt.
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(fetch, [name for name in records if not (workspace / name).exists()]))
-        reports.write_index(records)
-        _upload(s3, bucket, prefix, workspace, reports.index)
+        for page in reports.write_index(month, records, months):
+            _upload(s3, bucket, prefix, workspace, page)
 
     _until_stable(listing, publish)
 
 
-def _publish_static(s3: Any, bucket: str, prefix: str, reports: QualityReports) -> None:
-    """Upload the site's static files unless the bucket has this set already (its marker)."""
-    static = reports.site / "static"
-    files = sorted(path for path in static.rglob("*") if path.is_file())
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.relative_to(static).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    marker = prefix + (static / _STATIC_MARKER).relative_to(reports.root).as_posix()
-    try:
-        if s3.get_object(Bucket=bucket, Key=marker)["Body"].read() == digest.hexdigest().encode():
-            return
-    except s3.exceptions.NoSuchKey:
-        pass
-    for path in files:
-        _upload(s3, bucket, prefix, reports.root, path)
-    # Last: a job that dies uploading leaves no marker, and the next one uploads the set again.
-    s3.put_object(Bucket=bucket, Key=marker, Body=digest.hexdigest().encode())
+def write_static_site(folder: Path) -> None:
+    """Write the site's static files into ``folder`` as they are laid out under the reports
+    prefix: what is deployed with the environment (``make package`` writes it) for the
+    validation jobs' pages to load."""
+    copy_assets(QualityReports(folder).site)
 
 
 def _upload(s3: Any, bucket: str, prefix: str, workspace: Path, path: Path) -> None:

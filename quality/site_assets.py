@@ -22,7 +22,8 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# The checkout's npm packages (``make node``); found from here, not from the twin's settings.
+# The checkout's npm packages (``make node``), or on Glue the files of them the job wheel
+# carries (``npm_files``); found from here, not from the twin's settings.
 NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
 VENDOR = "static/vendor/"
 """Where in the site the npm files go, each at its path under ``node_modules``."""
@@ -145,12 +146,20 @@ def copy_assets(site: Path) -> None:
 
     gx_static = Path(gx_view.__file__).parent / "static"
     sources = {p: site / "static" / p.relative_to(gx_static) for p in gx_static.rglob("*")}
-    for npm_path in {p for url_path in _NPM_FILES.values() for p in _with_references(url_path)}:
+    for npm_path in npm_files():
         sources[_npm_file(npm_path)] = site / VENDOR / npm_path
     for source, target in sources.items():
         if source.is_file() and not (target.exists() and filecmp.cmp(source, target)):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+
+
+def npm_files() -> list[str]:
+    """Every file of ``node_modules`` the site serves, by its path there: each one GX's pages
+    link, and the fonts and images those stylesheets load. The Glue artifact's job wheel carries
+    these at ``node_modules/`` beside ``quality/`` (``make package``), where ``NODE_MODULES``
+    finds them on Glue as in a checkout."""
+    return sorted({p for url_path in _NPM_FILES.values() for p in _with_references(url_path)})
 
 
 def _with_references(npm_path: str) -> Iterator[str]:

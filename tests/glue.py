@@ -75,9 +75,10 @@ class GlueJvm:
     local: Path
     s3_prefix: str
     calls: list[tuple[str, Any]] = field(default_factory=list)
-    committed: set[str] = field(default_factory=set)
-    """The bookmark's store: the files read through it by runs that committed."""
-    pending: set[str] = field(default_factory=set)
+    committed: set[tuple[str, int]] = field(default_factory=set)
+    """The bookmark's store: (name, last-modified time) of each file read through it by runs
+    that committed."""
+    pending: set[tuple[str, int]] = field(default_factory=set)
     """Files this run read through the bookmark; they join ``committed`` at the commit."""
     bookmark_option: str | None = None
 
@@ -106,9 +107,10 @@ class GlueJvm:
         """Rows of the files at ``connection_options["paths"]``, text columns by header.
 
         A read with a ``transformation_ctx`` under ``job-bookmark-enable`` skips the files a
-        committed run read (Glue tells them by last-modified time, this by name); with
-        bookmarks disabled (Glue's default) or without a ``transformation_ctx`` it reads every
-        file (https://docs.aws.amazon.com/glue/latest/dg/monitor-continuations.html). ``withHeader``
+        committed run read, told apart by last-modified time as Glue does (a file written
+        again is new); with bookmarks disabled (Glue's default) or without a
+        ``transformation_ctx`` it reads every file
+        (https://docs.aws.amazon.com/glue/latest/dg/monitor-continuations.html). ``withHeader``
         names the columns from the first line and Glue's CSV reader yields text
         (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-format-csv-home.html);
         ``attachFilename`` adds a column holding each row's source object
@@ -116,8 +118,8 @@ class GlueJvm:
         """
         files = sorted({p for path in connection_options["paths"] for p in self._files(path)})
         if transformation_ctx and self.bookmark_option == BOOKMARK_ENABLED:
-            files = [p for p in files if p.name not in self.committed]
-            self.pending |= {p.name for p in files}
+            files = [p for p in files if (p.name, p.stat().st_mtime_ns) not in self.committed]
+            self.pending |= {(p.name, p.stat().st_mtime_ns) for p in files}
         if not files:
             return self.spark.createDataFrame([], "x string").drop("x")
         assert format_options["withHeader"]

@@ -3,8 +3,10 @@
 Arguments are parsed by Glue's own ``getResolvedOptions`` from an argument vector shaped as
 Glue hands it over, and ``job.init`` / ``job.commit`` go through the real ``awsglue.job.Job``;
 ``tests.glue`` stands in for the JVM classes under them (the job bookmark and the S3 reader),
-and a recorder for the Redshift Data API. Everything else is real: the entrypoint's own code,
-Spark reading and enriching the files, S3 (moto, in-process) for versions and hashes.
+and the twin's Data API (``tests.redshift``) for Redshift: it refuses what the Data API refuses
+and runs the job's Redshift statements on the test's PostgreSQL database. Everything else is
+real: the entrypoint's own code, Spark reading and enriching the files, S3 (moto, in-process)
+for versions and hashes.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import psycopg
 import pytest
 from awsglue.utils import getResolvedOptions
 from moto import mock_aws
@@ -24,9 +27,10 @@ from pyspark.sql import SparkSession
 
 from jobs import flight_etl, validation
 from pipeline import workflow
-from pipeline.core.warehouse import staged_values as staged_fields
-from pipeline.settings import load_settings
+from pipeline.local.services import LocalServices
+from pipeline.settings import Settings, load_settings
 from tests.glue import BOOKMARK_ENABLED, GlueJvm, glue_argv, install_glue_jvm, run_id
+from tests.redshift import WORKGROUP, batches_sent, install_data_api, redshift_tables
 
 RAW_BUCKET = "flightpipe-raw-dev-111111111111"
 DAY_1 = (
@@ -41,45 +45,6 @@ AIRPORTS = (
 JOB_NAME = "flightpipe-dev-flight-etl"
 
 
-@dataclass
-class DataApiRecorder:
-    """A stand-in for the Redshift Data API: records statements, answers the audit query."""
-
-    batches: list[list[str]] = field(default_factory=list)
-    statements: list[str] = field(default_factory=list)
-    fail_batches: bool = False
-    refuse_staged: str | None = None
-    """Refuse a batch whose staged lines hold this text, as Redshift's COPY refuses a row."""
-    staged: Path | None = None
-    rows_by_key: dict[str, int] = field(default_factory=dict)
-
-    def batch_execute_statement(self, **kwargs: Any) -> dict[str, str]:
-        self.batches.append(kwargs["Sqls"])
-        return {"Id": f"batch-{len(self.batches)}"}
-
-    def execute_statement(self, **kwargs: Any) -> dict[str, str]:
-        self.statements.append(kwargs["Sql"])
-        return {"Id": "query"}
-
-    def describe_statement(self, Id: str) -> dict[str, str]:  # noqa: N803 - the API's name
-        if Id.startswith("batch") and self.fail_batches:
-            return {"Status": "FAILED", "Error": "ERROR: permission denied for relation"}
-        if Id.startswith("batch") and self.refuse_staged and self.staged:
-            text = "".join(p.read_text() for p in self.staged.rglob("part-*"))
-            if self.refuse_staged in text:
-                self.batches.pop()  # rolled back
-                return {
-                    "Status": "FAILED",
-                    "Error": "ERROR: Load into table 'flight_processed' failed. Check "
-                    "'sys_load_error_detail' system table for details.",
-                }
-        return {"Status": "FINISHED"}
-
-    def get_statement_result(self, Id: str) -> dict[str, Any]:  # noqa: N803
-        records = [[{"stringValue": k}, {"longValue": n}] for k, n in self.rows_by_key.items()]
-        return {"Records": records}
-
-
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -92,10 +57,15 @@ class GlueJob:
     """The load job as Glue runs it: Glue's JVM and the Data API stood in for, S3 in moto."""
 
     jvm: GlueJvm
-    data_api: DataApiRecorder
     s3: Any
     arguments: dict[str, str]
     """The run's arguments, named as the state machine names them, with local locations."""
+    warehouse_url: str
+    """The database the Data API's statements run in."""
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.warehouse_url) as conn:
+            return conn.execute(sql).fetchall()
 
     def argv(self, run: int = 1) -> list[str]:
         return glue_argv("flight_etl.py", self.arguments, job_name=JOB_NAME, run=run)
@@ -110,7 +80,13 @@ class GlueJob:
 
 
 @pytest.fixture
-def job(aws: Any, spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GlueJob:
+def job(
+    aws: Any,
+    spark: SparkSession,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> GlueJob:
     local = tmp_path / "raw"
     local.mkdir()
     aws.create_bucket(Bucket=RAW_BUCKET)
@@ -119,13 +95,8 @@ def job(aws: Any, spark: SparkSession, tmp_path: Path, monkeypatch: pytest.Monke
     staging = tmp_path / "staging"
     jvm = GlueJvm(spark, local, s3_prefix=f"s3://{RAW_BUCKET}/validated/")
     install_glue_jvm(monkeypatch, jvm)
-    data_api = DataApiRecorder(staged=staging)
-    real_client = boto3.client
-    monkeypatch.setattr(
-        boto3,
-        "client",
-        lambda name, **kw: data_api if name == "redshift-data" else real_client(name, **kw),
-    )
+    install_data_api(monkeypatch, settings)
+    redshift_tables(boto3.client("redshift-data"), settings.warehouse.database)
     topic = boto3.client("sns").create_topic(Name="alerts")["TopicArn"]
     sqs = boto3.client("sqs")
     queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
@@ -138,21 +109,20 @@ def job(aws: Any, spark: SparkSession, tmp_path: Path, monkeypatch: pytest.Monke
         "--validated_uri": f"s3://{RAW_BUCKET}/validated/",
         "--dimension_uri": str(tmp_path / "airport_codes.csv"),
         "--staging_uri": staging.as_uri(),
-        "--redshift_workgroup": "flightpipe-dev",
-        "--redshift_database": "flightpipe",
+        "--redshift_workgroup": WORKGROUP,
+        "--redshift_database": settings.warehouse.database,
         "--redshift_copy_role_arn": "arn:aws:iam::111111111111:role/copy",
         **workflow.job_arguments(load_settings("dev")),
         "--alert_topic_arn": topic,
         "--state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:main",
     }
-    return GlueJob(jvm, data_api, aws, arguments)
+    return GlueJob(jvm, aws, arguments, LocalServices(settings).warehouse_url)
 
 
 def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
     job: GlueJob, aws: Any, spark: SparkSession
 ) -> None:
     version = job.upload("2024-01-01.csv", DAY_1)
-    job.data_api.rows_by_key = {"validated/2024-01-01.csv": 2}
 
     result = flight_etl.main(job.argv())
 
@@ -165,24 +135,33 @@ def test_glue_run_stages_enriched_rows_and_loads_them_in_one_batch_then_commits(
     assert result.job_run_id == run_id(1)
     assert result.rows_by_key == {"validated/2024-01-01.csv": 2}
 
-    (batch,) = job.data_api.batches
-    delete, copy, audit = batch
-    assert delete == "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-01')"
-    staged = f"{job.arguments['--staging_uri']}/{run_id(1)}/"
-    assert copy.startswith("COPY flight_processed (flight_date, carrier, origin_airport_id")
+    # One transaction, which COPYs the lines Spark staged under the run's prefix.
+    ((status, batch),) = batches_sent()
+    assert status == "FINISHED"
+    staged = f"{job.arguments['--staging_uri']}/{run_id(1)}/flights/"
+    (copy,) = [sql for sql in batch if sql.startswith("COPY flight_processed")]
     assert f"FROM '{staged}' IAM_ROLE 'arn:aws:iam::111111111111:role/copy'" in copy
-    assert f"'{version}' AS source_version" in audit
-    assert f"'{hashlib.sha256(DAY_1.encode()).hexdigest()}' AS sha256" in audit
-
     assert copy.endswith("DELIMITER '\\t' ESCAPE DATEFORMAT 'YYYY-MM-DD'")
 
-    rows = [staged_fields(r.value) for r in spark.read.text(staged).collect()]
-    by_carrier = {r["carrier"]: r for r in rows}
-    assert by_carrier["DL"]["origin_city"] == "Atlanta"
-    assert by_carrier["DL"]["dest_name"] == "LAX"
-    assert by_carrier["AA"]["dest_city"] is None
-    assert by_carrier["AA"]["dep_delay"] is None
-    assert {r["source_file"] for r in rows} == {f"s3://{RAW_BUCKET}/validated/2024-01-01.csv"}
+    uri = f"s3://{RAW_BUCKET}/validated/2024-01-01.csv"
+    assert job.rows(
+        "SELECT carrier, origin_city, dest_name, dest_city, dep_delay, source_file "
+        "FROM flight_processed ORDER BY carrier"
+    ) == [
+        ("AA", "Los Angeles", None, None, None, uri),
+        ("DL", "Atlanta", "LAX", "Los Angeles", 5, uri),
+    ]
+    assert job.rows(
+        "SELECT source_key, source_version, sha256, row_count, job_run_id FROM flight_load_audit"
+    ) == [
+        (
+            "validated/2024-01-01.csv",
+            version,
+            hashlib.sha256(DAY_1.encode()).hexdigest(),
+            2,
+            run_id(1),
+        )
+    ]
 
 
 def test_glue_reports_an_object_that_is_no_daily_file_even_when_it_is_all_there_is(
@@ -195,7 +174,7 @@ def test_glue_reports_an_object_that_is_no_daily_file_even_when_it_is_all_there_
     assert list(result.refused) == [f"s3://{RAW_BUCKET}/validated/notes.csv"]
     assert "YYYY-MM-DD.csv" in result.refused[f"s3://{RAW_BUCKET}/validated/notes.csv"]
     assert result.rows_by_key == {}
-    assert job.data_api.batches == []
+    assert batches_sent() == []
     # Reported once: the bookmark moves past it, as it does past a loaded file.
     assert [name for name, _ in job.jvm.calls] == ["job.init", "from_options", "job.commit"]
 
@@ -208,25 +187,27 @@ def test_glue_bookmark_means_the_next_run_reads_only_the_new_file(job: GlueJob, 
     flight_etl.main(job.argv(run=2))
     nothing = flight_etl.main(job.argv(run=3))
 
-    assert len(job.data_api.batches) == 2  # the third run found nothing and touched no warehouse
-    assert (
-        job.data_api.batches[1][0]
-        == "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-02')"
-    )
+    assert len(batches_sent()) == 2  # the third run found nothing and touched no warehouse
     assert nothing.rows_by_key == {}
+    assert job.rows("SELECT source_key, job_run_id FROM flight_load_audit ORDER BY 1") == [
+        ("validated/2024-01-01.csv", run_id(1)),
+        ("validated/2024-01-02.csv", run_id(2)),
+    ]
 
 
 def test_glue_does_not_commit_the_bookmark_when_the_warehouse_load_fails(
     job: GlueJob, aws: Any
 ) -> None:
     job.upload("2024-01-01.csv", DAY_1)
-    job.data_api.fail_batches = True
+    with psycopg.connect(job.warehouse_url) as conn:
+        conn.execute("ALTER TABLE flight_load_audit RENAME TO audit_elsewhere")
 
-    with pytest.raises(RuntimeError, match="FAILED: ERROR: permission denied"):
+    with pytest.raises(RuntimeError, match='FAILED: ERROR: relation "flight_load_audit"'):
         flight_etl.main(job.argv())
 
     assert ("job.commit", None) not in job.jvm.calls
     assert job.jvm.committed == set()
+    assert job.rows("SELECT count(*) FROM flight_processed") == [(0,)]  # rolled back
 
 
 def published_alerts() -> list[dict[str, Any]]:
@@ -259,11 +240,14 @@ def test_glue_sets_aside_a_file_whose_value_the_warehouse_cannot_hold_and_loads_
         reason,
     )
     # Glue's cast would have made the value NULL; it fails the read instead, and the one
-    # batch that committed holds the good day and the reject record.
-    (batch,) = job.data_api.batches
-    assert batch[0] == "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-01')"
-    assert batch[-1].startswith("INSERT INTO flight_load_rejects")
-    assert f"'{bad}' AS validated_version" in batch[-1]
+    # batch holds the good day and the reject record.
+    ((status, _),) = batches_sent()
+    assert status == "FINISHED"
+    assert job.rows("SELECT DISTINCT flight_date::text FROM flight_processed") == [("2024-01-01",)]
+    assert job.rows(
+        "SELECT validated_key, validated_version, reason, line, column_name, value, job_run_id "
+        "FROM flight_load_rejects"
+    ) == [("validated/2024-01-02.csv", bad, reason, 11, "DepDelay", "99999999999", run_id(1))]
     assert ("job.commit", None) in job.jvm.calls
     listed = aws.list_objects_v2(Bucket=RAW_BUCKET, Prefix="quarantine/")["Contents"]
     assert [o["Key"] for o in listed] == [
@@ -288,22 +272,34 @@ def test_glue_finds_the_file_of_a_row_redshift_refused_by_halving_the_load(
     job: GlueJob, aws: Any
 ) -> None:
     job.upload("2024-01-01.csv", DAY_1)
-    job.upload("2024-01-02.csv", DAY_1.replace("AA,", "ZZ,"))  # Redshift refuses ZZ
+    job.upload("2024-01-02.csv", DAY_1.replace("AA,", "ZZ,"))
     job.upload("2024-01-03.csv", DAY_1)
-    job.data_api.refuse_staged = "ZZ"
+    # A row the warehouse refuses for a reason the contract's scan cannot know of: the COPY
+    # fails with Redshift's message, which names no row, so only halving finds the file.
+    with psycopg.connect(job.warehouse_url) as conn:
+        conn.execute("ALTER TABLE flight_processed ADD CHECK (carrier <> 'ZZ')")
 
     result = flight_etl.main(job.argv())
 
     [rejection] = result.rejected
     assert rejection.file.key == "validated/2024-01-02.csv"
     assert "sys_load_error_detail" in rejection.reason
-    # All three failed, then the first half alone loaded, then the rest failed, then the one
-    # file left after the culprit loaded with its reject record.
-    assert [batch[0] for batch in job.data_api.batches] == [
-        "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-01')",
-        "DELETE FROM flight_processed WHERE flight_date IN (DATE '2024-01-03')",
+    # All three failed, then the first half alone loaded, then the rest failed, then the
+    # culprit alone, then the one file left loaded with the culprit's reject record.
+    assert [status for status, _ in batches_sent()] == [
+        "FAILED",
+        "FINISHED",
+        "FAILED",
+        "FAILED",
+        "FINISHED",
     ]
-    assert job.data_api.batches[-1][-1].startswith("INSERT INTO flight_load_rejects")
+    assert job.rows("SELECT DISTINCT flight_date::text FROM flight_processed ORDER BY 1") == [
+        ("2024-01-01",),
+        ("2024-01-03",),
+    ]
+    assert job.rows("SELECT validated_key FROM flight_load_rejects") == [
+        ("validated/2024-01-02.csv",)
+    ]
     listed = aws.list_objects_v2(Bucket=RAW_BUCKET, Prefix="validated/")["Contents"]
     assert [o["Key"] for o in listed] == ["validated/2024-01-01.csv", "validated/2024-01-03.csv"]
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipeline.core.settings import QualitySettings
 from quality.gate import Outcome, Verdict, check_daily_file
-from quality.reports import QualityReports, published
+from quality.reports import QualityReports, published, write_static_site
 
 TODAY = dt.date(2026, 11, 26)
 KNOWN = [10397, 12892]
@@ -52,7 +52,9 @@ def test_latest_validation_per_file_is_listed_with_its_failed_rules(tmp_path: Pa
     assert "Carrier" in latest["2024-01-06.csv"].failed
     # A file GX never saw has no Data Docs page; the record of its validation is the report.
     assert latest["2024-01-07.csv"].failed == ("not empty",)
-    assert re.search(r"/summaries/2024-01-07\.csv%40v1/\d{8}T\d{6}\.\d{6}Z\.json$", where)
+    assert re.search(
+        r"/summaries/\d{4}-\d{2}/2024-01-07\.csv%40v1/\d{8}T\d{6}\.\d{6}Z\.json$", where
+    )
 
 
 def chromium(url: str, tmp_path: Path, *output: str) -> str:
@@ -153,7 +155,8 @@ def test_the_index_renders_offline_one_row_per_validated_file_version_with_its_s
     # Its links lead to each version's page (or record), relative to the index.
     index = reports.index.read_text()
     assert 'href="' + page.split("local_site/", 1)[1] in index
-    assert '"../../../summaries/2024-01-07.csv%40v1/' in index
+    month = f"{dt.datetime.now(dt.UTC):%Y-%m}"
+    assert f'"../../../summaries/{month}/2024-01-07.csv%40v1/' in index
     assert_table_drawn(reports.index.as_uri(), tmp_path, icons={GREEN, RED})
 
 
@@ -289,6 +292,10 @@ def test_validations_published_at_once_all_appear_in_the_site_served_from_the_bu
             barrier.wait()
             reports.record(f"s3://raw/raw/2024-01-0{i + 1}.csv", f"v{i}", verdicts[i])
 
+    deployed = tmp_path / "deployed"
+    write_static_site(deployed)  # as the environment's deployment puts it in the bucket
+    for path in (p for p in deployed.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), bucket, "quality/" + path.relative_to(deployed).as_posix())
     at_once(RUNS, validation)
 
     index = serve(s3, bucket, "quality/", tmp_path / "served")
@@ -296,14 +303,22 @@ def test_validations_published_at_once_all_appear_in_the_site_served_from_the_bu
     assert_table_drawn(index.as_uri(), tmp_path, icons={GREEN})
 
 
-def test_a_published_validation_uploads_the_static_files_only_when_the_bucket_lacks_them(
+def test_a_published_validation_uploads_its_page_its_record_and_the_index_only(
     reports_bucket: tuple[Any, str], tmp_path: Path
 ) -> None:
     s3, bucket = reports_bucket
+    site = "quality/uncommitted/data_docs/local_site/"
     written: list[str] = []
     s3.meta.events.register(
         "provide-client-params.s3.PutObject", lambda params, **_: written.append(params["Key"])
     )
+    fetched: list[str] = []
+    s3.meta.events.register(
+        "provide-client-params.s3.GetObject", lambda params, **_: fetched.append(params["Key"])
+    )
+    # A record of an earlier month: never read again, but its month is linked.
+    earlier = "quality/summaries/2025-01/2025-01-01.csv@v1/20250101T000000.000000Z.json"
+    s3.put_object(Bucket=bucket, Key=earlier, Body=b"{}")
 
     def validation(name: str) -> list[str]:
         written.clear()
@@ -312,10 +327,33 @@ def test_a_published_validation_uploads_the_static_files_only_when_the_bucket_la
             published(s3, bucket, "quality/", Path(workspace)) as reports,
         ):
             validate(reports, name, "v1", GOOD)
-        return [key for key in written if "/static/" in key]
+        return sorted(key.removeprefix(site) for key in written if key.startswith(site))
 
+    month = f"{dt.datetime.now(dt.UTC):%Y-%m}"
     first = validation("2024-01-05.csv")
-    assert (
-        "quality/uncommitted/data_docs/local_site/static/vendor/jquery/dist/jquery.min.js" in first
-    )
-    assert validation("2024-01-06.csv") == []
+    second = validation("2024-01-06.csv")
+
+    for pages, name in ((first, "2024-01-05.csv"), (second, "2024-01-06.csv")):
+        assert pages[:2] == ["index.html", f"months/{month}.html"]
+        assert [p.split("/")[2] for p in pages[2:]] == [f"{name}@v1"]
+        assert not [p for p in pages if p.startswith("static/")]
+    # The second run read the first one's record, nothing older and no page.
+    assert earlier not in fetched
+    assert all("/summaries/" in key for key in fetched)
+    index = s3.get_object(Bucket=bucket, Key=site + "index.html")["Body"].read().decode()
+    assert 'href="months/2025-01.html"' in index
+
+
+def test_the_static_site_deployed_with_the_environment_is_what_the_pages_load(
+    tmp_path: Path,
+) -> None:
+    write_static_site(tmp_path / "deployed")
+    reports = QualityReports(tmp_path / "run")
+    validate(reports, "2024-01-05.csv", "v1", GOOD)
+    reports.build()
+
+    def files(root: Path) -> set[str]:
+        static = QualityReports(root).site / "static"
+        return {p.relative_to(static).as_posix() for p in static.rglob("*") if p.is_file()}
+
+    assert files(tmp_path / "deployed") == files(tmp_path / "run")

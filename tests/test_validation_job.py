@@ -331,3 +331,33 @@ def test_an_upload_over_the_size_limit_is_quarantined_without_being_downloaded(
     assert moved["Metadata"] == {"source-version": upload.version}
     left = s3.list_object_versions(Bucket=settings.raw_bucket, Prefix="raw/")
     assert "Versions" not in left
+
+
+def test_a_retried_run_of_a_quarantined_upload_ends_as_the_first_run_did(
+    glue_settings: tuple[Settings, Any],
+) -> None:
+    """Glue may run a failed job again (the job's MaxRetries): the quarantine moved the upload's
+    version away, and the retry must still say what the first run said, not NoSuchVersion."""
+    settings, s3 = glue_settings
+    s3.put_object(Bucket=settings.dimension_bucket, Key="airport_codes.csv", Body=AIRPORTS)
+    dim = s3.list_object_versions(Bucket=settings.dimension_bucket)["Versions"][0]["VersionId"]
+    validation.main(
+        validation_argv(
+            settings, Upload(settings.dimension_bucket, "airport_codes.csv", dim), run=1
+        )
+    )
+    body = f"{HEADER}\nDL,0,12892,1,1\n".encode()
+    bad = upload_to(s3, settings.raw_bucket, "raw/2024-01-06.csv", body)
+    # A later upload of the same name, quarantined too, must not answer for the first.
+    with pytest.raises(QuarantinedError) as first:
+        validation.main(validation_argv(settings, bad, run=2))
+    later = upload_to(s3, settings.raw_bucket, "raw/2024-01-06.csv", body + b"DL,1,2,3,4\n")
+    with pytest.raises(QuarantinedError):
+        validation.main(validation_argv(settings, later, run=3))
+
+    with pytest.raises(QuarantinedError) as retried:
+        validation.main(validation_argv(settings, bad, run=2))
+
+    assert str(retried.value) == str(first.value)
+    records = s3.list_objects_v2(Bucket=settings.reports_bucket, Prefix="quality/summaries/")
+    assert len(records["Contents"]) == 3  # the retry validated nothing again

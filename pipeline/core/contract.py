@@ -279,8 +279,10 @@ def _sql_type(column: Column) -> str:
 _NOW: Final = {Dialect.POSTGRES: "now()", Dialect.REDSHIFT: "SYSDATE"}
 
 
-def create_table_sql(table: Table, dialect: Dialect) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for a contract table in the given dialect."""
+def create_table_sql(table: Table, dialect: Dialect, *, temporary: bool = False) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for a contract table in the given dialect; or, when
+    ``temporary``, ``CREATE TEMPORARY TABLE``: a table of the session alone, which both
+    dialects drop when the session ends."""
     lines = []
     for column in table.columns:
         line = f"    {column.name} {_sql_type(column)}"
@@ -290,6 +292,8 @@ def create_table_sql(table: Table, dialect: Dialect) -> str:
             line += " NOT NULL"
         lines.append(line)
     body = ",\n".join(lines)
+    if temporary:
+        return f"CREATE TEMPORARY TABLE {table.name} (\n{body}\n)"
     # Redshift keeps rows sorted by the key, which makes the per-day DELETE a range scan.
     suffix = (
         "\nSORTKEY (flight_date)"

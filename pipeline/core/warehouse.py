@@ -2,17 +2,22 @@
 
 A load replaces whole days in one transaction:
 
-1. ``DELETE`` every row of the days being loaded;
+0. ``COPY`` the load's manifest into a temporary table: a row per file version loaded (and,
+   when the load set files aside, a row per ``Rejection``), staged beside the lines;
+1. ``DELETE`` every row of the manifest's days;
 2. ``COPY`` the new rows straight into ``flight_processed`` (no staging table inside the
    warehouse, so the data is written once);
-3. ``INSERT`` one ``flight_load_audit`` row per file version, with the rows it loaded: counted
-   in the table, or, when the file's line count proves it, that count (``proven_row_counts``);
-   and one ``flight_load_rejects`` row per file version the load set aside (``Rejection``).
+3. ``INSERT`` one ``flight_load_audit`` row per file version of the manifest, with the rows it
+   loaded: counted in the table, or, when the file's line count proves it, that count
+   (``proven_row_counts``); and one ``flight_load_rejects`` row per file version set aside.
 
-The transaction commits all three or none, so a retried, duplicated or killed run never leaves
-a day half-loaded or loaded twice. Only the ``COPY`` differs between the dialects: Redshift
-reads staged files from S3; PostgreSQL reads staged files from the local disk when it is the
-twin's own server, or else a stream of them from the client.
+The transaction commits all of it or none, so a retried, duplicated or killed run never leaves
+a day half-loaded or loaded twice. No statement names a file, so their number and each one's
+size are the same for one file as for a backfill of thousands: Redshift's Data API refuses a
+statement over 100 KB and a batch of over 40 statements. Only the ``COPY`` differs between the
+dialects (``Staging``): Redshift reads staged files from S3; PostgreSQL reads the lines from
+the local disk when it is the twin's own server, and otherwise, and the manifests always, a
+stream from the client.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from pipeline.core.contract import (
     FLIGHT_LOAD_AUDIT,
@@ -27,7 +33,11 @@ from pipeline.core.contract import (
     FLIGHT_PROCESSED,
     LOADED_AT,
     TEXT_WIDTH,
+    Column,
+    ColumnType,
     Dialect,
+    Table,
+    create_table_sql,
 )
 
 LOAD_COLUMNS: tuple[str, ...] = tuple(c for c in FLIGHT_PROCESSED.column_names if c != LOADED_AT)
@@ -100,44 +110,47 @@ class WarehouseRefusedError(RuntimeError):
         self.value = value
 
 
-@dataclass(frozen=True)
-class LoadStatements:
-    """The statements of one load transaction, in order, around the dialect's COPY."""
-
-    delete_days: str
-    copy: str
-    insert_audit: str
-    rows_loaded: str
-    """After the commit: (source_key, row_count) of every file this load audited."""
-    insert_rejects: str | None = None
-    """The reject records of the files set aside before this load, committed with it."""
-
-    def in_order(self) -> list[str]:
-        """The transaction's statements; ``rows_loaded`` runs after it commits."""
-        rejects = [self.insert_rejects] if self.insert_rejects else []
-        return [self.delete_days, self.copy, self.insert_audit, *rejects]
+STAGED_FLIGHTS: Final = "flights"
+"""Where a load's staged lines go, under its staging location (see ``Staging``)."""
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+StagedValue = str | int | dt.date | None
+"""A value of a staged line before it is written: text, a number, a date or NULL."""
 
 
-def _date_literal(day: dt.date) -> str:
-    return f"DATE '{day.isoformat()}'"
+def _staged_field(value: StagedValue) -> str:
+    if value is None:
+        return STAGED_NULL
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, int):
+        return str(value)
+    for special in STAGED_ESCAPED:  # the escape itself first, so no escape is doubled
+        value = value.replace(special, STAGED_ESCAPE + special)
+    return value
 
 
-def _in_days(files: Sequence[SourceFile]) -> str:
-    days = sorted({f.flight_date for f in files})
-    return f"flight_date IN ({', '.join(_date_literal(d) for d in days)})"
+def staged_line(values: Sequence[StagedValue]) -> str:
+    """Values as one staged line (without its line feed), written as ``enrich_to_staged``
+    writes a flight's: text escaped, numbers and dates plain, None as the staged NULL."""
+    return STAGED_DELIMITER.join(_staged_field(v) for v in values)
 
 
-def copy_statement(dialect: Dialect, *, staged_uri: str = "", iam_role: str = "") -> str:
-    """The COPY of staged lines: S3 files (Redshift) or, on PostgreSQL, a file the server reads
-    (``staged_uri`` a local path) or the client's stream (no ``staged_uri``).
+def copy_statement(
+    dialect: Dialect,
+    table: Table = FLIGHT_PROCESSED,
+    columns: Sequence[str] = LOAD_COLUMNS,
+    *,
+    staged_uri: str = "",
+    iam_role: str = "",
+) -> str:
+    """The COPY of staged lines into ``table``'s ``columns``: S3 files (Redshift) or, on
+    PostgreSQL, a file the server reads (``staged_uri`` a local path) or the client's stream
+    (no ``staged_uri``).
 
     Both read the staged format with their defaults for it: tab-separated, NULL as ``\\N``.
     """
-    target = f"{FLIGHT_PROCESSED.name} ({', '.join(LOAD_COLUMNS)})"
+    target = f"{table.name} ({', '.join(columns)})"
     if dialect is Dialect.POSTGRES:
         source = _literal(staged_uri) if staged_uri else "STDIN"
         return f"COPY {target} FROM {source} WITH (FORMAT text)"
@@ -150,14 +163,148 @@ def copy_statement(dialect: Dialect, *, staged_uri: str = "", iam_role: str = ""
     )
 
 
+@dataclass(frozen=True)
+class Staging:
+    """Where one load's staged files are, as its dialect's COPY reads them.
+
+    On Redshift, ``uri`` is the run's S3 prefix and each staged set (the lines, each manifest)
+    has a folder of its own under it: a COPY from a prefix reads every object whose key starts
+    with it, and no folder's name starts another's. On PostgreSQL the client sends each set
+    itself (``COPY ... FROM STDIN``), so there is no ``uri``.
+    """
+
+    dialect: Dialect
+    uri: str = ""
+    iam_role: str = ""
+
+    def location(self, name: str) -> str:
+        """The prefix of the staged set ``name`` (``STAGED_FLIGHTS`` or a manifest's table)."""
+        return f"{self.uri.rstrip('/')}/{name}/"
+
+    def copy(self, table: Table, columns: Sequence[str], name: str) -> str:
+        if self.dialect is Dialect.POSTGRES:
+            return copy_statement(self.dialect, table, columns)
+        return copy_statement(
+            self.dialect, table, columns, staged_uri=self.location(name), iam_role=self.iam_role
+        )
+
+
+def _columns_of(table: Table, omitted: Sequence[str]) -> tuple[Column, ...]:
+    return tuple(c for c in table.columns if c.name not in omitted)
+
+
+# What a load knows of each file version it loads, and of each it set aside: the audit and
+# reject records less what the warehouse adds (the job run, the row count, loaded_at).
+_LOAD_FILES: Final = Table(
+    "load_files",
+    (
+        *_columns_of(FLIGHT_LOAD_AUDIT, ("row_count", "job_run_id", LOADED_AT)),
+        Column(
+            "max_rows",
+            ColumnType.INTEGER,
+            description="At most this many rows load from the file, where the loader counted.",
+        ),
+    ),
+)
+_LOAD_REJECTS: Final = Table(
+    "load_rejects", _columns_of(FLIGHT_LOAD_REJECTS, ("job_run_id", LOADED_AT))
+)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Rows a load stages beside its lines and COPYs into a temporary table of its own
+    transaction, so that no statement grows with the number of files: the Data API refuses a
+    statement over 100 KB, which a row per file in the SQL passes at about 400 files."""
+
+    table: Table
+    rows: Sequence[Sequence[StagedValue]]
+    create: str
+    copy: str
+
+    @property
+    def name(self) -> str:
+        """The staged set's name, its table's."""
+        return self.table.name
+
+    def staged(self) -> list[str]:
+        """The rows as staged lines."""
+        return [staged_line(row) for row in self.rows]
+
+
+def _manifest(table: Table, rows: Sequence[Sequence[StagedValue]], staging: Staging) -> Manifest:
+    create = create_table_sql(table, staging.dialect, temporary=True)
+    return Manifest(table, rows, create, staging.copy(table, table.column_names, table.name))
+
+
+@dataclass(frozen=True)
+class RejectStatements:
+    """What records a load's rejections: their manifest, then the INSERT from it."""
+
+    manifest: Manifest
+    insert: str
+
+    def in_order(self) -> list[str]:
+        return [self.manifest.create, self.manifest.copy, self.insert]
+
+
+@dataclass(frozen=True)
+class LoadStatements:
+    """The statements of one load transaction, in order; their number and each one's size
+    are the same whatever the number of files (the Data API takes at most 40 statements in a
+    batch, each at most 100 KB)."""
+
+    files: Manifest
+    """The file versions loaded: their days, and what their audit rows record."""
+    delete_days: str
+    copy: str
+    insert_audit: str
+    """The audit rows, each day's rows counted in the table."""
+    insert_proven_audit: str
+    """The audit rows, each file's ``max_rows`` taken as its rows: only when they are proven
+    (``proven_row_counts``)."""
+    rows_loaded: str
+    """After the commit: (source_key, row_count) of every file this load audited."""
+    rejects: RejectStatements | None = None
+    """The reject records of the files set aside before this load, committed with it."""
+
+    @property
+    def manifests(self) -> list[Manifest]:
+        return [self.files] + ([self.rejects.manifest] if self.rejects else [])
+
+    def in_order(self) -> list[str]:
+        """The transaction's statements, the audit counted in the table; ``rows_loaded`` runs
+        after it commits."""
+        rejects = self.rejects.in_order() if self.rejects else []
+        files = [self.files.create, self.files.copy]
+        return [*files, self.delete_days, self.copy, self.insert_audit, *rejects]
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _of_files(files: Sequence[SourceFile]) -> str:
+    """The condition on ``flight_date`` that selects the files' days: the range as literals,
+    which lets Redshift skip the blocks outside it (the table is sorted by day), and the days
+    themselves from the manifest."""
+    days = sorted(f.flight_date for f in files)
+    return (
+        f"flight_date BETWEEN DATE '{days[0].isoformat()}' AND DATE '{days[-1].isoformat()}' "
+        f"AND flight_date IN (SELECT flight_date FROM {_LOAD_FILES.name})"
+    )
+
+
 def load_statements(
     files: Sequence[SourceFile],
     job_run_id: str,
-    copy: str,
+    staging: Staging,
     rejections: Sequence[Rejection] = (),
+    max_rows: Mapping[str, int] | None = None,
 ) -> LoadStatements:
     """The statements that replace the files' days with the copied rows and audit each file,
-    recording ``rejections`` in the same transaction."""
+    recording ``rejections`` in the same transaction. ``max_rows``: by source key, the most
+    rows each file can load, where the loader counted its lines (the twin does)."""
     if not files:
         raise ValueError("a load needs at least one file")
     by_day: dict[dt.date, str] = {}
@@ -168,80 +315,76 @@ def load_statements(
                 f"{other} and {f.uri} both carry {f.flight_date}: a load replaces whole days, "
                 "so it takes one file per day; load them in separate runs"
             )
-    delete = f"DELETE FROM {FLIGHT_PROCESSED.name} WHERE {_in_days(files)}"
-    insert = audit_insert(files, job_run_id)
-    rows_loaded = (
-        f"SELECT source_key, row_count FROM {FLIGHT_LOAD_AUDIT.name} "
-        f"WHERE job_run_id = {_literal(job_run_id)}"
+    bounds = max_rows or {}
+    manifest = _manifest(
+        _LOAD_FILES,
+        [(f.key, f.version, f.sha256, f.flight_date, bounds.get(f.key)) for f in files],
+        staging,
     )
-    rejects = reject_insert(rejections, job_run_id) if rejections else None
-    return LoadStatements(delete, copy, insert, rows_loaded, rejects)
+    return LoadStatements(
+        files=manifest,
+        delete_days=f"DELETE FROM {FLIGHT_PROCESSED.name} WHERE {_of_files(files)}",
+        copy=staging.copy(FLIGHT_PROCESSED, LOAD_COLUMNS, STAGED_FLIGHTS),
+        insert_audit=_audit_insert(files, job_run_id, proven=False),
+        insert_proven_audit=_audit_insert(files, job_run_id, proven=True),
+        rows_loaded=(
+            f"SELECT source_key, row_count FROM {FLIGHT_LOAD_AUDIT.name} "
+            f"WHERE job_run_id = {_literal(job_run_id)}"
+        ),
+        rejects=reject_statements(rejections, job_run_id, staging) if rejections else None,
+    )
 
 
-# The reject table's text columns have the contract's default width, counted in bytes on
-# Redshift.
-_RECORDED_BYTES = TEXT_WIDTH
+def _recorded(text: str | None) -> str | None:
+    """A text cut to whole characters within its column's width, counted in bytes as on
+    Redshift (the reject table's text columns have the contract's default width)."""
+    return None if text is None else text.encode()[:TEXT_WIDTH].decode(errors="ignore")
 
 
-def _recorded(text: str | None) -> str:
-    """A text as a literal that fits its column: cut to whole characters within the width."""
-    if text is None:
-        return f"CAST(NULL AS VARCHAR({TEXT_WIDTH}))"  # a bare NULL has no type in a UNION
-    cut = text.encode()[:_RECORDED_BYTES].decode(errors="ignore")
-    return _literal(cut)
-
-
-def reject_insert(rejections: Sequence[Rejection], job_run_id: str) -> str:
-    """The INSERT of one reject record per rejected file version not recorded yet."""
+def reject_statements(
+    rejections: Sequence[Rejection], job_run_id: str, staging: Staging
+) -> RejectStatements:
+    """What records one reject record per rejected file version not recorded yet."""
     if not rejections:
         raise ValueError("no rejections to record")
-    manifest = "\n    UNION ALL ".join(
-        "SELECT "
-        + ", ".join(
-            (
-                f"{_recorded(r.file.upload_key)} AS upload_key",
-                f"{_recorded(r.file.upload_version)} AS upload_version",
-                f"{_literal(r.file.key)} AS validated_key",
-                f"{_literal(r.file.version)} AS validated_version",
-                f"{_literal(r.file.sha256)} AS sha256",
-                f"{_date_literal(r.file.flight_date)} AS flight_date",
-                f"{_recorded(r.reason)} AS reason",
-                f"{'CAST(NULL AS INTEGER)' if r.line is None else int(r.line)} AS line",
-                f"{_recorded(r.column)} AS column_name",
-                f"{_recorded(r.value)} AS value",
-            )
+    rows = [
+        (
+            _recorded(r.file.upload_key),
+            _recorded(r.file.upload_version),
+            r.file.key,
+            r.file.version,
+            r.file.sha256,
+            r.file.flight_date,
+            _recorded(r.reason),
+            r.line,
+            _recorded(r.column),
+            _recorded(r.value),
         )
         for r in rejections
-    )
-    columns = [c for c in FLIGHT_LOAD_REJECTS.column_names if c not in ("job_run_id", LOADED_AT)]
-    return (
+    ]
+    manifest = _manifest(_LOAD_REJECTS, rows, staging)
+    columns = _LOAD_REJECTS.column_names
+    insert = (
         f"INSERT INTO {FLIGHT_LOAD_REJECTS.name} ({', '.join(columns)}, job_run_id)\n"
         f"SELECT {', '.join(f'm.{c}' for c in columns)}, {_literal(job_run_id)}\n"
-        f"FROM (\n    {manifest}\n) m\n"
+        f"FROM {_LOAD_REJECTS.name} m\n"
         # A Glue retry re-reads files whose bookmark was never committed: record each once.
         f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_REJECTS.name} r\n"
         "    WHERE r.validated_key = m.validated_key AND r.validated_version = m.validated_version)"
     )
+    return RejectStatements(manifest, insert)
 
 
-def audit_insert(
-    files: Sequence[SourceFile], job_run_id: str, row_counts: Mapping[str, int] | None = None
-) -> str:
+def _audit_insert(files: Sequence[SourceFile], job_run_id: str, *, proven: bool) -> str:
     """The INSERT of one audit row per file version not audited yet.
 
-    ``row_counts`` gives each file's loaded rows by source key when the caller knows them
-    exactly (``proven_row_counts``); without it, each day's rows are counted in the table,
-    which scans every row the load wrote.
+    ``proven``: each file's rows are its ``max_rows``; otherwise each day's rows are counted
+    in the table, which scans every row the load wrote.
     """
-    # A manifest of literal SELECTs works on both dialects (Redshift has no VALUES in FROM).
-    manifest = "\n    UNION ALL ".join(
-        f"SELECT {_literal(f.key)} AS source_key, {_literal(f.version)} AS source_version, "
-        f"{_literal(f.sha256)} AS sha256, {_date_literal(f.flight_date)} AS flight_date"
-        + ("" if row_counts is None else f", {row_counts[f.key]} AS row_count")
-        for f in files
-    )
     audit_columns = [c for c in FLIGHT_LOAD_AUDIT.column_names if c != LOADED_AT]
-    if row_counts is None:
+    if proven:
+        row_count, counted = "m.max_rows", ""
+    else:
         row_count = "COALESCE(c.row_count, 0)"
         # Count per day first (one file per day, checked by load_statements): grouping by the
         # date is half the work of grouping by the URI, and joining the manifest to every
@@ -249,16 +392,14 @@ def audit_insert(
         counted = (
             "LEFT JOIN (\n"
             f"    SELECT flight_date, COUNT(*) AS row_count FROM {FLIGHT_PROCESSED.name}\n"
-            f"    WHERE {_in_days(files)} GROUP BY flight_date\n"
+            f"    WHERE {_of_files(files)} GROUP BY flight_date\n"
             ") c ON c.flight_date = m.flight_date\n"
         )
-    else:
-        row_count, counted = "m.row_count", ""
     return (
         f"INSERT INTO {FLIGHT_LOAD_AUDIT.name} ({', '.join(audit_columns)})\n"
         "SELECT m.source_key, m.source_version, m.sha256, m.flight_date, "
         f"{row_count}, {_literal(job_run_id)}\n"
-        f"FROM (\n    {manifest}\n) m\n"
+        f"FROM {_LOAD_FILES.name} m\n"
         f"{counted}"
         # A Glue retry re-reads files whose bookmark was never committed: audit each version once.
         f"WHERE NOT EXISTS (SELECT 1 FROM {FLIGHT_LOAD_AUDIT.name} a\n"
