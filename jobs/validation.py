@@ -17,7 +17,8 @@ import json
 import logging
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +32,7 @@ from pipeline.core.contract import (
     SOURCE_VERSION,
     header_names,
 )
+from pipeline.core.logs import configure_logging
 from pipeline.core.settings import JobSettings
 from pipeline.core.uploads import Upload
 from quality.gate import (
@@ -66,8 +68,6 @@ class Validated:
     """The promoted copy's key, or the quarantined copy's (its result sits beside it)."""
     report: str | None = None
     """Where the validation's page in the quality report is, when reports are recorded."""
-    promoted_version: str | None = None
-    """The version id of the copy this run promoted; None when it promoted nothing."""
 
     @property
     def destination(self) -> str:
@@ -158,7 +158,6 @@ def validate_upload(
         name = upload.key.removeprefix(storage.raw_prefix)  # a sub-folder stays in the name
         verdict = check_daily_file(name, data, known, settings.quality, today)
     report = reports.record(upload.uri, upload.version, verdict) if reports else None
-    promoted: str | None = None
     if verdict.outcome is Outcome.QUARANTINED:
         destination = storage.quarantine_prefix + upload.name
         _quarantine(s3, destination, upload, verdict, report=report)
@@ -166,7 +165,7 @@ def validate_upload(
     else:
         destination = promoted_key
         promoted = _promote(s3, promoted_key, upload, modified, verdict)
-        action = Action.SUPERSEDED if promoted is None else Action.PROMOTED
+        action = Action.PROMOTED if promoted else Action.SUPERSEDED
     log.info(
         "validated %s version=%s outcome=%s action=%s rows=%d",
         upload.uri,
@@ -176,7 +175,7 @@ def validate_upload(
         verdict.rows,
         extra={"upload": upload.uri, "outcome": str(verdict.outcome), "action": str(action)},
     )
-    return Validated(upload, verdict, action, destination, report, promoted)
+    return Validated(upload, verdict, action, destination, report)
 
 
 def _quarantined_before(s3: Any, key: str, upload: Upload) -> Validated | None:
@@ -199,11 +198,9 @@ def _quarantined_before(s3: Any, key: str, upload: Upload) -> Validated | None:
     return None
 
 
-def _promote(
-    s3: Any, key: str, upload: Upload, modified: dt.datetime, verdict: Verdict
-) -> str | None:
+def _promote(s3: Any, key: str, upload: Upload, modified: dt.datetime, verdict: Verdict) -> bool:
     """Write the normalized copy, unless a newer upload of the file exists or is promoted;
-    return the version id of the copy written, or None.
+    return whether it was written.
 
     An upload that is no longer the latest version of its key has a successor that gets its
     own validation, so a slow validation of an older upload never overwrites a newer one; the
@@ -212,12 +209,12 @@ def _promote(
     """
     assert verdict.normalized is not None
     if _head(s3, upload.bucket, upload.key).get("VersionId") != upload.version:
-        return None
+        return False
     stamp = modified.astimezone(dt.UTC).isoformat()
     current = _head(s3, upload.bucket, key).get("Metadata", {})
     if current.get(SOURCE_VERSION) == upload.version or current.get(SOURCE_MODIFIED, "") > stamp:
-        return None
-    written = s3.put_object(
+        return False
+    s3.put_object(
         Bucket=upload.bucket,
         Key=key,
         Body=verdict.normalized,
@@ -231,8 +228,7 @@ def _promote(
             "outcome": str(verdict.outcome),
         },
     )
-    # An unversioned bucket answers without a version id; S3 calls that version "null".
-    return str(written.get("VersionId") or "null")
+    return True
 
 
 def _head(s3: Any, bucket: str, key: str) -> dict[str, Any]:
@@ -289,27 +285,53 @@ def parse_arguments(argv: Sequence[str]) -> tuple[JobSettings, Upload]:
     return settings, Upload(args["bucket"], args["key"], args["version_id"])
 
 
-def main(argv: Sequence[str]) -> Validated:
-    """The Glue entrypoint: validate the object the run names; a quarantined file fails the run.
+@dataclass(frozen=True)
+class ValidationBinding:
+    """What one validation run reads and writes through, bound to where it runs."""
 
-    Failing the run is how the state machine learns the outcome (``startJobRun.sync`` ends in
-    a task failure); the alert text is the error message.
+    s3: Any
+    reports: ReportRecorder
+
+
+class ValidationRuntime(Protocol):
+    """Where a validation run runs: AWS Glue (``GlueValidation``) or the twin's endpoint."""
+
+    def bind(self, settings: JobSettings) -> AbstractContextManager[ValidationBinding]:
+        """The run's S3 client and quality report for the block; what the report needs once
+        the validation is recorded (publishing it, say) happens when the block ends."""
+        ...
+
+
+class GlueValidation:
+    """AWS Glue: logs in JSON lines for CloudWatch, boto3's S3 client, and the quality report
+    published to the reports bucket from the job's own disk."""
+
+    @contextmanager
+    def bind(self, settings: JobSettings) -> Iterator[ValidationBinding]:
+        import boto3
+
+        configure_logging(json_lines=True, verbose=True)
+        s3 = boto3.client("s3")
+        with (
+            tempfile.TemporaryDirectory() as workspace,
+            published(
+                s3, settings.reports_bucket, settings.storage.reports_prefix, Path(workspace)
+            ) as reports,
+        ):
+            yield ValidationBinding(s3, reports)
+
+
+def main(argv: Sequence[str], runtime: ValidationRuntime | None = None) -> Validated:
+    """The entrypoint: validate the object the run names; a quarantined file fails the run.
+
+    ``argv`` is the run's argument vector as Glue hands it over; ``runtime`` binds the run to
+    where it runs (Glue unless given). Failing the run is how the state machine learns the
+    outcome (``startJobRun.sync`` ends in a task failure); the alert text is the error message.
     """
-    import boto3
-
-    from pipeline.core.logs import configure_logging
-
-    configure_logging(json_lines=True, verbose=True)
     settings, upload = parse_arguments(argv)
-    s3 = boto3.client("s3")
     today = dt.datetime.now(dt.UTC).date()
-    with (
-        tempfile.TemporaryDirectory() as workspace,
-        published(
-            s3, settings.reports_bucket, settings.storage.reports_prefix, Path(workspace)
-        ) as reports,
-    ):
-        validated = validate_upload(s3, settings, upload, today, reports)
+    with (runtime or GlueValidation()).bind(settings) as bound:
+        validated = validate_upload(bound.s3, settings, upload, today, bound.reports)
     alert = validated.alert()
     if alert is not None:
         raise QuarantinedError(alert)

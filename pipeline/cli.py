@@ -26,11 +26,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from pipeline import workflow
+from pipeline.core.contract import NotADailyFileError
 from pipeline.core.logs import configure_logging
+from pipeline.core.uploads import Upload, run_name
+from pipeline.local.durable import last_restore
+from pipeline.sample import SampleSpec, write_sample
 from pipeline.settings import Environment, Settings, load_settings
 
 if TYPE_CHECKING:
-    from pipeline.core.uploads import Upload
     from pipeline.local.runs import Run
     from pipeline.local.twin import LocalTwin
 
@@ -164,8 +168,6 @@ def local_up() -> None:
     topic, the EventBridge rules and both state machines, from the same definitions. One line
     on stderr says what the AWS endpoint restored from the state folder when it started.
     """
-    from pipeline.local.durable import last_restore
-
     twin = _twin()
     with err.status("starting the local twin and creating its resources"):
         twin.start()
@@ -275,12 +277,10 @@ class FileOutcome:
     @staticmethod
     def _failed(base: FileOutcome, run: Run, alert: str) -> FileOutcome:
         """A failed run's outcome: quarantined by the gate, rejected at load, or failed."""
-        from pipeline.workflow import REJECTED_AT_LOAD
-
         # The failure path makes a failed job run's error message the run's cause.
         if run.failed_step == "validation" and run.cause.startswith("QuarantinedError"):
             return replace(base, outcome="quarantined", alert=alert)
-        if run.failed_step == "load" and run.error == REJECTED_AT_LOAD:
+        if run.failed_step == "load" and run.error == workflow.REJECTED_AT_LOAD:
             return replace(base, outcome="rejected at load", reason=run.cause, alert=alert)
         reason = f"{run.failed_step}: {run.error}: {run.cause}"
         return replace(base, outcome="failed", reason=reason, alert=alert)
@@ -288,8 +288,6 @@ class FileOutcome:
 
 def _follow(twin: LocalTwin, uploads: Sequence[Upload], what: str) -> list[Run]:
     """Follow the runs the uploads started until they finish, with a progress bar."""
-    from pipeline.core.uploads import run_name
-
     names = [run_name(u.bucket, u.key, u.version) for u in uploads]
     with Progress(
         SpinnerColumn(),
@@ -558,8 +556,6 @@ def definition(
     ] = Machine.MAIN,
 ) -> None:
     """Print a state machine's ASL (JSON), its ${Name} placeholders left for CDK to fill."""
-    from pipeline import workflow
-
     settings = _state.settings if env is None else load_settings(env)
     build = workflow.main_definition if machine is Machine.MAIN else workflow.router_definition
     sys.stdout.write(workflow.render(build(settings)) + "\n")
@@ -576,8 +572,6 @@ def sample(
     seed: Annotated[int, typer.Option("--seed")] = 7,
 ) -> None:
     """Write a realistic sample: airport_codes.csv and N daily files."""
-    from pipeline.sample import SampleSpec, write_sample
-
     spec = SampleSpec(days=days, flights_per_day=flights_per_day, start=start.date(), seed=seed)
     with err.status(f"writing {days} day(s) of flights"):
         files = write_sample(out_dir, spec)
@@ -608,7 +602,6 @@ def main() -> None:
     from py4j.protocol import Py4JJavaError
 
     from jobs.flights import MissingColumnError
-    from pipeline.core.contract import NotADailyFileError
     from pipeline.local.postgres import LoadInProgressError
     from pipeline.local.services import ServiceError
 

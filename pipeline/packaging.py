@@ -59,7 +59,7 @@ from packaging.requirements import Requirement
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from pipeline.local.aws import LOAD_SCRIPT, VALIDATION_SCRIPT
+from pipeline.local.resources import LOAD_SCRIPT, VALIDATION_SCRIPT
 from pipeline.settings import REPO_ROOT
 from quality.site_assets import npm_files
 

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pipeline.core.settings import FrozenModel, JobSettings, QualitySettings, StorageSettings
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+BUCKET_PURPOSES: Final = ("raw", "dim", "staging", "reports")
 
 
 class Environment(StrEnum):
@@ -67,6 +68,8 @@ class LocalSettings(FrozenModel):
     postgres_port: int = Field(default=0, ge=0, le=65535)
     """PostgreSQL's port; 0 as for ``s3_port``."""
     account: str = "000000000000"
+    """The twin's AWS account, in its bucket names and role ARNs (on AWS, CDK names the
+    buckets and the definitions never hold an account)."""
     region: str = "us-east-1"
     follow_timeout_seconds: float = 1800.0
     """How long ``flightpipe ingest`` follows the runs its uploads started."""
@@ -154,7 +157,6 @@ class Settings(BaseSettings):
     )
 
     env: Environment = Environment.LOCAL
-    account: str = Field(default="000000000000", description="AWS account id (12 digits).")
     region: str = "us-east-1"
     storage: StorageSettings = StorageSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
@@ -165,24 +167,36 @@ class Settings(BaseSettings):
     workflow: WorkflowSettings = WorkflowSettings()
 
     def bucket(self, purpose: str) -> str:
-        """The bucket for a purpose (``raw``, ``dim``, ``staging``, ``reports``) in this
-        environment: the one ``storage.buckets`` gives, else ``<prefix>-<purpose>-<env>-<account>``
-        (the twin's names; CDK decides them on AWS)."""
+        """The bucket for a purpose (``raw``, ``dim``, ``staging``, ``reports``): the one
+        ``storage.buckets`` gives, else, on the twin, ``<prefix>-<purpose>-local-<account>``.
+
+        Any other environment's buckets are CDK's: the definitions hold placeholders for them
+        and the runs' arguments name them, so only a name given here can be asked for.
+        """
         given = self.storage.buckets.get(purpose)
         if given is not None:
             return given
-        return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}-{self.account}"
+        if self.env is not Environment.LOCAL:
+            raise ValueError(
+                f"the {self.env.value} environment's {purpose!r} bucket is named by CDK, not "
+                f"derived: give it in the setting storage.buckets "
+                f"(FLIGHTPIPE_STORAGE__BUCKETS__{purpose.upper()})"
+            )
+        return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}-{self.local.account}"
 
     def resource_name(self, purpose: str) -> str:
         """The name of this environment's resource for a purpose (a job, a topic, a machine)."""
         return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}"
 
     def job_settings(self) -> JobSettings:
-        """What this environment's jobs work with, their buckets named as this machine sees
-        them (the twin; on AWS the run's arguments name the buckets CDK created)."""
-        buckets = {p: self.bucket(p) for p in ("raw", "dim", "staging", "reports")}
-        storage = self.storage.model_copy(update={"buckets": buckets})
-        return JobSettings(env=self.env.value, storage=storage, quality=self.quality)
+        """What this environment's jobs are created with, as their ``--settings`` argument:
+        bucket names only where ``storage.buckets`` gives them (a run's arguments name the
+        rest)."""
+        return JobSettings(env=self.env.value, storage=self.storage, quality=self.quality)
+
+    def buckets(self) -> dict[str, str]:
+        """Every bucket of this environment, by purpose."""
+        return {purpose: self.bucket(purpose) for purpose in BUCKET_PURPOSES}
 
     @property
     def raw_bucket(self) -> str:

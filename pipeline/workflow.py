@@ -27,7 +27,6 @@ from functools import cache
 from typing import Any, Final
 
 from pipeline.core.contract import FLIGHT_LOAD_AUDIT, FLIGHT_LOAD_REJECTS
-from pipeline.core.settings import JobSettings
 from pipeline.settings import Settings, WorkflowSettings
 
 PLACEHOLDERS: Final[Mapping[str, str]] = {
@@ -297,8 +296,7 @@ def job_arguments(settings: Settings) -> dict[str, str]:
     """The default arguments both Glue jobs are created with, by CDK and by the twin: the job
     settings (``pipeline.core.settings.JobSettings``) as JSON. What differs per run, the state
     machine passes."""
-    job = JobSettings(env=settings.env.value, storage=settings.storage, quality=settings.quality)
-    return {"--settings": job.model_dump_json()}
+    return {"--settings": settings.job_settings().model_dump_json()}
 
 
 def main_definition(settings: Settings) -> dict[str, Any]:

@@ -30,14 +30,19 @@ atexit.register(shutil.rmtree, TEST_STATE.parent, ignore_errors=True)
 _names = itertools.count()
 
 
-def make_settings(**overrides: object) -> Settings:
+ENDPOINT_LOCK_WAIT_SECONDS = 240
+"""How long the shared endpoint's load runs wait for the run lock, which a test may hold (to
+change a validated copy before any load reads it)."""
+
+
+def make_settings(**overrides: Any) -> Settings:
     """Local settings pointing at the test services, with fast timings."""
     return own_ports(
         load_settings(
             "local",
             local={"state_dir": TEST_STATE},
             spark={"master": "local[2]"},
-            timing={"poll_interval_seconds": 0.05},
+            timing={"poll_interval_seconds": 0.05, **overrides.pop("timing", {})},
             **overrides,
         )
     )
@@ -45,7 +50,9 @@ def make_settings(**overrides: object) -> Settings:
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[LocalServices]:
-    running = LocalServices(make_settings())
+    # The endpoint has settings of its own (its ports, folders, timings); a test's twin
+    # settings reach its job runs only through the jobs' and the runs' arguments.
+    running = LocalServices(make_settings(timing={"lock_wait_seconds": ENDPOINT_LOCK_WAIT_SECONDS}))
     try:
         running.up()
         yield running

@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from jobs import flight_etl, validation
 from pipeline import packaging
-from pipeline.local.aws import LOAD_SCRIPT, VALIDATION_SCRIPT
+from pipeline.local.resources import LOAD_SCRIPT, VALIDATION_SCRIPT
 from pipeline.settings import REPO_ROOT
 from quality.site_assets import VENDOR, npm_files
 from tests.glue import glue_argv, run_id

@@ -12,9 +12,11 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pipeline.core.settings import JobSettings
 from pipeline.core.uploads import Upload, run_name
 from pipeline.local.runs import Run
 from pipeline.local.twin import LocalTwin
@@ -70,6 +72,15 @@ def data_api_calls(twin: LocalTwin, run: Run) -> list[str]:
     return [d["resource"] for d in scheduled if d["resourceType"] == "aws-sdk:redshiftdata"]
 
 
+def recreate_job(twin: LocalTwin, name: str, **changes: Any) -> None:
+    """Create the job ``name`` again as it is, with ``changes`` (moto has no UpdateJob)."""
+    glue = twin.client("glue")
+    job = glue.get_job(JobName=name)["Job"]
+    kept = ("Role", "Command", "DefaultArguments", "ExecutionProperty", "GlueVersion")
+    glue.delete_job(JobName=name)
+    glue.create_job(Name=name, **{**{key: job[key] for key in kept}, **changes})
+
+
 def malformed(path: Path) -> Path:
     """The file with one delay that is not a number: the gate quarantines it."""
     path.write_text(path.read_text().replace("\n", "\nDL,10397,12892,late,4\n", 1))
@@ -93,6 +104,12 @@ def test_three_uploaded_days_each_run_to_success_and_load(twin: LocalTwin, data_
         # The rows come from the load audit, through the state machine's Data API query.
         assert f"{expected[day.stem].flights} rows in the warehouse" in message
     assert failure_alerts(twin) == []
+    # Each load ran as the Glue job run its task started: the audit names that run (Glue's
+    # --JOB_RUN_ID), the one the state machine recorded.
+    sfn = twin.client("stepfunctions")
+    outputs = [json.loads(sfn.describe_execution(executionArn=r.arn)["output"]) for r in runs]
+    _, audited = twin.warehouse.query("SELECT DISTINCT job_run_id FROM flight_load_audit")
+    assert {job_run_id for (job_run_id,) in audited} <= {o["load"]["JobRunId"] for o in outputs}
     for run in runs:
         # The row count polled its statement, round the loop at least once (the twin's Data API
         # reports a statement STARTED when first described), before reading its result.
@@ -111,6 +128,27 @@ def test_three_uploaded_days_each_run_to_success_and_load(twin: LocalTwin, data_
         "depdelay": "bigint",
         "arrdelay": "bigint",
     }
+
+
+def test_a_validation_run_works_with_the_settings_its_job_was_created_with(
+    twin: LocalTwin, data_dir: Path
+) -> None:
+    [day] = sample(data_dir, 1)
+    with_dimension(twin, data_dir)
+    # The job created again with other settings, as a deploy would: a day's file is too large.
+    name = twin.resources.names.validation_job
+    defaults = twin.client("glue").get_job(JobName=name)["Job"]["DefaultArguments"]
+    created = JobSettings.model_validate_json(defaults["--settings"])
+    limit = day.stat().st_size - 1
+    quality = created.quality.model_copy(update={"max_file_bytes": limit})
+    strict = created.model_copy(update={"quality": quality})
+    recreate_job(twin, name, DefaultArguments={**defaults, "--settings": strict.model_dump_json()})
+
+    [run] = follow(twin, [twin.upload_daily(day)])
+
+    assert (run.status, run.failed_step) == ("FAILED", "validation")
+    assert f"over the limit of {limit:,} bytes" in run.cause
+    assert warehouse_days(twin.warehouse) == {}
 
 
 def test_a_bad_file_fails_its_run_with_one_alert_while_the_good_ones_load(
@@ -183,21 +221,12 @@ def test_the_same_event_delivered_twice_starts_one_run(twin: LocalTwin, data_dir
 def test_a_failed_load_job_run_fails_the_run_with_an_alert(twin: LocalTwin, data_dir: Path) -> None:
     [day] = sample(data_dir, 1)
     with_dimension(twin, data_dir)
-    # Inject the failure into the job itself: its runs now load into a database that is not there.
-    broken = twin.settings.model_copy(
-        update={"warehouse": twin.settings.warehouse.model_copy(update={"database": "nowhere"})}
-    )
-    glue = twin.client("glue")
-    name = twin.resources.names.load_job
-    job = glue.get_job(JobName=name)["Job"]
-    arguments = {**job["DefaultArguments"], "--local_settings": broken.model_dump_json()}
-    glue.delete_job(JobName=name)  # moto has no UpdateJob
-    glue.create_job(
-        Name=name,
-        Role=job["Role"],
-        Command=job["Command"],
-        DefaultArguments=arguments,
-        ExecutionProperty=job["ExecutionProperty"],
+    # Inject the failure into the job itself: its runs now load into a database that is not
+    # there (Glue passes a job's NonOverridableArguments over the run's own).
+    recreate_job(
+        twin,
+        twin.resources.names.load_job,
+        NonOverridableArguments={"--redshift_database": "nowhere"},
     )
 
     [run] = follow(twin, [twin.upload_daily(day)])
@@ -294,15 +323,10 @@ def test_a_planted_copy_the_warehouse_cannot_hold_is_rejected_with_an_alert_and_
 
 
 def test_a_copy_changed_after_validation_fails_its_own_run_at_the_load_step(
-    settings: Settings, data_dir: Path
+    twin: LocalTwin, data_dir: Path
 ) -> None:
-    # Loads wait for the run lock, which the test holds while it changes a validated copy.
-    patient = settings.model_copy(
-        update={"timing": settings.timing.model_copy(update={"lock_wait_seconds": 240})}
-    )
-    twin = LocalTwin(patient)
-    twin.start()
-    _ = twin.resources
+    # The endpoint's loads wait for the run lock (tests.conftest.ENDPOINT_LOCK_WAIT_SECONDS),
+    # which the test holds while it changes a validated copy.
     good_day, bad_day = sample(data_dir, 2)
     with_dimension(twin, data_dir)
     bucket, key = twin.settings.raw_bucket, f"validated/{bad_day.name}"

@@ -6,12 +6,23 @@ from pydantic import ValidationError
 from pipeline.settings import Environment, load_settings
 
 
-def test_bucket_names_are_unique_per_environment_and_account() -> None:
-    dev = load_settings("dev", account="111111111111")
-    prod = load_settings("prod", account="111111111111")
-    other = load_settings("prod", account="222222222222")
-    assert dev.raw_bucket == "flightpipe-raw-dev-111111111111"
-    assert len({dev.raw_bucket, prod.raw_bucket, other.raw_bucket, prod.dimension_bucket}) == 4
+def test_the_twin_names_its_buckets_after_its_own_account() -> None:
+    twin = load_settings("local", local={"account": "111111111111"})
+    other = load_settings("local", local={"account": "222222222222"})
+    assert twin.raw_bucket == "flightpipe-raw-local-111111111111"
+    assert len({twin.raw_bucket, twin.dimension_bucket, other.raw_bucket}) == 3
+
+
+def test_an_aws_environment_has_no_account_and_only_the_buckets_it_is_given() -> None:
+    """On AWS, CDK names the buckets: a bucket is given (``storage.buckets``) or not known."""
+    with pytest.raises(ValidationError, match="account"):
+        load_settings("prod", account="111111111111")
+    prod = load_settings("prod", storage={"buckets": {"raw": "cdk-named-raw"}})
+    assert prod.raw_bucket == "cdk-named-raw"
+    with pytest.raises(ValueError, match=r"'dim' bucket .* storage\.buckets"):
+        _ = prod.dimension_bucket
+    # What the jobs are created with names no bucket it was not given.
+    assert prod.job_settings().storage.buckets == {"raw": "cdk-named-raw"}
 
 
 def test_environment_defaults_differ_visibly() -> None:

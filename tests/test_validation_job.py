@@ -22,9 +22,11 @@ from moto import mock_aws
 from jobs import validation
 from jobs.validation import Action, NoDimensionError, QuarantinedError, Upload
 from pipeline import workflow
+from pipeline.local.objects import ObjectVersion, object_cache
 from pipeline.local.twin import LocalTwin
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import BUCKET_PURPOSES, Settings, load_settings
 from quality.gate import Outcome
+from tests.conftest import get_object_calls
 from tests.glue import glue_argv
 
 TODAY = dt.date(2026, 11, 26)
@@ -78,9 +80,16 @@ def test_a_passing_file_is_promoted_as_its_normalized_copy(twin: LocalTwin) -> N
     assert metadata["source-sha256"] == validated.verdict.sha256
     assert keys(twin, "raw/") == ["raw/2024-01-05.csv"]  # the upload itself stays
     assert validated.alert() is None
-    head = twin.s3.head_object(Bucket=twin.settings.raw_bucket, Key="validated/2024-01-05.csv")
-    assert validated.promoted_version == head["VersionId"]
-    assert twin.validate(upload, TODAY).promoted_version is None  # promoted already
+    assert twin.validate(upload, TODAY).action is Action.SUPERSEDED  # promoted already
+    # Written through: the copy S3 holds is in the object cache, so a load never downloads it.
+    bucket, key = twin.settings.raw_bucket, "validated/2024-01-05.csv"
+    head = twin.s3.head_object(Bucket=bucket, Key=key)
+    s3 = twin.client("s3")
+    downloads = get_object_calls(s3)
+    copy = ObjectVersion(bucket, key, head["VersionId"], head["ContentLength"])
+    cached = object_cache(twin.settings).get(s3, copy)
+    assert downloads == []
+    assert (cached.path.read_text(), cached.source_version) == (text, upload.version)
 
 
 def test_a_promoted_copy_carries_the_sha256_checksum_of_its_own_bytes(twin: LocalTwin) -> None:
@@ -218,7 +227,9 @@ def test_a_new_dimension_applies_to_validations_from_then_on(twin: LocalTwin) ->
 def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, Any]]:
     """moto in-process as AWS, its buckets made."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    settings = load_settings("dev", account="111111111111")
+    # CDK's bucket names, in an account of the test's.
+    buckets = {purpose: f"flightpipe-{purpose}-dev-111111111111" for purpose in BUCKET_PURPOSES}
+    settings = load_settings("dev", storage={"buckets": buckets})
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=settings.reports_bucket)

@@ -498,9 +498,9 @@ def test_buckets_are_placeholders_and_locations_within_them_come_from_settings()
 
 @pytest.mark.parametrize(("machine", "env"), CASES)
 def test_no_definition_holds_an_account(machine: str, env: str) -> None:
-    """CDK fills the account's resources in at deploy time: the settings' account (a default
-    of twelve zeros unless given) never reaches a definition, whatever it is."""
-    rendered = workflow.render(definition(machine, env, account="123456789012"))
+    """CDK fills the account's resources in at deploy time: the twin's account (in its bucket
+    names) never reaches a definition, whatever it is."""
+    rendered = workflow.render(definition(machine, env, local={"account": "123456789012"}))
     assert re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", rendered) is None
     assert "account" not in rendered.lower()
     assert rendered == workflow.render(definition(machine, env))

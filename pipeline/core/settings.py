@@ -84,6 +84,10 @@ class JobSettings(FrozenModel):
         return self.model_copy(update={"storage": storage})
 
     @property
+    def raw_bucket(self) -> str:
+        return self.bucket("raw")
+
+    @property
     def dimension_bucket(self) -> str:
         return self.bucket("dim")
 

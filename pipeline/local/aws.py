@@ -3,9 +3,10 @@
 moto serves S3, Glue, SNS, EventBridge and Step Functions (executing the deployed ASL). In
 moto, Glue job runs and crawls only change state; here they run the project's code:
 
-- a job run executes the script its job names (``validation.py`` or ``flight_etl.py``) with
-  the run's arguments, on worker threads of this process, the loads in one SparkSession shared
-  by every run; the run is RUNNING meanwhile, then SUCCEEDED or FAILED with the error;
+- a job run executes the entrypoint of the script its job names (``validation.py`` or
+  ``flight_etl.py``) on the argument vector Glue would hand it, bound to the twin, on worker
+  threads of this process, the loads in one SparkSession shared by every run; the run is
+  RUNNING meanwhile, then SUCCEEDED or FAILED with the error;
 - a crawl registers the schema of the validated daily files in the Glue catalog;
 - a Redshift Data API statement runs on the twin's PostgreSQL (``pipeline.local.redshift_data``);
 - every message published to an SNS topic is also appended to
@@ -13,8 +14,9 @@ moto, Glue job runs and crawls only change state; here they run the project's co
 - the buckets and finished runs are kept under ``<state>/aws/`` and restored when the endpoint
   starts again (``pipeline.local.durable``).
 
-The local settings a job runs with travel in its ``--local_settings`` default argument, set
-when ``pipeline.local.resources`` creates the job, much as a deployed job gets ``--env``.
+A job run's settings are its arguments alone, as on Glue: the jobs' default arguments that
+``pipeline.local.resources`` created them with and the run's arguments from the state machine.
+The endpoint's own settings (``serve``'s) say where the twin is: its ports and folders.
 
 Run it with ``python -m pipeline.local.aws``; ``flightpipe local up`` does.
 """
@@ -24,75 +26,77 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from pipeline.core.contract import DAILY_FLIGHTS, ColumnType, header_names
 from pipeline.core.errors import plain_error
+from pipeline.core.logs import configure_logging
 from pipeline.local import emulator
 from pipeline.local.durable import DurableState
 from pipeline.local.objects import aws_client
 from pipeline.local.redshift_data import RedshiftDataApi
+from pipeline.local.resources import LOAD_SCRIPT, VALIDATION_SCRIPT
 from pipeline.local.services import LocalServices, own_ports
-from pipeline.settings import Settings, SparkSettings
+from pipeline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from pipeline.local.twin import LocalTwin
+    from pipeline.local.etl import TwinLoad
+    from pipeline.local.validation import TwinValidation
 
 log = logging.getLogger(__name__)
-
-LOCAL_SETTINGS_ARGUMENT: Final = "--local_settings"
-"""The job argument holding the settings (JSON) a local job run works with."""
-
-VALIDATION_SCRIPT: Final = "validation.py"
-LOAD_SCRIPT: Final = "flight_etl.py"
 
 # What a Glue crawler infers for the contract's columns of a CSV file.
 _CRAWLED_TYPES: Final = {ColumnType.INTEGER: "bigint"}
 
 
-@cache
-def _twin(settings_json: str) -> LocalTwin:
-    from pipeline.local.twin import LocalTwin
+def glue_argv(job: Any, run: Any) -> list[str]:
+    """The argument vector Glue hands the script of a job run (moto's job and run): the
+    script's name, Glue's own ``--JOB_ID``, ``--JOB_RUN_ID`` and ``--JOB_NAME``, then the
+    run's arguments. moto's run holds them as Glue resolves them: the job's DefaultArguments,
+    overridden by the run's Arguments, then by the job's NonOverridableArguments
+    (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-crawler-pyspark-extensions-python-intro.html).
 
-    return LocalTwin(Settings.model_validate_json(settings_json))
+    A Glue job has an id of its own; the twin's jobs have none, so theirs is named after the
+    job.
+    """
+    own = {"--JOB_ID": f"j_{job.name}", "--JOB_RUN_ID": run.job_run_id, "--JOB_NAME": job.name}
+    arguments = {**own, **(run.arguments or {})}
+    return [_script(job), *itertools.chain.from_iterable(arguments.items())]
 
 
-def run_twin(arguments: Mapping[str, str]) -> LocalTwin:
-    """The twin a job run works in, from the settings its job was created with."""
-    try:
-        return _twin(arguments[LOCAL_SETTINGS_ARGUMENT])
-    except KeyError:
-        raise ValueError(
-            f"the job has no {LOCAL_SETTINGS_ARGUMENT} argument: create it with "
-            "`flightpipe local up`"
-        ) from None
+def _script(job: Any) -> str:
+    return str(job.command.get("ScriptLocation", "")).rsplit("/", 1)[-1]
 
 
 @dataclass
 class GlueWorkers:
     """Runs the work of Glue job runs and crawls on threads of this process.
 
-    Validations run one at a time (the gate and its report store are not built for threads),
-    loads one at a time beside them (a load's Spark job already uses every core), crawls on
-    their own thread, so a long load never holds up the next file's validation.
+    A job run executes its job's own entrypoint (``main`` of ``jobs.validation`` or
+    ``jobs.flight_etl``) on the argument vector Glue would hand it, bound to the twin
+    (``TwinValidation``, ``TwinLoad``) as Glue's bindings bind it to AWS. Validations run one at
+    a time (the gate and its report store are not built for threads), loads one at a time
+    beside them (a load's Spark job already uses every core), crawls on their own thread, so a
+    long load never holds up the next file's validation.
     """
 
-    spark_settings: SparkSettings
-    log_path: Path
-    """This process's log, where a failed job run's whole error is."""
+    settings: Settings
+    """This endpoint's own settings: its ports and folders, never a job run's."""
     _validations: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="validation")
     )
@@ -114,14 +118,41 @@ class GlueWorkers:
             if self._spark is None:
                 from pipeline.local.spark import local_spark
 
-                self._spark = local_spark(self.spark_settings)
+                self._spark = local_spark(self.settings.spark)
             return self._spark
+
+    def _client(self, service: str) -> Any:
+        """A client of this endpoint, as a job run on AWS has one of the service."""
+        return aws_client(service, self.settings, LocalServices(self.settings).endpoint)
+
+    # The jobs' bindings import their jobs: the gate's GX and Spark's Python side take seconds
+    # to import, so they are imported on first use (or by ``warm_up``), once the port is open.
+    # Each is made on its own worker thread, the only one that uses it.
+    @cached_property
+    def validation(self) -> TwinValidation:
+        from pipeline.local.validation import TwinValidation
+
+        return TwinValidation(self.settings, self._client("s3"))
+
+    @cached_property
+    def load(self) -> TwinLoad:
+        from pipeline.local.etl import TwinLoad
+
+        return TwinLoad(
+            self.settings,
+            lambda: self.spark,
+            self._client("s3"),
+            self._client("sns"),
+            self._client("stepfunctions"),
+            LocalServices(self.settings).aws_log,
+        )
 
     def warm_up(self) -> None:
         """Start Spark and import the gate in the background, before the first run needs them."""
 
         def warm() -> None:
-            import jobs.validation  # noqa: F401  (GX takes seconds to import)
+            import pipeline.local.etl
+            import pipeline.local.validation  # noqa: F401  (GX takes seconds to import)
 
             _ = self.spark
 
@@ -149,28 +180,29 @@ class GlueWorkers:
         emulator.replace(models.FakeCrawler, "start_crawler", start_crawl)
 
     def submit(self, job: Any, run: Any) -> None:
-        script = job.command.get("ScriptLocation", "").rsplit("/", 1)[-1]
+        script = _script(job)
+        argv = glue_argv(job, run)
         if script == VALIDATION_SCRIPT:
             with self._lock:
                 self._pending_validations += 1
-            self._validations.submit(self._run, run, self._validate)
+            self._validations.submit(self._run, run, self._validate, argv)
         elif script == LOAD_SCRIPT:
-            self._loads.submit(self._run, run, self._load)
+            self._loads.submit(self._run, run, self._load, argv)
         else:
             run.error_message = f"no local runner for the job script {script!r}"
             run.status = "FAILED"
             run.completed_on = dt.datetime.now(dt.UTC)
 
-    def _run(self, run: Any, work: Callable[[Mapping[str, str]], None]) -> None:
+    def _run(self, run: Any, work: Callable[[list[str]], object], argv: list[str]) -> None:
         run.status = "RUNNING"
         started = dt.datetime.now(dt.UTC)
         try:
-            work(run.arguments or {})
+            work(argv)
         except Exception as exc:
-            # The whole error goes to this process's log; the run's message, which the alert
-            # quotes, is its plain lines and where that log is.
+            # As Glue, the run's message (which the alert quotes) is the error in plain words;
+            # the whole of it goes to this process's log.
             log.warning("job run %s of %s failed", run.job_run_id, run.job_name, exc_info=True)
-            run.error_message = f"{plain_error(exc)}\n(full log: {self.log_path})"
+            run.error_message = plain_error(exc)
             run.status = "FAILED"
         else:
             run.status = "SUCCEEDED"
@@ -178,41 +210,23 @@ class GlueWorkers:
             run.completed_on = dt.datetime.now(dt.UTC)
             run.execution_seconds = round((run.completed_on - started).total_seconds())
 
-    def _validate(self, arguments: Mapping[str, str]) -> None:
-        from jobs.validation import QuarantinedError
-        from pipeline.core.uploads import Upload
+    def _validate(self, argv: list[str]) -> None:
+        from jobs.validation import main
 
-        twin = run_twin(arguments)
-        upload = Upload(arguments["--bucket"], arguments["--key"], arguments["--version_id"])
         try:
-            validated = twin.validate(upload, build_report=False)
+            main(argv, self.validation)
         finally:
             with self._lock:
                 self._pending_validations -= 1
                 last = self._pending_validations == 0
             # The index's one writer here: it reads every record, so once per burst.
             if last:
-                twin.reports.build()
-        alert = validated.alert()
-        if alert is not None:
-            raise QuarantinedError(alert)
+                self.validation.build_reports()
 
-    def _load(self, arguments: Mapping[str, str]) -> None:
-        from jobs.alerts import SnsRejectionAlerts
-        from pipeline.local.etl import run_local_etl
+    def _load(self, argv: list[str]) -> None:
+        from jobs.flight_etl import main
 
-        twin = run_twin(arguments)
-        # The state machine hands the load the alert topic and its own ARN, as on AWS.
-        alerts = SnsRejectionAlerts(
-            twin.client("sns"),
-            twin.client("stepfunctions"),
-            topic_arn=arguments["--alert_topic_arn"],
-            state_machine_arn=arguments["--state_machine_arn"],
-            env=twin.settings.env.value,
-            quarantine_prefix=twin.settings.storage.quarantine_prefix,
-            log_location=str(self.log_path),
-        )
-        run_local_etl(twin.settings, self.spark, twin.s3, twin.warehouse, alerts)
+        main(argv, self.load)
 
     def _crawl(self, crawler: Any, crawl: Any) -> None:
         """Register the validated files' schema: their header, typed as a crawler would."""
@@ -331,8 +345,6 @@ def _start_execution(settings: Settings, endpoint: str) -> Callable[[str, str], 
 
 def serve(settings: Settings) -> None:
     """Serve the twin's AWS endpoint until SIGTERM or SIGINT."""
-    import os
-
     port = settings.local.s3_port
     # The state machine interpreter calls the services back on this port.
     os.environ["MOTO_PORT"] = str(port)
@@ -351,7 +363,7 @@ def serve(settings: Settings) -> None:
     # Job runs and crawls end when their work does, never by moto's clock.
     for model in ("glue::job_run", "glue::crawl"):
         state_manager.set_transition(model, {"progression": "manual", "times": sys.maxsize})
-    workers = GlueWorkers(settings.spark, LocalServices(settings).aws_log)
+    workers = GlueWorkers(settings)
     workers.install()
     AlertCapture(settings.local.state_dir / "alerts").install()
     RedshiftDataApi(
@@ -383,9 +395,6 @@ def serve(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline.core.logs import configure_logging
-    from pipeline.settings import load_settings
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
         "--settings", help="the settings as JSON (default: loaded from FLIGHTPIPE_* variables)"

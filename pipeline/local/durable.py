@@ -65,6 +65,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
 
+from pipeline.local import emulator
+
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
@@ -657,8 +659,6 @@ class DurableState:
         """Gate S3 requests that change something; note each execution that ends."""
         from moto.s3.responses import S3Response
         from moto.stepfunctions.parser.backend import execution
-
-        from pipeline.local import emulator
 
         gate = self.gate
 

@@ -3,6 +3,9 @@
 The bookmark is the warehouse's own audit table: a file version is new until its audit row
 exists, and that row commits in the same transaction as its rows. So the bookmark advances
 exactly when the data lands, which is what makes a killed run safe to repeat.
+
+The endpoint's job runs go through the load's own entrypoint with ``TwinLoad`` as its binding;
+``run_local_etl`` is a load run by hand (``flightpipe load``, tests).
 """
 
 from __future__ import annotations
@@ -13,15 +16,20 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from jobs.load import LoadResult, NewFlights, RejectionAlerts, run, validated_copy
+from jobs.flight_etl import LoadBinding
+from jobs.flights import FileOrigin, read_airports, read_daily_files
+from jobs.load import LoadResult, NewFlights, run, validated_copy
 from jobs.quarantine import quarantine_rejected
+from pipeline.core.settings import JobSettings
+from pipeline.core.uploads import split_s3_uri
 from pipeline.core.warehouse import Rejection, SourceFile
 from pipeline.local.objects import (
     CachedObject,
@@ -44,12 +52,11 @@ class LocalFlightSource:
     """New validated daily-file versions, as cached copies for Spark.
 
     Only the gate writes under the validated prefix, so every object there is a daily file.
-    Spark reads each version's own cached copy, so what it reads is the version listed.
     """
 
     spark: SparkSession
     s3: Any
-    settings: Settings
+    settings: JobSettings
     warehouse: PostgresWarehouse
     cache: ObjectCache
     _cached: dict[str, CachedObject] = field(default_factory=dict, init=False)
@@ -79,8 +86,6 @@ class LocalFlightSource:
         return self.read(files)
 
     def read(self, files: Sequence[SourceFile]) -> NewFlights:
-        from jobs.flights import FileOrigin, read_daily_files
-
         cached = [self._cached[f.uri] for f in files]
         flights = read_daily_files(self.spark, {str(c.path): c.header for c in cached})
         uris = {c.path: f.uri for c, f in zip(cached, files, strict=True)}
@@ -133,17 +138,16 @@ def spark_paths(frame: DataFrame) -> dict[str, str]:
 class LocalAirportSource:
     spark: SparkSession
     s3: Any
-    settings: Settings
+    uri: str
+    """The dimension in use, ``s3://<dimension bucket>/<validated dimension key>``."""
     cache: ObjectCache
 
     def airports(self) -> DataFrame:
-        from jobs.flights import read_airports
-
-        bucket, key = self.settings.dimension_bucket, self.settings.storage.validated_dimension_key
+        bucket, key = split_s3_uri(self.uri)
         versions = [v for v in latest_versions(self.s3, bucket, key) if v.key == key]
         if not versions:
             raise FileNotFoundError(
-                f"no valid airport dimension at s3://{bucket}/{key}: upload one with "
+                f"no valid airport dimension at {self.uri}: upload one with "
                 "`flightpipe ingest --dim airport_codes.csv ...`"
             )
         cached = self.cache.get(self.s3, versions[0])
@@ -241,33 +245,62 @@ def new_job_run_id() -> str:
     return f"local-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
 
-def run_local_etl(
-    settings: Settings,
-    spark: SparkSession,
-    s3: Any,
-    warehouse: PostgresWarehouse,
-    alerts: RejectionAlerts | None = None,
-) -> LoadResult:
-    """One local job run under the run lock: plan from the bookmark, transform, load.
-
-    ``alerts`` reports rejected files that have no run of their own (a job run of the twin's
-    endpoint gets them from its arguments; a load run by hand reports rejections itself).
-    """
+@contextmanager
+def _exclusive_run(
+    settings: Settings, warehouse: PostgresWarehouse, job_run_id: str
+) -> Iterator[Path]:
+    """Hold the run lock for the block (waiting ``timing.lock_wait_seconds`` for it), with an
+    empty staging folder; yields the folder."""
     staging = LocalServices(settings).staging_dir
-    objects = object_cache(settings)
-    job_run_id = new_job_run_id()
     with warehouse.exclusive_run(settings.timing.lock_wait_seconds):
         log.info("run start job_run_id=%s", job_run_id)
         # Holding the lock, no other run is active: staged parts still here are a killed run's.
         shutil.rmtree(staging, ignore_errors=True)
-        flights = LocalFlightSource(spark, s3, settings, warehouse, objects)
-        result = run(
-            flights,
-            LocalAirportSource(spark, s3, settings, objects),
-            StreamingPostgresSink(warehouse, staging, flights.row_bounds),
-            job_run_id,
-            alerts,
+        yield staging
+
+
+def _local_io(
+    settings: Settings,
+    staging: Path,
+    *,
+    spark: SparkSession,
+    s3: Any,
+    job: JobSettings,
+    warehouse: PostgresWarehouse,
+    dimension_uri: str,
+) -> tuple[LocalFlightSource, LocalAirportSource, StreamingPostgresSink]:
+    """A run's source, dimension and sink on the twin, staging in ``staging``."""
+    objects = object_cache(settings)
+    flights = LocalFlightSource(spark, s3, job, warehouse, objects)
+    return (
+        flights,
+        LocalAirportSource(spark, s3, dimension_uri, objects),
+        StreamingPostgresSink(warehouse, staging, flights.row_bounds),
+    )
+
+
+def run_local_etl(
+    settings: Settings, spark: SparkSession, s3: Any, warehouse: PostgresWarehouse
+) -> LoadResult:
+    """One load run by hand, under the run lock: plan from the bookmark, transform, load.
+
+    It has no run of the state machine, so it publishes no alert: its caller reports what it
+    rejected.
+    """
+    job = settings.job_settings().with_buckets(settings.buckets())
+    dimension = f"s3://{job.dimension_bucket}/{job.storage.validated_dimension_key}"
+    job_run_id = new_job_run_id()
+    with _exclusive_run(settings, warehouse, job_run_id) as staging:
+        io = _local_io(
+            settings,
+            staging,
+            spark=spark,
+            s3=s3,
+            job=job,
+            warehouse=warehouse,
+            dimension_uri=dimension,
         )
+        result = run(*io, job_run_id)
     log.info(
         "run end job_run_id=%s files=%d rows=%d rejected=%d",
         job_run_id,
@@ -276,3 +309,51 @@ def run_local_etl(
         len(result.rejected),
     )
     return result
+
+
+@dataclass(frozen=True)
+class TwinLoad:
+    """The twin's binding of the load's entrypoint (``jobs.flight_etl.main``), for the job
+    runs of its endpoint: the endpoint's own clients, its one SparkSession, the twin's
+    PostgreSQL and the audit-table bookmark, under the run lock.
+
+    ``settings`` are the twin's own (ports, folders, the lock wait); what a run loads, from
+    which locations into which database, comes from the run's arguments alone.
+    """
+
+    settings: Settings
+    spark: Callable[[], SparkSession]
+    """The endpoint's SparkSession, started on first use."""
+    s3: Any
+    sns: Any
+    stepfunctions: Any
+    log_path: Path
+    """The endpoint's log, where a run's whole error is."""
+
+    def log_location(self, job_run_id: str) -> str:
+        return str(self.log_path)
+
+    @contextmanager
+    def bind(self, settings: JobSettings, args: Mapping[str, str]) -> Iterator[LoadBinding]:
+        # The run's Redshift database is the PostgreSQL database of that name on the twin's
+        # server.
+        server = self.settings.warehouse.model_copy(update={"database": args["redshift_database"]})
+        warehouse = PostgresWarehouse(
+            LocalServices(self.settings.model_copy(update={"warehouse": server})).warehouse_url,
+            own_server=not server.url,
+        )
+        # The validated files are listed where the run's --validated_uri says.
+        raw, validated = split_s3_uri(args["validated_uri"])
+        storage = settings.storage.model_copy(update={"validated_prefix": validated})
+        job = settings.model_copy(update={"storage": storage}).with_buckets({"raw": raw})
+        with _exclusive_run(self.settings, warehouse, args["JOB_RUN_ID"]) as staging:
+            io = _local_io(
+                self.settings,
+                staging,
+                spark=self.spark(),
+                s3=self.s3,
+                job=job,
+                warehouse=warehouse,
+                dimension_uri=args["dimension_uri"],
+            )
+            yield LoadBinding(*io, self.sns, self.stepfunctions)

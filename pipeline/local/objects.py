@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 from urllib.parse import quote, unquote
 
 import boto3
@@ -18,6 +19,8 @@ from botocore.config import Config
 
 from pipeline.core.contract import SOURCE_VERSION, header_names
 from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def s3_client(settings: Settings, endpoint: str) -> Any:
@@ -216,6 +219,43 @@ def _replacing(path: Path) -> Iterator[BinaryIO]:
 def object_cache(settings: Settings) -> ObjectCache:
     """The twin's object cache, shared by the gate (which writes through) and the loads."""
     return ObjectCache(settings.local.state_dir / "cache" / "objects")
+
+
+_PUT_PARAMETERS: Final = "flightpipe-put-parameters"
+"""Where ``writing_through`` keeps a PutObject's parameters in botocore's request context."""
+
+
+def writing_through(s3: Any, cache: ObjectCache) -> Any:
+    """``s3``, made to keep in ``cache`` each promoted copy it writes: a PutObject of bytes
+    whose metadata names the upload it came from (``source-version``), cached under the
+    version id S3's response gives it, so the next load reads the copy from here instead of
+    downloading it. The job code stays plain boto3: this observes the client's own events
+    (its parameters, then the response to them).
+    """
+
+    def keep(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        # A copy: botocore goes on to replace the body by a stream in the parameters it sends.
+        context[_PUT_PARAMETERS] = dict(params)
+
+    def cache_copy(
+        http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        params = context.get(_PUT_PARAMETERS, {})
+        body, source = params.get("Body"), params.get("Metadata", {}).get(SOURCE_VERSION)
+        if http_response.status_code >= 300 or source is None or not isinstance(body, bytes):
+            return
+        # An unversioned bucket answers without a version id; S3 calls that version "null".
+        written = ObjectVersion(
+            params["Bucket"], params["Key"], parsed.get("VersionId") or "null", len(body)
+        )
+        try:
+            cache.put(written, body, source)
+        except OSError as exc:  # the copy is in S3 all the same; the load downloads it
+            log.warning("could not cache %s: %s", written.uri, exc)
+
+    s3.meta.events.register("provide-client-params.s3.PutObject", keep)
+    s3.meta.events.register("after-call.s3.PutObject", cache_copy)
+    return s3
 
 
 def read_header(path: Path) -> tuple[str, ...]:

@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from pipeline import workflow
-from pipeline.local.aws import LOAD_SCRIPT, LOCAL_SETTINGS_ARGUMENT, VALIDATION_SCRIPT
 from pipeline.local.objects import aws_client
 from pipeline.settings import Settings
 from pipeline.workflow import main_definition, render, router_definition, substitute
+
+VALIDATION_SCRIPT: Final = "validation.py"
+LOAD_SCRIPT: Final = "flight_etl.py"
+"""The jobs' scripts, by the names their job definitions give them: the endpoint runs a job
+run by its job's script."""
 
 # Roles are not checked by the twin; these name what each would be on AWS.
 _ROLE: Final = "arn:aws:iam::{account}:role/{name}"
@@ -133,7 +137,7 @@ def _created(bucket: str, keys: list[Any]) -> dict[str, Any]:
 def provision(settings: Settings, endpoint: str) -> None:
     """Create or update every resource of the pipeline on the local endpoint."""
     names = Names.of(settings)
-    role = _ROLE.format(account=settings.account, name=settings.resource_name("role"))
+    role = _ROLE.format(account=settings.local.account, name=settings.resource_name("role"))
 
     def client(service: str) -> Any:
         return aws_client(service, settings, endpoint)
@@ -141,14 +145,14 @@ def provision(settings: Settings, endpoint: str) -> None:
     glue = client("glue")
     _database(glue, names.database)
     _crawler(glue, names, role, f"s3://{settings.raw_bucket}/{settings.storage.validated_prefix}")
-    local_settings = settings.model_dump_json()
+    # Both jobs get what CDK gives them on AWS: the job settings, and the bookmark on the load.
     _job(
         glue,
         names.validation_job,
         role,
         VALIDATION_SCRIPT,
         concurrency=settings.workflow.burst_uploads,
-        arguments={**workflow.job_arguments(settings), LOCAL_SETTINGS_ARGUMENT: local_settings},
+        arguments=workflow.job_arguments(settings),
     )
     # One load at a time: bookmarks need it, and the state machine retries a refused start.
     _job(
@@ -159,7 +163,6 @@ def provision(settings: Settings, endpoint: str) -> None:
         concurrency=1,
         arguments={
             **workflow.job_arguments(settings),
-            LOCAL_SETTINGS_ARGUMENT: local_settings,
             "--job-bookmark-option": "job-bookmark-enable",
         },
     )

@@ -32,6 +32,7 @@ from typing import Final
 
 import psutil
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from pipeline.local.postgres import READER_ROLE
 from pipeline.settings import REPO_ROOT, Settings
@@ -234,8 +235,12 @@ class LocalServices:
 
     @property
     def warehouse_url(self) -> str:
+        """The warehouse: the database ``warehouse.database`` (as a Redshift load names its
+        database) on the server ``warehouse.url`` names, else on the twin's own."""
         if self.settings.warehouse.url:
-            return self.settings.warehouse.url
+            return make_conninfo(
+                self.settings.warehouse.url, dbname=self.settings.warehouse.database
+            )
         return self._own_server_url("postgres")
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -13,16 +12,15 @@ from typing import TYPE_CHECKING, Any
 from jobs.load import LoadResult
 from pipeline.core.contract import FLIGHT_LOAD_AUDIT, FLIGHT_PROCESSED, SOURCE_VERSION
 from pipeline.core.uploads import Upload
+from pipeline.local.aws import read_alerts
+from pipeline.local.durable import RunArchive
 from pipeline.local.etl import run_local_etl
-from pipeline.local.objects import (
-    ObjectVersion,
-    aws_client,
-    ensure_buckets,
-    object_cache,
-    s3_client,
-)
+from pipeline.local.objects import aws_client, ensure_buckets, s3_client
 from pipeline.local.postgres import PostgresWarehouse
+from pipeline.local.resources import Resources, ensure
+from pipeline.local.runs import Runs
 from pipeline.local.services import LocalServices
+from pipeline.local.validation import TwinValidation
 from pipeline.settings import Settings
 from quality.reports import QualityReports
 
@@ -30,10 +28,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from jobs.validation import Validated
-    from pipeline.local.resources import Resources
-    from pipeline.local.runs import Runs
-
-log = logging.getLogger(__name__)
 
 # An airport missing from the dimension leaves every detail of that end NULL.
 _NO_DETAILS = "({end}_city IS NULL AND {end}_state IS NULL AND {end}_name IS NULL)"
@@ -104,8 +98,6 @@ class LocalTwin:
     @cached_property
     def resources(self) -> Resources:
         """The pipeline's AWS resources on the local endpoint, created first if missing."""
-        from pipeline.local.resources import ensure
-
         return ensure(self.settings, self.services.endpoint)
 
     def client(self, service: str) -> Any:
@@ -117,12 +109,14 @@ class LocalTwin:
         return s3_client(self.settings, self.services.endpoint)
 
     @cached_property
+    def _validation(self) -> TwinValidation:
+        """The validation job's binding to the twin, as the endpoint's job runs have it."""
+        return TwinValidation(self.settings, s3_client(self.settings, self.services.endpoint))
+
+    @cached_property
     def reports(self) -> QualityReports:
         """The quality report site, under the state folder."""
-        # Mirrors the reports bucket of AWS, as the object cache mirrors the other buckets.
-        return QualityReports(
-            self.settings.local.state_dir / "reports" / self.settings.reports_bucket
-        )
+        return self._validation.site(self.settings.reports_bucket)
 
     @cached_property
     def spark(self) -> SparkSession:
@@ -150,36 +144,21 @@ class LocalTwin:
     def validate(
         self, upload: Upload, today: dt.date | None = None, build_report: bool = True
     ) -> Validated:
-        """Run the validation job on one upload: promote it, or quarantine it.
+        """Run the validation job on one upload: promote it, or quarantine it, through the
+        binding the endpoint's validation runs have (the copy it promotes is cached).
 
         Validating a batch, pass ``build_report=False`` and call ``reports.build()`` once at
         the end: building the report's index reads every validation's record.
         """
-        from jobs.validation import validate_upload
+        from jobs.validation import validate_upload  # GX takes seconds to import
 
-        validated = validate_upload(
-            self.s3,
-            self.settings.job_settings(),
-            upload,
-            today or dt.datetime.now(dt.UTC).date(),
-            self.reports,
-        )
-        if validated.promoted_version is not None and validated.verdict.normalized is not None:
-            # Write-through: the next load reads the copy from here instead of downloading it.
-            promoted = ObjectVersion(
-                upload.bucket,
-                validated.destination_key,
-                validated.promoted_version,
-                len(validated.verdict.normalized),
+        job = self.settings.job_settings().with_buckets(self.settings.buckets())
+        with self._validation.bind(job) as bound:
+            validated = validate_upload(
+                bound.s3, job, upload, today or dt.datetime.now(dt.UTC).date(), bound.reports
             )
-            try:
-                object_cache(self.settings).put(
-                    promoted, validated.verdict.normalized, upload.version
-                )
-            except OSError as exc:  # the copy is promoted all the same; the load downloads it
-                log.warning("could not cache %s: %s", validated.destination, exc)
         if build_report:
-            self.reports.build()
+            self._validation.build_reports()
         return validated
 
     def submit_dimension(self, path: Path) -> Validated:
@@ -193,16 +172,11 @@ class LocalTwin:
     @cached_property
     def runs(self) -> Runs:
         """The main state machine's executions: one per uploaded object version."""
-        from pipeline.local.durable import RunArchive
-        from pipeline.local.runs import Runs
-
         archive = RunArchive.under(self.settings.local.state_dir)
         return Runs(self.client("stepfunctions"), self.resources, archive)
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every message published to the alert topic, oldest first."""
-        from pipeline.local.aws import read_alerts
-
         return read_alerts(self.settings.local.state_dir / "alerts", self.resources.topic_arn)
 
     def loaded_rows(self, key: str) -> int | None:

@@ -1,0 +1,140 @@
+"""The twin's AWS endpoint runs a Glue job run as Glue does: the job's own entrypoint, on the
+argument vector Glue hands the job's script.
+
+moto in this process plays Glue's API (never patched here: ``GlueWorkers.submit`` is handed
+the job and run that ``StartJobRun`` made); the entrypoints are replaced by recorders, so what
+is checked is exactly what each would receive.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.moto_api import state_manager
+
+from jobs import flight_etl, validation
+from pipeline import workflow
+from pipeline.core.settings import JobSettings
+from pipeline.local.aws import GlueWorkers
+from pipeline.local.etl import TwinLoad
+from pipeline.local.resources import LOAD_SCRIPT, VALIDATION_SCRIPT
+from pipeline.local.validation import TwinValidation
+from pipeline.settings import load_settings
+from tests.conftest import make_settings
+
+REGION: Final = "us-east-1"
+ACCOUNT: Final = "123456789012"
+JOB_NAME: Final = "flightpipe-job-local"
+
+# What the state machine passes each job's run (placeholders filled as the twin fills them).
+VALIDATION_RUN: Final = {
+    "--dimension_bucket": "flightpipe-dim-local-000000000000",
+    "--reports_bucket": "flightpipe-reports-local-000000000000",
+    "--bucket": "flightpipe-raw-local-000000000000",
+    "--key": "raw/2024-01-05.csv",
+    "--version_id": "3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY",
+}
+LOAD_RUN: Final = {
+    "--job-bookmark-option": "job-bookmark-enable",
+    "--validated_uri": "s3://flightpipe-raw-local-000000000000/validated/",
+    "--dimension_uri": "s3://flightpipe-dim-local-000000000000/validated/airport_codes.csv",
+    "--staging_uri": "s3://flightpipe-staging-local-000000000000/staging/",
+    "--redshift_workgroup": "flightpipe",
+    "--redshift_database": "flightpipe",
+    "--redshift_copy_role_arn": f"arn:aws:iam::{ACCOUNT}:role/flightpipe-role-local",
+    "--alert_topic_arn": f"arn:aws:sns:{REGION}:{ACCOUNT}:flightpipe-alerts-local",
+    "--state_machine_arn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:flightpipe-run-local",
+}
+
+
+@pytest.fixture(autouse=True)
+def glue() -> Iterator[None]:
+    """moto's Glue as the endpoint serves it: a job run ends when its work does, not by moto's
+    clock (``pipeline.local.aws.serve``)."""
+    state_manager.set_transition("glue::job_run", {"progression": "manual", "times": sys.maxsize})
+    with mock_aws():
+        yield
+    state_manager.unset_transition("glue::job_run")
+
+
+def finished(run: Any) -> None:
+    """Wait for the endpoint's worker to end the run."""
+    deadline = time.monotonic() + 30
+    while run.status not in ("SUCCEEDED", "FAILED"):
+        assert time.monotonic() < deadline, run.status
+        time.sleep(0.05)
+    assert run.status == "SUCCEEDED", run.error_message
+
+
+def pairs(argv: list[str]) -> dict[str, str]:
+    """An argument vector's ``--name value`` pairs (each name once)."""
+    names, values = argv[0::2], argv[1::2]
+    assert len(names) == len(values) == len(set(names)), argv
+    return dict(zip(names, values, strict=True))
+
+
+def started_run(script: str, defaults: Mapping[str, str], run: Mapping[str, str]) -> Any:
+    """The job and run moto's Glue made for a StartJobRun of a job with these arguments."""
+    from moto.glue.models import glue_backends
+
+    glue = boto3.client("glue", region_name=REGION)
+    glue.create_job(
+        Name=JOB_NAME,
+        Role=f"arn:aws:iam::{ACCOUNT}:role/flightpipe-role-local",
+        Command={"Name": "glueetl", "ScriptLocation": f"s3://scripts/jobs/{script}"},
+        DefaultArguments=dict(defaults),
+    )
+    glue.start_job_run(JobName=JOB_NAME, Arguments=dict(run))
+    job = glue_backends[ACCOUNT][REGION].jobs[JOB_NAME]
+    return job, job.job_runs[-1]
+
+
+@pytest.mark.parametrize(
+    ("script", "entry", "run_arguments", "binding"),
+    [
+        (VALIDATION_SCRIPT, validation, VALIDATION_RUN, TwinValidation),
+        (LOAD_SCRIPT, flight_etl, LOAD_RUN, TwinLoad),
+    ],
+    ids=["validation", "load"],
+)
+def test_a_job_run_gets_the_argument_vector_glue_hands_its_script(
+    script: str,
+    entry: Any,
+    run_arguments: Mapping[str, str],
+    binding: type,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    received: list[tuple[list[str], Any]] = []
+    monkeypatch.setattr(entry, "main", lambda argv, runtime: received.append((argv, runtime)))
+    # One of the run's arguments has a default too: the run's replaces it, as on Glue
+    # (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-crawler-pyspark-extensions-python-intro.html).
+    overridden = next(iter(run_arguments))
+    defaults = {**workflow.job_arguments(load_settings("local")), overridden: "the job's own"}
+    job, run = started_run(script, defaults, run_arguments)
+
+    GlueWorkers(make_settings()).submit(job, run)
+
+    finished(run)
+
+    [(argv, runtime)] = received
+    assert argv[0] == script
+    # The job's default arguments, the run's over them, and Glue's own: nothing twin-only.
+    assert pairs(argv[1:]) == {
+        **defaults,
+        **run_arguments,
+        "--JOB_NAME": JOB_NAME,
+        "--JOB_ID": f"j_{JOB_NAME}",
+        "--JOB_RUN_ID": run.job_run_id,
+    }
+    # The entrypoint's own parser, Glue's getResolvedOptions, reads every name it asks for.
+    settings, *_ = entry.parse_arguments(argv)
+    created = JobSettings.model_validate_json(defaults["--settings"])
+    assert (settings.env, settings.quality) == (created.env, created.quality)
+    # The twin's binding comes beside the vector, not in it: the job code stays Glue's.
+    assert isinstance(runtime, binding)
