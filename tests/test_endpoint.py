@@ -2,8 +2,10 @@
 argument vector Glue hands the job's script.
 
 moto in this process plays Glue's API (never patched here: ``GlueWorkers.submit`` is handed
-the job and run that ``StartJobRun`` made); the entrypoints are replaced by recorders, so what
-is checked is exactly what each would receive.
+the job and run that ``StartJobRun`` made); the load's entrypoint, and the hand-off of a
+validation run to a worker process, are replaced by recorders, so what is checked is exactly
+what each would receive. The worker processes themselves are tested on the twin
+(``tests/test_validation_job.py``).
 """
 
 from __future__ import annotations
