@@ -14,9 +14,11 @@ Python and pandas, and threads of one process share one core under the GIL. Each
 spawned, never forked: the endpoint runs moto's server threads and a JVM, which a fork would
 copy mid-flight. A worker imports the gate once and keeps its binding (``ValidationWorker``);
 what crosses back to the endpoint is plain data (``RunOutcome``), the error already in the
-words the run reports: an exception of the job need not pickle (botocore's modelled errors,
-``s3.exceptions.NoSuchKey`` say, are classes made at run time, which pickle cannot name), and
-its class never has to be imported (GX's) in the endpoint.
+words the run reports (``plain_error``, which names the exception's class). An exception
+itself would not cross intact: botocore's modelled errors (``s3.exceptions.NoSuchKey``, a
+class made at run time) unpickle as a plain ``ClientError``, so the message would change;
+one whose ``__init__`` takes other arguments than its ``args`` fails to unpickle; and GX's
+would import GX into the endpoint.
 """
 
 from __future__ import annotations
