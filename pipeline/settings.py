@@ -7,6 +7,7 @@ settings; every other module receives a ``Settings`` (or the part of it that it 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -74,7 +75,18 @@ class LocalSettings(FrozenModel):
     follow_timeout_seconds: float = 1800.0
     """How long ``flightpipe ingest`` follows the runs its uploads started."""
     warm_up: bool = True
-    """Start Spark and import the gate when the local AWS endpoint starts, not at the first run."""
+    """Start Spark and the validation workers (each importing the gate) when the local AWS
+    endpoint starts, not at the first run."""
+    validation_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    """Worker processes the endpoint runs validation runs in, each one at a time; a run waits
+    (WAITING) for a free one. Processes, because the gate is Python and pandas: threads of one
+    process share one core under the GIL. Default: the machine's cores, since a validation
+    keeps one core busy, more would only share the cores, and each holds its own GX and file
+    in memory."""
+    validation_niceness: int = Field(default=10, ge=0, le=19)
+    """How much lower the validation workers' CPU priority is than the endpoint's (a Unix
+    nice increment): when a load's Spark and a burst's validations both want the cores, the
+    load gets them, so validations never starve the load that a burst waits for."""
 
 
 class TimingSettings(FrozenModel):
