@@ -121,8 +121,9 @@ class ParsedTable:
 
     frame: Any
     quirks: tuple[str, ...]
-    canonical_text: str | None = None
-    """The decoded text when it already is the canonical file (header, order, no quoting)."""
+    canonical: bytes | None = None
+    """The file's UTF-8 bytes when they already are the canonical file (header, order, LF, no
+    quoting)."""
     blank_lines: tuple[int, ...] = ()
     """The line numbers of the blank lines skipped, in order."""
 
@@ -173,9 +174,13 @@ def read_table(data: bytes, contract: FileContract, max_line_bytes: int) -> Pars
 
     text, quirks = decode(data)
     _check_line_lengths(data, max_line_bytes)
-    blanks = _blank_line_numbers(text)
+    body = text.encode("utf-8")
+    ends = _line_ends(body)
+    blanks = _blank_line_numbers(text) if _may_hold_blank_lines(body, ends) else ()
     if blanks:
         text = _BLANK_LINE.sub("", text)
+        body = text.encode("utf-8")
+        ends = _line_ends(body)
         quirks.append("blank lines skipped")
     header = header_names(text.split("\n", 1)[0])
     if len(header) == 1 and any(d in header[0] for d in _DELIMITERS):
@@ -197,12 +202,14 @@ def read_table(data: bytes, contract: FileContract, max_line_bytes: int) -> Pars
             FileRule.REQUIRED_COLUMNS, f"a column appears twice in header {header}"
         )
     try:
+        # Categorical: the parser makes one Python string per distinct value of a column, not
+        # one per row, and the checks after it work on those distinct values.
         frame = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(body),
             header=None,
             skiprows=1,
             names=columns,
-            dtype=object,
+            dtype="category",
             keep_default_na=False,
             engine="c",
         )
@@ -214,7 +221,7 @@ def read_table(data: bytes, contract: FileContract, max_line_bytes: int) -> Pars
         raise UnreadableFileError(
             FileRule.AT_LEAST_ONE_ROW, "the file has a header and no data rows"
         )
-    short = _first_short_row(text, frame, len(header))
+    short = _first_short_row(body, ends, frame, len(header))
     if short is not None:
         raise UnreadableFileError(
             FileRule.FIELDS_PER_ROW, f"row {short} has fewer fields than its header"
@@ -231,11 +238,27 @@ def read_table(data: bytes, contract: FileContract, max_line_bytes: int) -> Pars
         quirks.append("columns reordered")
     canonical = (
         not quirks
-        and text.startswith(",".join(contract.headers) + "\n")
-        and text.endswith("\n")
-        and '"' not in text
+        and body.startswith(",".join(contract.headers).encode() + b"\n")
+        and body.endswith(b"\n")
+        and b'"' not in body
     )
-    return ParsedTable(frame, tuple(quirks), text if canonical else None, blanks)
+    return ParsedTable(frame, tuple(quirks), body if canonical else None, blanks)
+
+
+def _line_ends(body: bytes) -> Any:
+    """The positions of the line feeds in ``body``, as a numpy array."""
+    import numpy as np
+
+    return np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
+
+
+def _may_hold_blank_lines(body: bytes, ends: Any) -> bool:
+    """Whether any line of ``body`` starts with a line feed, a space or a tab: only such a
+    line can be blank, so the costly search for blank lines runs only when one does."""
+    import numpy as np
+
+    firsts = np.frombuffer(body, dtype=np.uint8)[np.append(0, ends[:-1] + 1)]
+    return bool(np.isin(firsts, list(b"\n \t")).any())
 
 
 def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
@@ -284,15 +307,15 @@ def _blank_line_numbers(text: str) -> tuple[int, ...]:
 
 
 def _distinct(column: Any) -> tuple[Any, Any]:
-    """A column as (codes, distinct values): string work then runs once per distinct value.
+    """A categorical column as (codes, distinct values): string work then runs once per
+    distinct value.
 
     A daily file has a million rows but only a few thousand distinct values per column, so
     strip, compare and parse run on those and are spread back to the rows by code.
     """
     import pandas as pd
 
-    codes, distinct = pd.factorize(column)
-    return codes, pd.Series(distinct, dtype=object)
+    return column.cat.codes.to_numpy(), pd.Series(column.cat.categories, dtype=object)
 
 
 def _first_repeated_header(frame: Any, columns: Sequence[str], header: Sequence[str]) -> int | None:
@@ -312,23 +335,22 @@ def _first_repeated_header(frame: Any, columns: Sequence[str], header: Sequence[
     return int(np.searchsorted(frame.index, candidates.index[0])) + 2
 
 
-def _first_short_row(text: str, frame: Any, width: int) -> int | None:
+def _first_short_row(body: bytes, ends: Any, frame: Any, width: int) -> int | None:
     """The first row (the header is row 1) with fewer fields than the header, if any.
 
     pandas pads such a row with empty values, which would read as a cancelled flight. Only
     rows whose last value is empty can be short, so only their lines are counted: commas for
     a line without quotes, the csv module for the rest. Blank lines are gone by now, so row
-    ``i`` is line ``i + 1``.
+    ``i`` is line ``i + 1`` (from 0), which ends at the line feed ``ends[i + 1]``.
     """
     import numpy as np
 
-    candidates = np.flatnonzero(frame.iloc[:, -1].to_numpy() == "")
-    if not len(candidates):
-        return None
-    lines = text.split("\n")
+    candidates = np.flatnonzero((frame.iloc[:, -1] == "").to_numpy())
     for index in candidates:
-        line = lines[index + 1]
-        fields = line.count(",") + 1 if '"' not in line else len(next(csv.reader([line])))
+        start, end = int(ends[index]) + 1, (int(ends[index + 1]) if index + 1 < len(ends) else None)
+        line = body[start:end]
+        quoted = b'"' in line
+        fields = len(next(csv.reader([line.decode()]))) if quoted else line.count(b",") + 1
         if fields < width:
             return int(index) + 2
     return None
@@ -362,7 +384,7 @@ def _frame(parsed: ParsedTable, contract: FileContract) -> tuple[Any, bool]:
     """
     import pandas as pd
 
-    frame = pd.DataFrame(index=parsed.frame.index)
+    columns: dict[str, Any] = {}
     stripped_any = False
     for column in contract.columns:
         codes, distinct = _distinct(parsed.frame[column.name])
@@ -370,10 +392,13 @@ def _frame(parsed: ParsedTable, contract: FileContract) -> tuple[Any, bool]:
         stripped_any = stripped_any or bool((stripped != distinct).any())
         stripped = stripped.replace("", None)
         text_codes, categories = pd.factorize(stripped)  # missing values get code -1
-        frame[column.name] = pd.Categorical.from_codes(text_codes[codes], categories)
+        columns[column.name] = pd.Categorical.from_codes(text_codes[codes], categories)
         if column.type is ColumnType.INTEGER:
             numbers = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=float)
-            frame[column.name + NUMERIC_SUFFIX] = numbers[codes]
+            columns[column.name + NUMERIC_SUFFIX] = numbers[codes]
+    # Built at once, so its numbers are one block: GX copies the frame often, and pandas would
+    # merge column-by-column blocks on each copy.
+    frame = pd.DataFrame(columns, index=parsed.frame.index)
     return frame, stripped_any
 
 
@@ -523,8 +548,8 @@ def check_dimension(name: str, data: bytes, quality: QualitySettings) -> Verdict
 
 def _normalized(parsed: ParsedTable, frame: Any, stripped: bool, contract: FileContract) -> bytes:
     """The canonical file; a file that already is one (the usual case) is its own copy."""
-    if parsed.canonical_text is not None and not stripped:
-        return parsed.canonical_text.encode("utf-8")
+    if parsed.canonical is not None and not stripped:
+        return parsed.canonical
     return normalize(frame, contract)
 
 

@@ -477,6 +477,14 @@ def test_the_normalized_copy_is_what_normalize_writes_whatever_the_shortcut(data
     assert (verdict.normalized == data) is (data == GOOD)
 
 
+@pytest.mark.parametrize("blank", ["", "  ", "\t", " \t "], ids=["empty", "spaces", "tab", "mixed"])
+def test_a_blank_line_alone_is_skipped_and_findings_name_the_lines_as_uploaded(blank: str) -> None:
+    data = daily(ROWS[0], blank, "dl,10397,12892,5,-3")
+    verdict = check_daily_file("2024-01-01.csv", data, KNOWN, QualitySettings(), TODAY)
+    assert "blank lines skipped" in verdict.details["quirks"]
+    assert verdict.reason == "Carrier: 'dl' is not two capital letters or digits (line 4)"
+
+
 def test_a_short_row_among_many_is_found_by_its_number() -> None:
     rows = [*ROWS * 500, "DL,10397,12892,5", *ROWS * 10]
     verdict = check_daily_file("2024-01-01.csv", daily(*rows), KNOWN, QualitySettings(), TODAY)
