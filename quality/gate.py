@@ -26,6 +26,7 @@ import hashlib
 import io
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -415,18 +416,52 @@ def _context() -> Any:
     return context
 
 
-def _validate(
-    suite: Any, frame: Any, parsed: ParsedTable, contract: FileContract
-) -> tuple[list[Finding], Any]:
-    """Run the suite on the frame: the broken rules, and GX's result for the report."""
+@dataclass(frozen=True)
+class _Stored:
+    """A suite the gate's context holds, and its validation definition."""
+
+    suite: Any
+    """The suite as built, before GX gave its expectations ids: what a new one is compared with."""
+    definition: Any
+
+
+_stored: dict[str, _Stored] = {}
+_storing = threading.Lock()
+
+
+def _definition(build: Callable[[], Any]) -> Any:
+    """The validation definition, in the gate's context, of the suite ``build`` makes.
+
+    GX's add_or_update compares every expectation of the suite with every stored one and then
+    stores it again, with its definition: some 0.1 s of CPU a validation for the daily suite.
+    So a suite is stored only when it differs from the one stored last under its name (a new
+    dimension, other settings); the validations in between reuse its definition.
+    """
     import great_expectations as gx
 
-    context = _context()
-    batch = context.data_sources.get("gate").get_asset("upload").get_batch_definition("whole")
-    suite = context.suites.add_or_update(suite)
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=f"{suite.name}-check", data=batch, suite=suite)
-    )
+    suite = build()
+    with _storing:
+        stored = _stored.get(suite.name)
+        if stored is None or stored.suite != suite:
+            context = _context()
+            batch = context.data_sources.get("gate").get_asset("upload")
+            definition = context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(
+                    name=f"{suite.name}-check",
+                    data=batch.get_batch_definition("whole"),
+                    suite=context.suites.add_or_update(build()),  # which gives it ids
+                )
+            )
+            stored = _stored[suite.name] = _Stored(suite, definition)
+        return stored.definition
+
+
+def _validate(
+    suite: Callable[[], Any], frame: Any, parsed: ParsedTable, contract: FileContract
+) -> tuple[list[Finding], Any]:
+    """Run the suite ``suite`` builds on the frame: the broken rules, and GX's result for the
+    report."""
+    definition = _definition(suite)
     result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
     findings = []
     for check in result.results:
@@ -504,7 +539,7 @@ def _verdict(
     except UnreadableFileError as exc:
         return Verdict(name, Outcome.QUARANTINED, (exc.finding,), sha256=digest)
     frame, stripped = _frame(parsed, contract)
-    findings, validation = _validate(suite(), frame, parsed, contract)
+    findings, validation = _validate(suite, frame, parsed, contract)
     if any(f.blocking for f in findings):
         outcome = Outcome.QUARANTINED
     elif findings:
