@@ -269,17 +269,18 @@ class GlueWorkers:
 
 def _register_schema(crawler: Any) -> None:
     from moto.glue.exceptions import EntityNotFoundException
-    from moto.s3.models import s3_backends
+    from moto.s3.models import FakeKey, s3_backends
 
     backend = crawler.backend
     s3 = s3_backends[backend.account_id][backend.partition]
     for target in crawler.targets.get("S3Targets", []):
         bucket_name, _, prefix = target["Path"].removeprefix("s3://").partition("/")
         bucket = s3.get_bucket(bucket_name)
+        # A key's latest version may be a delete marker (a copy a load set aside): no file.
         files = [
             key
             for name, key in bucket.keys.items()
-            if name.startswith(prefix) and name.endswith(".csv")
+            if name.startswith(prefix) and name.endswith(".csv") and isinstance(key, FakeKey)
         ]
         if not files:
             continue
