@@ -137,13 +137,17 @@ class WorkflowSettings(FrozenModel):
     """The validation job's maximum concurrency: a year's backfill uploaded at once validates
     in parallel (on the twin, as many at a time as it has worker processes)."""
 
-    burst_poll_seconds: int = Field(default=2, ge=1)
+    burst_poll_seconds: int = Field(default=3, ge=1)
     burst_wait_seconds: int = Field(default=600, ge=1)
     """After its validation, a run waits while other validation runs are in flight, looking
     every ``burst_poll_seconds``, for at most ``burst_wait_seconds``, so a burst's runs reach
     the crawl and the load together and one of each serves them all. Past it the run goes on:
     a stream of uploads that never pauses still loads."""
-    load_poll_seconds: int = Field(default=1, ge=1)
+    burst_newest_runs: int = Field(default=10, ge=1, le=200)
+    """How many of the validation job's newest runs the burst wait looks at (GetJobRuns takes
+    up to 200): enough to hold those in flight. The twin validates in upload order, so its
+    runs in flight are its newest few; on AWS a burst's runs end in any order."""
+    load_poll_seconds: int = Field(default=2, ge=1)
     load_wait_seconds: int = Field(default=1800, ge=1)
     """Before it asks the warehouse whether its version is loaded, a run waits while a load
     runs, looking every ``load_poll_seconds``, and fails once one still runs after
@@ -265,6 +269,7 @@ _AWS_WORKFLOW: Final[dict[str, object]] = {
     "busy_retry_max_delay_seconds": 120,
     "typical_validation_seconds": 120,
     "burst_poll_seconds": 30,
+    "burst_newest_runs": 200,
     "burst_wait_seconds": 1800,
     "load_poll_seconds": 30,
     "load_wait_seconds": 7200,

@@ -542,7 +542,7 @@ def _burst_wait(settings: Settings, additions: _Additions, failure: _Failure, th
     watched = _InFlight(
         "validation runs",
         "${ValidationJobName}",
-        200,
+        workflow.burst_newest_runs,
         workflow.burst_poll_seconds,
         workflow.burst_max_polls,
     )

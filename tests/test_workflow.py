@@ -513,7 +513,7 @@ def test_busy_retries_wait_out_a_burst_of_validation_starts(env: str) -> None:
 @pytest.mark.parametrize(
     ("env", "overrides", "max_polls"),
     [
-        ("local", {}, 300),
+        ("local", {}, 200),
         ("prod", {}, 60),
         ("local", {"workflow": {"burst_poll_seconds": 5, "burst_wait_seconds": 12}}, 3),
     ],
@@ -527,7 +527,8 @@ def test_after_validation_a_run_waits_for_the_validations_in_flight_then_goes_on
     assert states["Airport dimension?"]["Default"] == "Start validation runs poll count"
     runs = states["List validation runs"]
     assert runs["Resource"] == "arn:aws:states:::aws-sdk:glue:getJobRuns"
-    assert runs["Parameters"] == {"JobName": "${ValidationJobName}", "MaxResults": 200}
+    newest = settings.workflow.burst_newest_runs
+    assert runs["Parameters"] == {"JobName": "${ValidationJobName}", "MaxResults": newest}
     in_flight = ("STARTING", "RUNNING", "WAITING")
     assert runs["ResultSelector"] == {
         f"{state.lower()}.$": f"States.ArrayContains($.JobRuns[*].JobRunState, '{state}')"

@@ -34,6 +34,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -371,6 +372,45 @@ def _start_execution(settings: Settings, endpoint: str) -> Callable[[str, str], 
     return start
 
 
+# How a state machine's .sync task polls its job run here: quickly at first (a local job run
+# takes about a second), then less and less often, so that the runs of a burst queued behind
+# each other (hundreds of them, a backfill) do not keep the endpoint busy answering their polls.
+_FIRST_POLL_SECONDS: Final = 0.1
+_POLL_BACKOFF: Final = 1.5
+_LAST_POLL_SECONDS: Final = 2.0
+
+
+def _poll_job_runs_with_backoff() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_glue as glue,
+    )
+
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = _FIRST_POLL_SECONDS  # type: ignore[misc]
+    build = glue.StateTaskServiceGlue._build_sync_resolver
+
+    def with_backoff(self: Any, *args: Any, **kwargs: Any) -> Callable[[], Any] | None:
+        resolve = build(self, *args, **kwargs)
+        if resolve is None:
+            return None
+        delay = _FIRST_POLL_SECONDS
+
+        def poll() -> Any:
+            nonlocal delay
+            outcome = resolve()
+            if not outcome:
+                # moto sleeps the first poll's delay itself after an unfinished poll.
+                time.sleep(delay - _FIRST_POLL_SECONDS)
+                delay = min(delay * _POLL_BACKOFF, _LAST_POLL_SECONDS)
+            return outcome
+
+        return poll
+
+    emulator.replace(glue.StateTaskServiceGlue, "_build_sync_resolver", with_backoff)
+
+
 def serve(settings: Settings) -> None:
     """Serve the twin's AWS endpoint until SIGTERM or SIGINT."""
     port = settings.local.s3_port
@@ -381,12 +421,7 @@ def serve(settings: Settings) -> None:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     emulator.apply(_start_execution(settings, LocalServices(settings).endpoint))
-    # moto polls a .sync job run every 0.5 s; local job runs take about a second.
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_callback,
-    )
-
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.1  # type: ignore[misc]
+    _poll_job_runs_with_backoff()
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     # Job runs and crawls end when their work does, never by moto's clock.
     for model in ("glue::job_run", "glue::crawl"):
