@@ -28,6 +28,10 @@ WORKER_DPUS: Final[dict[str, float]] = {
 """DPUs per worker of each Glue worker type ("G.1X ... DPU: 1 DPU (4 vCPUs, 16 GB memory)",
 https://docs.aws.amazon.com/glue/latest/dg/worker-types.html)."""
 
+LOAD_RUNS: Final = "Glue load job runs"
+CRAWLS: Final = "Glue crawls"
+"""Items of an estimate that targets are set on."""
+
 _SECONDS_PER_HOUR: Final = 3600
 _MB_PER_GB: Final = 1024
 
@@ -94,13 +98,13 @@ def estimate(usage: Usage, prices: PriceSettings) -> list[Cost]:
             usage.validation_runs * job_run(prices.validation_workers),
         ),
         Cost(
-            "Glue load job runs",
+            LOAD_RUNS,
             usage.load_runs,
             f"{prices.load_workers} x {worker}, {job_minutes:g} min minimum each",
             usage.load_runs * job_run(prices.load_workers),
         ),
         Cost(
-            "Glue crawls",
+            CRAWLS,
             usage.crawls,
             f"{prices.crawler_dpus:g} DPU, {prices.crawler_minimum_seconds / 60:g} min "
             "minimum each",
