@@ -112,15 +112,26 @@ def _pages(client: Any, operation: str, key: str, **arguments: Any) -> Iterator[
         yield from page[key]
 
 
-def _crawls(glue: Any, crawler: str) -> Iterator[dict[str, Any]]:
-    """ListCrawls, page by page (boto3 has no paginator for it)."""
-    arguments: dict[str, Any] = {"CrawlerName": crawler}
+def _crawls(glue: Any, crawler: str, start: dt.datetime) -> list[dict[str, Any]]:
+    """The crawler's crawls started from ``start`` on (ListCrawls).
+
+    moto 5.2.5 answers ListCrawls with the first 20 crawls and no NextToken, so the crawls are
+    asked for by start time instead (a START_TIME filter, in moto's form of the time: ISO 8601,
+    UTC, no zone), from the last one each answer holds, until an answer holds none not seen.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    bound = start
     while True:
-        page = glue.list_crawls(**arguments)
-        yield from page["Crawls"]
-        if not page.get("NextToken"):
-            return
-        arguments["NextToken"] = page["NextToken"]
+        value = bound.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
+        page = glue.list_crawls(
+            CrawlerName=crawler,
+            Filters=[{"FieldName": "START_TIME", "FilterOperator": "GE", "FieldValue": value}],
+        )["Crawls"]
+        new = {crawl["CrawlId"]: crawl for crawl in page if crawl["CrawlId"] not in found}
+        if not new:
+            return list(found.values())
+        found.update(new)
+        bound = page[-1]["StartTime"]
 
 
 def billed_transitions(events: Iterable[dict[str, Any]]) -> int:
@@ -142,7 +153,7 @@ def used_since(twin: LocalTwin, start: dt.datetime) -> Used:
         job: _since(_pages(glue, "get_job_runs", "JobRuns", JobName=job), "StartedOn", start)
         for job in (names.validation_job, names.load_job)
     }
-    crawls = _since(_crawls(glue, names.crawler), "StartTime", start)
+    crawls = _crawls(glue, names.crawler, start)
     statements = _since(
         _pages(
             twin.client("redshift-data"),
