@@ -7,6 +7,7 @@ settings; every other module receives a ``Settings`` (or the part of it that it 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -74,7 +75,18 @@ class LocalSettings(FrozenModel):
     follow_timeout_seconds: float = 1800.0
     """How long ``flightpipe ingest`` follows the runs its uploads started."""
     warm_up: bool = True
-    """Start Spark and import the gate when the local AWS endpoint starts, not at the first run."""
+    """Start Spark and the validation workers (each importing the gate) when the local AWS
+    endpoint starts, not at the first run."""
+    validation_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    """Worker processes the endpoint runs validation runs in, each one at a time; a run waits
+    (WAITING) for a free one. Processes, because the gate is Python and pandas: threads of one
+    process share one core under the GIL. Default: the machine's cores, since a validation
+    keeps one core busy, more would only share the cores, and each holds its own GX and file
+    in memory."""
+    validation_niceness: int = Field(default=10, ge=0, le=19)
+    """How much lower the validation workers' CPU priority is than the endpoint's (a Unix
+    nice increment): when a load's Spark and a burst's validations both want the cores, the
+    load gets them, so validations never starve the load that a burst waits for."""
 
 
 class TimingSettings(FrozenModel):
@@ -117,17 +129,42 @@ class WorkflowSettings(FrozenModel):
     busy_retry_max_delay_seconds: int = Field(default=3, ge=1)
     """Backoff while a start is refused because another run is active (crawler, Glue job)."""
     burst_uploads: int = Field(default=30, ge=1)
-    """Uploads arriving at once that the busy retries must absorb: the last run of a burst
-    waits for every other run's validation, crawl and load."""
+    """Uploads arriving at once whose validation starts the busy retries must absorb (a start
+    refused while the validation job is at ``validation_max_concurrent_runs``)."""
     typical_validation_seconds: int = Field(default=10, ge=1)
-    typical_crawl_seconds: int = Field(default=3, ge=1)
-    typical_load_seconds: int = Field(default=15, ge=1)
-    """Durations of one run of each, Glue start-up included: they size the busy retries."""
+    """One validation run, Glue start-up included: it sizes the busy retries."""
+    validation_max_concurrent_runs: int = Field(default=400, ge=1)
+    """The validation job's maximum concurrency: a year's backfill uploaded at once validates
+    in parallel (on the twin, as many at a time as it has worker processes)."""
+
+    burst_poll_seconds: int = Field(default=2, ge=1)
+    burst_wait_seconds: int = Field(default=600, ge=1)
+    """After its validation, a run waits while other validation runs are in flight, looking
+    every ``burst_poll_seconds``, for at most ``burst_wait_seconds``, so a burst's runs reach
+    the crawl and the load together and one of each serves them all. Past it the run goes on:
+    a stream of uploads that never pauses still loads."""
+    load_poll_seconds: int = Field(default=1, ge=1)
+    load_wait_seconds: int = Field(default=1800, ge=1)
+    """Before it asks the warehouse whether its version is loaded, a run waits while a load
+    runs, looking every ``load_poll_seconds``, and fails once one still runs after
+    ``load_wait_seconds``."""
+    load_attempts: int = Field(default=3, ge=1)
+    """Loads a run starts or waits for before it fails with its version still not loaded."""
 
     @property
     def crawler_max_polls(self) -> int:
         """Polls of a started crawl before the run fails: the timeout over the interval."""
         return math.ceil(self.crawl_timeout_seconds / self.crawler_poll_seconds)
+
+    @property
+    def burst_max_polls(self) -> int:
+        """Looks at the validation runs in flight before a run goes on regardless."""
+        return math.ceil(self.burst_wait_seconds / self.burst_poll_seconds)
+
+    @property
+    def load_max_polls(self) -> int:
+        """Looks at a running load before the run fails."""
+        return math.ceil(self.load_wait_seconds / self.load_poll_seconds)
 
     @property
     def statement_max_polls(self) -> int:
@@ -302,8 +339,10 @@ _AWS_WORKFLOW: Final[dict[str, object]] = {
     "busy_retry_interval_seconds": 15,
     "busy_retry_max_delay_seconds": 120,
     "typical_validation_seconds": 120,
-    "typical_crawl_seconds": 120,
-    "typical_load_seconds": 180,
+    "burst_poll_seconds": 30,
+    "burst_wait_seconds": 1800,
+    "load_poll_seconds": 30,
+    "load_wait_seconds": 7200,
 }
 
 # Per-environment defaults: the differences between environments are visible values here.

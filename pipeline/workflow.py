@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
@@ -98,6 +98,10 @@ _SFN_TRANSIENT: Final = (
     "States.Timeout",
 )
 _SFN_DUPLICATE: Final = ("StepFunctions.ExecutionAlreadyExistsException",)  # StartExecution
+# s3:headObject: NoSuchKey is HeadObject's one error in the model; S3's model declares no
+# throttling or service error, so only the call's own timeout is retried.
+_S3_NOT_FOUND: Final = ("S3.NoSuchKeyException",)
+_S3_TRANSIENT: Final = ("States.Timeout",)
 
 _GLUE_RUN_SUMMARY: Final = {"JobRunId.$": "$.Id", "JobRunState.$": "$.JobRunState"}
 
@@ -305,11 +309,25 @@ def main_definition(settings: Settings) -> dict[str, Any]:
     additions = _Additions()
     failure = _Failure.build(settings, additions)
     validate = _validation(settings, additions, failure)
-    load = _load(settings, additions, failure)
-    publish = _success_message(settings, additions, failure)
-    validate.next(_crawl(settings, additions, failure, then=load))
-    load.next(_count_loaded_rows(settings, additions, failure, then=_rejected(failure, publish)))
-    publish.next(sf.Succeed("Loaded"))
+    loaded = _message(settings, additions, failure, _LOADED)
+    superseded = _message(settings, additions, failure, _SUPERSEDED)
+    dimension = _message(settings, additions, failure, _DIMENSION)
+    loaded.next(sf.Succeed("Loaded"))
+    superseded.next(sf.Succeed("Superseded"))
+    dimension.next(sf.Succeed("Dimension validated"))
+    load = _load(
+        settings,
+        additions,
+        failure,
+        loaded=loaded,
+        superseded=superseded,
+        crawl=lambda then: _crawl(settings, additions, failure, then),
+    )
+    # The dimension's run ends once it is validated: no load reads it until the next file.
+    is_dimension = sf.Choice("Airport dimension?")
+    is_dimension.add_choice(sf.ChoiceRule.StringEquals("$.bucket", "${DimensionBucket}"), dimension)
+    validate.next(is_dimension)
+    is_dimension.default_choice(_burst_wait(settings, additions, failure, then=load))
     graph = sf.Graph(validate, comment="Validate, crawl and load one uploaded file version.")
     return additions.apply(graph.to_dict())
 
@@ -358,10 +376,14 @@ class _SdkCalls:
         parameters: dict[str, Any],
         result_path: str | None,
         *retriers: _Retrier,
+        caught: Sequence[tuple[Sequence[str], Any, str]] = (),
         **options: Any,
     ) -> Any:
-        """A task calling ``action`` (``service:apiAction``), with ``retriers`` in order."""
-        task = _sdk().Task(
+        """A task calling ``action`` (``service:apiAction``), with ``retriers`` in order; each
+        of ``caught`` (errors, the state they lead to, where the error goes) is an outcome
+        rather than a failure."""
+        sf = _sdk()
+        task = sf.Task(
             name,
             resource=f"arn:aws:states:::aws-sdk:{action}",
             parameters=parameters,
@@ -371,6 +393,10 @@ class _SdkCalls:
         )
         for retrier in retriers:
             self.additions.retry(task, retrier)
+        for errors, then, error_path in caught:
+            task.add_catch(
+                sf.Catch(error_equals=list(errors), result_path=error_path, next_step=then)
+            )
         _Failure.catch(task, self.failed)
         return task
 
@@ -395,10 +421,17 @@ class _Poll:
     seconds: int
     max_polls: int
 
-    def loop(self, failed: Any, outcomes: Sequence[tuple[str, Any, str]], then: Any) -> Any:
+    def loop(
+        self,
+        failed: Any,
+        outcomes: Sequence[tuple[str, Any, str]],
+        then: Any,
+        expired: Any | None = None,
+    ) -> Any:
         """The loop's first state. Once the answer is final, the first of ``outcomes`` (a
         state's name, a Choice rule, the cause as a ``States.Format``) that matches it fails
-        the run at ``failed`` with that cause; a final answer none matches goes on to ``then``."""
+        the run at ``failed`` with that cause; a final answer none matches goes on to ``then``.
+        Out of polls, the run fails at ``failed`` too, unless ``expired`` is where it goes on."""
         sf = _sdk()
         rule = sf.ChoiceRule
         noun = self.subject.capitalize()
@@ -411,21 +444,22 @@ class _Poll:
             result_path=self.path,
         )
         wait = sf.Wait(f"Wait for {self.subject}", seconds=self.seconds)
-        timed_out = sf.Pass(
-            f"{noun} timed out",
-            parameters={
-                "Error": f"{noun}.Timeout",
-                "Cause.$": (
-                    f"States.Format('The {self.subject} was still {{}} after {{}} polls, one "
-                    f"every {self.seconds} s.', {self.state}, {self.path}.polls)"
-                ),
-            },
-            result_path="$.error",
-        )
-        timed_out.next(failed)
+        if expired is None:
+            expired = sf.Pass(
+                f"{noun} timed out",
+                parameters={
+                    "Error": f"{noun.title().replace(' ', '')}.Timeout",
+                    "Cause.$": (
+                        f"States.Format('The {self.subject} was still {{}} after {{}} polls, "
+                        f"one every {self.seconds} s.', {self.state}, {self.path}.polls)"
+                    ),
+                },
+                result_path="$.error",
+            )
+            expired.next(failed)
         check = sf.Choice(f"Check {self.subject}")
         limit = rule.NumericGreaterThanEquals(f"{self.path}.polls", self.max_polls)
-        check.add_choice(rule.And([self.running, limit]), timed_out)
+        check.add_choice(rule.And([self.running, limit]), expired)
         check.add_choice(self.running, count)
         for name, matches, cause in outcomes:
             ended = sf.Pass(
@@ -444,9 +478,83 @@ class _Poll:
         return start
 
 
-def _crawl(settings: Settings, additions: _Additions, failure: _Failure, then: Any) -> Any:
-    """Start the crawler, then poll it until the crawl ends (``then``), fails or times out.
+_IN_FLIGHT: Final = ("STARTING", "RUNNING", "WAITING")
+"""Job run states of a run not ended yet; WAITING: waiting for resources
+(https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html)."""
 
+
+@dataclass(frozen=True)
+class _InFlight:
+    """Which Glue job's runs a poll watches, and how: every ``seconds``, ``max_polls`` times."""
+
+    subject: str
+    job: str
+    """The job's placeholder."""
+    newest: int
+    """How many of its newest runs to look at: enough to hold every run in flight."""
+    seconds: int
+    max_polls: int
+
+
+def _runs_in_flight(
+    settings: Settings, additions: _Additions, failed: Any, watched: _InFlight
+) -> _Poll:
+    """A bounded poll of whether any of the newest runs of a Glue job is in flight. GetJobRuns
+    returns the newest runs first
+    (https://docs.aws.amazon.com/glue/latest/webapi/API_GetJobRuns.html)."""
+    workflow = settings.workflow
+    rule = _sdk().ChoiceRule
+    subject, job, newest = watched.subject, watched.job, watched.newest
+    path = "$." + subject.replace(" ", "_")
+    get = _SdkCalls(settings, additions, failed).task(
+        f"List {subject}",
+        "glue:getJobRuns",
+        {"JobName": job, "MaxResults": newest},
+        f"{path}.status",
+        _transient(_GLUE_API_TRANSIENT, workflow),
+    )
+    additions.add(
+        get,
+        ResultSelector={
+            f"{state.lower()}.$": f"States.ArrayContains($.JobRuns[*].JobRunState, '{state}')"
+            for state in _IN_FLIGHT
+        },
+    )
+    running = rule.Or(
+        [rule.BooleanEquals(f"{path}.status.{state.lower()}", True) for state in _IN_FLIGHT]
+    )
+    return _Poll(subject, path, get, running, f"{path}.status", watched.seconds, watched.max_polls)
+
+
+def _burst_wait(settings: Settings, additions: _Additions, failure: _Failure, then: Any) -> Any:
+    """Wait, bounded, while other validation runs are in flight; then ``then``.
+
+    A burst's runs finish their validations one by one; waiting for the last of them brings
+    them to the load together, where one crawl and one load serve them all (``_load``).
+    GetJobRuns returns the newest runs first
+    (https://docs.aws.amazon.com/glue/latest/webapi/API_GetJobRuns.html), so the runs in
+    flight are on its first page. A run waiting for resources is WAITING
+    (https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html). Out of polls the run
+    goes on, so uploads that never pause still load.
+    """
+    workflow = settings.workflow
+    failed = failure.step("burst wait")
+    watched = _InFlight(
+        "validation runs",
+        "${ValidationJobName}",
+        200,
+        workflow.burst_poll_seconds,
+        workflow.burst_max_polls,
+    )
+    return _runs_in_flight(settings, additions, failed, watched).loop(failed, [], then, then)
+
+
+def _crawl(settings: Settings, additions: _Additions, failure: _Failure, then: Any) -> Any:
+    """Start the crawler, or join the crawl in progress, then poll it until the crawl ends
+    (``then``), fails or times out.
+
+    A crawl in progress serves a run that joins it: the crawler's table is the validated
+    prefix's, so a file written while it crawls is in the table once the crawl has made it.
     Crawlers have no ``.sync`` integration: a bounded ``_Poll`` of GetCrawler.
     """
     sf = _sdk()
@@ -455,16 +563,6 @@ def _crawl(settings: Settings, additions: _Additions, failure: _Failure, then: A
     calls = _SdkCalls(settings, additions, crawl_failed)
     crawler = {"Name": "${CrawlerName}"}
     transient = _transient(_GLUE_API_TRANSIENT, workflow)
-    busy = _busy(_CRAWLER_BUSY, workflow, workflow.typical_crawl_seconds)
-    start = calls.task(
-        "Start crawler",
-        "glue:startCrawler",
-        crawler,
-        None,
-        busy,
-        transient,
-        comment="Retried while another run's crawl is still running.",
-    )
     get = calls.task("Get crawler", "glue:getCrawler", crawler, "$.crawl.status", transient)
 
     rule = sf.ChoiceRule
@@ -474,7 +572,7 @@ def _crawl(settings: Settings, additions: _Additions, failure: _Failure, then: A
         "crawl",
         "$.crawl",
         get,
-        # Once the crawler is READY again, the crawl we started has ended.
+        # Once the crawler is READY again, the crawl we started or joined has ended.
         running=rule.Not(rule.StringEquals(crawler_state, "READY")),
         state=crawler_state,
         seconds=workflow.crawler_poll_seconds,
@@ -487,15 +585,101 @@ def _crawl(settings: Settings, additions: _Additions, failure: _Failure, then: A
         f"States.Format('The crawl ended {{}}: see the crawler log in CloudWatch.', {last_crawl})"
     )
     # AWS reports a good crawl as SUCCEEDED, moto as COMPLETED: anything else READY is done.
-    start.next(poll.loop(crawl_failed, [("Crawl unsuccessful", unsuccessful, cause)], then))
+    crawling = poll.loop(crawl_failed, [("Crawl unsuccessful", unsuccessful, cause)], then)
+    start = calls.task(
+        "Start crawler",
+        "glue:startCrawler",
+        crawler,
+        None,
+        transient,
+        caught=[(_CRAWLER_BUSY, crawling, "$.joined_crawl")],
+        comment="A crawl in progress is joined, not queued behind.",
+    )
+    start.next(crawling)
     return start
 
 
-def _load(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
-    """Run the bookmarked load job; while another run is active, retry for a burst's length."""
+def _load(
+    settings: Settings,
+    additions: _Additions,
+    failure: _Failure,
+    *,
+    loaded: Any,
+    superseded: Any,
+    crawl: Callable[[Any], Any],
+) -> Any:
+    """Load the run's version once, whichever run's load it is: then ``loaded``.
+
+    The load is bookmarked: one run loads every validated version waiting. So a run waits
+    while a load is in flight, then asks the warehouse whether a load wrote (or rejected) its
+    version; if none did, and its version is still the validated copy (else a newer upload
+    replaced it: ``superseded``), it starts the load itself. A burst's runs so wait for one
+    load instead of each starting its own. A start refused because another run's load started
+    meanwhile is an answer, not an error: the run waits for that load. Each wait is bounded by
+    ``load_wait_seconds``; the run fails once ``load_attempts`` loads it waited for or started
+    left its version unloaded.
+
+    The run whose load it was then has the validated files crawled (``crawl``: the states that
+    crawl, then go on to the state given), so the catalog follows each load with one crawl,
+    not one per upload. The load needs no catalog: it names its files by its bookmark and
+    reads them from S3.
+    """
+    sf = _sdk()
+    rule = sf.ChoiceRule
     workflow = settings.workflow
     storage = settings.storage
-    load = _sdk().Task(
+    load_failed = failure.step("load")
+
+    start_attempts = sf.Pass("Start load attempts", result={"count": 0}, result_path="$.attempts")
+    attempt = sf.Pass(
+        "Count load attempt",
+        parameters={"count.$": "States.MathAdd($.attempts.count, 1)"},
+        result_path="$.attempts",
+    )
+    outcome = sf.Choice("Loaded yet?")
+    check = _count_loaded_rows(settings, additions, failure, then=_rejected(failure, outcome))
+    watched = _InFlight(
+        "load runs", "${EtlJobName}", 1, workflow.load_poll_seconds, workflow.load_max_polls
+    )
+    # The load job runs one at a time: its newest run is the only one that can be in flight.
+    waiting = _runs_in_flight(settings, additions, load_failed, watched).loop(
+        load_failed, [], check
+    )
+    start_attempts.next(waiting)
+    attempt.next(waiting)
+
+    exhausted = sf.Pass(
+        "Load attempts exhausted",
+        parameters={
+            "Error": "Load.Timeout",
+            "Cause.$": (
+                "States.Format('The version was still not loaded after {} loads this run "
+                "started or waited for.', $.attempts.count)"
+            ),
+        },
+        result_path="$.error",
+    )
+    exhausted.next(load_failed)
+
+    name = "States.StringSplit($.key, '/')"
+    last = f"States.ArrayGetItem({name}, States.MathAdd(States.ArrayLength({name}), -1))"
+    calls = _SdkCalls(settings, additions, load_failed)
+    no_copy = sf.Pass("No validated copy", result={}, result_path="$.copy")
+    read_copy = calls.task(
+        "Read validated copy",
+        "s3:headObject",
+        {
+            "Bucket": "${RawBucket}",
+            "Key.$": f"States.Format('{_escaped(storage.validated_prefix)}{{}}', {last})",
+        },
+        "$.copy",
+        _transient(_S3_TRANSIENT, workflow),
+        # A newer upload's copy that a load rejected is behind a delete marker.
+        caught=[(_S3_NOT_FOUND, no_copy, "$.copy")],
+    )
+    additions.add(read_copy, ResultSelector={"Metadata.$": "$.Metadata"})
+
+    run_load = sf.Task(
         "Load validated files",
         resource=_GLUE_RUN_JOB,
         comment="Bookmarked: loads every validated version not loaded yet, one run at a time.",
@@ -517,11 +701,35 @@ def _load(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
         result_path="$.load",
         timeout_seconds=workflow.job_timeout_seconds,
     )
-    additions.add(load, ResultSelector=_GLUE_RUN_SUMMARY)
-    additions.retry(load, _busy(_GLUE_JOB_BUSY, workflow, workflow.typical_load_seconds))
-    additions.retry(load, _transient(_GLUE_JOB_TRANSIENT, workflow))
-    failure.catch(load, failure.step("load"))
-    return load
+    additions.add(run_load, ResultSelector=_GLUE_RUN_SUMMARY)
+    additions.retry(run_load, _transient(_GLUE_JOB_TRANSIENT, workflow))
+    run_load.add_catch(
+        sf.Catch(error_equals=list(_GLUE_JOB_BUSY), result_path="$.load_busy", next_step=attempt)
+    )
+    failure.catch(run_load, load_failed)
+    run_load.next(crawl(attempt))
+
+    version = "$.copy.Metadata['source-version']"
+    still_ours = sf.Choice("Still this version's copy?")
+    still_ours.add_choice(
+        rule.And([rule.IsPresent(version, True), rule.StringEqualsPath(version, "$.version_id")]),
+        run_load,
+    )
+    still_ours.default_choice(superseded)
+    read_copy.next(still_ours)
+    no_copy.next(still_ours)
+
+    outcome.add_choice(rule.IsPresent("$.count.rows.LongValue", True), loaded)
+    outcome.add_choice(
+        rule.NumericGreaterThanEquals("$.attempts.count", workflow.load_attempts), exhausted
+    )
+    outcome.default_choice(read_copy)
+    return start_attempts
+
+
+def _escaped(text: str) -> str:
+    """``text`` inside an intrinsic function's quoted string."""
+    return re.sub(r"([\\'{}])", r"\\\1", text)
 
 
 def _count_loaded_rows(
@@ -543,7 +751,7 @@ def _count_loaded_rows(
     query = {
         "WorkgroupName": settings.warehouse.workgroup,
         "Database": settings.warehouse.database,
-        "Sql": loaded_rows_sql(settings),
+        "Sql": loaded_rows_sql(),
         "Parameters": [
             {"Name": "upload_key", "Value.$": "$.key"},
             {"Name": "upload_version", "Value.$": "$.version_id"},
@@ -567,9 +775,14 @@ def _count_loaded_rows(
     read = calls.task(
         "Read loaded rows", "redshiftdata:getStatementResult", statement, "$.count", transient
     )
-    # One row of two columns; the fields, not their values: a path may not go past an index.
+    # One row of three columns; the fields, not their values: a path may not go past an index.
     additions.add(
-        read, ResultSelector={"rows.$": "$.Records[0][0]", "rejected.$": "$.Records[0][1]"}
+        read,
+        ResultSelector={
+            "rows.$": "$.Records[0][0]",
+            "load_run.$": "$.Records[0][1]",
+            "rejected.$": "$.Records[0][2]",
+        },
     )
     read.next(then)
 
@@ -603,22 +816,18 @@ def _count_loaded_rows(
     return execute
 
 
-def loaded_rows_sql(settings: Settings) -> str:
-    """The rows of an upload's latest load, from the load audit (0 when it never loaded), and
-    why a load rejected the upload's version (NULL when none did).
-
-    ``:upload_key`` is the uploaded key; the audit knows the file by its validated copy, the
-    reject records by the upload's key and ``:upload_version``.
-    """
-    prefix = settings.storage.validated_prefix.replace("'", "''")
+def loaded_rows_sql() -> str:
+    """The rows a load wrote from the upload's version and that load's job run (NULL while no
+    load has), and why a load rejected it (NULL when none did): by ``:upload_key`` and
+    ``:upload_version``, which the audit and the reject records both keep."""
+    of_upload = "WHERE upload_key = :upload_key AND upload_version = :upload_version"
+    latest = "ORDER BY loaded_at DESC LIMIT 1"
+    audit = FLIGHT_LOAD_AUDIT.name
     return (
-        f"SELECT COALESCE((SELECT row_count FROM {FLIGHT_LOAD_AUDIT.name} "
-        f"WHERE source_key = '{prefix}' || REGEXP_SUBSTR(:upload_key, '[^/]+$') "
-        "ORDER BY loaded_at DESC LIMIT 1), 0) AS row_count, "
-        f"(SELECT 'the load set aside ' || validated_key || ': ' || reason "
-        f"FROM {FLIGHT_LOAD_REJECTS.name} "
-        "WHERE upload_key = :upload_key AND upload_version = :upload_version "
-        "ORDER BY loaded_at DESC LIMIT 1) AS rejected"
+        f"SELECT (SELECT row_count FROM {audit} {of_upload} {latest}) AS row_count, "
+        f"(SELECT job_run_id FROM {audit} {of_upload} {latest}) AS load_run, "
+        "(SELECT 'the load set aside ' || validated_key || ': ' || reason "
+        f"FROM {FLIGHT_LOAD_REJECTS.name} {of_upload} {latest}) AS rejected"
     )
 
 
@@ -638,19 +847,52 @@ def _rejected(failure: _Failure, then: Any) -> Any:
     return check
 
 
-def _success_message(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
+@dataclass(frozen=True)
+class _Outcome:
+    """A successful run's message: its state's name, subject and text (``States.Format``)."""
+
+    state: str
+    subject: str
+    message: str
+
+
+_LOADED: Final = _Outcome(
+    "Publish success",
+    "file loaded",
+    "States.Format('Loaded s3://{}/{} (version {}): {} rows in the warehouse (load audit), "
+    "written by load run {}. Validation run {}. Execution: {}.', $.bucket, $.key, $.version_id, "
+    "$.count.rows.LongValue, $.count.load_run.StringValue, $.validation.JobRunId, "
+    "$$.Execution.Id)",
+)
+_SUPERSEDED: Final = _Outcome(
+    "Publish superseded",
+    "file superseded",
+    "States.Format('Superseded s3://{}/{} (version {}): a newer upload of the same file replaced "
+    "it before a load read it, and the run of that upload reports its own load. Validation "
+    "run {}. "
+    "Execution: {}.', $.bucket, $.key, $.version_id, $.validation.JobRunId, $$.Execution.Id)",
+)
+
+
+_DIMENSION: Final = _Outcome(
+    "Publish dimension validated",
+    "airport dimension validated",
+    "States.Format('Validated the airport dimension s3://{}/{} (version {}): loads from now on "
+    "join the newest upload of it that passed. Validation run {}. Execution: {}.', $.bucket, "
+    "$.key, $.version_id, $.validation.JobRunId, $$.Execution.Id)",
+)
+
+
+def _message(
+    settings: Settings, additions: _Additions, failure: _Failure, outcome: _Outcome
+) -> Any:
     publish = _sdk().Task(
-        "Publish success",
+        outcome.state,
         resource=_SNS_PUBLISH,
         parameters={
             "TopicArn": "${AlertTopicArn}",
-            "Subject": f"flightpipe {settings.env.value}: file loaded",
-            "Message.$": (
-                "States.Format('Loaded s3://{}/{} (version {}): {} rows in the warehouse "
-                "(load audit). Validation run {}, load run {}. Execution: {}.', $.bucket, "
-                "$.key, $.version_id, $.count.rows.LongValue, $.validation.JobRunId, "
-                "$.load.JobRunId, $$.Execution.Id)"
-            ),
+            "Subject": f"flightpipe {settings.env.value}: {outcome.subject}",
+            "Message.$": outcome.message,
             "MessageAttributes": _outcome("succeeded"),
         },
         result_path=None,

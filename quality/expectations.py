@@ -1,13 +1,18 @@
 """Expectations of the gate that GX lacks or runs too slowly on million-row daily files.
 
 GX's pandas implementation of ``expect_column_values_to_match_regex`` runs the regular
-expression once per row in Python. A daily file has a million rows but only a few thousand
-distinct values per column, so every expectation here decides each distinct value once and
-spreads the answer back to the rows. Everything else is GX's own: the per-row counts and
+expression once per row in Python, and each of GX's own map expectations first copies the whole
+batch without the column's missing rows, once for its condition and again for each unexpected
+list it reports. A daily file has a million rows but only a few thousand distinct values per
+column, so every expectation here decides each distinct value once and spreads the answer back
+to the rows, on the batch as it is. Everything else is GX's own: the per-row counts and
 unexpected values, the Data Docs rendering.
 
 - ``ExpectColumnValuesToMatchRegexPerValue``: ``expect_column_values_to_match_regex`` (on
   Spark it is ``rlike``, as GX's).
+- ``ExpectColumnValuesToBeBetweenPerValue`` and ``ExpectColumnValuesToBeInSetPerValue``:
+  ``expect_column_values_to_be_between`` and ``expect_column_values_to_be_in_set``, each
+  deciding a distinct value as GX's own condition decides a row.
 - The warehouse's limits (``WarehouseLimit``), on the values as read, so that the gate refuses
   what the warehouse would refuse at load: ``ExpectColumnIntegersToBeBetween`` (exact, on the
   text: the float twin of a number past ~300 digits is NaN, which a range check passes),
@@ -27,6 +32,7 @@ import numpy as np
 import pandas as pd
 from great_expectations.execution_engine import PandasExecutionEngine, SparkDFExecutionEngine
 from great_expectations.expectations.expectation import ColumnMapExpectation
+from great_expectations.expectations.metrics.column_map_metrics import ColumnValuesBetween
 from great_expectations.expectations.metrics.map_metric_provider import (
     ColumnMapMetricProvider,
     column_condition_partial,
@@ -45,10 +51,12 @@ if TYPE_CHECKING:
 
 
 def _per_value(column: pd.Series, decide: Callable[[pd.Series], Any]) -> pd.Series:
-    """``decide`` (distinct text values in, one bool each out) spread back to the rows; a
-    missing value meets the expectation (the not-null expectations judge those)."""
+    """``decide`` (the distinct values in, text or numbers as the column holds them, one bool
+    each out) spread back to the rows; a missing value (None, NaN) meets the expectation, as
+    GX leaves it out of the rows a map expectation judges (the not-null expectations judge
+    those)."""
     codes, distinct = pd.factorize(column)  # a missing value's code is -1
-    decided = np.asarray(decide(pd.Series(distinct, dtype=object).astype(str)), dtype=bool)
+    decided = np.asarray(decide(pd.Series(np.asarray(distinct))), dtype=bool)
     return pd.Series(np.append(decided, True)[codes], index=column.index)
 
 
@@ -83,6 +91,54 @@ class ExpectColumnValuesToMatchRegexPerValue(gxe.ExpectColumnValuesToMatchRegex)
     """``expect_column_values_to_match_regex``, evaluated once per distinct value."""
 
     map_metric = "column_values.match_regex_per_value"
+
+
+class ColumnValuesBetweenPerValue(_PerValueMetric):
+    """Whether each row's value is within min_value..max_value, decided once per distinct value
+    by GX's own condition."""
+
+    condition_metric_name = "column_values.between_per_value"
+    condition_value_keys = ColumnValuesBetween.condition_value_keys
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(
+        cls,  # noqa: N805
+        column: pd.Series,
+        min_value: Any = None,
+        max_value: Any = None,
+        strict_min: bool = False,
+        strict_max: bool = False,
+        **kwargs: Any,
+    ) -> pd.Series:
+        return _per_value(
+            column,
+            lambda values: ColumnValuesBetween._pandas_vectorized(
+                values, min_value, max_value, strict_min, strict_max
+            ),
+        )
+
+
+class ExpectColumnValuesToBeBetweenPerValue(gxe.ExpectColumnValuesToBeBetween):
+    """``expect_column_values_to_be_between`` on numbers, evaluated once per distinct value."""
+
+    map_metric = "column_values.between_per_value"
+
+
+class ColumnValuesInSetPerValue(_PerValueMetric):
+    """Whether each row's value is one of ``value_set``, decided once per distinct value."""
+
+    condition_metric_name = "column_values.in_set_per_value"
+    condition_value_keys = ("value_set",)
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, value_set: Any, **kwargs: Any) -> pd.Series:  # noqa: N805
+        return _per_value(column, lambda values: values.isin(value_set))  # as GX's condition
+
+
+class ExpectColumnValuesToBeInSetPerValue(gxe.ExpectColumnValuesToBeInSet):
+    """``expect_column_values_to_be_in_set``, evaluated once per distinct value."""
+
+    map_metric = "column_values.in_set_per_value"
 
 
 class _InPlainWords(ColumnMapExpectation):

@@ -26,6 +26,7 @@ import hashlib
 import io
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -121,8 +122,9 @@ class ParsedTable:
 
     frame: Any
     quirks: tuple[str, ...]
-    canonical_text: str | None = None
-    """The decoded text when it already is the canonical file (header, order, no quoting)."""
+    canonical: bytes | None = None
+    """The file's UTF-8 bytes when they already are the canonical file (header, order, LF, no
+    quoting)."""
     blank_lines: tuple[int, ...] = ()
     """The line numbers of the blank lines skipped, in order."""
 
@@ -173,9 +175,13 @@ def read_table(data: bytes, contract: FileContract, max_line_bytes: int) -> Pars
 
     text, quirks = decode(data)
     _check_line_lengths(data, max_line_bytes)
-    blanks = _blank_line_numbers(text)
+    body = text.encode("utf-8")
+    ends = _line_ends(body)
+    blanks = _blank_line_numbers(text) if _may_hold_blank_lines(body, ends) else ()
     if blanks:
         text = _BLANK_LINE.sub("", text)
+        body = text.encode("utf-8")
+        ends = _line_ends(body)
         quirks.append("blank lines skipped")
     header = header_names(text.split("\n", 1)[0])
     if len(header) == 1 and any(d in header[0] for d in _DELIMITERS):
@@ -197,12 +203,14 @@ def read_table(data: bytes, contract: FileContract, max_line_bytes: int) -> Pars
             FileRule.REQUIRED_COLUMNS, f"a column appears twice in header {header}"
         )
     try:
+        # Categorical: the parser makes one Python string per distinct value of a column, not
+        # one per row, and the checks after it work on those distinct values.
         frame = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(body),
             header=None,
             skiprows=1,
             names=columns,
-            dtype=object,
+            dtype="category",
             keep_default_na=False,
             engine="c",
         )
@@ -214,7 +222,7 @@ def read_table(data: bytes, contract: FileContract, max_line_bytes: int) -> Pars
         raise UnreadableFileError(
             FileRule.AT_LEAST_ONE_ROW, "the file has a header and no data rows"
         )
-    short = _first_short_row(text, frame, len(header))
+    short = _first_short_row(body, ends, frame, len(header))
     if short is not None:
         raise UnreadableFileError(
             FileRule.FIELDS_PER_ROW, f"row {short} has fewer fields than its header"
@@ -231,11 +239,27 @@ def read_table(data: bytes, contract: FileContract, max_line_bytes: int) -> Pars
         quirks.append("columns reordered")
     canonical = (
         not quirks
-        and text.startswith(",".join(contract.headers) + "\n")
-        and text.endswith("\n")
-        and '"' not in text
+        and body.startswith(",".join(contract.headers).encode() + b"\n")
+        and body.endswith(b"\n")
+        and b'"' not in body
     )
-    return ParsedTable(frame, tuple(quirks), text if canonical else None, blanks)
+    return ParsedTable(frame, tuple(quirks), body if canonical else None, blanks)
+
+
+def _line_ends(body: bytes) -> Any:
+    """The positions of the line feeds in ``body``, as a numpy array."""
+    import numpy as np
+
+    return np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
+
+
+def _may_hold_blank_lines(body: bytes, ends: Any) -> bool:
+    """Whether any line of ``body`` starts with a line feed, a space or a tab: only such a
+    line can be blank, so the costly search for blank lines runs only when one does."""
+    import numpy as np
+
+    firsts = np.frombuffer(body, dtype=np.uint8)[np.append(0, ends[:-1] + 1)]
+    return bool(np.isin(firsts, list(b"\n \t")).any())
 
 
 def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
@@ -284,15 +308,15 @@ def _blank_line_numbers(text: str) -> tuple[int, ...]:
 
 
 def _distinct(column: Any) -> tuple[Any, Any]:
-    """A column as (codes, distinct values): string work then runs once per distinct value.
+    """A categorical column as (codes, distinct values): string work then runs once per
+    distinct value.
 
     A daily file has a million rows but only a few thousand distinct values per column, so
     strip, compare and parse run on those and are spread back to the rows by code.
     """
     import pandas as pd
 
-    codes, distinct = pd.factorize(column)
-    return codes, pd.Series(distinct, dtype=object)
+    return column.cat.codes.to_numpy(), pd.Series(column.cat.categories, dtype=object)
 
 
 def _first_repeated_header(frame: Any, columns: Sequence[str], header: Sequence[str]) -> int | None:
@@ -312,23 +336,22 @@ def _first_repeated_header(frame: Any, columns: Sequence[str], header: Sequence[
     return int(np.searchsorted(frame.index, candidates.index[0])) + 2
 
 
-def _first_short_row(text: str, frame: Any, width: int) -> int | None:
+def _first_short_row(body: bytes, ends: Any, frame: Any, width: int) -> int | None:
     """The first row (the header is row 1) with fewer fields than the header, if any.
 
     pandas pads such a row with empty values, which would read as a cancelled flight. Only
     rows whose last value is empty can be short, so only their lines are counted: commas for
     a line without quotes, the csv module for the rest. Blank lines are gone by now, so row
-    ``i`` is line ``i + 1``.
+    ``i`` is line ``i + 1`` (from 0), which ends at the line feed ``ends[i + 1]``.
     """
     import numpy as np
 
-    candidates = np.flatnonzero(frame.iloc[:, -1].to_numpy() == "")
-    if not len(candidates):
-        return None
-    lines = text.split("\n")
+    candidates = np.flatnonzero((frame.iloc[:, -1] == "").to_numpy())
     for index in candidates:
-        line = lines[index + 1]
-        fields = line.count(",") + 1 if '"' not in line else len(next(csv.reader([line])))
+        start, end = int(ends[index]) + 1, (int(ends[index + 1]) if index + 1 < len(ends) else None)
+        line = body[start:end]
+        quoted = b'"' in line
+        fields = len(next(csv.reader([line.decode()]))) if quoted else line.count(b",") + 1
         if fields < width:
             return int(index) + 2
     return None
@@ -362,7 +385,7 @@ def _frame(parsed: ParsedTable, contract: FileContract) -> tuple[Any, bool]:
     """
     import pandas as pd
 
-    frame = pd.DataFrame(index=parsed.frame.index)
+    columns: dict[str, Any] = {}
     stripped_any = False
     for column in contract.columns:
         codes, distinct = _distinct(parsed.frame[column.name])
@@ -370,10 +393,13 @@ def _frame(parsed: ParsedTable, contract: FileContract) -> tuple[Any, bool]:
         stripped_any = stripped_any or bool((stripped != distinct).any())
         stripped = stripped.replace("", None)
         text_codes, categories = pd.factorize(stripped)  # missing values get code -1
-        frame[column.name] = pd.Categorical.from_codes(text_codes[codes], categories)
+        columns[column.name] = pd.Categorical.from_codes(text_codes[codes], categories)
         if column.type is ColumnType.INTEGER:
             numbers = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=float)
-            frame[column.name + NUMERIC_SUFFIX] = numbers[codes]
+            columns[column.name + NUMERIC_SUFFIX] = numbers[codes]
+    # Built at once, so its numbers are one block: GX copies the frame often, and pandas would
+    # merge column-by-column blocks on each copy.
+    frame = pd.DataFrame(columns, index=parsed.frame.index)
     return frame, stripped_any
 
 
@@ -390,18 +416,52 @@ def _context() -> Any:
     return context
 
 
-def _validate(
-    suite: Any, frame: Any, parsed: ParsedTable, contract: FileContract
-) -> tuple[list[Finding], Any]:
-    """Run the suite on the frame: the broken rules, and GX's result for the report."""
+@dataclass(frozen=True)
+class _Stored:
+    """A suite the gate's context holds, and its validation definition."""
+
+    suite: Any
+    """The suite as built, before GX gave its expectations ids: what a new one is compared with."""
+    definition: Any
+
+
+_stored: dict[str, _Stored] = {}
+_storing = threading.Lock()
+
+
+def _definition(build: Callable[[], Any]) -> Any:
+    """The validation definition, in the gate's context, of the suite ``build`` makes.
+
+    GX's add_or_update compares every expectation of the suite with every stored one and then
+    stores it again, with its definition: some 0.1 s of CPU a validation for the daily suite.
+    So a suite is stored only when it differs from the one stored last under its name (a new
+    dimension, other settings); the validations in between reuse its definition.
+    """
     import great_expectations as gx
 
-    context = _context()
-    batch = context.data_sources.get("gate").get_asset("upload").get_batch_definition("whole")
-    suite = context.suites.add_or_update(suite)
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=f"{suite.name}-check", data=batch, suite=suite)
-    )
+    suite = build()
+    with _storing:
+        stored = _stored.get(suite.name)
+        if stored is None or stored.suite != suite:
+            context = _context()
+            batch = context.data_sources.get("gate").get_asset("upload")
+            definition = context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(
+                    name=f"{suite.name}-check",
+                    data=batch.get_batch_definition("whole"),
+                    suite=context.suites.add_or_update(build()),  # which gives it ids
+                )
+            )
+            stored = _stored[suite.name] = _Stored(suite, definition)
+        return stored.definition
+
+
+def _validate(
+    suite: Callable[[], Any], frame: Any, parsed: ParsedTable, contract: FileContract
+) -> tuple[list[Finding], Any]:
+    """Run the suite ``suite`` builds on the frame: the broken rules, and GX's result for the
+    report."""
+    definition = _definition(suite)
     result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
     findings = []
     for check in result.results:
@@ -479,7 +539,7 @@ def _verdict(
     except UnreadableFileError as exc:
         return Verdict(name, Outcome.QUARANTINED, (exc.finding,), sha256=digest)
     frame, stripped = _frame(parsed, contract)
-    findings, validation = _validate(suite(), frame, parsed, contract)
+    findings, validation = _validate(suite, frame, parsed, contract)
     if any(f.blocking for f in findings):
         outcome = Outcome.QUARANTINED
     elif findings:
@@ -523,8 +583,8 @@ def check_dimension(name: str, data: bytes, quality: QualitySettings) -> Verdict
 
 def _normalized(parsed: ParsedTable, frame: Any, stripped: bool, contract: FileContract) -> bytes:
     """The canonical file; a file that already is one (the usual case) is its own copy."""
-    if parsed.canonical_text is not None and not stripped:
-        return parsed.canonical_text.encode("utf-8")
+    if parsed.canonical is not None and not stripped:
+        return parsed.canonical
     return normalize(frame, contract)
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,9 +175,8 @@ class QualityReports:
         # Where GX's site builder would put it. Rendering it here instead spares a validation
         # the builder's index rebuild and its copy of the static folder.
         page = "/".join(("validations", *key.to_tuple())) + ".html"
-        view: Any = DefaultJinjaPageView()
         renderer: Any = ValidationResultsPageRenderer()
-        html = view.render(renderer.render(result))
+        html = _view(DefaultJinjaPageView).render(renderer.render(result))
         _write_whole(self.site / page, localize(html, depth=page.count("/")))
         return {
             "page": page,
@@ -211,7 +210,7 @@ class QualityReports:
         from great_expectations.render.view import DefaultJinjaIndexPageView
 
         renderer: Any = SiteIndexPageRenderer  # GX's classes are untyped: Any, for mypy
-        view: Any = DefaultJinjaIndexPageView()
+        view = _view(DefaultJinjaIndexPageView)
         names = sorted(records)
         earlier = sorted((m for m in months if m != month), reverse=True)
         pages = []
@@ -241,6 +240,16 @@ class QualityReports:
             if current is None or document["validated_at"] > current["validated_at"]:
                 latest[document["file"]] = document
         return [Summary.of(d) for _, d in sorted(latest.items())]
+
+
+@cache
+def _view(kind: type) -> Any:
+    """One GX page view of ``kind`` per process.
+
+    Each view builds a Jinja environment of its own, and Jinja compiles a template once per
+    environment: a view made per page compiled some thirty templates for every page.
+    """
+    return kind()
 
 
 def _month(moment: dt.datetime) -> str:

@@ -19,6 +19,8 @@ from pipeline.core.settings import QualitySettings
 from quality.expectations import (
     ExpectColumnIntegersToBeBetween,
     ExpectColumnValueBytesToBeAtMost,
+    ExpectColumnValuesToBeBetweenPerValue,
+    ExpectColumnValuesToBeInSetPerValue,
     ExpectColumnValuesToLoadVerbatim,
     ExpectColumnValuesToMatchRegexPerValue,
 )
@@ -105,7 +107,7 @@ def daily_suite(quality: QualitySettings, known_airports: Iterable[int]) -> gx.E
     ]
     for delay in ("dep_delay", "arr_delay"):
         expectations.append(
-            gxe.ExpectColumnValuesToBeBetween(
+            ExpectColumnValuesToBeBetweenPerValue(
                 column=delay + NUMERIC_SUFFIX,
                 min_value=quality.min_delay_minutes,
                 max_value=quality.max_delay_minutes,
@@ -118,7 +120,7 @@ def daily_suite(quality: QualitySettings, known_airports: Iterable[int]) -> gx.E
         )
     for end in ("origin_airport_id", "dest_airport_id"):
         expectations.append(
-            gxe.ExpectColumnValuesToBeInSet(
+            ExpectColumnValuesToBeInSetPerValue(
                 column=end + NUMERIC_SUFFIX,
                 value_set=known,
                 mostly=1 - quality.max_unknown_airport_share,

@@ -33,6 +33,9 @@ _names = itertools.count()
 ENDPOINT_LOCK_WAIT_SECONDS = 240
 """How long the shared endpoint's load runs wait for the run lock, which a test may hold (to
 change a validated copy before any load reads it)."""
+ENDPOINT_VALIDATION_WORKERS = 2
+"""The shared endpoint's validation worker processes, whatever the machine's cores: tests see
+validations run side by side, and one wait for a free worker."""
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -40,7 +43,7 @@ def make_settings(**overrides: Any) -> Settings:
     return own_ports(
         load_settings(
             "local",
-            local={"state_dir": TEST_STATE},
+            local={"state_dir": TEST_STATE, **overrides.pop("local", {})},
             spark={"master": "local[2]"},
             timing={"poll_interval_seconds": 0.05, **overrides.pop("timing", {})},
             **overrides,
@@ -52,7 +55,12 @@ def make_settings(**overrides: Any) -> Settings:
 def services() -> Iterator[LocalServices]:
     # The endpoint has settings of its own (its ports, folders, timings); a test's twin
     # settings reach its job runs only through the jobs' and the runs' arguments.
-    running = LocalServices(make_settings(timing={"lock_wait_seconds": ENDPOINT_LOCK_WAIT_SECONDS}))
+    running = LocalServices(
+        make_settings(
+            timing={"lock_wait_seconds": ENDPOINT_LOCK_WAIT_SECONDS},
+            local={"validation_workers": ENDPOINT_VALIDATION_WORKERS},
+        )
+    )
     try:
         running.up()
         yield running

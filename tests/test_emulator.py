@@ -181,6 +181,33 @@ def aws_sdk_service_names(aws: Aws) -> Observation:
     return aws.run("start-crawler", machine)
 
 
+def missing_object_errors(aws: Aws) -> Observation:
+    """aws-sdk:s3:headObject of a key that is not there, caught by the error's AWS name."""
+    aws.s3.create_bucket(Bucket="missing-objects")
+    catch = {"ErrorEquals": ["S3.NoSuchKeyException"], "ResultPath": "$.error"}
+    machine = _task_machine(
+        "arn:aws:states:::aws-sdk:s3:headObject",
+        {"Bucket": "missing-objects", "Key": "missing.csv"},
+        Catch=[catch | {"Next": "Caught"}],
+    )
+    return aws.run("head-missing", machine)
+
+
+def job_runs_newest_first(aws: Aws) -> Observation:
+    """GetJobRuns after three runs of a job: their order, and the first page of one."""
+    aws.glue.create_job(
+        Name="three-at-once",
+        Role=ROLE,
+        Command={"Name": "glueetl", "ScriptLocation": "s3://b/x.py"},
+        ExecutionProperty={"MaxConcurrentRuns": 3},
+    )
+    job = "three-at-once"
+    started = [aws.glue.start_job_run(JobName=job)["JobRunId"] for _ in range(3)]
+    listed = [run["Id"] for run in aws.glue.get_job_runs(JobName=job)["JobRuns"]]
+    first = [run["Id"] for run in aws.glue.get_job_runs(JobName=job, MaxResults=1)["JobRuns"]]
+    return {"started": started, "listed": listed, "first_page": first}
+
+
 def pascal_case_members(aws: Aws) -> Observation:
     """states:startExecution and a Redshift Data API query, spelled as on AWS (PascalCase)."""
     child = aws.state_machine("child", PASS_MACHINE)
@@ -405,6 +432,21 @@ FIXES: Final = {
         gap=lambda seen: seen["ErrorMessage"] is None and seen["ExecutionTime"] == 123,
         fixed=lambda seen: (
             seen == {"ErrorMessage": "boom", "ExecutionTime": 42, "CompletedAfter": 42}
+        ),
+    ),
+    "missing_object_errors": Fix(
+        missing_object_errors,
+        gap=lambda seen: seen["status"] == "FAILED" and seen["error"] != "S3.NoSuchKeyException",
+        fixed=lambda seen: (
+            seen["status"] == "SUCCEEDED"
+            and seen["output"]["error"]["Error"] == "S3.NoSuchKeyException"
+        ),
+    ),
+    "job_runs_newest_first": Fix(
+        job_runs_newest_first,
+        gap=lambda seen: seen["listed"] == seen["started"],
+        fixed=lambda seen: (
+            seen["listed"] == seen["started"][::-1] and seen["first_page"] == seen["started"][-1:]
         ),
     ),
     "events_to_state_machines": Fix(

@@ -2,15 +2,17 @@
 argument vector Glue hands the job's script.
 
 moto in this process plays Glue's API (never patched here: ``GlueWorkers.submit`` is handed
-the job and run that ``StartJobRun`` made); the entrypoints are replaced by recorders, so what
-is checked is exactly what each would receive.
+the job and run that ``StartJobRun`` made); the load's entrypoint, and the hand-off of a
+validation run to a worker process, are replaced by recorders, so what is checked is exactly
+what each would receive. The worker processes themselves are tested on the twin
+(``tests/test_validation_job.py``).
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 import boto3
@@ -24,7 +26,7 @@ from pipeline.core.settings import JobSettings
 from pipeline.local.aws import GlueWorkers
 from pipeline.local.etl import TwinLoad
 from pipeline.local.resources import LOAD_SCRIPT, VALIDATION_SCRIPT
-from pipeline.local.validation import TwinValidation
+from pipeline.local.validation import RunOutcome, ValidationWorker, WorkerProcess
 from pipeline.settings import load_settings
 from tests.conftest import make_settings
 
@@ -95,11 +97,40 @@ def started_run(script: str, defaults: Mapping[str, str], run: Mapping[str, str]
     return job, job.job_runs[-1]
 
 
+Received = list[tuple[list[str], bool]]
+"""Each argument vector an entrypoint was handed, and whether the twin's binding came beside
+it (not in it: the job code stays Glue's)."""
+
+
+def received_by_the_load(monkeypatch: pytest.MonkeyPatch) -> Received:
+    """What the load's entrypoint is called with, in this process."""
+    received: Received = []
+
+    def main(argv: list[str], runtime: Any) -> None:
+        received.append((argv, isinstance(runtime, TwinLoad)))
+
+    monkeypatch.setattr(flight_etl, "main", main)
+    return received
+
+
+def received_by_a_validation_worker(monkeypatch: pytest.MonkeyPatch) -> Received:
+    """What this process hands a validation worker process, which runs ``jobs.validation.main``
+    on it bound to its own ``TwinValidation`` (``ValidationWorker.validate``)."""
+    received: Received = []
+
+    def call(worker: WorkerProcess, method: str, argv: list[str]) -> RunOutcome:
+        received.append((argv, method == ValidationWorker.validate.__name__))
+        return RunOutcome()
+
+    monkeypatch.setattr(WorkerProcess, "call", call)
+    return received
+
+
 @pytest.mark.parametrize(
-    ("script", "entry", "run_arguments", "binding"),
+    ("script", "entry", "run_arguments", "recorder"),
     [
-        (VALIDATION_SCRIPT, validation, VALIDATION_RUN, TwinValidation),
-        (LOAD_SCRIPT, flight_etl, LOAD_RUN, TwinLoad),
+        (VALIDATION_SCRIPT, validation, VALIDATION_RUN, received_by_a_validation_worker),
+        (LOAD_SCRIPT, flight_etl, LOAD_RUN, received_by_the_load),
     ],
     ids=["validation", "load"],
 )
@@ -107,11 +138,10 @@ def test_a_job_run_gets_the_argument_vector_glue_hands_its_script(
     script: str,
     entry: Any,
     run_arguments: Mapping[str, str],
-    binding: type,
+    recorder: Callable[[pytest.MonkeyPatch], Received],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    received: list[tuple[list[str], Any]] = []
-    monkeypatch.setattr(entry, "main", lambda argv, runtime: received.append((argv, runtime)))
+    received = recorder(monkeypatch)
     # One of the run's arguments has a default too: the run's replaces it, as on Glue
     # (https://docs.aws.amazon.com/glue/latest/dg/aws-glue-api-crawler-pyspark-extensions-python-intro.html).
     overridden = next(iter(run_arguments))
@@ -122,7 +152,7 @@ def test_a_job_run_gets_the_argument_vector_glue_hands_its_script(
 
     finished(run)
 
-    [(argv, runtime)] = received
+    [(argv, bound)] = received
     assert argv[0] == script
     # The job's default arguments, the run's over them, and Glue's own: nothing twin-only.
     assert pairs(argv[1:]) == {
@@ -136,5 +166,4 @@ def test_a_job_run_gets_the_argument_vector_glue_hands_its_script(
     settings, *_ = entry.parse_arguments(argv)
     created = JobSettings.model_validate_json(defaults["--settings"])
     assert (settings.env, settings.quality) == (created.env, created.quality)
-    # The twin's binding comes beside the vector, not in it: the job code stays Glue's.
-    assert isinstance(runtime, binding)
+    assert bound

@@ -56,7 +56,7 @@ def follow(twin: LocalTwin, uploads: Sequence[Upload]) -> list[Run]:
 
 def with_dimension(twin: LocalTwin, folder: Path) -> None:
     [run] = follow(twin, [twin.upload_dimension(folder / "airport_codes.csv")])
-    assert run.status == "SUCCEEDED", run
+    assert run.status == "SUCCEEDED", (run.failed_step, run.cause)
 
 
 def failure_alerts(twin: LocalTwin) -> list[str]:
@@ -87,6 +87,27 @@ def malformed(path: Path) -> Path:
     return path
 
 
+def load_runs(twin: LocalTwin) -> list[dict[str, Any]]:
+    """The load job's runs, as Glue lists them."""
+    glue = twin.client("glue")
+    pages = glue.get_paginator("get_job_runs").paginate(JobName=twin.resources.names.load_job)
+    return [run for page in pages for run in page["JobRuns"]]
+
+
+def crawls(twin: LocalTwin) -> list[dict[str, Any]]:
+    """The flight crawler's crawls, as Glue lists them."""
+    name = twin.resources.names.crawler
+    return list(twin.client("glue").list_crawls(CrawlerName=name)["Crawls"])
+
+
+def loaded_versions(twin: LocalTwin) -> list[tuple[str, str]]:
+    """(upload key, upload version) of every audit row."""
+    _, rows = twin.warehouse.query(
+        "SELECT upload_key, upload_version FROM flight_load_audit ORDER BY upload_key"
+    )
+    return [(key, version) for key, version in rows]
+
+
 def test_three_uploaded_days_each_run_to_success_and_load(twin: LocalTwin, data_dir: Path) -> None:
     days = sample(data_dir, 3)
     with_dimension(twin, data_dir)
@@ -106,10 +127,10 @@ def test_three_uploaded_days_each_run_to_success_and_load(twin: LocalTwin, data_
     assert failure_alerts(twin) == []
     # Each load ran as the Glue job run its task started: the audit names that run (Glue's
     # --JOB_RUN_ID), the one the state machine recorded.
-    sfn = twin.client("stepfunctions")
-    outputs = [json.loads(sfn.describe_execution(executionArn=r.arn)["output"]) for r in runs]
     _, audited = twin.warehouse.query("SELECT DISTINCT job_run_id FROM flight_load_audit")
-    assert {job_run_id for (job_run_id,) in audited} <= {o["load"]["JobRunId"] for o in outputs}
+    assert {job_run_id for (job_run_id,) in audited} <= {r["Id"] for r in load_runs(twin)}
+    for (job_run_id,) in audited:
+        assert sum(f"written by load run {job_run_id}." in m for m in successes) >= 1
     for run in runs:
         # The row count polled its statement, round the loop at least once (the twin's Data API
         # reports a statement STARTED when first described), before reading its result.
@@ -181,7 +202,7 @@ def test_ten_files_uploaded_at_once_are_each_loaded_exactly_once(
     uploads = [twin.upload_daily(day) for day in days]
     runs = follow(twin, uploads)
 
-    # Concurrent runs met a running crawler or load job: they waited instead of failing.
+    # Concurrent runs met a running crawl or load: they joined it instead of failing.
     assert [run.status for run in runs] == ["SUCCEEDED"] * 10, [r.cause for r in runs]
     keys = [key for key, _, _ in audit_rows(twin.warehouse)]
     assert sorted(keys) == sorted(f"validated/{day.name}" for day in days)
@@ -354,3 +375,97 @@ def test_a_copy_changed_after_validation_fails_its_own_run_at_the_load_step(
     assert f"the load set aside {key}: {REASON}" in alert
     assert rejected.arn in alert
     assert not any(noise in alert for noise in JVM_NOISE), alert
+
+
+BURST = 30
+
+
+def test_thirty_uploads_at_once_each_load_exactly_once_in_a_few_loads_and_crawls(
+    twin: LocalTwin, data_dir: Path
+) -> None:
+    days = sample(data_dir, BURST, flights_per_day=100)
+    with_dimension(twin, data_dir)
+
+    uploads = [twin.upload_daily(day) for day in days]
+    runs = follow(twin, uploads)
+
+    assert [run.status for run in runs] == ["SUCCEEDED"] * BURST, [r.cause for r in runs]
+    assert loaded_versions(twin) == sorted((u.key, u.version) for u in uploads)
+    assert warehouse_days(twin.warehouse) == expected_days(days)
+    # The runs waited for the burst's validations, then shared a crawl and a load.
+    assert len(load_runs(twin)) <= 3
+    assert len(crawls(twin)) <= 3
+
+
+def test_a_file_validated_while_a_load_runs_is_loaded_by_a_later_load(
+    twin: LocalTwin, data_dir: Path
+) -> None:
+    big, late = sample(data_dir, 2, flights_per_day=150_000)
+    with_dimension(twin, data_dir)
+
+    first = twin.upload_daily(big)
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while not any(r["JobRunState"] == "RUNNING" for r in load_runs(twin)):
+        assert time.monotonic() < deadline, "the load never started"
+        time.sleep(0.05)
+    second = twin.upload_daily(late)
+    runs = follow(twin, [first, second])
+
+    assert [run.status for run in runs] == ["SUCCEEDED"] * 2, [r.cause for r in runs]
+    assert warehouse_days(twin.warehouse) == expected_days([big, late])
+    _, loads = twin.warehouse.query(
+        "SELECT upload_version, job_run_id FROM flight_load_audit ORDER BY loaded_at"
+    )
+    [(first_version, first_load), (second_version, second_load)] = loads
+    assert (first_version, second_version) == (first.version, second.version)
+    assert first_load != second_load
+    assert len(load_runs(twin)) == 2
+
+
+def test_a_bad_file_in_a_burst_fails_alone_with_one_alert_and_the_loads_stay_few(
+    twin: LocalTwin, data_dir: Path
+) -> None:
+    days = sample(data_dir, 12, flights_per_day=100)
+    bad_day = malformed(days[6])
+    with_dimension(twin, data_dir)
+
+    uploads = [twin.upload_daily(day) for day in days]
+    runs = follow(twin, uploads)
+
+    bad = runs[6]
+    assert (bad.status, bad.failed_step) == ("FAILED", "validation")
+    others = runs[:6] + runs[7:]
+    assert [run.status for run in others] == ["SUCCEEDED"] * 11, [r.cause for r in others]
+    [alert] = failure_alerts(twin)
+    assert f"FAILED at the validation step for {uploads[6].uri}" in alert
+    good = [day for day in days if day != bad_day]
+    assert warehouse_days(twin.warehouse) == expected_days(good)
+    assert len(load_runs(twin)) <= 3
+
+
+def test_a_day_uploaded_again_during_a_burst_keeps_only_its_newest_version(
+    twin: LocalTwin, data_dir: Path
+) -> None:
+    days = sample(data_dir, 8, flights_per_day=100)
+    again = data_dir / "again" / days[3].name
+    again.parent.mkdir()
+    # The same day, other flights: fewer of them.
+    again.write_text("".join(days[3].read_text().splitlines(keepends=True)[:40]))
+    with_dimension(twin, data_dir)
+
+    uploads = [twin.upload_daily(day) for day in days]
+    newer = twin.upload_daily(again)
+    runs = follow(twin, [*uploads, newer])
+
+    assert [run.status for run in runs] == ["SUCCEEDED"] * 9, [r.cause for r in runs]
+    assert warehouse_days(twin.warehouse) == expected_days([*days, again])
+    # The older upload of the day was replaced before the burst's load read it: its run
+    # succeeded as superseded, and says so.
+    older = uploads[3]
+    assert loaded_versions(twin) == sorted(
+        (u.key, u.version) for u in [*uploads[:3], *uploads[4:], newer]
+    )
+    [message] = [
+        m["message"] for m in twin.alerts() if f"(version {older.version})" in m["message"]
+    ]
+    assert message.startswith(f"Superseded {older.uri} (version {older.version}): a newer upload")

@@ -477,6 +477,28 @@ def test_the_normalized_copy_is_what_normalize_writes_whatever_the_shortcut(data
     assert (verdict.normalized == data) is (data == GOOD)
 
 
+@pytest.mark.parametrize("blank", ["", "  ", "\t", " \t "], ids=["empty", "spaces", "tab", "mixed"])
+def test_a_blank_line_alone_is_skipped_and_findings_name_the_lines_as_uploaded(blank: str) -> None:
+    data = daily(ROWS[0], blank, "dl,10397,12892,5,-3")
+    verdict = check_daily_file("2024-01-01.csv", data, KNOWN, QualitySettings(), TODAY)
+    assert "blank lines skipped" in verdict.details["quirks"]
+    assert verdict.reason == "Carrier: 'dl' is not two capital letters or digits (line 4)"
+
+
+def test_each_validation_checks_the_airports_and_settings_it_is_given_not_earlier_ones() -> None:
+    data = daily("DL,10397,12892,5,-3", "DL,10397,12892,3000,-3")
+    lenient, strict = QualitySettings(delay_in_range_mostly=0.5), QualitySettings()
+    for known, quality, reason in [
+        (KNOWN, lenient, ""),
+        ([10397], lenient, "DestAirportID: 12892 is no airport of the dimension (line 2"),
+        (KNOWN, strict, "DepDelay: 3000 is outside -120..2400 minutes (line 3)"),
+        (KNOWN, lenient, ""),
+    ]:
+        verdict = check_daily_file("2024-01-01.csv", data, known, quality, TODAY)
+        assert verdict.reason.startswith(reason), verdict.reason
+        assert bool(verdict.findings) is bool(reason)
+
+
 def test_a_short_row_among_many_is_found_by_its_number() -> None:
     rows = [*ROWS * 500, "DL,10397,12892,5", *ROWS * 10]
     verdict = check_daily_file("2024-01-01.csv", daily(*rows), KNOWN, QualitySettings(), TODAY)

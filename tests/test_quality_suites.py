@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from pipeline.core.contract import DAILY_FLIGHTS, ColumnType
@@ -32,9 +33,9 @@ def test_thresholds_come_from_the_settings_and_delay_range_is_a_warning() -> Non
         min_delay_minutes=-60, max_delay_minutes=900, max_unknown_airport_share=0.2
     )
     suite = daily_suite(quality, [10397, 12892])
-    ranges = by_type(suite, "expect_column_values_to_be_between")
+    ranges = by_type(suite, "expect_column_values_to_be_between_per_value")
     assert {(e.min_value, e.max_value, e.severity) for e in ranges} == {(-60, 900, WARNING)}
-    known = by_type(suite, "expect_column_values_to_be_in_set")
+    known = by_type(suite, "expect_column_values_to_be_in_set_per_value")
     assert {(tuple(e.value_set), e.mostly, e.severity) for e in known} == {
         ((10397, 12892), 0.8, BLOCKING)
     }
@@ -46,33 +47,61 @@ def test_dimension_ids_must_be_unique() -> None:
     assert unique.severity == BLOCKING
 
 
-def test_the_per_value_regex_expectation_counts_exactly_like_gx_own() -> None:
+NAN = float("nan")
+PER_VALUE_CASES = {
+    "regex": (
+        pd.Series(["DL", "xyz", None, "DL", "dl", "xyz", "AA", None] * 50, dtype="category"),
+        "ExpectColumnValuesToMatchRegex",
+        {"regex": r"^[A-Z]{2}$"},
+        150,
+    ),
+    "between": (
+        pd.Series([5.0, 3000.0, NAN, -200.0, 5.0, 2400.0, -120.0, NAN] * 50),
+        "ExpectColumnValuesToBeBetween",
+        {"min_value": -120, "max_value": 2400, "mostly": 0.7},
+        100,
+    ),
+    "between, strict": (
+        pd.Series([5.0, 3000.0, NAN, -200.0, 5.0, 2400.0, -120.0, NAN] * 50),
+        "ExpectColumnValuesToBeBetween",
+        {"min_value": -120, "max_value": 2400, "strict_min": True, "strict_max": True},
+        200,
+    ),
+    "in set": (
+        pd.Series([10397.0, 99.0, NAN, 12892.0, 99.0, NAN, 5.0, 10397.0] * 50),
+        "ExpectColumnValuesToBeInSet",
+        {"value_set": [10397, 12892], "mostly": 0.5},
+        150,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", PER_VALUE_CASES.values(), ids=PER_VALUE_CASES.keys())
+def test_each_per_value_expectation_counts_exactly_like_gx_own(case: tuple[Any, ...]) -> None:
     import great_expectations as gx
     import great_expectations.expectations as gxe
-    import pandas as pd
 
-    from quality.expectations import ExpectColumnValuesToMatchRegexPerValue
+    from quality import expectations
 
-    text = pd.Series(["DL", "xyz", None, "DL", "dl", "xyz", "AA", None] * 50, dtype="category")
-    frame = pd.DataFrame({"carrier": text})
+    values, kind, kwargs, unexpected = case
     context = gx.get_context(mode="ephemeral")
     batch = (
         context.data_sources.add_pandas("compare")
         .add_dataframe_asset("frame")
         .add_batch_definition_whole_dataframe("whole")
-        .get_batch(batch_parameters={"dataframe": frame})
+        .get_batch(batch_parameters={"dataframe": pd.DataFrame({"column": values})})
     )
-    results = [
-        batch.validate(kind(column="carrier", regex=r"^[A-Z]{2}$"), result_format="COMPLETE")
-        for kind in (gxe.ExpectColumnValuesToMatchRegex, ExpectColumnValuesToMatchRegexPerValue)
-    ]
+    gx_own, per_value = getattr(gxe, kind), getattr(expectations, kind + "PerValue")
+    assert issubclass(per_value, gx_own)
+    theirs, ours = (
+        batch.validate(expectation(column="column", **kwargs), result_format="COMPLETE")
+        for expectation in (gx_own, per_value)
+    )
 
-    theirs, ours = (r.result for r in results)
-    assert ours["unexpected_count"] == theirs["unexpected_count"] == 150
-    assert ours["missing_count"] == theirs["missing_count"] == 100
-    assert sorted(ours["unexpected_list"]) == sorted(theirs["unexpected_list"])
-    assert ours["unexpected_index_list"] == theirs["unexpected_index_list"]
-    assert not any(r.success for r in results)
+    assert ours.result == theirs.result
+    assert ours.success == theirs.success
+    assert ours.result["unexpected_count"] == unexpected
+    assert ours.result["missing_count"] == 100
 
 
 @pytest.mark.parametrize(

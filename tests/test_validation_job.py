@@ -10,12 +10,16 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import re
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.response
+import psutil
 import pytest
 from moto import mock_aws
 
@@ -24,9 +28,10 @@ from jobs.validation import Action, NoDimensionError, QuarantinedError, Upload
 from pipeline import workflow
 from pipeline.local.objects import ObjectVersion, object_cache
 from pipeline.local.twin import LocalTwin
+from pipeline.sample import SampleSpec, write_sample
 from pipeline.settings import BUCKET_PURPOSES, Settings, load_settings
 from quality.gate import Outcome
-from tests.conftest import get_object_calls
+from tests.conftest import ENDPOINT_VALIDATION_WORKERS, get_object_calls
 from tests.glue import glue_argv
 
 TODAY = dt.date(2026, 11, 26)
@@ -379,3 +384,135 @@ def test_a_retried_run_of_a_quarantined_upload_ends_as_the_first_run_did(
     assert str(retried.value) == str(first.value)
     records = s3.list_objects_v2(Bucket=settings.reports_bucket, Prefix="quality/summaries/")
     assert len(records["Contents"]) == 3  # the retry validated nothing again
+
+
+# --- On the endpoint: validation runs in worker processes -----------------------------------
+
+
+def start_validation_runs(twin: LocalTwin, files: Iterable[Path]) -> list[str]:
+    """Start a validation run of each file on the endpoint, with the arguments the state machine
+    passes (``pipeline.workflow``); the ids of the runs.
+
+    The files go to a bucket of the test's own, which no upload rule watches: only the runs
+    started here validate them.
+    """
+    bucket = twin.settings.raw_bucket.replace("-raw-", "-burst-", 1)
+    twin.s3.create_bucket(Bucket=bucket)
+    twin.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    glue = twin.client("glue")
+    ids = []
+    for path in files:
+        upload = put(twin, twin.settings.storage.raw_prefix + path.name, path.read_bytes(), bucket)
+        arguments = {
+            "--dimension_bucket": twin.settings.dimension_bucket,
+            "--reports_bucket": twin.settings.reports_bucket,
+            "--bucket": upload.bucket,
+            "--key": upload.key,
+            "--version_id": upload.version,
+        }
+        job = twin.resources.names.validation_job
+        ids.append(glue.start_job_run(JobName=job, Arguments=arguments)["JobRunId"])
+    return ids
+
+
+def job_runs(twin: LocalTwin, ids: Iterable[str]) -> list[dict[str, Any]]:
+    """These runs of the validation job, as GetJobRuns reports them."""
+    listed = twin.client("glue").get_job_runs(JobName=twin.resources.names.validation_job)
+    by_id = {run["Id"]: run for run in listed["JobRuns"]}
+    return [by_id[run_id] for run_id in ids]
+
+
+def ended(runs: list[dict[str, Any]]) -> bool:
+    return all(run["JobRunState"] in ("SUCCEEDED", "FAILED") for run in runs)
+
+
+def validation_workers(twin: LocalTwin) -> list[psutil.Process]:
+    """The endpoint's validation worker processes (spawned: multiprocessing's spawn_main)."""
+    endpoint = psutil.Process(int(twin.services.aws_pid_file.read_text()))
+    return [p for p in endpoint.children() if "spawn_main" in " ".join(p.cmdline())]
+
+
+def busy_seconds(workers: Iterable[psutil.Process]) -> dict[int, float]:
+    """CPU seconds each worker process has used so far."""
+    return {worker.pid: sum(worker.cpu_times()[:2]) for worker in workers}
+
+
+def sample_files(folder: Path, days: int, flights_per_day: int) -> tuple[Path, list[Path]]:
+    sample = write_sample(folder, SampleSpec(days=days, flights_per_day=flights_per_day))
+    return sample.dimension, list(sample.daily)
+
+
+def test_a_burst_validates_side_by_side_in_worker_processes_and_the_rest_wait(
+    twin: LocalTwin, tmp_path: Path
+) -> None:
+    # One file more than the endpoint has workers: it waits for one.
+    dimension_file, daily = sample_files(tmp_path, ENDPOINT_VALIDATION_WORKERS + 1, 100_000)
+    twin.validate(twin.upload_dimension(dimension_file))
+    # Those running already (a worker starts at the endpoint's start, or at the first run
+    # after one died).
+    before = busy_seconds(validation_workers(twin))
+
+    ids = start_validation_runs(twin, daily)
+    states: list[list[str]] = []
+    deadline = time.monotonic() + twin.settings.workflow.job_timeout_seconds
+    while not ended(runs := job_runs(twin, ids)):
+        assert time.monotonic() < deadline, states[-1:]
+        states.append(sorted(run["JobRunState"] for run in runs))
+        time.sleep(0.05)
+
+    assert [run["JobRunState"] for run in runs] == ["SUCCEEDED"] * len(ids), runs
+    # As many at once as there are workers, never more; the next run WAITING meanwhile, as
+    # Glue reports a run waiting for resources.
+    assert max(s.count("RUNNING") for s in states) == ENDPOINT_VALIDATION_WORKERS
+    assert ["RUNNING"] * ENDPOINT_VALIDATION_WORKERS + ["WAITING"] in states
+    # Each worker process did validation work of its own: not threads of one process.
+    after = busy_seconds(validation_workers(twin))
+    assert len(after) == ENDPOINT_VALIDATION_WORKERS, after
+    assert all(seconds > before.get(pid, 0.0) for pid, seconds in after.items()), (before, after)
+    # Each worker wrote its promoted copies through to the one object cache: no load
+    # downloads them. The report's index, built once the burst ended, lists every file.
+    s3 = twin.client("s3")
+    downloads = get_object_calls(s3)
+    index = twin.reports.index.read_text()
+    for run in runs:
+        upload = Upload(
+            *(run["Arguments"][f"--{name}"] for name in ("bucket", "key", "version_id"))
+        )
+        key = twin.settings.storage.validated_prefix + upload.name
+        head = twin.s3.head_object(Bucket=upload.bucket, Key=key)
+        copy = ObjectVersion(upload.bucket, key, head["VersionId"], head["ContentLength"])
+        assert object_cache(twin.settings).get(s3, copy).source_version == upload.version
+        assert upload.name in index
+    assert downloads == []
+
+
+def test_a_killed_validation_worker_fails_its_run_with_a_plain_message(
+    twin: LocalTwin, tmp_path: Path
+) -> None:
+    dimension_file, [daily] = sample_files(tmp_path, 1, 300_000)
+    twin.validate(twin.upload_dimension(dimension_file))
+
+    ids = start_validation_runs(twin, [daily])
+    # As long as the state machine waits for a job run.
+    deadline = time.monotonic() + twin.settings.workflow.job_timeout_seconds
+    while job_runs(twin, ids)[0]["JobRunState"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    for worker in validation_workers(twin):
+        worker.kill()
+    while not ended(runs := job_runs(twin, ids)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    [run] = runs
+    assert run["JobRunState"] == "FAILED"
+    assert re.fullmatch(
+        r"the validation worker process \d+ was killed by SIGKILL before the run ended",
+        run["ErrorMessage"],
+    ), run["ErrorMessage"]
+    # The endpoint goes on: a new worker process takes the next run.
+    again = start_validation_runs(twin, [daily])
+    while not ended(runs := job_runs(twin, again)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert runs[0]["JobRunState"] == "SUCCEEDED", runs

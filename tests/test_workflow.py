@@ -52,10 +52,11 @@ def successors(state: dict[str, Any]) -> list[str]:
 
 
 def reachable(states: dict[str, Any], start: str) -> set[str]:
+    """The states reachable from ``start`` among ``states`` (others are not gone through)."""
     seen, todo = set(), [start]
     while todo:
         name = todo.pop()
-        if name not in seen:
+        if name not in seen and name in states:
             seen.add(name)
             todo += successors(states[name])
     return seen
@@ -126,6 +127,7 @@ PREFIXES = {
     "sns": "SNS",
     "stepfunctions": "StepFunctions",
     "redshift-data": "RedshiftData",
+    "s3": "S3",
 }
 # Raised, though in no API model, each with its source (the comments in pipeline/workflow.py).
 OUTSIDE_THE_MODELS = {"Glue.AWSGlueException", "StepFunctions.ThrottlingException"}
@@ -187,13 +189,21 @@ def test_the_row_count_retries_what_the_data_api_says_is_transient() -> None:
     }
 
 
+# The errors a state catches as answers, not failures.
+OUTCOMES = {
+    ("Start run", "StepFunctions.ExecutionAlreadyExistsException"),  # a duplicate event
+    ("Start crawler", "Glue.CrawlerRunningException"),  # join the crawl
+    ("Load validated files", "Glue.ConcurrentRunsExceededException"),  # wait for that load
+    ("Read validated copy", "S3.NoSuchKeyException"),  # no copy: a newer upload's was rejected
+}
+
+
 @pytest.mark.parametrize("machine", MACHINES)
 def test_every_failure_publishes_an_alert_and_ends_failed(machine: str) -> None:
     states = definition(machine)["States"]
-    duplicate = ["StepFunctions.ExecutionAlreadyExistsException"]
     for name, state in states.items():
         for catcher in state.get("Catch", []):
-            if catcher["ErrorEquals"] != duplicate:
+            if (name, *catcher["ErrorEquals"]) not in OUTCOMES:
                 assert endings(states, catcher["Next"]) == {"Fail"}, name
                 assert catcher["ResultPath"] in ("$.error", "$.alert_error"), name
                 if name != "Publish failure alert":
@@ -202,6 +212,46 @@ def test_every_failure_publishes_an_alert_and_ends_failed(machine: str) -> None:
     assert alert["Next"] == "Failed"
     assert [catcher["Next"] for catcher in alert["Catch"]] == ["Failed"]
     assert states["Failed"]["ErrorPath"] == "$.error.Error"
+
+
+_FORMAT = re.compile(r"States\.Format\('((?:[^'\\]|\\.)*)', (.+)\)", re.DOTALL)
+
+
+def formats(value: Any) -> list[str]:
+    """Every ``States.Format(...)`` in a state's fields, nested ones included."""
+    if isinstance(value, dict):
+        return [f for item in value.values() for f in formats(item)]
+    if isinstance(value, list):
+        return [f for item in value for f in formats(item)]
+    return [value] if isinstance(value, str) and value.startswith("States.Format(") else []
+
+
+@pytest.mark.parametrize("machine", MACHINES)
+def test_every_formatted_text_is_one_quoted_template_with_an_argument_per_gap(
+    machine: str,
+) -> None:
+    """An unescaped quote in a template ends it early: the task then fails at run time."""
+    for name, state in definition(machine)["States"].items():
+        for text in formats(state):
+            match = _FORMAT.fullmatch(text)
+            assert match, (name, text)
+            template, arguments = match.groups()
+            gaps = len(re.findall(r"(?<!\\)\{\}", template))
+            assert gaps == len(top_level(arguments)), (name, text)
+
+
+def top_level(arguments: str) -> list[str]:
+    """An intrinsic function's arguments, split at the commas outside parentheses and quotes."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for at, character in enumerate(arguments):
+        if character == "'" and (at == 0 or arguments[at - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and character in "()":
+            depth += 1 if character == "(" else -1
+        elif not quoted and depth == 0 and character == ",":
+            parts.append(arguments[start:at].strip())
+            start = at + 1
+    return [*parts, arguments[start:].strip()]
 
 
 def test_failure_alert_names_file_step_cause_execution_and_report() -> None:
@@ -228,13 +278,18 @@ def test_each_step_records_its_name_before_the_alert() -> None:
     }
     assert steps == {
         "Validate upload": "validation",
+        "List validation runs": "burst wait",
         "Start crawler": "crawl",
         "Get crawler": "crawl",
         "Load validated files": "load",
         "Count loaded rows": "row count",
         "Describe statement": "row count",
         "Read loaded rows": "row count",
+        "List load runs": "load",
+        "Read validated copy": "load",
         "Publish success": "success message",
+        "Publish superseded": "success message",
+        "Publish dimension validated": "success message",
     }
     for failure in ("Crawl timed out", "Crawl unsuccessful"):
         assert states[states[failure]["Next"]]["Result"] == "crawl"
@@ -242,61 +297,74 @@ def test_each_step_records_its_name_before_the_alert() -> None:
         assert states[states[failure]["Next"]]["Result"] == "row count"
 
 
-def test_success_message_carries_the_rows_the_load_audit_holds_for_the_file() -> None:
+def test_success_message_carries_the_rows_the_load_audit_holds_for_the_version() -> None:
     states = definition("main")["States"]
-    assert states["Load validated files"]["Next"] == "Count loaded rows"
     count = states["Count loaded rows"]
-    assert count["Parameters"]["Sql"] == workflow.loaded_rows_sql(load_settings("local"))
+    assert count["Parameters"]["Sql"] == workflow.loaded_rows_sql()
     assert count["Parameters"]["Parameters"] == [
         {"Name": "upload_key", "Value.$": "$.key"},
         {"Name": "upload_version", "Value.$": "$.version_id"},
     ]
-    assert "flight_load_audit" in count["Parameters"]["Sql"]
     assert states["Read loaded rows"]["Next"] == "Rejected at load?"
-    assert states["Rejected at load?"]["Default"] == "Publish success"
-    assert "$.count.rows.LongValue" in states["Publish success"]["Parameters"]["Message.$"]
+    assert states["Rejected at load?"]["Default"] == "Loaded yet?"
+    loaded = states["Loaded yet?"]["Choices"][0]
+    assert loaded == {
+        "Variable": "$.count.rows.LongValue",
+        "IsPresent": True,
+        "Next": "Publish success",
+    }
+    message = states["Publish success"]["Parameters"]["Message.$"]
+    assert "$.count.rows.LongValue" in message
+    assert "$.count.load_run.StringValue" in message
 
 
-def outcome_query(settings: Settings) -> str:
+def outcome_query() -> str:
     """The state machine's row count and rejection query, its parameters as psycopg's."""
-    sql = workflow.loaded_rows_sql(settings)
+    sql = workflow.loaded_rows_sql()
     return sql.replace(":upload_key", "%(upload_key)s").replace(
         ":upload_version", "%(upload_version)s"
     )
 
 
-def test_the_row_count_query_reads_the_latest_load_of_the_uploaded_file(
-    warehouse: PostgresWarehouse, settings: Settings
+def test_the_row_count_query_reads_the_load_of_the_uploaded_version_and_no_other(
+    warehouse: PostgresWarehouse,
 ) -> None:
     import psycopg
 
-    bound = outcome_query(settings)
     with psycopg.connect(warehouse.url, autocommit=True) as conn:
-        # Two loads of one day's file: the later one's rows count.
+        # Two uploads of one day, each loaded; and a later load of the first one's copy again.
         conn.execute(
             "INSERT INTO flight_load_audit (source_key, source_version, sha256, flight_date,"
-            " row_count, job_run_id, loaded_at) VALUES"
-            " (%(key)s, 'v1', 'x', '2024-01-01', 7, 'r1', now() - '1 h'::interval),"
-            " (%(key)s, 'v2', 'y', '2024-01-01', 9, 'r2', now())",
-            {"key": "validated/2024-01-01.csv"},
+            " row_count, job_run_id, loaded_at, upload_key, upload_version) VALUES"
+            " (%(key)s, 'c1', 'x', '2024-01-01', 7, 'r1', now() - '2 h'::interval, %(up)s, 'u1'),"
+            " (%(key)s, 'c2', 'y', '2024-01-01', 9, 'r2', now() - '1 h'::interval, %(up)s, 'u2'),"
+            " (%(key)s, 'c1', 'x', '2024-01-01', 8, 'r3', now(), %(up)s, 'u1')",
+            {"key": "validated/2024-01-01.csv", "up": "raw/2024-01-01.csv"},
         )
-        rows = {
-            key: conn.execute(bound, {"upload_key": key, "upload_version": "u1"}).fetchone()
-            for key in ("raw/2024-01-01.csv", "raw/2024-01-02.csv", "airport_codes.csv")
+        found = {
+            (key, version): conn.execute(
+                outcome_query(), {"upload_key": key, "upload_version": version}
+            ).fetchone()
+            for key, version in (
+                ("raw/2024-01-01.csv", "u1"),
+                ("raw/2024-01-01.csv", "u2"),
+                ("raw/2024-01-01.csv", "u3"),
+                ("raw/2024-01-02.csv", "u1"),
+            )
         }
-    assert rows == {
-        "raw/2024-01-01.csv": (9, None),
-        "raw/2024-01-02.csv": (0, None),
-        "airport_codes.csv": (0, None),
+    assert found == {
+        ("raw/2024-01-01.csv", "u1"): (8, "r3", None),
+        ("raw/2024-01-01.csv", "u2"): (9, "r2", None),
+        ("raw/2024-01-01.csv", "u3"): (None, None, None),
+        ("raw/2024-01-02.csv", "u1"): (None, None, None),
     }
 
 
 def test_a_rejected_upload_version_is_found_by_its_key_and_version_and_no_other(
-    warehouse: PostgresWarehouse, settings: Settings
+    warehouse: PostgresWarehouse,
 ) -> None:
     import psycopg
 
-    bound = outcome_query(settings)
     with psycopg.connect(warehouse.url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO flight_load_rejects (upload_key, upload_version, validated_key,"
@@ -306,14 +374,15 @@ def test_a_rejected_upload_version_is_found_by_its_key_and_version_and_no_other(
         )
         found = {
             version: conn.execute(
-                bound, {"upload_key": "raw/2024-01-01.csv", "upload_version": version}
+                outcome_query(), {"upload_key": "raw/2024-01-01.csv", "upload_version": version}
             ).fetchone()
             for version in ("u1", "u2")
         }
     assert found == {
-        "u1": (0, None),
+        "u1": (None, None, None),
         "u2": (
-            0,
+            None,
+            None,
             "the load set aside validated/2024-01-01.csv: "
             "line 11, DepDelay: 99999999999 is outside -2147483648..2147483647",
         ),
@@ -330,17 +399,29 @@ def test_a_quarantined_file_fails_the_run_without_retry() -> None:
 
 
 def assert_bounded_poll(
-    states: dict[str, Any], subject: str, ask: str, seconds: int, max_polls: int
+    states: dict[str, Any],
+    subject: str,
+    ask: str,
+    seconds: int,
+    max_polls: int,
+    *,
+    goes_on_to: str | None = None,
 ) -> None:
-    """The ``subject`` poll loop: from zero, ask, check; count, wait, ask again; a limit."""
+    """The ``subject`` poll loop: from zero, ask, check; count, wait, ask again; a limit,
+    which fails the run or, given ``goes_on_to``, leads there."""
     start, check = states[f"Start {subject} poll count"], f"Check {subject}"
     assert start["Result"] == {"polls": 0}
     assert start["Next"] == ask
-    # The states on a cycle through the check.
+    # The states on a cycle through the check that does not start the count again (an outer
+    # loop may come round to the start).
+    inner = {name: state for name, state in states.items() if name != f"Start {subject} poll count"}
     loop = {
         name
-        for name in reachable(states, check)
-        if any(check in reachable(states, target) for target in successors(states[name]))
+        for name in reachable(inner, check)
+        if any(
+            target in inner and check in reachable(inner, target)
+            for target in successors(states[name])
+        )
     }
     count, wait = f"Count {subject} poll", f"Wait for {subject}"
     assert loop == {count, wait, ask, check}
@@ -352,7 +433,10 @@ def assert_bounded_poll(
     counted = [rule for rule in limit["And"] if rule.get("Variable") == f"{path}.polls"]
     assert counted == [{"Variable": f"{path}.polls", "NumericGreaterThanEquals": max_polls}]
     assert limit["Next"] not in loop
-    assert endings(states, limit["Next"]) == {"Fail"}
+    if goes_on_to is None:
+        assert endings(states, limit["Next"]) == {"Fail"}
+    else:
+        assert limit["Next"] == goes_on_to
 
 
 @pytest.mark.parametrize(
@@ -417,23 +501,123 @@ def test_the_row_count_reads_the_result_only_of_a_finished_statement() -> None:
 
 
 @pytest.mark.parametrize("env", ["local", "dev", "prod"])
-def test_busy_retries_wait_out_a_burst_of_uploads(env: str) -> None:
+def test_busy_retries_wait_out_a_burst_of_validation_starts(env: str) -> None:
     settings = load_settings(env)
     burst = settings.workflow.burst_uploads
     assert burst == 30
     states = workflow.main_definition(settings)["States"]
-    waits = {
-        "Validate upload": "Glue.ConcurrentRunsExceededException",
-        "Start crawler": "Glue.CrawlerRunningException",
-        "Load validated files": "Glue.ConcurrentRunsExceededException",
+    busy = retrier(states["Validate upload"], "Glue.ConcurrentRunsExceededException")
+    assert mean_wait_seconds(busy) >= burst * settings.workflow.typical_validation_seconds
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "max_polls"),
+    [
+        ("local", {}, 300),
+        ("prod", {}, 60),
+        ("local", {"workflow": {"burst_poll_seconds": 5, "burst_wait_seconds": 12}}, 3),
+    ],
+)
+def test_after_validation_a_run_waits_for_the_validations_in_flight_then_goes_on(
+    env: str, overrides: dict[str, Any], max_polls: int
+) -> None:
+    settings = load_settings(env, **overrides)
+    states = workflow.main_definition(settings)["States"]
+    assert states["Validate upload"]["Next"] == "Airport dimension?"
+    assert states["Airport dimension?"]["Default"] == "Start validation runs poll count"
+    runs = states["List validation runs"]
+    assert runs["Resource"] == "arn:aws:states:::aws-sdk:glue:getJobRuns"
+    assert runs["Parameters"] == {"JobName": "${ValidationJobName}", "MaxResults": 200}
+    in_flight = ("STARTING", "RUNNING", "WAITING")
+    assert runs["ResultSelector"] == {
+        f"{state.lower()}.$": f"States.ArrayContains($.JobRuns[*].JobRunState, '{state}')"
+        for state in in_flight
     }
-    typical = {
-        "Validate upload": settings.workflow.typical_validation_seconds,
-        "Start crawler": settings.workflow.typical_crawl_seconds,
-        "Load validated files": settings.workflow.typical_load_seconds,
+    seconds = settings.workflow.burst_poll_seconds
+    assert_bounded_poll(
+        states,
+        "validation runs",
+        "List validation runs",
+        seconds,
+        max_polls,
+        goes_on_to="Start load attempts",
+    )
+    # Once none is in flight, the load.
+    assert states["Check validation runs"]["Default"] == "Start load attempts"
+
+
+def test_a_crawl_in_progress_is_joined_not_queued_behind() -> None:
+    states = definition("main")["States"]
+    start = states["Start crawler"]
+    assert not any("Glue.CrawlerRunningException" in r["ErrorEquals"] for r in start["Retry"])
+    joined = start["Catch"][0]
+    assert joined["ErrorEquals"] == ["Glue.CrawlerRunningException"]
+    assert joined["Next"] == start["Next"] == "Start crawl poll count"
+
+
+def test_a_run_waits_while_a_load_runs_then_asks_the_warehouse_for_its_version() -> None:
+    settings = load_settings("local")
+    states = workflow.main_definition(settings)["States"]
+    assert states["Check validation runs"]["Default"] == "Start load attempts"
+    assert states["Start load attempts"]["Next"] == "Start load runs poll count"
+    runs = states["List load runs"]
+    assert runs["Resource"] == "arn:aws:states:::aws-sdk:glue:getJobRuns"
+    # One load at a time (MaxConcurrentRuns 1): the newest run is the only one in flight.
+    assert runs["Parameters"] == {"JobName": "${EtlJobName}", "MaxResults": 1}
+    seconds, polls = settings.workflow.load_poll_seconds, settings.workflow.load_max_polls
+    assert_bounded_poll(states, "load runs", "List load runs", seconds, polls)
+    assert states["Check load runs"]["Default"] == "Count loaded rows"
+
+
+def test_a_load_refused_as_busy_waits_for_that_load() -> None:
+    states = definition("main")["States"]
+    load = states["Load validated files"]
+    busy = "Glue.ConcurrentRunsExceededException"
+    assert not any(busy in r["ErrorEquals"] for r in load["Retry"])
+    assert load["Catch"][0]["ErrorEquals"] == [busy]
+    # Refused, the run counts the attempt and waits for the load in flight.
+    assert load["Catch"][0]["Next"] == "Count load attempt"
+    # Its own load done, it has the files crawled (or joins the crawl), then counts.
+    assert load["Next"] == "Start crawler"
+    assert states["Check crawl"]["Default"] == "Count load attempt"
+    assert states["Count load attempt"]["Next"] == "Start load runs poll count"
+
+
+@pytest.mark.parametrize("attempts", [3, 5])
+def test_a_version_still_not_loaded_after_its_load_attempts_fails_the_run(attempts: int) -> None:
+    settings = load_settings("local", workflow={"load_attempts": attempts})
+    states = workflow.main_definition(settings)["States"]
+    limit = states["Loaded yet?"]["Choices"][1]
+    assert limit == {
+        "Variable": "$.attempts.count",
+        "NumericGreaterThanEquals": attempts,
+        "Next": "Load attempts exhausted",
     }
-    for name, error in waits.items():
-        assert mean_wait_seconds(retrier(states[name], error)) >= burst * typical[name], name
+    assert states["Load attempts exhausted"]["Parameters"]["Error"] == "Load.Timeout"
+    assert states[states["Load attempts exhausted"]["Next"]]["Result"] == "load"
+
+
+def test_a_version_whose_copy_a_newer_upload_replaced_succeeds_as_superseded() -> None:
+    states = definition("main")["States"]
+    assert states["Loaded yet?"]["Default"] == "Read validated copy"
+    head = states["Read validated copy"]
+    assert head["Resource"] == "arn:aws:states:::aws-sdk:s3:headObject"
+    assert head["Parameters"]["Bucket"] == "${RawBucket}"
+    assert head["Catch"][0]["ErrorEquals"] == ["S3.NoSuchKeyException"]
+    still = states["Still this version's copy?"]
+    version = "$.copy.Metadata['source-version']"
+    assert still["Choices"] == [
+        {
+            "And": [
+                {"Variable": version, "IsPresent": True},
+                {"Variable": version, "StringEqualsPath": "$.version_id"},
+            ],
+            "Next": "Load validated files",
+        }
+    ]
+    assert still["Default"] == "Publish superseded"
+    assert endings(states, "Publish superseded") == {"Succeed", "Fail"}
+    assert "Superseded" in states["Publish superseded"]["Parameters"]["Message.$"]
 
 
 def test_numbers_come_from_the_environment_settings() -> None:
@@ -441,9 +625,11 @@ def test_numbers_come_from_the_environment_settings() -> None:
     assert local["Wait for crawl"]["Seconds"] < prod["Wait for crawl"]["Seconds"] == 30
     for name in ("Validate upload", "Load validated files", "Get crawler"):
         assert local[name]["TimeoutSeconds"] < prod[name]["TimeoutSeconds"], name
-    load_busy = "Glue.ConcurrentRunsExceededException"
-    local_retry = retrier(local["Load validated files"], load_busy)
-    prod_retry = retrier(prod["Load validated files"], load_busy)
+    for wait in ("Wait for load runs", "Wait for validation runs"):
+        assert local[wait]["Seconds"] < prod[wait]["Seconds"], wait
+    busy = "Glue.ConcurrentRunsExceededException"
+    local_retry = retrier(local["Validate upload"], busy)
+    prod_retry = retrier(prod["Validate upload"], busy)
     assert local_retry["IntervalSeconds"] < prod_retry["IntervalSeconds"]
     assert local_retry["MaxDelaySeconds"] < prod_retry["MaxDelaySeconds"]
     local_throttled = retrier(local["Publish success"], "SNS.ThrottledException")

@@ -230,9 +230,13 @@ FLIGHT_LOAD_AUDIT: Final = Table(
         ),
         Column("job_run_id", ColumnType.STRING, nullable=False),
         Column("loaded_at", ColumnType.TIMESTAMP_UTC, nullable=False),
+        # Last, where a warehouse created before they existed gains them (ADD COLUMN).
+        UPLOAD_KEY,
+        UPLOAD_VERSION,
     ),
 )
-"""One row per validated file version a load wrote, committed with its rows."""
+"""One row per validated file version a load wrote, committed with its rows; a run finds its
+own upload's load by the upload's key and version."""
 
 FLIGHT_LOAD_REJECTS: Final = Table(
     name="flight_load_rejects",
@@ -325,19 +329,26 @@ def _sql_type(column: Column) -> str:
 _NOW: Final = {Dialect.POSTGRES: "now()", Dialect.REDSHIFT: "SYSDATE"}
 
 
+def _column_sql(column: Column, dialect: Dialect) -> str:
+    sql = f"{column.name} {_sql_type(column)}"
+    if column.name == LOADED_AT:
+        sql += f" DEFAULT {_NOW[dialect]}"
+    return sql if column.nullable else f"{sql} NOT NULL"
+
+
+def add_column_sql(table: Table, column: Column, dialect: Dialect) -> str:
+    """``ALTER TABLE ... ADD COLUMN``: a nullable column the contract added to a table that
+    exists already (its earlier rows hold NULL there)."""
+    if not column.nullable:
+        raise ValueError(f"{table.name}.{column.name} is NOT NULL: its earlier rows have no value")
+    return f"ALTER TABLE {table.name} ADD COLUMN {_column_sql(column, dialect)}"
+
+
 def create_table_sql(table: Table, dialect: Dialect, *, temporary: bool = False) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for a contract table in the given dialect; or, when
     ``temporary``, ``CREATE TEMPORARY TABLE``: a table of the session alone, which both
     dialects drop when the session ends."""
-    lines = []
-    for column in table.columns:
-        line = f"    {column.name} {_sql_type(column)}"
-        if column.name == LOADED_AT:
-            line += f" DEFAULT {_NOW[dialect]}"
-        if not column.nullable:
-            line += " NOT NULL"
-        lines.append(line)
-    body = ",\n".join(lines)
+    body = ",\n".join(f"    {_column_sql(column, dialect)}" for column in table.columns)
     if temporary:
         return f"CREATE TEMPORARY TABLE {table.name} (\n{body}\n)"
     # Redshift keeps rows sorted by the key, which makes the per-day DELETE a range scan.

@@ -315,7 +315,18 @@ def load_statements(
     bounds = max_rows or {}
     manifest = _manifest(
         _LOAD_FILES,
-        [(f.key, f.version, f.sha256, f.flight_date, bounds.get(f.key)) for f in files],
+        [
+            (
+                f.key,
+                f.version,
+                f.sha256,
+                f.flight_date,
+                _recorded(f.upload_key),
+                _recorded(f.upload_version),
+                bounds.get(f.key),
+            )
+            for f in files
+        ],
         staging,
     )
     return LoadStatements(
@@ -396,7 +407,7 @@ def _audit_insert(files: Sequence[SourceFile], job_run_id: str, *, proven: bool)
     return (
         f"INSERT INTO {FLIGHT_LOAD_AUDIT.name} ({', '.join(audit_columns)})\n"
         "SELECT m.source_key, m.source_version, m.sha256, m.flight_date, "
-        f"{row_count}, {_literal(job_run_id)}\n"
+        f"{row_count}, {_literal(job_run_id)}, m.upload_key, m.upload_version\n"
         f"FROM {_LOAD_FILES.name} m\n"
         f"{counted}"
         # A Glue retry re-reads files whose bookmark was never committed: audit each version once.

@@ -4,9 +4,10 @@ moto serves S3, Glue, SNS, EventBridge and Step Functions (executing the deploye
 moto, Glue job runs and crawls only change state; here they run the project's code:
 
 - a job run executes the entrypoint of the script its job names (``validation.py`` or
-  ``flight_etl.py``) on the argument vector Glue would hand it, bound to the twin, on worker
-  threads of this process, the loads in one SparkSession shared by every run; the run is
-  RUNNING meanwhile, then SUCCEEDED or FAILED with the error;
+  ``flight_etl.py``) on the argument vector Glue would hand it, bound to the twin: the loads
+  on a thread of this process, in one SparkSession shared by every run, the validations in
+  worker processes (``pipeline.local.validation``); the run is WAITING until a worker is free
+  for it, RUNNING meanwhile, then SUCCEEDED or FAILED with the error;
 - a crawl registers the schema of the validated daily files in the Glue catalog;
 - a Redshift Data API statement runs on the twin's PostgreSQL (``pipeline.local.redshift_data``);
 - every message published to an SNS topic is also appended to
@@ -50,13 +51,13 @@ from pipeline.local.objects import aws_client
 from pipeline.local.redshift_data import RedshiftDataApi
 from pipeline.local.resources import LOAD_SCRIPT, VALIDATION_SCRIPT
 from pipeline.local.services import LocalServices, own_ports
+from pipeline.local.validation import ValidationProcesses
 from pipeline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from pipeline.local.etl import TwinLoad
-    from pipeline.local.validation import TwinValidation
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +86,21 @@ def _script(job: Any) -> str:
 
 @dataclass
 class GlueWorkers:
-    """Runs the work of Glue job runs and crawls on threads of this process.
+    """Runs the work of Glue job runs and crawls.
 
     A job run executes its job's own entrypoint (``main`` of ``jobs.validation`` or
     ``jobs.flight_etl``) on the argument vector Glue would hand it, bound to the twin
-    (``TwinValidation``, ``TwinLoad``) as Glue's bindings bind it to AWS. Validations run one at
-    a time (the gate and its report store are not built for threads), loads one at a time
-    beside them (a load's Spark job already uses every core), crawls on their own thread, so a
-    long load never holds up the next file's validation.
+    (``TwinValidation``, ``TwinLoad``) as Glue's bindings bind it to AWS. Validations run in
+    ``validation_workers`` worker processes at once, each handed its runs by a thread of this
+    process; loads one at a time beside them, on a thread of this process (a load's Spark job
+    already uses every core; the workers yield the cores to it, ``validation_niceness``);
+    crawls on their own thread, so a long load never holds up the next file's validation.
     """
 
     settings: Settings
     """This endpoint's own settings: its ports and folders, never a job run's."""
-    _validations: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="validation")
-    )
+    validations: ValidationProcesses = field(init=False)
+    _validations: ThreadPoolExecutor = field(init=False)
     _loads: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="load")
     )
@@ -107,9 +108,20 @@ class GlueWorkers:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="crawl")
     )
     _pending_validations: int = 0
+    _unbuilt_reports: set[str] = field(default_factory=set)
+    """The reports buckets the burst's validations recorded in: their index is not built."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _building: threading.Lock = field(default_factory=threading.Lock)
+    """Held while a worker builds the report's index: the index has one writer at a time."""
     _spark_lock: threading.Lock = field(default_factory=threading.Lock)
     _spark: SparkSession | None = None
+
+    def __post_init__(self) -> None:
+        self.validations = ValidationProcesses(self.settings)
+        # As many threads as workers: a thread that takes a run always finds a worker free.
+        self._validations = ThreadPoolExecutor(
+            len(self.validations.workers), thread_name_prefix="validation"
+        )
 
     @property
     def spark(self) -> SparkSession:
@@ -125,15 +137,9 @@ class GlueWorkers:
         """A client of this endpoint, as a job run on AWS has one of the service."""
         return aws_client(service, self.settings, LocalServices(self.settings).endpoint)
 
-    # The jobs' bindings import their jobs: the gate's GX and Spark's Python side take seconds
-    # to import, so they are imported on first use (or by ``warm_up``), once the port is open.
-    # Each is made on its own worker thread, the only one that uses it.
-    @cached_property
-    def validation(self) -> TwinValidation:
-        from pipeline.local.validation import TwinValidation
-
-        return TwinValidation(self.settings, self._client("s3"))
-
+    # The load's binding imports its job: Spark's Python side takes seconds to import, so it
+    # is imported on first use (or by ``warm_up``), once the port is open. It is made on the
+    # load thread, the only one that uses it.
     @cached_property
     def load(self) -> TwinLoad:
         from pipeline.local.etl import TwinLoad
@@ -148,15 +154,23 @@ class GlueWorkers:
         )
 
     def warm_up(self) -> None:
-        """Start Spark and import the gate in the background, before the first run needs them."""
+        """Start Spark and the validation workers in the background, before the first run
+        needs them."""
 
         def warm() -> None:
-            import pipeline.local.etl
-            import pipeline.local.validation  # noqa: F401  (GX takes seconds to import)
+            self.validations.start()
+            import pipeline.local.etl  # noqa: F401  (Spark's Python side takes seconds)
 
             _ = self.spark
 
         threading.Thread(target=warm, name="warm-up", daemon=True).start()
+
+    def stop(self) -> None:
+        """End the validation workers and Spark, with the endpoint."""
+        self.validations.stop()
+        with contextlib.suppress(Exception):
+            if self._spark is not None:
+                self._spark.stop()
 
     def install(self) -> None:
         """Hook moto's job runs and crawls to this object's workers."""
@@ -185,6 +199,10 @@ class GlueWorkers:
         if script == VALIDATION_SCRIPT:
             with self._lock:
                 self._pending_validations += 1
+            # What Glue reports of a run waiting for resources
+            # (https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html): here, for a
+            # free worker.
+            run.status = "WAITING"
             self._validations.submit(self._run, run, self._validate, argv)
         elif script == LOAD_SCRIPT:
             self._loads.submit(self._run, run, self._load, argv)
@@ -193,40 +211,49 @@ class GlueWorkers:
             run.status = "FAILED"
             run.completed_on = dt.datetime.now(dt.UTC)
 
-    def _run(self, run: Any, work: Callable[[list[str]], object], argv: list[str]) -> None:
+    def _run(self, run: Any, work: Callable[[list[str]], str | None], argv: list[str]) -> None:
+        """Run ``work``, which returns None or the run's error in plain words, or raises."""
         run.status = "RUNNING"
-        started = dt.datetime.now(dt.UTC)
+        run.modified_on = started = dt.datetime.now(dt.UTC)
         try:
-            work(argv)
+            error = work(argv)
         except Exception as exc:
             # As Glue, the run's message (which the alert quotes) is the error in plain words;
             # the whole of it goes to this process's log.
             log.warning("job run %s of %s failed", run.job_run_id, run.job_name, exc_info=True)
-            run.error_message = plain_error(exc)
-            run.status = "FAILED"
-        else:
-            run.status = "SUCCEEDED"
-        finally:
-            run.completed_on = dt.datetime.now(dt.UTC)
-            run.execution_seconds = round((run.completed_on - started).total_seconds())
+            error = plain_error(exc)
+        if error is not None:
+            run.error_message = error
+        run.completed_on = run.modified_on = dt.datetime.now(dt.UTC)
+        run.execution_seconds = round((run.completed_on - started).total_seconds())
+        run.status = "FAILED" if error is not None else "SUCCEEDED"
 
-    def _validate(self, argv: list[str]) -> None:
-        from jobs.validation import main
-
+    def _validate(self, argv: list[str]) -> str | None:
+        """Validate in a worker process; the last validation of a burst builds the index."""
+        recorded: frozenset[str] = frozenset()
         try:
-            main(argv, self.validation)
+            with self.validations.worker() as worker:
+                outcome = worker.call("validate", argv)
+            recorded = outcome.recorded
         finally:
             with self._lock:
+                self._unbuilt_reports |= recorded
                 self._pending_validations -= 1
-                last = self._pending_validations == 0
-            # The index's one writer here: it reads every record, so once per burst.
-            if last:
-                self.validation.build_reports()
+                unbuilt: frozenset[str] = frozenset()
+                if self._pending_validations == 0:
+                    unbuilt, self._unbuilt_reports = frozenset(self._unbuilt_reports), set()
+        if not unbuilt:
+            return outcome.error
+        # It reads every record, so once per burst, by one writer.
+        with self._building, self.validations.worker() as worker:
+            built = worker.call("build_reports", unbuilt)
+        return outcome.error or built.error
 
-    def _load(self, argv: list[str]) -> None:
+    def _load(self, argv: list[str]) -> str | None:
         from jobs.flight_etl import main
 
         main(argv, self.load)
+        return None
 
     def _crawl(self, crawler: Any, crawl: Any) -> None:
         """Register the validated files' schema: their header, typed as a crawler would."""
@@ -389,9 +416,7 @@ def serve(settings: Settings) -> None:
         durable.stop()
     finally:
         server.stop()
-    with contextlib.suppress(Exception):
-        if workers._spark is not None:
-            workers._spark.stop()
+        workers.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

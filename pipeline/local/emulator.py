@@ -40,6 +40,14 @@ The fixes:
   the bucket, content included, for each page it returns: listing a backfill's 50 validated
   copies took half a second, because of the 200 MB beside them. The fix copies the versions
   without their content, which the listing never reads.
+- ``missing_object_errors``: an ``aws-sdk:s3:headObject`` of a key with no current version
+  fails as ``s3.ClientErrorException`` (a HEAD's 404 has no body to name the error). AWS
+  names it ``S3.NoSuchKeyException``: HeadObject's one error in S3's API model, and aws-sdk
+  task errors are the service's exception names
+  (https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html).
+- ``job_runs_newest_first``: GetJobRuns returns a job's runs oldest first; AWS returns the
+  newest first (https://docs.aws.amazon.com/glue/latest/webapi/API_GetJobRuns.html), so the
+  runs in flight are on the first page, where the state machine looks for them.
 - ``events_to_state_machines``: an EventBridge rule whose target is a state machine does
   nothing (moto raises NotImplementedError, swallowed for S3 events). The fix starts an
   execution with the event as input, as the AWS rule does.
@@ -62,7 +70,7 @@ MOTO_VERSION: Final = "5.2.5"
 log = logging.getLogger(__name__)
 
 # aws-sdk integration service name -> the prefix of its error names on AWS.
-_AWS_SDK_ERROR_PREFIXES: Final = {"glue": "Glue", "redshiftdata": "RedshiftData"}
+_AWS_SDK_ERROR_PREFIXES: Final = {"glue": "Glue", "redshiftdata": "RedshiftData", "s3": "S3"}
 # aws-sdk integration service name -> boto3's name of the service, where they differ.
 _AWS_SDK_BOTO_NAMES: Final = {"redshiftdata": "redshift-data"}
 
@@ -371,6 +379,42 @@ def listing_without_copies() -> None:
     replace(models, "copy", Copying())
 
 
+def missing_object_errors() -> None:
+    """Name the 404 of an ``aws-sdk:s3:headObject`` ``S3.NoSuchKeyException``."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    original = aws_sdk.StateTaskServiceAwsSdk._normalise_exception_name
+
+    def exception_name(norm_service_name: str, ex: Exception) -> str:
+        if (
+            norm_service_name == "S3"
+            and isinstance(ex, ClientError)
+            and ex.response["Error"].get("Code") in {"404", "NoSuchKey"}
+        ):
+            return "S3.NoSuchKeyException"
+        name: str = original(norm_service_name, ex)
+        return name
+
+    replace(
+        aws_sdk.StateTaskServiceAwsSdk, "_normalise_exception_name", staticmethod(exception_name)
+    )
+
+
+def job_runs_newest_first() -> None:
+    """Return a job's runs newest first."""
+    from moto.glue import models
+
+    def job_runs(self: Any) -> list[Any]:
+        for run in self.job_runs:
+            run.advance()
+        return list(reversed(self.job_runs))
+
+    replace(models.FakeJob, "get_job_runs", job_runs)
+
+
 def check_version() -> None:
     """Refuse a moto other than the one these fixes were written against."""
     import moto
@@ -394,4 +438,6 @@ def apply(start_execution: Callable[[str, str], None]) -> None:
     fail_error_paths()
     job_run_outcomes()
     listing_without_copies()
+    missing_object_errors()
+    job_runs_newest_first()
     events_to_state_machines(start_execution)

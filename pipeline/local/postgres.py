@@ -18,6 +18,7 @@ from pipeline.core.contract import (
     FLIGHT_LOAD_REJECTS,
     WAREHOUSE_TABLES,
     Dialect,
+    add_column_sql,
     warehouse_ddl,
 )
 from pipeline.core.warehouse import (
@@ -77,6 +78,7 @@ class PostgresWarehouse:
         with self.connect(autocommit=True) as conn:
             for statement in warehouse_ddl(Dialect.POSTGRES):
                 conn.execute(statement)
+            self._add_new_columns(conn)
             if self.own_server:
                 # Every table or none: data and bookmark (audit and rejects) must vanish
                 # together in a crash. Only logged ones are altered: ALTER TABLE would wait
@@ -89,6 +91,21 @@ class PostgresWarehouse:
                 for (table,) in logged:
                     conn.execute(f"ALTER TABLE {table} SET UNLOGGED")
                 self._ensure_reader(conn)
+
+    @staticmethod
+    def _add_new_columns(conn: psycopg.Connection[Any]) -> None:
+        """Columns the contract added since a twin's warehouse was created (its data stays)."""
+        existing = set(
+            conn.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+                [[t.name for t in WAREHOUSE_TABLES]],
+            ).fetchall()
+        )
+        for table in WAREHOUSE_TABLES:
+            for column in table.columns:
+                if (table.name, column.name) not in existing:
+                    conn.execute(add_column_sql(table, column, Dialect.POSTGRES))
 
     def _ensure_reader(self, conn: psycopg.Connection[Any]) -> None:
         """The read-only role of user queries: SELECT on the warehouse tables, nothing more."""

@@ -151,7 +151,7 @@ def provision(settings: Settings, endpoint: str) -> None:
         names.validation_job,
         role,
         VALIDATION_SCRIPT,
-        concurrency=settings.workflow.burst_uploads,
+        concurrency=settings.workflow.validation_max_concurrent_runs,
         arguments=workflow.job_arguments(settings),
     )
     # One load at a time: bookmarks need it, and the state machine retries a refused start.
