@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -190,6 +190,80 @@ class WorkflowSettings(FrozenModel):
         return attempts
 
 
+class PriceSettings(FrozenModel):
+    """AWS prices and billing minimums for the cost estimate (``pipeline.costs``): on-demand, US
+    East (N. Virginia), free tiers left out. Each figure says where it was read, on 2026-12-01.
+
+    Glue's page (https://aws.amazon.com/glue/pricing/) could not be read in English: the
+    figures below come from its stored Japanese copy, AWS's Glue documentation, or, where said,
+    from no AWS page at all.
+    """
+
+    glue_dpu_hour_usd: float = Field(default=0.44, gt=0)
+    """Per DPU-hour of a Glue Spark job, billed per second: "0.44 ドル" per DPU-hour on
+    https://aws.amazon.com/jp/glue/pricing/ (the same figure in its pricing example)."""
+    glue_job_minimum_seconds: int = Field(default=60, ge=0)
+    """The least a Glue 5.x job run is billed for. Not found on an AWS page here: the stored copy
+    of the Glue pricing page predates Glue 2.0 and states 10 minutes per ETL job; the 1-minute
+    minimum of Glue 2.0 and later is stated by third parties only (for example
+    https://awsnegotiations.com/glue-job-cost-optimization.html, "one-minute minimum, billed per
+    second"), and by AWS for interactive sessions ("最小課金時間は 1 分",
+    https://docs.aws.amazon.com/ja_jp/glue/latest/dg/interactive-sessions-session-pricing.html)."""
+    glue_worker_type: Literal["G.025X", "G.1X", "G.2X", "G.4X", "G.8X"] = "G.1X"
+    """The jobs' worker type; its DPUs per worker are in ``pipeline.costs.WORKER_DPUS``."""
+    validation_workers: int = Field(default=2, ge=1)
+    """Workers of the validation job: 2, the least Glue allocates an ETL job ("Glue の ETL ジョブ
+    には最低で 2 個の DPU が必要です", https://aws.amazon.com/jp/glue/pricing/)."""
+    load_workers: int = Field(default=2, ge=1)
+    """Workers of the load job."""
+    crawler_dpu_hour_usd: float = Field(default=0.44, gt=0)
+    """Per DPU-hour of a crawler run: "$0.44 per Data Processing Unit-Hour for AWS Glue crawler"
+    (AWS's price list, as copied in
+    https://huggingface.co/datasets/labofsahil/aws-pricing-dataset/raw/main/AWSGlue.csv)."""
+    crawler_minimum_seconds: int = Field(default=600, ge=0)
+    """The least a crawler run is billed for: 10 minutes. Not found on an AWS page here; stated
+    by third parties ("Crawlers: $0.44 per DPU-hour, ten-minute minimum per crawl",
+    https://awsnegotiations.com/glue-job-cost-optimization.html)."""
+    crawler_dpus: float = Field(default=1.0, gt=0)
+    """DPUs a crawl of a few files uses. AWS reports each crawl's DPU-hours afterwards
+    (``DPUHour`` of ListCrawls, https://docs.aws.amazon.com/glue/latest/webapi/API_CrawlerHistory.html)
+    but states no figure beforehand: 1 is the least, so the crawl cost is a lower bound."""
+    standard_transition_usd: float = Field(default=0.000025, gt=0)
+    """Per Standard state transition: "$0.025 per 1,000 state transitions" (US East (N.
+    Virginia), https://aws.amazon.com/step-functions/pricing/)."""
+    express_request_usd: float = Field(default=0.000001, gt=0)
+    """Per Express request: "$1.00 per million invocations"
+    (https://aws.amazon.com/blogs/compute/building-cost-effective-aws-step-functions-workflows/);
+    the pricing page's Express table was not in the stored copy."""
+    express_gb_second_usd: float = Field(default=0.00001667, gt=0)
+    """Per GB-second of Express duration: "$0.0000001042" per 100 ms of 64 MB in AWS's Step
+    Functions workshop (aws-samples/the-aws-step-functions-workshop, module 13, "Review the
+    Cost Impact"), which is this per GB-second."""
+    express_duration_step_ms: int = Field(default=100, ge=1)
+    """Express duration is "rounded up to the nearest 100ms"
+    (https://aws.amazon.com/step-functions/pricing/)."""
+    express_memory_chunk_mb: int = Field(default=64, ge=1)
+    """Express memory is "billed in 64-MB chunks" (same page); the router's small definition and
+    payload fit one chunk."""
+    redshift_rpu_hour_usd: float = Field(default=0.375, gt=0)
+    """Per RPU-hour of Redshift Serverless. Not found on an AWS page here (the stored copy of
+    https://aws.amazon.com/redshift/pricing/ lacks its Serverless table); third parties give
+    "roughly $0.36 to $0.50 per RPU-hour" by region
+    (https://awsnegotiations.com/redshift-serverless-pricing.html): 0.375 is US East's as
+    commonly quoted, unconfirmed here."""
+    redshift_base_rpus: int = Field(default=8, ge=1)
+    """The workgroup's base capacity: the RPUs a query is billed at. 8 is the least a workgroup
+    may set according to https://awsnegotiations.com/redshift-serverless-pricing.html; AWS's
+    page (https://docs.aws.amazon.com/redshift/latest/mgmt/serverless-billing.html) says only
+    that base capacity is set per workgroup."""
+    redshift_minimum_seconds: int = Field(default=60, ge=0)
+    """The least an active period is billed for. AWS: "billed according to the capacity used in
+    a given duration, in RPU hours on a per-second basis"
+    (https://docs.aws.amazon.com/redshift/latest/mgmt/serverless-billing.html); the 60-second
+    minimum is stated by third parties only ("a 60-second minimum after each query starts",
+    https://awsnegotiations.com/redshift-serverless-pricing.html)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable, for one environment."""
 
@@ -206,6 +280,7 @@ class Settings(BaseSettings):
     timing: TimingSettings = TimingSettings()
     quality: QualitySettings = QualitySettings()
     workflow: WorkflowSettings = WorkflowSettings()
+    prices: PriceSettings = PriceSettings()
 
     def bucket(self, purpose: str) -> str:
         """The bucket for a purpose (``raw``, ``dim``, ``staging``, ``reports``): the one

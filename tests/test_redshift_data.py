@@ -109,6 +109,34 @@ def test_a_batch_is_one_transaction(data_api: Any, database: str, settings: Sett
     assert rows(settings, "SELECT source_key FROM flight_load_audit") == [("validated/a.csv",)]
 
 
+def test_list_statements_pages_through_what_ran_in_a_database(data_api: Any, database: str) -> None:
+    before = {
+        s["Id"]
+        for page in data_api.get_paginator("list_statements").paginate(Database=database)
+        for s in page["Statements"]
+    }
+    one = data_api.execute_statement(WorkgroupName=WORKGROUP, Database=database, Sql="SELECT 1")
+    batch = run_batch(data_api, database, ["SELECT 2", "SELECT 3"])
+    described(data_api, one["Id"])
+
+    pages = list(
+        data_api.get_paginator("list_statements").paginate(
+            Database=database, PaginationConfig={"PageSize": 1}
+        )
+    )
+    listed = {s["Id"]: s for page in pages for s in page["Statements"]}
+
+    assert all(len(page["Statements"]) <= 1 for page in pages)
+    assert set(listed) - before == {one["Id"], batch["Id"]}
+    assert listed[one["Id"]]["QueryString"] == "SELECT 1"
+    assert listed[one["Id"]]["IsBatchStatement"] is False
+    assert listed[batch["Id"]]["QueryStrings"] == ["SELECT 2", "SELECT 3"]
+    assert listed[batch["Id"]]["IsBatchStatement"] is True
+    finished = data_api.list_statements(Database=database, Status="FINISHED")["Statements"]
+    assert {one["Id"], batch["Id"]} <= {s["Id"] for s in finished}
+    assert data_api.list_statements(Database="elsewhere")["Statements"] == []
+
+
 def test_sysdate_is_the_transactions_start_in_every_statement_and_default(
     data_api: Any, database: str, settings: Settings
 ) -> None:

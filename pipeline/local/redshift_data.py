@@ -22,6 +22,12 @@ BatchExecuteStatement. Here both run their SQL on a thread, in the database they
   model documents. The first DescribeStatement always reports STARTED, however quick the
   statement, so a caller's poll loop really goes round. GetStatementResult returns a
   statement's rows once FINISHED and refuses it before with ValidationException.
+- ListStatements, which moto 5.2.5 lacks, lists the statements run (the bench counts them):
+  filtered by ``Database`` and ``Status`` (``ALL`` when not given), ``MaxResults`` at a time
+  (at most 100, ``ListStatementsLimit`` in the model) with a ``NextToken`` to the rest. Each
+  is described by the model's ``StatementData`` fields the twin knows: ``Id``, ``Status``,
+  ``CreatedAt``, ``UpdatedAt``, ``IsBatchStatement`` and ``QueryString`` (a batch's
+  ``QueryStrings``). The twin has one caller, so ``RoleLevel`` changes nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ STATEMENT_TOO_LARGE: Final = "Cannot process query string larger than 100kB"
 BATCH_MAX_STATEMENTS: Final = 40
 """The most statements one BatchExecuteStatement may carry (``SqlList``'s ``max``)."""
 _TRANSACTION: Final = "TRANSACTION"
+LIST_MAX_RESULTS: Final = 100
+"""The most statements one ListStatements answer holds (``ListStatementsLimit``'s ``max``)."""
+_ALL: Final = "ALL"
 
 # Statuses of a Redshift Data API statement that has ended.
 _STATEMENT_ENDED: Final = frozenset({"FINISHED", "FAILED", "ABORTED"})
@@ -148,6 +157,7 @@ class RedshiftDataApi:
         patch(backend, "get_statement_result", get_statement_result)
         patch(models.Statement, "__iter__", with_error)
         patch(responses.RedshiftDataAPIServiceResponse, "batch_execute_statement", _batch_response)
+        patch(responses.RedshiftDataAPIServiceResponse, "list_statements", _list_response)
 
     def run(
         self, database: str, sqls: Sequence[str], parameters: list[dict[str, str]] | None
@@ -181,6 +191,37 @@ def _batch_response(response: Any) -> Any:
         "WorkgroupName": response._get_param("WorkgroupName"),
     }
     return 200, {}, json.dumps(body)
+
+
+def _list_response(response: Any) -> Any:
+    """ListStatements, which moto 5.2.5 lacks: one page of the backend's statements."""
+    database = response._get_param("Database")
+    status = response._get_param("Status") or _ALL
+    wanted = [
+        statement
+        for statement in response.redshiftdata_backend.statements.values()
+        if database in (None, statement.database) and status in (_ALL, statement.status)
+    ]
+    start = int(response._get_param("NextToken") or 0)
+    end = start + (response._get_param("MaxResults") or LIST_MAX_RESULTS)
+    body: dict[str, Any] = {"Statements": [_listed(s) for s in wanted[start:end]]}
+    if end < len(wanted):
+        body["NextToken"] = str(end)
+    return 200, {}, json.dumps(body)
+
+
+def _listed(statement: Any) -> dict[str, Any]:
+    """A statement as ListStatements describes it (``StatementData``)."""
+    batch = getattr(statement, "batch", False)
+    sqls = getattr(statement, "sqls", [statement.query_string])
+    return {
+        "Id": statement.id,
+        "Status": statement.status,
+        "CreatedAt": statement.created_at,
+        "UpdatedAt": statement.updated_at,
+        "IsBatchStatement": batch,
+        **({"QueryStrings": sqls} if batch else {"QueryString": sqls[0]}),
+    }
 
 
 def _progressed(statement: Any) -> Any:

@@ -12,8 +12,8 @@ What is measured, one run each on this machine, against the bench's own local tw
    its descendants (the Spark JVM, moto) and the PostgreSQL server processes, sampled every
    100 ms (targets: >= 250,000 rows/s end to end, peak < 4 GB);
 7. the validation step (gate, promotion, report page) on one 1M-row daily file (seconds, peak
-   memory) beside the load of that same file (target: validation costs no more than the load
-   it protects).
+   memory) beside the load of that same file (target: the gate takes at most half of that
+   file's load time).
 
 Beside each load, a reference computed in the same run: a straightforward single-process load
 of the same CSV files into the same PostgreSQL (DuckDB joins the airport dimension and writes a
@@ -21,7 +21,10 @@ CSV file, which streams into ``COPY ... FROM STDIN`` of ``flight_processed_refer
 transaction that first deletes the days being loaded). ratio = flightpipe s / reference s;
 ref rows/s is the reference's own rate, a gauge of this machine's speed.
 
-Row counts are checked after every load (a mismatch raises); targets are only reported.
+``--only twin`` runs the event path's scenarios instead (``tests/benchmarks/twin.py``).
+
+Row counts are checked after every load (a mismatch raises; on the twin, once every table is
+printed); targets are only reported.
 The table goes to stdout, progress to stderr. Generated data is kept in
 ``.flightpipe/bench/data`` and reused while its spec is unchanged.
 """
@@ -77,6 +80,7 @@ NEW_DAY_FACTOR = 1.2
 NOTHING_NEW_SECONDS = 5.0
 BIG_ROWS_PER_SECOND = 250_000
 BIG_PEAK_MB = 4 * 1024
+GATE_SHARE_OF_LOAD = 0.5
 
 out = Console(width=200)  # wide enough for the table when stdout is a file
 progress = Console(stderr=True)
@@ -350,6 +354,8 @@ class Row:
     peak_mb: float | None = None
     target: str = ""
     met: bool | None = None
+    problem: str = ""
+    """Why the row's result is wrong (rows missing): the bench fails once the tables are out."""
 
 
 def load_row(scenario: str, flightpipe: Timed, reference: Timed | None = None) -> Row:
@@ -477,8 +483,8 @@ def gate_rows(big: Sample) -> list[Row]:
     return [
         dataclasses.replace(
             Row("gate: validate 1M-row daily file", rows, gate_seconds, peak_mb=memory.peak_mb),
-            target=f"<= its load ({load.seconds:.2f} s)",
-            met=gate_seconds <= load.seconds,
+            target=f"<= half its load ({GATE_SHARE_OF_LOAD * load.seconds:.2f} s)",
+            met=gate_seconds <= GATE_SHARE_OF_LOAD * load.seconds,
         ),
         load_row("load of that 1M-row daily file", load),
     ]
@@ -585,6 +591,9 @@ def main() -> None:
     for line in describe_environment(bench_settings(), load_at_start):
         out.print(line)
     out.print(f"total wall time: {time.perf_counter() - started:.1f} s")
+    problems = [row.problem for row in rows if row.problem]
+    if problems:
+        raise SystemExit("rows missing: " + "; ".join(problems))
 
 
 if __name__ == "__main__":
