@@ -364,11 +364,13 @@ def cost_summary(outcomes: Sequence[Outcome], prices: PriceSettings) -> list[str
 def twin_rows() -> list[Row]:
     # A fresh twin: its endpoint (and its Spark, in the background) starts with the first scenario.
     stop_services(LocalServices(bench_settings("twin", warm_up=True)))
-    outcomes = [warm_file(), burst(), backfill()]
-    stop_services(LocalServices(bench_settings("twin", warm_up=True)))
     prices = bench_settings().prices
-    for outcome in outcomes:
-        out.print(usage_table(outcome, prices))
+    outcomes = []
+    # Each scenario's table as soon as it ends: a run cut short still leaves its figures.
+    for scenario in (warm_file, burst, backfill):
+        outcomes.append(scenario())
+        out.print(usage_table(outcomes[-1], prices))
+    stop_services(LocalServices(bench_settings("twin", warm_up=True)))
     out.print("AWS cost estimate, as Markdown:")
     for line in cost_summary(outcomes, prices):
         out.print(line, soft_wrap=True)
