@@ -16,7 +16,13 @@ from typing import Final, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.core.settings import FrozenModel, JobSettings, QualitySettings, StorageSettings
+from pipeline.core.settings import (
+    Buckets,
+    FrozenModel,
+    JobSettings,
+    QualitySettings,
+    StorageSettings,
+)
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 BUCKET_PURPOSES: Final = ("raw", "dim", "staging", "reports")
@@ -39,9 +45,8 @@ class WarehouseSettings(FrozenModel):
     None: the twin's own server's read-only role (with ``url`` set, it must be given)."""
     query_timeout_seconds: float = Field(default=60.0, gt=0)
     """How long one ``flightpipe query`` statement may run before it is cancelled."""
-    # Redshift Serverless names, used by the Glue job on AWS.
     workgroup: str = "flightpipe"
-    copy_role_arn: str = ""
+    """The Redshift Serverless workgroup the load and the row count's query run in on AWS."""
 
 
 class SparkSettings(FrozenModel):
@@ -264,7 +269,7 @@ class PriceSettings(FrozenModel):
     https://awsnegotiations.com/redshift-serverless-pricing.html)."""
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, Buckets):
     """Everything configurable, for one environment."""
 
     model_config = SettingsConfigDict(
@@ -272,7 +277,6 @@ class Settings(BaseSettings):
     )
 
     env: Environment = Environment.LOCAL
-    region: str = "us-east-1"
     storage: StorageSettings = StorageSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
     spark: SparkSettings = SparkSettings()
@@ -313,22 +317,6 @@ class Settings(BaseSettings):
     def buckets(self) -> dict[str, str]:
         """Every bucket of this environment, by purpose."""
         return {purpose: self.bucket(purpose) for purpose in BUCKET_PURPOSES}
-
-    @property
-    def raw_bucket(self) -> str:
-        return self.bucket("raw")
-
-    @property
-    def dimension_bucket(self) -> str:
-        return self.bucket("dim")
-
-    @property
-    def staging_bucket(self) -> str:
-        return self.bucket("staging")
-
-    @property
-    def reports_bucket(self) -> str:
-        return self.bucket("reports")
 
 
 # The state machines' numbers on AWS: Glue jobs and crawls take minutes, not seconds.
