@@ -120,6 +120,7 @@ class WorkflowSettings(FrozenModel):
     api_timeout_seconds: int = Field(default=30, ge=1)
     """How long one AWS API call of the state machine (start or get the crawler) may take."""
     statement_poll_seconds: int = Field(default=1, ge=1)
+    """How often the row count's query is described (DescribeStatement) until it has ended."""
     statement_timeout_seconds: int = Field(default=120, ge=1)
     """How long the row count's warehouse query may run before the run fails as stuck."""
 
@@ -325,6 +326,13 @@ _AWS_WORKFLOW: Final[dict[str, object]] = {
     "crawl_timeout_seconds": 1800,
     "job_timeout_seconds": 7200,
     "api_timeout_seconds": 60,
+    # Each DescribeStatement of a Standard run is a billed state transition
+    # (https://aws.amazon.com/step-functions/pricing/): a poll every few seconds, not every
+    # second. A query may wait for a slot in Redshift's queue before it runs
+    # (https://docs.aws.amazon.com/redshift/latest/dg/review-queue-wait-times-for-queries.html),
+    # so the short query gets minutes before the run fails as stuck.
+    "statement_poll_seconds": 5,
+    "statement_timeout_seconds": 300,
     "transient_retry_interval_seconds": 5,
     "transient_retry_max_delay_seconds": 60,
     "transient_retry_attempts": 5,
