@@ -60,7 +60,7 @@ class SparkSettings(FrozenModel):
     # flights share a task; a day of 100,000 has one to itself).
     file_open_cost_bytes: int = 256 * 1024
     # The throughput collector: a batch job has no pauses to avoid, and on two cores G1's
-    # concurrent work cost the 5M-row load about a tenth more JVM CPU.
+    # concurrent work takes CPU from the load itself.
     java_options: str = "-XX:+UseParallelGC"
 
 
