@@ -1,7 +1,7 @@
 """Moving a file version out of the pipeline's way: into quarantine, with the reason beside it.
 
 The gate quarantines an upload it refuses (``jobs.validation``); the load sets aside a
-validated copy the warehouse refused (``jobs.flight_etl``). Both leave the same two objects,
+validated copy the warehouse refused (``jobs.load``). Both leave the same two objects,
 ``quarantine/<name>`` and ``quarantine/<name>.validation.json``, and remove exactly the version
 they moved, never a newer one. Plain S3 through boto3, so both runtimes share it.
 """

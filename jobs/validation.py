@@ -36,14 +36,13 @@ from pipeline.core.logs import configure_logging
 from pipeline.core.settings import JobSettings
 from pipeline.core.uploads import Upload
 from quality.gate import (
-    Finding,
     Outcome,
     Verdict,
     check_daily_file,
     check_dimension,
     refuse_oversized,
 )
-from quality.reports import published, result_document
+from quality.reports import published, result_document, verdict_of
 
 log = logging.getLogger(__name__)
 
@@ -187,13 +186,7 @@ def _quarantined_before(s3: Any, key: str, upload: Upload) -> Validated | None:
         body = s3.get_object(Bucket=upload.bucket, Key=result, VersionId=version["VersionId"])
         document = json.loads(body["Body"].read())
         if document.get("version") == upload.version:
-            verdict = Verdict(
-                upload.name,
-                Outcome(document["outcome"]),
-                tuple(Finding(**finding) for finding in document["findings"]),
-                sha256=document["sha256"] or "",
-                rows=document["rows"],
-            )
+            verdict = verdict_of(upload.name, document)
             return Validated(upload, verdict, Action.QUARANTINED, key, document["report"])
     return None
 

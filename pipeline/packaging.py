@@ -34,7 +34,8 @@ Glue 5.1 itself provides at other versions (boto3, numpy, pandas...) are replace
 in the zip, so a job runs the versions the tests ran.
 
 This module is not Glue-side: it runs where the repository is (a developer's machine, CI),
-drives uv and pip, and reads the twin's script names; the job wheel never holds it.
+drives uv and pip, and reads the jobs' script names from ``pipeline.workflow``; the job wheel
+never holds it, and it imports nothing of the twin.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ from packaging.requirements import Requirement
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from pipeline.local.resources import LOAD_SCRIPT, VALIDATION_SCRIPT
 from pipeline.settings import REPO_ROOT
+from pipeline.workflow import JOB_SCRIPTS
 from quality.site_assets import npm_files
 
 GLUE_SIDE_CONTRACT: Final = "glue-side"
@@ -74,8 +75,6 @@ WHEEL_NAME: Final = "flightpipe-glue"
 ZIP_NAME: Final = "flightpipe.gluewheels.zip"
 """Glue installs an ``--additional-python-modules`` entry as a zip of wheels by this suffix."""
 ZIP_FOLDER: Final = "wheels"
-ENTRY_SCRIPTS: Final = {VALIDATION_SCRIPT: "jobs.validation", LOAD_SCRIPT: "jobs.flight_etl"}
-"""Each job's script (the file name its job definition runs) and the module it calls."""
 
 OUT_DIR: Final = REPO_ROOT / "dist" / "glue"
 SITE_FOLDER: Final = "reports"
@@ -489,7 +488,7 @@ def build(
         pins = sorted([(p.name, p.version) for p in packages] + [(WHEEL_NAME, version)])
         requirements = "".join(f"{name}=={pinned}\n" for name, pinned in pins)
         write_zip(out / ZIP_NAME, [*dependencies, job_wheel], requirements)
-    for script, module in ENTRY_SCRIPTS.items():
+    for script, module in JOB_SCRIPTS.items():
         (out / script).write_text(entry_script(module))
     write_site(site)
     if built.get("out") == str(out.resolve()):
@@ -535,7 +534,7 @@ def _tree_digest(folder: Path) -> str | None:
 def _artifact(out: Path, built: Mapping[str, Any]) -> Artifact:
     return Artifact(
         out=out,
-        scripts=tuple(out / script for script in ENTRY_SCRIPTS),
+        scripts=tuple(out / script for script in JOB_SCRIPTS),
         zip_path=out / ZIP_NAME,
         static_site=out.parent / SITE_FOLDER,
         job_wheel=built["job_wheel"],
@@ -550,12 +549,12 @@ def _inputs_digest(root: Path, pyproject: Mapping[str, Any], out: Path) -> str:
     for file in sources:
         digest.update(f"\0{file}\0".encode() + (root / file).read_bytes())
     digest.update(Path(__file__).read_bytes())
-    digest.update(json.dumps(ENTRY_SCRIPTS).encode())
+    digest.update(json.dumps(JOB_SCRIPTS).encode())
     return digest.hexdigest()
 
 
 def _outputs(out: Path) -> dict[str, str]:
-    names = [*ENTRY_SCRIPTS, ZIP_NAME]
+    names = [*JOB_SCRIPTS, ZIP_NAME]
     return {name: _sha256(out / name) for name in names if (out / name).is_file()}
 
 

@@ -16,7 +16,13 @@ from typing import Final, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.core.settings import FrozenModel, JobSettings, QualitySettings, StorageSettings
+from pipeline.core.settings import (
+    Buckets,
+    FrozenModel,
+    JobSettings,
+    QualitySettings,
+    StorageSettings,
+)
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 BUCKET_PURPOSES: Final = ("raw", "dim", "staging", "reports")
@@ -39,9 +45,8 @@ class WarehouseSettings(FrozenModel):
     None: the twin's own server's read-only role (with ``url`` set, it must be given)."""
     query_timeout_seconds: float = Field(default=60.0, gt=0)
     """How long one ``flightpipe query`` statement may run before it is cancelled."""
-    # Redshift Serverless names, used by the Glue job on AWS.
     workgroup: str = "flightpipe"
-    copy_role_arn: str = ""
+    """The Redshift Serverless workgroup the load and the row count's query run in on AWS."""
 
 
 class SparkSettings(FrozenModel):
@@ -55,7 +60,7 @@ class SparkSettings(FrozenModel):
     # flights share a task; a day of 100,000 has one to itself).
     file_open_cost_bytes: int = 256 * 1024
     # The throughput collector: a batch job has no pauses to avoid, and on two cores G1's
-    # concurrent work cost the 5M-row load about a tenth more JVM CPU.
+    # concurrent work takes CPU from the load itself.
     java_options: str = "-XX:+UseParallelGC"
 
 
@@ -115,6 +120,7 @@ class WorkflowSettings(FrozenModel):
     api_timeout_seconds: int = Field(default=30, ge=1)
     """How long one AWS API call of the state machine (start or get the crawler) may take."""
     statement_poll_seconds: int = Field(default=1, ge=1)
+    """How often the row count's query is described (DescribeStatement) until it has ended."""
     statement_timeout_seconds: int = Field(default=120, ge=1)
     """How long the row count's warehouse query may run before the run fails as stuck."""
 
@@ -264,7 +270,7 @@ class PriceSettings(FrozenModel):
     https://awsnegotiations.com/redshift-serverless-pricing.html)."""
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, Buckets):
     """Everything configurable, for one environment."""
 
     model_config = SettingsConfigDict(
@@ -272,7 +278,6 @@ class Settings(BaseSettings):
     )
 
     env: Environment = Environment.LOCAL
-    region: str = "us-east-1"
     storage: StorageSettings = StorageSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
     spark: SparkSettings = SparkSettings()
@@ -314,22 +319,6 @@ class Settings(BaseSettings):
         """Every bucket of this environment, by purpose."""
         return {purpose: self.bucket(purpose) for purpose in BUCKET_PURPOSES}
 
-    @property
-    def raw_bucket(self) -> str:
-        return self.bucket("raw")
-
-    @property
-    def dimension_bucket(self) -> str:
-        return self.bucket("dim")
-
-    @property
-    def staging_bucket(self) -> str:
-        return self.bucket("staging")
-
-    @property
-    def reports_bucket(self) -> str:
-        return self.bucket("reports")
-
 
 # The state machines' numbers on AWS: Glue jobs and crawls take minutes, not seconds.
 _AWS_WORKFLOW: Final[dict[str, object]] = {
@@ -337,6 +326,13 @@ _AWS_WORKFLOW: Final[dict[str, object]] = {
     "crawl_timeout_seconds": 1800,
     "job_timeout_seconds": 7200,
     "api_timeout_seconds": 60,
+    # Each DescribeStatement of a Standard run is a billed state transition
+    # (https://aws.amazon.com/step-functions/pricing/): a poll every few seconds, not every
+    # second. A query may wait for a slot in Redshift's queue before it runs
+    # (https://docs.aws.amazon.com/redshift/latest/dg/review-queue-wait-times-for-queries.html),
+    # so the short query gets minutes before the run fails as stuck.
+    "statement_poll_seconds": 5,
+    "statement_timeout_seconds": 300,
     "transient_retry_interval_seconds": 5,
     "transient_retry_max_delay_seconds": 60,
     "transient_retry_attempts": 5,

@@ -296,6 +296,14 @@ def _outcome(outcome: str) -> dict[str, Any]:
     return {"outcome": {"DataType": "String", "StringValue": outcome}}
 
 
+VALIDATION_SCRIPT: Final = "validation.py"
+LOAD_SCRIPT: Final = "flight_etl.py"
+JOB_SCRIPTS: Final = {VALIDATION_SCRIPT: "jobs.validation", LOAD_SCRIPT: "jobs.flight_etl"}
+"""Each Glue job's script, by the name its job definition gives it (CDK's and the twin's), and
+the module whose ``main`` it calls: ``make package`` writes these scripts, and the twin's
+endpoint runs a job run by its job's script."""
+
+
 def job_arguments(settings: Settings) -> dict[str, str]:
     """The default arguments both Glue jobs are created with, by CDK and by the twin: the job
     settings (``pipeline.core.settings.JobSettings``) as JSON. What differs per run, the state

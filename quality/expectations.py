@@ -64,8 +64,8 @@ class _PerValueMetric(ColumnMapMetricProvider):
     """A condition decided per distinct value, missing values included (``_per_value``).
 
     GX would otherwise copy the whole frame without the column's missing rows for every
-    expectation and metric (``filter_column_isnull``): most of what a check of a 1M-row file
-    cost.
+    expectation and metric (``filter_column_isnull``), which dominated the check of a large
+    file.
     """
 
     filter_column_isnull = False

@@ -433,9 +433,10 @@ def _definition(build: Callable[[], Any]) -> Any:
     """The validation definition, in the gate's context, of the suite ``build`` makes.
 
     GX's add_or_update compares every expectation of the suite with every stored one and then
-    stores it again, with its definition: some 0.1 s of CPU a validation for the daily suite.
-    So a suite is stored only when it differs from the one stored last under its name (a new
-    dimension, other settings); the validations in between reuse its definition.
+    stores it again, with its definition: CPU that every validation would spend for nothing
+    while the suite is unchanged. So a suite is stored only when it differs from the one
+    stored last under its name (a new dimension, other settings); the validations in between
+    reuse its definition.
     """
     import great_expectations as gx
 

@@ -64,6 +64,22 @@ def result_document(uri: str, version: str, verdict: Verdict, report: str | None
     }
 
 
+def verdict_of(name: str, document: dict[str, Any]) -> Verdict:
+    """The verdict of file ``name`` that a result document (``result_document``) holds: all
+    of it but what no document keeps, the normalized bytes (a quarantined file has none) and
+    GX's own result."""
+    from quality.gate import Finding, Outcome, Verdict  # GX: only where a verdict is rebuilt
+
+    return Verdict(
+        name,
+        Outcome(document["outcome"]),
+        tuple(Finding(**finding) for finding in document["findings"]),
+        sha256=document["sha256"],
+        rows=document["rows"],
+        details={"quirks": list(document["normalized"])},
+    )
+
+
 @dataclass(frozen=True)
 class Summary:
     """One validated file version, as ``flightpipe report`` lists it."""

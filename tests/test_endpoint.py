@@ -10,6 +10,7 @@ what each would receive. The worker processes themselves are tested on the twin
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,12 +21,11 @@ import pytest
 from moto import mock_aws
 from moto.moto_api import state_manager
 
-from jobs import flight_etl, validation
+from jobs import flight_etl
 from pipeline import workflow
 from pipeline.core.settings import JobSettings
 from pipeline.local.aws import GlueWorkers
 from pipeline.local.etl import TwinLoad
-from pipeline.local.resources import LOAD_SCRIPT, VALIDATION_SCRIPT
 from pipeline.local.validation import RunOutcome, ValidationWorker, WorkerProcess
 from pipeline.settings import load_settings
 from tests.conftest import make_settings
@@ -127,16 +127,15 @@ def received_by_a_validation_worker(monkeypatch: pytest.MonkeyPatch) -> Received
 
 
 @pytest.mark.parametrize(
-    ("script", "entry", "run_arguments", "recorder"),
+    ("script", "run_arguments", "recorder"),
     [
-        (VALIDATION_SCRIPT, validation, VALIDATION_RUN, received_by_a_validation_worker),
-        (LOAD_SCRIPT, flight_etl, LOAD_RUN, received_by_the_load),
+        (workflow.VALIDATION_SCRIPT, VALIDATION_RUN, received_by_a_validation_worker),
+        (workflow.LOAD_SCRIPT, LOAD_RUN, received_by_the_load),
     ],
     ids=["validation", "load"],
 )
 def test_a_job_run_gets_the_argument_vector_glue_hands_its_script(
     script: str,
-    entry: Any,
     run_arguments: Mapping[str, str],
     recorder: Callable[[pytest.MonkeyPatch], Received],
     monkeypatch: pytest.MonkeyPatch,
@@ -162,7 +161,9 @@ def test_a_job_run_gets_the_argument_vector_glue_hands_its_script(
         "--JOB_ID": f"j_{JOB_NAME}",
         "--JOB_RUN_ID": run.job_run_id,
     }
-    # The entrypoint's own parser, Glue's getResolvedOptions, reads every name it asks for.
+    # The parser of the module the script calls (``make package`` writes the same script),
+    # Glue's getResolvedOptions, reads every name it asks for.
+    entry = importlib.import_module(workflow.JOB_SCRIPTS[script])
     settings, *_ = entry.parse_arguments(argv)
     created = JobSettings.model_validate_json(defaults["--settings"])
     assert (settings.env, settings.quality) == (created.env, created.quality)

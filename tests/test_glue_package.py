@@ -25,8 +25,7 @@ import pytest
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from jobs import flight_etl, validation
-from pipeline import packaging
-from pipeline.local.resources import LOAD_SCRIPT, VALIDATION_SCRIPT
+from pipeline import packaging, workflow
 from pipeline.settings import REPO_ROOT
 from quality.site_assets import VENDOR, npm_files
 from tests.glue import glue_argv, run_id
@@ -122,7 +121,7 @@ def test_the_artifact_is_the_two_entry_scripts_and_one_zip_of_wheels(
     artifact: packaging.Artifact,
 ) -> None:
     assert sorted(p.name for p in artifact.out.iterdir()) == sorted(
-        [VALIDATION_SCRIPT, LOAD_SCRIPT, "flightpipe.gluewheels.zip"]
+        [workflow.VALIDATION_SCRIPT, workflow.LOAD_SCRIPT, "flightpipe.gluewheels.zip"]
     )
     files = _wheel_files(artifact)
     # AWS's layout: one top-level wheels/ folder, its requirements.txt naming every wheel in it
@@ -266,8 +265,8 @@ def test_the_reports_static_site_is_built_beside_for_the_deployment(
 @pytest.mark.parametrize(
     ("script", "state", "module"),
     [
-        (VALIDATION_SCRIPT, "Validate upload", validation),
-        (LOAD_SCRIPT, "Load validated files", flight_etl),
+        (workflow.VALIDATION_SCRIPT, "Validate upload", validation),
+        (workflow.LOAD_SCRIPT, "Load validated files", flight_etl),
     ],
 )
 def test_each_entry_module_parses_the_argument_vector_glue_hands_it(
@@ -322,7 +321,7 @@ def _parsed(settings: Any, run: Any) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("script", [VALIDATION_SCRIPT, LOAD_SCRIPT])
+@pytest.mark.parametrize("script", [workflow.VALIDATION_SCRIPT, workflow.LOAD_SCRIPT])
 def test_each_entry_script_runs_main_of_its_module_in_the_wheel_with_sys_argv(
     artifact: packaging.Artifact, glue_python: Path, script: str
 ) -> None:
@@ -332,7 +331,7 @@ def test_each_entry_script_runs_main_of_its_module_in_the_wheel_with_sys_argv(
     called = in_glue(glue_python, _RUN_SCRIPT, str(path), argv)
 
     assert called == {
-        "module": packaging.ENTRY_SCRIPTS[script],
+        "module": workflow.JOB_SCRIPTS[script],
         "argv": argv,
         "from_the_wheel": True,
     }

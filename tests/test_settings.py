@@ -52,6 +52,6 @@ def test_explicit_overrides_win_over_environment_variables(monkeypatch: pytest.M
 def test_settings_are_frozen_and_reject_unknown_keys() -> None:
     settings = load_settings("local")
     with pytest.raises(ValidationError):
-        settings.region = "eu-west-1"  # type: ignore[misc]
+        settings.env = Environment.PROD  # type: ignore[misc]
     with pytest.raises(ValidationError):
         load_settings("local", storage={"raw_prefx": "x/"})

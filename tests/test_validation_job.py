@@ -386,6 +386,32 @@ def test_a_retried_run_of_a_quarantined_upload_ends_as_the_first_run_did(
     assert len(records["Contents"]) == 3  # the retry validated nothing again
 
 
+def test_a_retried_run_of_a_quarantined_upload_gets_the_first_runs_whole_verdict(
+    glue_settings: tuple[Settings, Any],
+) -> None:
+    """The verdict rebuilt from the result beside the quarantined file is the one the gate
+    gave: findings, digest, rows, and the transport quirks it normalized on the way."""
+    settings, s3 = glue_settings
+    s3.put_object(Bucket=settings.dimension_bucket, Key="airport_codes.csv", Body=AIRPORTS)
+    dim = s3.list_object_versions(Bucket=settings.dimension_bucket)["Versions"][0]["VersionId"]
+    validation.main(
+        validation_argv(
+            settings, Upload(settings.dimension_bucket, "airport_codes.csv", dim), run=1
+        )
+    )
+    # Quarantined (airport id 0), with quirks: a byte-order mark and CRLF line endings.
+    body = f"\ufeff{HEADER}\r\nDL,0,12892,1,1\r\n".encode()
+    bad = upload_to(s3, settings.raw_bucket, "raw/2024-01-06.csv", body)
+    first = validation.validate_upload(s3, settings.job_settings(), bad, TODAY)
+    assert first.action is Action.QUARANTINED
+    assert first.verdict.details["quirks"]
+
+    retried = validation.validate_upload(s3, settings.job_settings(), bad, TODAY)
+
+    assert retried.action is Action.QUARANTINED
+    assert retried.verdict == first.verdict
+
+
 # --- On the endpoint: validation runs in worker processes -----------------------------------
 
 

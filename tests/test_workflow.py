@@ -172,21 +172,31 @@ def test_every_retried_or_caught_error_is_one_the_integration_raises(machine: st
             }, (name, error)
 
 
-def test_the_row_count_retries_what_the_data_api_says_is_transient() -> None:
-    states = definition("main")["States"]
-    retried = {
-        name: {e for retry in states[name]["Retry"] for e in retry["ErrorEquals"]}
-        for name in ("Count loaded rows", "Describe statement", "Read loaded rows")
-    }
-    assert retried == {
-        "Count loaded rows": {
-            "RedshiftData.ActiveStatementsExceededException",
-            "RedshiftData.InternalServerException",
-            "States.Timeout",
-        },
-        "Describe statement": {"RedshiftData.InternalServerException", "States.Timeout"},
-        "Read loaded rows": {"RedshiftData.InternalServerException", "States.Timeout"},
-    }
+# What the Data API refuses in the request as sent (malformed, a statement it cannot run, a
+# statement id it does not know) it refuses again: retrying only delays the alert.
+REFUSED_AS_SENT = ("ValidationException", "ExecuteStatementException", "ResourceNotFoundException")
+
+
+def test_no_data_api_task_retries_what_the_data_api_refuses_as_sent() -> None:
+    """Each Redshift Data API task retries the service's own failure, never an error its
+    operation (in botocore's model) raises for the request itself, nor a catch-all."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("redshift-data")
+    data_api = [
+        (name, state)
+        for name, state in tasks(definition("main")["States"])
+        if integration(state["Resource"])[0] == "redshift-data"
+    ]
+    assert data_api
+    for name, state in data_api:
+        _, (operation,) = integration(state["Resource"])
+        declared = {e.name for e in model.operation_model(operation).error_shapes}
+        refused = {f"RedshiftData.{e}" for e in REFUSED_AS_SENT if e in declared}
+        retried = {e for retry in state["Retry"] for e in retry["ErrorEquals"]}
+        assert refused, (name, declared)
+        assert not retried & (refused | {"States.ALL", "States.TaskFailed"}), name
+        assert "RedshiftData.InternalServerException" in retried, name
 
 
 # The errors a state catches as answers, not failures.

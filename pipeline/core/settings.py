@@ -9,6 +9,7 @@ the machine that deploys or runs the twin.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,14 +55,40 @@ class QualitySettings(FrozenModel):
     """Largest share of flights whose airport the dimension lacks; above it, quarantine."""
     max_file_bytes: int = Field(default=128 * 2**20, ge=1)
     """Largest file the gate reads (daily file or dimension); a larger one is quarantined
-    unread. The gate holds a file in memory about 15 times over (a 1M-flight day is 21 MB);
-    128 MiB is some 6M flights, far above any real day."""
+    unread. The gate holds a file in memory many times over (its bytes, its text, its tables),
+    so this bounds what one validation needs; 128 MiB is some 6M flights, far above any real
+    day."""
     max_line_bytes: int = Field(default=64 * 2**10, ge=1)
     """Longest line the gate accepts; a flight's line is some 30 bytes, a dimension's row
     with every text at its full width under 1 KB."""
 
 
-class JobSettings(FrozenModel):
+class Buckets(ABC):
+    """The buckets by purpose, each a name ``bucket`` gives: for a job run's settings and an
+    environment's alike, which differ only in how they know a name."""
+
+    @abstractmethod
+    def bucket(self, purpose: str) -> str:
+        """The bucket for ``purpose`` (``raw``, ``dim``, ``staging``, ``reports``)."""
+
+    @property
+    def raw_bucket(self) -> str:
+        return self.bucket("raw")
+
+    @property
+    def dimension_bucket(self) -> str:
+        return self.bucket("dim")
+
+    @property
+    def staging_bucket(self) -> str:
+        return self.bucket("staging")
+
+    @property
+    def reports_bucket(self) -> str:
+        return self.bucket("reports")
+
+
+class JobSettings(FrozenModel, Buckets):
     """What a job run needs of one environment's settings."""
 
     env: str
@@ -82,15 +109,3 @@ class JobSettings(FrozenModel):
         """These settings with ``buckets`` (by purpose) named, as a run's arguments name them."""
         storage = self.storage.model_copy(update={"buckets": {**self.storage.buckets, **buckets}})
         return self.model_copy(update={"storage": storage})
-
-    @property
-    def raw_bucket(self) -> str:
-        return self.bucket("raw")
-
-    @property
-    def dimension_bucket(self) -> str:
-        return self.bucket("dim")
-
-    @property
-    def reports_bucket(self) -> str:
-        return self.bucket("reports")

@@ -48,9 +48,9 @@ LOAD_COLUMNS: tuple[str, ...] = tuple(c for c in FLIGHT_PROCESSED.column_names i
 # both COPYs read alike: PostgreSQL's text format and Redshift's DELIMITER '\t' ESCAPE. Inside
 # a text value a backslash goes before each backslash, tab, line feed and carriage return (the
 # character itself follows it, never a letter: Redshift would load `\n` as `n`); numbers and
-# dates are plain; NULL is `\N`. PostgreSQL parses it in about a quarter less time than CSV
-# with every text value quoted. One value differs between the two: Redshift loads a text value
-# of exactly `\N` (staged escaped, `\\N`) as NULL, as its COPY documents.
+# dates are plain; NULL is `\N`. PostgreSQL parses it faster than CSV with every text value
+# quoted. One value differs between the two: Redshift loads a text value of exactly `\N`
+# (staged escaped, `\\N`) as NULL, as its COPY documents.
 STAGED_DELIMITER = "\t"
 STAGED_NULL = "\\N"
 STAGED_ESCAPE = "\\"
@@ -417,8 +417,14 @@ def _audit_insert(files: Sequence[SourceFile], job_run_id: str, *, proven: bool)
 
 
 def staged_values(line: str) -> dict[str, str | None]:
-    """A staged line's values by warehouse column, read the way COPY reads them: split at
-    unescaped delimiters, escapes removed, ``\\N`` as None."""
+    """A staged line's values by warehouse column, read the way PostgreSQL's COPY reads them
+    (its text format): split at unescaped delimiters, escapes removed, ``\\N`` as None.
+
+    The load reads it from the line PostgreSQL's COPY context names, to say which file and
+    value it refused. The twin's Redshift COPY reads staged objects with a reader of its own
+    (``pipeline.local.redshift_sql``), on purpose: that one reads as Redshift does, under the
+    options its COPY names, and there a text value of exactly ``\\N`` (staged escaped) is
+    NULL, where here it is that text; and the Glue side never imports the twin."""
     values: list[str | None] = []
     raw: list[str] = []
     value: list[str] = []

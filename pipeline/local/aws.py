@@ -50,10 +50,10 @@ from pipeline.local import emulator
 from pipeline.local.durable import DurableState
 from pipeline.local.objects import aws_client
 from pipeline.local.redshift_data import RedshiftDataApi
-from pipeline.local.resources import LOAD_SCRIPT, VALIDATION_SCRIPT
 from pipeline.local.services import LocalServices, own_ports
 from pipeline.local.validation import ValidationProcesses
 from pipeline.settings import Settings, load_settings
+from pipeline.workflow import LOAD_SCRIPT, VALIDATION_SCRIPT
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

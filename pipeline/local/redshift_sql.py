@@ -252,7 +252,12 @@ _ESCAPED: Final = re.compile(r"\\(.)", re.DOTALL)
 def _records(data: bytes, copy: _Copy) -> Iterator[list[str | None]]:
     """The rows of one staged object, read as Redshift's COPY reads UTF-8 text: a row per
     line, a field per delimiter; with ESCAPE, a backslash makes the next character (a
-    delimiter, a line feed, a backslash) part of the value."""
+    delimiter, a line feed, a backslash) part of the value.
+
+    Not ``pipeline.core.warehouse.staged_values``, which reads one line as PostgreSQL's COPY
+    does: this one takes the COPY's options, and reads an escaped ``\\\\N`` as Redshift
+    does, as NULL.
+    """
     text = data.decode("utf-8")
     delimiter = re.escape(copy.delimiter)
     value = rf"(?:[^\\{delimiter}\n]|\\.)*" if copy.escape else rf"[^{delimiter}\n]*"

@@ -19,12 +19,14 @@ from typing import Any, Final
 from pipeline import workflow
 from pipeline.local.objects import aws_client
 from pipeline.settings import Settings
-from pipeline.workflow import main_definition, render, router_definition, substitute
-
-VALIDATION_SCRIPT: Final = "validation.py"
-LOAD_SCRIPT: Final = "flight_etl.py"
-"""The jobs' scripts, by the names their job definitions give them: the endpoint runs a job
-run by its job's script."""
+from pipeline.workflow import (
+    LOAD_SCRIPT,
+    VALIDATION_SCRIPT,
+    main_definition,
+    render,
+    router_definition,
+    substitute,
+)
 
 # Roles are not checked by the twin; these name what each would be on AWS.
 _ROLE: Final = "arn:aws:iam::{account}:role/{name}"
