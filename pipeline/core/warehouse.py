@@ -3,7 +3,8 @@
 A load replaces whole days in one transaction:
 
 0. ``COPY`` the load's manifest into a temporary table: a row per file version loaded (and,
-   when the load set files aside, a row per ``Rejection``), staged beside the lines;
+   when the load set files aside, a row per ``Rejection``), staged beside the lines, and
+   ``ANALYZE`` it, so the statements that read it are planned from its real size;
 1. ``DELETE`` every row of the manifest's days;
 2. ``COPY`` the new rows straight into ``flight_processed`` (no staging table inside the
    warehouse, so the data is written once);
