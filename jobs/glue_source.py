@@ -9,8 +9,8 @@ a cast after it turns a value the contract refuses into a guess. The new files' 
 as the twin reads them, with the contract's schema and FAILFAST (``read_daily_files``), so a
 value one runtime refuses the other refuses alike.
 
-What the load records of each copy comes from its HEAD: the version, the upload's version in
-its metadata and the SHA-256 checksum S3 keeps of it (``pipeline.core.contract``,
+What the load records of each copy comes from its HEAD: the version, the upload's version and
+key in its metadata and the SHA-256 checksum S3 keeps of it (``pipeline.core.contract``,
 ``VALIDATED_SHA256``). Spark reads an object's current version and cannot be pinned to the
 version listed, so once Spark has read the files, ``confirm_read`` checks that each is still
 that version; the load stops before its warehouse transaction otherwise.
@@ -35,15 +35,10 @@ from jobs.flights import (
     read_airports,
     read_daily_files,
 )
-from jobs.load import NewFlights, validated_copy
+from jobs.load import NewFlights, daily_files, validated_copy
 from jobs.quarantine import quarantine_rejected
-from pipeline.core.contract import (
-    SOURCE_VERSION,
-    NotADailyFileError,
-    flight_date_of,
-    header_names,
-)
-from pipeline.core.uploads import split_s3_uri
+from pipeline.core.contract import header_names
+from pipeline.core.uploads import S3_REQUESTS_AT_ONCE, split_s3_uri, version_of
 from pipeline.core.warehouse import (
     Rejection,
     SourceFile,
@@ -51,17 +46,14 @@ from pipeline.core.warehouse import (
 
 log = logging.getLogger(__name__)
 
-_REQUESTS_AT_ONCE = 8
-"""S3 requests in flight at once while describing a backfill's files (a HEAD each, and a range
-of each one's first bytes): one at a time, 365 files would take seconds of round trips."""
-
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
 def _each(work: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
-    """``work`` on every item, a few S3 requests at once, in the items' order."""
-    with ThreadPoolExecutor(max_workers=_REQUESTS_AT_ONCE) as pool:
+    """``work`` on every item (a HEAD each, or a range of each one's first bytes), a few S3
+    requests at once, in the items' order."""
+    with ThreadPoolExecutor(max_workers=S3_REQUESTS_AT_ONCE) as pool:
         return list(pool.map(work, items))
 
 
@@ -85,14 +77,7 @@ class GlueBookmarkedSource:
     """The header of each new file's listed version, by URI."""
 
     def new_flights(self) -> NewFlights:
-        daily, refused = [], {}
-        for uri in self._bookmarked_files():
-            try:
-                flight_date_of(uri)
-            except NotADailyFileError as exc:
-                refused[uri] = str(exc)
-            else:
-                daily.append(uri)
+        daily, refused = daily_files(self._bookmarked_files())
         if not daily:
             return NewFlights(None, [], refused=refused)
         listed = _each(self._listed, daily)
@@ -121,10 +106,9 @@ class GlueBookmarkedSource:
         header, from that version's first bytes."""
         bucket, key = split_s3_uri(uri)
         head = self.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        version = _version(head)
+        version = version_of(head)
         sha256 = _sha256_checksum(head) or self._sha256_read(bucket, key, version)
-        upload_version = head.get("Metadata", {}).get(SOURCE_VERSION)
-        file = validated_copy(uri, version, sha256, upload_version, self.raw_prefix)
+        file = validated_copy(uri, version, sha256, head.get("Metadata", {}), self.raw_prefix)
         return file, self._header(bucket, key, version)
 
     def _header(self, bucket: str, key: str, version: str) -> tuple[str, ...]:
@@ -161,7 +145,7 @@ class GlueBookmarkedSource:
 
         def current(file: SourceFile) -> str:
             bucket, key = split_s3_uri(file.uri)
-            return _version(self.s3.head_object(Bucket=bucket, Key=key))
+            return version_of(self.s3.head_object(Bucket=bucket, Key=key))
 
         changed = [
             f"{f.uri} changed while the load read it: version {f.version} was listed, {now} is "
@@ -182,12 +166,6 @@ class GlueBookmarkedSource:
 
     def set_aside(self, rejection: Rejection, job_run_id: str) -> None:
         quarantine_rejected(self.s3, rejection, self.quarantine_prefix, job_run_id)
-
-
-def _version(head: dict[str, Any]) -> str:
-    """The version id a HEAD names; an unversioned bucket answers without one, and S3 calls
-    that version "null"."""
-    return str(head.get("VersionId") or "null")
 
 
 def _sha256_checksum(head: dict[str, Any]) -> str | None:

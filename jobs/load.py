@@ -10,9 +10,10 @@ Redshift (``jobs.redshift``); the local twin binds them to its object store and 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import unquote
 
 from pyspark.sql import DataFrame
 
@@ -23,6 +24,9 @@ from jobs.flights import (
 from jobs.rejects import first_refusal, is_data_error, shown
 from pipeline.core.contract import (
     DAILY_FLIGHTS,
+    SOURCE_KEY,
+    SOURCE_VERSION,
+    NotADailyFileError,
     flight_date_of,
 )
 from pipeline.core.errors import plain_error
@@ -63,20 +67,43 @@ class LoadResult:
         return sum(self.rows_by_key.values())
 
 
+def daily_files(uris: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """The daily files among the objects ``uris`` and, apart, every other object with why it
+    is none: those are reported, never loaded, so a stray object where the load reads stops
+    no load."""
+    daily, refused = [], {}
+    for uri in uris:
+        try:
+            flight_date_of(uri)
+        except NotADailyFileError as exc:
+            refused[uri] = str(exc)
+        else:
+            daily.append(uri)
+    return daily, refused
+
+
 def validated_copy(
-    uri: str, version: str, sha256: str, upload_version: str | None, raw_prefix: str
+    uri: str, version: str, sha256: str, metadata: Mapping[str, str], raw_prefix: str
 ) -> SourceFile:
     """A validated copy as the load sees it, from what its version says of itself: the day its
-    name carries and, when its ``source-version`` metadata names the upload's version, the
-    upload, at the raw prefix under the same name."""
+    name carries and, when its ``metadata`` names the upload's version, the upload.
+
+    The upload's key is the copy's ``source-key`` metadata. A copy promoted before the gate
+    wrote that entry names only the version: its upload is the one the gate promoted it from,
+    at ``raw_prefix`` under the copy's name (the gate refuses a daily file anywhere else).
+    """
     key = split_s3_uri(uri)[1]
+    upload_version, upload_key = metadata.get(SOURCE_VERSION), None
+    if upload_version is not None:
+        named = metadata.get(SOURCE_KEY)
+        upload_key = raw_prefix + key.rsplit("/", 1)[-1] if named is None else unquote(named)
     return SourceFile(
         key=key,
         version=version,
         sha256=sha256,
         flight_date=flight_date_of(key),
         uri=uri,
-        upload_key=raw_prefix + key.rsplit("/", 1)[-1] if upload_version else None,
+        upload_key=upload_key,
         upload_version=upload_version,
     )
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from pipeline.core.contract import SOURCE_SHA256, SOURCE_VERSION
-from pipeline.core.uploads import split_s3_uri
+from pipeline.core.uploads import split_s3_uri, version_of
 from pipeline.core.warehouse import Rejection, SourceFile
 
 RESULT_SUFFIX: Final = ".validation.json"
@@ -64,9 +64,9 @@ def quarantined_key(file: SourceFile, quarantine_prefix: str) -> str:
 
 def quarantine_rejected(
     s3: Any, rejection: Rejection, quarantine_prefix: str, job_run_id: str
-) -> str:
+) -> None:
     """Move a rejected validated copy to quarantine, the reason beside it, as the gate moves a
-    refused upload; return the quarantined copy's URI."""
+    refused upload."""
     file = rejection.file
     bucket, _ = split_s3_uri(file.uri)
     destination = quarantined_key(file, quarantine_prefix)
@@ -94,7 +94,7 @@ def quarantine_rejected(
         **({SOURCE_VERSION: file.upload_version} if file.upload_version else {}),
     }
     # Still the latest copy: hide the key, or an older copy, never loaded, would load next.
-    latest = s3.head_object(Bucket=bucket, Key=file.key).get("VersionId") == file.version
+    latest = version_of(s3.head_object(Bucket=bucket, Key=file.key)) == file.version
     quarantine(
         s3,
         bucket,
@@ -104,4 +104,3 @@ def quarantine_rejected(
         metadata=metadata,
         hide_key=latest,
     )
-    return f"s3://{bucket}/{destination}"

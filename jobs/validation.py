@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from jobs.quarantine import RESULT_SUFFIX, quarantine
 from pipeline.core.contract import (
     AIRPORTS,
+    SOURCE_KEY,
     SOURCE_MODIFIED,
     SOURCE_SHA256,
     SOURCE_VERSION,
@@ -34,7 +36,7 @@ from pipeline.core.contract import (
 )
 from pipeline.core.logs import configure_logging
 from pipeline.core.settings import JobSettings
-from pipeline.core.uploads import Upload
+from pipeline.core.uploads import Upload, version_of
 from quality.gate import (
     Outcome,
     Verdict,
@@ -201,7 +203,8 @@ def _promote(s3: Any, key: str, upload: Upload, modified: dt.datetime, verdict: 
     writes nothing the second time.
     """
     assert verdict.normalized is not None
-    if _head(s3, upload.bucket, upload.key).get("VersionId") != upload.version:
+    head = _head(s3, upload.bucket, upload.key)
+    if not head or version_of(head) != upload.version:
         return False
     stamp = modified.astimezone(dt.UTC).isoformat()
     current = _head(s3, upload.bucket, key).get("Metadata", {})
@@ -216,6 +219,7 @@ def _promote(s3: Any, key: str, upload: Upload, modified: dt.datetime, verdict: 
         ChecksumAlgorithm="SHA256",
         Metadata={
             SOURCE_VERSION: upload.version,
+            SOURCE_KEY: quote(upload.key),
             SOURCE_MODIFIED: stamp,
             SOURCE_SHA256: verdict.sha256,
             "outcome": str(verdict.outcome),

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import awsglue.context
 import boto3
@@ -32,7 +33,7 @@ from jobs.flights import read_daily_files
 from jobs.glue_source import GlueBookmarkedSource
 from jobs.redshift import RedshiftWarehouse
 from pipeline import workflow
-from pipeline.core.contract import SOURCE_VERSION, header_names
+from pipeline.core.contract import SOURCE_KEY, SOURCE_VERSION, header_names
 from pipeline.core.errors import plain_error
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings, load_settings
@@ -79,15 +80,19 @@ class GlueJob:
     def argv(self, run: int = 1) -> list[str]:
         return glue_argv("flight_etl.py", self.arguments, job_name=JOB_NAME, run=run)
 
-    def upload(self, name: str, text: str, *, by_hand: bool = False, upload: str = "") -> str:
+    def upload(
+        self, name: str, text: str, *, by_hand: bool = False, upload: str = "", upload_key: str = ""
+    ) -> str:
         """Put a validated copy in S3 and in Glue's local view of it; return its version id.
 
         The validation job has S3 keep the copy's SHA-256 checksum and names the upload's
-        version (``upload``) in the copy's metadata; a copy written ``by_hand`` has neither.
+        version (``upload``) and key (``upload_key``) in the copy's metadata; a copy written
+        ``by_hand`` has neither.
         """
         (self.jvm.local / name).write_text(text)
         written = {} if by_hand else {"ChecksumAlgorithm": "SHA256"}
         metadata = {SOURCE_VERSION: upload} if upload else {}
+        metadata |= {SOURCE_KEY: quote(upload_key)} if upload_key else {}
         response = self.s3.put_object(
             Bucket=RAW_BUCKET,
             Key=f"validated/{name}",
@@ -383,7 +388,10 @@ def test_glue_reads_the_files_as_the_twin_does_so_a_fractional_delay_is_set_asid
     read, with the contract's types, refuses it, and so must the Glue job's."""
     job.upload("2024-01-01.csv", DAY_1)
     bad = job.upload(
-        "2024-01-02.csv", DAY_1.replace("DL,10397,12892,5,", "DL,10397,12892,7.5,"), upload="u1"
+        "2024-01-02.csv",
+        DAY_1.replace("DL,10397,12892,5,", "DL,10397,12892,7.5,"),
+        upload="u1",
+        upload_key="incoming/2024-01-02.csv",  # as the copy names it, whatever the raw prefix
     )
 
     result = flight_etl.main(job.argv())
@@ -394,7 +402,7 @@ def test_glue_reads_the_files_as_the_twin_does_so_a_fractional_delay_is_set_asid
         "line 2, DepDelay: 7.5 is not a whole number",
     )
     upload = (rejection.file.upload_key, rejection.file.upload_version)
-    assert upload == ("raw/2024-01-02.csv", "u1")
+    assert upload == ("incoming/2024-01-02.csv", "u1")
     assert job.rows("SELECT DISTINCT flight_date::text FROM flight_processed") == [("2024-01-01",)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -18,6 +19,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from jobs.load import validated_copy
+from pipeline.core.contract import SOURCE_KEY, SOURCE_VERSION
+from pipeline.core.uploads import Upload
 from pipeline.local.postgres import LoadInProgressError
 from pipeline.local.services import LocalServices
 from pipeline.local.twin import LocalTwin
@@ -323,6 +327,62 @@ def test_a_rejected_version_still_in_place_is_never_new_again(
     assert list(result.rows_by_key) == ["validated/2024-01-01.csv"]
     assert result.rejected == ()
     assert len(rejects(twin)) == 1
+
+
+def test_an_object_that_is_no_daily_file_is_reported_and_the_daily_files_load(
+    twin: LocalTwin, sample: SampleFiles
+) -> None:
+    twin.submit_dimension(sample.dimension)
+    twin.submit_daily(sample.daily[0])
+    twin.s3.put_object(
+        Bucket=twin.settings.raw_bucket, Key="validated/notes.txt", Body=b"not a daily file\n"
+    )
+
+    result = twin.load()
+
+    notes = f"s3://{twin.settings.raw_bucket}/validated/notes.txt"
+    assert list(result.refused) == [notes]
+    assert "YYYY-MM-DD.csv" in result.refused[notes]
+    assert warehouse_days(twin.warehouse) == expected_days(sample.daily[:1])
+
+
+def test_the_audit_names_the_upload_its_copy_names_not_one_rebuilt_from_the_raw_prefix(
+    twin: LocalTwin, sample: SampleFiles
+) -> None:
+    """A copy promoted from uploads under another raw prefix (one the settings had then) is
+    audited with its own upload's key, the one its run looks for."""
+    from jobs.validation import validate_upload
+
+    twin.submit_dimension(sample.dimension)
+    job = twin.settings.job_settings().with_buckets(twin.settings.buckets())
+    earlier = job.model_copy(
+        update={"storage": job.storage.model_copy(update={"raw_prefix": "incoming/"})}
+    )
+    day = sample.daily[0]
+    put = twin.s3.put_object(
+        Bucket=twin.settings.raw_bucket, Key=f"incoming/{day.name}", Body=day.read_bytes()
+    )
+    upload = Upload(twin.settings.raw_bucket, f"incoming/{day.name}", put["VersionId"])
+    validate_upload(twin.s3, earlier, upload, dt.date.today())
+
+    twin.load()
+
+    _, audited = twin.warehouse.query("SELECT upload_key, upload_version FROM flight_load_audit")
+    assert audited == [(upload.key, upload.version)]
+
+
+def test_a_copy_without_its_upload_key_names_the_upload_at_the_raw_prefix() -> None:
+    """A copy the gate promoted before it wrote ``source-key``: the gate promotes only uploads
+    directly under the raw prefix, so that is where its upload is."""
+    day = "s3://raw-bucket/validated/2024-01-05.csv"
+    older = validated_copy(day, "v2", "0" * 64, {SOURCE_VERSION: "u1"}, "raw/")
+    newer = validated_copy(
+        day, "v2", "0" * 64, {SOURCE_VERSION: "u1", SOURCE_KEY: "in%20here/2024-01-05.csv"}, "raw/"
+    )
+    planted = validated_copy(day, "v2", "0" * 64, {}, "raw/")
+    assert (older.upload_key, older.upload_version) == ("raw/2024-01-05.csv", "u1")
+    assert (newer.upload_key, newer.upload_version) == ("in here/2024-01-05.csv", "u1")
+    assert (planted.upload_key, planted.upload_version) == (None, None)
 
 
 def test_a_copy_whose_lines_overstate_its_rows_is_audited_by_counting_the_table(

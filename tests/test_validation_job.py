@@ -82,6 +82,7 @@ def test_a_passing_file_is_promoted_as_its_normalized_copy(twin: LocalTwin) -> N
     text, metadata = read(twin, "validated/2024-01-05.csv")
     assert text == f"{HEADER}\nDL,10397,12892,5,-3\n"
     assert metadata["source-version"] == upload.version
+    assert metadata["source-key"] == upload.key
     assert metadata["source-sha256"] == validated.verdict.sha256
     assert keys(twin, "raw/") == ["raw/2024-01-05.csv"]  # the upload itself stays
     assert validated.alert() is None
@@ -94,7 +95,7 @@ def test_a_passing_file_is_promoted_as_its_normalized_copy(twin: LocalTwin) -> N
     copy = ObjectVersion(bucket, key, head["VersionId"], head["ContentLength"])
     cached = object_cache(twin.settings).get(s3, copy)
     assert downloads == []
-    assert (cached.path.read_text(), cached.source_version) == (text, upload.version)
+    assert (cached.path.read_text(), cached.metadata) == (text, metadata)
 
 
 def test_a_promoted_copy_carries_the_sha256_checksum_of_its_own_bytes(twin: LocalTwin) -> None:
@@ -507,7 +508,8 @@ def test_a_burst_validates_side_by_side_in_worker_processes_and_the_rest_wait(
         key = twin.settings.storage.validated_prefix + upload.name
         head = twin.s3.head_object(Bucket=upload.bucket, Key=key)
         copy = ObjectVersion(upload.bucket, key, head["VersionId"], head["ContentLength"])
-        assert object_cache(twin.settings).get(s3, copy).source_version == upload.version
+        cached = object_cache(twin.settings).get(s3, copy)
+        assert cached.metadata["source-version"] == upload.version
         assert upload.name in index
     assert downloads == []
 

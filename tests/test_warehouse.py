@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import psycopg
@@ -26,6 +28,7 @@ from pipeline.core.warehouse import (
     staged_line,
     staged_values,
 )
+from pipeline.local.postgres import PostgresWarehouse, _send
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings
 from tests.redshift import WORKGROUP, install_data_api, redshift_tables
@@ -60,8 +63,8 @@ def test_a_load_deletes_exactly_the_days_of_its_manifest_and_audits_each_file() 
     ]
     statements = load_statements(files, "run-1", STREAMED)
     assert statements.files.rows == [
-        ("validated/2024-03-01.csv", "v1", "0" * 64, dt.date(2024, 3, 1), None),
-        ("validated/2024-03-03.csv", "v1", "0" * 64, dt.date(2024, 3, 3), None),
+        ("validated/2024-03-01.csv", "v1", "0" * 64, dt.date(2024, 3, 1), None, None, None),
+        ("validated/2024-03-03.csv", "v1", "0" * 64, dt.date(2024, 3, 3), None, None, None),
     ]
     assert statements.delete_days == (
         "DELETE FROM flight_processed WHERE flight_date BETWEEN DATE '2024-03-01' AND "
@@ -194,3 +197,24 @@ def test_a_2000_file_backfill_loads_through_the_data_api_within_its_limits(
             for table in ("flight_processed", "flight_load_audit", "flight_load_rejects")
         ]
     assert counts == [(BACKFILL_FILES,)] * 3
+
+
+@pytest.mark.services
+def test_the_load_plans_with_the_manifests_own_row_count(warehouse: PostgresWarehouse) -> None:
+    """PostgreSQL's COPY leaves a table without statistics and autovacuum never analyzes a
+    temporary one: sent with its ANALYZE, the manifest's rows are known to the planner of the
+    statements that read it, rather than guessed from its size on disk."""
+    files = backfill(dt.date(2019, 1, 1), 365, "validated/")
+    statements = load_statements(files, "jr_plan", STREAMED)
+    with warehouse.connect() as conn, conn.transaction():
+        _send(conn, statements.files)
+        plan = conn.execute(f"EXPLAIN (FORMAT JSON) {statements.delete_days}").fetchone()
+
+    def scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        if node.get("Relation Name") == "load_files":
+            yield node
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    assert plan is not None
+    assert [node["Plan Rows"] for node in scans(plan[0][0]["Plan"])] == [len(files)]

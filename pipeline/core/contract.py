@@ -269,9 +269,11 @@ DAILY_FILE_NAME: Final = re.compile(r"(\d{4}-\d{2}-\d{2})\.csv")
 
 
 # Metadata on a validated (promoted) copy: which upload it came from, to order versions of one
-# day and to tell which upload a copy is. SOURCE_SHA256 is the upload's digest, the bytes the
-# gate read, not the copy's (a normalized copy differs from its upload).
+# day and to tell which upload a copy is. SOURCE_KEY is the upload's key, percent-encoded (S3
+# metadata is US-ASCII over REST). SOURCE_SHA256 is the upload's digest, the bytes the gate
+# read, not the copy's (a normalized copy differs from its upload).
 SOURCE_VERSION: Final = "source-version"
+SOURCE_KEY: Final = "source-key"
 SOURCE_MODIFIED: Final = "source-last-modified"
 SOURCE_SHA256: Final = "source-sha256"
 

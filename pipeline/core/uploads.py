@@ -1,9 +1,16 @@
-"""An uploaded object version: what an S3 event names and what a run works on."""
+"""An uploaded object version: what an S3 event names and what a run works on; how the jobs
+name an object and its version."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Final
+
+S3_REQUESTS_AT_ONCE: Final = 8
+"""S3 requests a job keeps in flight at once over many objects (a backfill's HEADs, headers or
+downloads): one at a time, 365 files would take seconds of round trips."""
 
 
 def run_name(bucket: str, key: str, version: str) -> str:
@@ -33,3 +40,11 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     without = uri.removeprefix("s3://")
     bucket, _, key = without.partition("/")
     return bucket, key
+
+
+def version_of(response: Mapping[str, Any]) -> str:
+    """The version id an S3 response (a HEAD, a GET, a PUT) names. An unversioned bucket
+    answers without one, and S3 calls that version "null"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/AddingObjectstoVersionSuspendedBuckets.html),
+    the id a request names it by."""
+    return str(response.get("VersionId") or "null")

@@ -3,13 +3,14 @@
 A load replaces whole days in one transaction:
 
 0. ``COPY`` the load's manifest into a temporary table: a row per file version loaded (and,
-   when the load set files aside, a row per ``Rejection``), staged beside the lines;
+   when the load set files aside, a row per ``Rejection``), staged beside the lines, and
+   ``ANALYZE`` it, so the statements that read it are planned from its real size;
 1. ``DELETE`` every row of the manifest's days;
 2. ``COPY`` the new rows straight into ``flight_processed`` (no staging table inside the
    warehouse, so the data is written once);
 3. ``INSERT`` one ``flight_load_audit`` row per file version of the manifest, with the rows it
    loaded: counted in the table, or, when the loader's line counts prove it, those counts (the
-   twin's ``proven_row_counts``); and one ``flight_load_rejects`` row per file version set
+   twin's ``rows_proven``); and one ``flight_load_rejects`` row per file version set
    aside.
 
 The transaction commits all of it or none, so a retried, duplicated or killed run never leaves
@@ -218,6 +219,8 @@ class Manifest:
     rows: Sequence[Sequence[StagedValue]]
     create: str
     copy: str
+    analyze: str
+    """Statistics of the copied table, for the plans of the statements that read it."""
 
     @property
     def name(self) -> str:
@@ -228,10 +231,22 @@ class Manifest:
         """The rows as staged lines."""
         return [staged_line(row) for row in self.rows]
 
+    def in_order(self) -> list[str]:
+        """Its statements: create the table, COPY the staged rows, analyze."""
+        return [self.create, self.copy, self.analyze]
+
 
 def _manifest(table: Table, rows: Sequence[Sequence[StagedValue]], staging: Staging) -> Manifest:
     create = create_table_sql(table, staging.dialect, temporary=True)
-    return Manifest(table, rows, create, staging.copy(table, table.column_names, table.name))
+    copy = staging.copy(table, table.column_names, table.name)
+    # PostgreSQL's COPY leaves a table without statistics and autovacuum never analyzes a
+    # temporary one, so its planner would guess the manifest's size and match its days to the
+    # loaded rows by a nested loop. Redshift's COPY analyzes a table it loads empty
+    # (https://docs.aws.amazon.com/redshift/latest/dg/t_Analyzing_tables.html), and its
+    # ANALYZE, which takes temporary tables, then skips a table with no row changed since
+    # (https://docs.aws.amazon.com/redshift/latest/dg/r_ANALYZE.html): one definition serves
+    # both.
+    return Manifest(table, rows, create, copy, f"ANALYZE {table.name}")
 
 
 @dataclass(frozen=True)
@@ -242,7 +257,7 @@ class RejectStatements:
     insert: str
 
     def in_order(self) -> list[str]:
-        return [self.manifest.create, self.manifest.copy, self.insert]
+        return [*self.manifest.in_order(), self.insert]
 
 
 @dataclass(frozen=True)
@@ -259,7 +274,7 @@ class LoadStatements:
     """The audit rows, each day's rows counted in the table."""
     insert_proven_audit: str
     """The audit rows, each file's ``max_rows`` taken as its rows: only when they are proven
-    (the twin's ``proven_row_counts``)."""
+    (the twin's ``rows_proven``)."""
     rows_loaded: str
     """After the commit: (source_key, row_count) of every file this load audited."""
     rejects: RejectStatements | None = None
@@ -273,8 +288,7 @@ class LoadStatements:
         """The transaction's statements, the audit counted in the table; ``rows_loaded`` runs
         after it commits."""
         rejects = self.rejects.in_order() if self.rejects else []
-        files = [self.files.create, self.files.copy]
-        return [*files, self.delete_days, self.copy, self.insert_audit, *rejects]
+        return [*self.files.in_order(), self.delete_days, self.copy, self.insert_audit, *rejects]
 
 
 def _literal(value: str) -> str:

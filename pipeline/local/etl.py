@@ -19,17 +19,17 @@ import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from jobs.flight_etl import LoadBinding
 from jobs.flights import FileOrigin, read_airports, read_daily_files
-from jobs.load import LoadResult, NewFlights, run, validated_copy
+from jobs.load import LoadResult, NewFlights, daily_files, run, validated_copy
 from jobs.quarantine import quarantine_rejected
 from pipeline.core.settings import JobSettings
-from pipeline.core.uploads import split_s3_uri
+from pipeline.core.uploads import S3_REQUESTS_AT_ONCE, split_s3_uri
 from pipeline.core.warehouse import Rejection, SourceFile
 from pipeline.local.objects import (
     CachedObject,
@@ -49,10 +49,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LocalFlightSource:
-    """New validated daily-file versions, as cached copies for Spark.
-
-    Only the gate writes under the validated prefix, so every object there is a daily file.
-    """
+    """New validated daily-file versions, as cached copies for Spark; any other new object
+    under the validated prefix is reported, as Glue's source reports it."""
 
     spark: SparkSession
     s3: Any
@@ -65,25 +63,27 @@ class LocalFlightSource:
     def new_flights(self) -> NewFlights:
         prefix = self.settings.storage.validated_prefix
         loaded = self.warehouse.loaded_versions()
-        fresh = [
-            v
+        new = {
+            v.uri: v
             for v in latest_versions(self.s3, self.settings.raw_bucket, prefix)
             if (v.key, v.version) not in loaded
-        ]
+        }
+        daily, refused = daily_files(new)
+        fresh = [new[uri] for uri in daily]
         if not fresh:
-            return NewFlights(None, [])
+            return NewFlights(None, [], refused=refused)
         # Usually the gate's copies are cached already; any that are not are small and many
         # after a backfill: fetch them concurrently. Each record names the upload it came from.
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        with ThreadPoolExecutor(max_workers=S3_REQUESTS_AT_ONCE) as pool:
             cached: list[CachedObject] = list(pool.map(lambda v: self.cache.get(self.s3, v), fresh))
         self.cache.keep_only(fresh)  # older versions of these files will never be loaded
         raw_prefix = self.settings.storage.raw_prefix
         files = [
-            validated_copy(c.version.uri, c.version.version, c.sha256, c.source_version, raw_prefix)
+            validated_copy(c.version.uri, c.version.version, c.sha256, c.metadata, raw_prefix)
             for c in cached
         ]
         self._cached.update((c.version.uri, c) for c in cached)
-        return self.read(files)
+        return replace(self.read(files), refused=refused)
 
     def read(self, files: Sequence[SourceFile]) -> NewFlights:
         cached = [self._cached[f.uri] for f in files]

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ import boto3
 from botocore.config import Config
 
 from pipeline.core.contract import SOURCE_VERSION, header_names
+from pipeline.core.uploads import version_of
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,9 @@ class CachedObject:
     header: tuple[str, ...]
     lines: int
     """Lines as Spark's CSV reader splits them (at LF, CRLF or a lone CR), header included."""
-    source_version: str | None
-    """For a validated copy, the upload version it came from (its ``source-version``
-    metadata), kept here so a load never asks S3 for it again."""
+    metadata: Mapping[str, str]
+    """The version's S3 user metadata (for a validated copy, the upload it came from), kept
+    here so a load never asks S3 for it again."""
 
 
 class LineCounter:
@@ -117,11 +118,11 @@ class ObjectCache:
     """Local copies of object versions, for Spark to read: S3 objects are not files here.
 
     A copy lives at ``<root>/<bucket>/<key>@<version>`` (both percent-encoded), beside
-    ``...@<version>.json`` holding its sha256, size and line count; a version's content never
-    changes, so a copy whose record is there is that version. The gate writes its promoted
-    copies through (``put``), so a load finds them here instead of downloading them again;
-    ``get`` downloads any other version. Every file appears by an atomic rename, so concurrent
-    writers of one version never see a half-written copy.
+    ``...@<version>.json`` holding its sha256, size, line count and S3 user metadata; a
+    version's content never changes, so a copy whose record is there is that version. The gate
+    writes its promoted copies through (``put``), so a load finds them here instead of
+    downloading them again; ``get`` downloads any other version. Every file appears by an
+    atomic rename, so concurrent writers of one version never see a half-written copy.
     """
 
     def __init__(self, root: Path) -> None:
@@ -145,13 +146,13 @@ class ObjectCache:
         if cached is not None:
             return cached
         response = s3.get_object(Bucket=version.bucket, Key=version.key, VersionId=version.version)
-        source = response.get("Metadata", {}).get(SOURCE_VERSION)
-        return self._write(version, response["Body"].iter_chunks(1 << 20), source)
+        metadata = response.get("Metadata", {})
+        return self._write(version, response["Body"].iter_chunks(1 << 20), metadata)
 
-    def put(self, version: ObjectVersion, data: bytes, source_version: str | None) -> CachedObject:
-        """Cache ``data`` as the content of ``version``, which was just written to S3 (with
-        ``source_version`` as its ``source-version`` metadata)."""
-        return self._write(version, [data], source_version)
+    def put(self, version: ObjectVersion, data: bytes, metadata: Mapping[str, str]) -> CachedObject:
+        """Cache ``data`` as the content of ``version``, which was just written to S3 with
+        ``metadata``."""
+        return self._write(version, [data], metadata)
 
     def keep_only(self, versions: Iterable[ObjectVersion]) -> None:
         """Remove the cached copies of every other version of these versions' keys, reading
@@ -167,7 +168,7 @@ class ObjectCache:
                     copy.unlink(missing_ok=True)
 
     def _write(
-        self, version: ObjectVersion, chunks: Iterable[bytes], source_version: str | None
+        self, version: ObjectVersion, chunks: Iterable[bytes], metadata: Mapping[str, str]
     ) -> CachedObject:
         """Write the copy, then its record, each under a temporary name renamed into place."""
         path = self.path(version)
@@ -182,12 +183,12 @@ class ObjectCache:
             "sha256": digest.hexdigest(),
             "size": path.stat().st_size,
             "lines": lines.lines,
-            "source_version": source_version,
+            "metadata": dict(metadata),
         }
         with _replacing(path.with_name(path.name + ".json")) as out:
             out.write(json.dumps(record).encode())
         return CachedObject(
-            version, path, digest.hexdigest(), read_header(path), lines.lines, source_version
+            version, path, digest.hexdigest(), read_header(path), lines.lines, dict(metadata)
         )
 
     def _cached(self, version: ObjectVersion) -> CachedObject | None:
@@ -196,11 +197,11 @@ class ObjectCache:
             record = json.loads(path.with_name(path.name + ".json").read_text())
             if path.stat().st_size != record["size"]:
                 return None
-            cached = (record["sha256"], record["lines"], record["source_version"])
+            cached = (record["sha256"], record["lines"], record["metadata"])
         except (OSError, ValueError, KeyError):  # a record without a field is downloaded anew
             return None
-        sha256, lines, source_version = cached
-        return CachedObject(version, path, sha256, read_header(path), lines, source_version)
+        sha256, lines, metadata = cached
+        return CachedObject(version, path, sha256, read_header(path), lines, metadata)
 
 
 @contextmanager
@@ -225,8 +226,8 @@ _PUT_PARAMETERS: Final = "flightpipe-put-parameters"
 """Where ``writing_through`` keeps a PutObject's parameters in botocore's request context."""
 
 
-def writing_through(s3: Any, cache: ObjectCache) -> Any:
-    """``s3``, made to keep in ``cache`` each promoted copy it writes: a PutObject of bytes
+def writing_through(s3: Any, cache: ObjectCache) -> None:
+    """Make ``s3`` keep in ``cache`` each promoted copy it writes: a PutObject of bytes
     whose metadata names the upload it came from (``source-version``), cached under the
     version id S3's response gives it, so the next load reads the copy from here instead of
     downloading it. The job code stays plain boto3: this observes the client's own events
@@ -241,21 +242,18 @@ def writing_through(s3: Any, cache: ObjectCache) -> Any:
         http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
     ) -> None:
         params = context.get(_PUT_PARAMETERS, {})
-        body, source = params.get("Body"), params.get("Metadata", {}).get(SOURCE_VERSION)
-        if http_response.status_code >= 300 or source is None or not isinstance(body, bytes):
+        body, metadata = params.get("Body"), params.get("Metadata", {})
+        promoted = SOURCE_VERSION in metadata and isinstance(body, bytes)
+        if http_response.status_code >= 300 or not promoted:
             return
-        # An unversioned bucket answers without a version id; S3 calls that version "null".
-        written = ObjectVersion(
-            params["Bucket"], params["Key"], parsed.get("VersionId") or "null", len(body)
-        )
+        written = ObjectVersion(params["Bucket"], params["Key"], version_of(parsed), len(body))
         try:
-            cache.put(written, body, source)
+            cache.put(written, body, metadata)
         except OSError as exc:  # the copy is in S3 all the same; the load downloads it
             log.warning("could not cache %s: %s", written.uri, exc)
 
     s3.meta.events.register("provide-client-params.s3.PutObject", keep)
     s3.meta.events.register("after-call.s3.PutObject", cache_copy)
-    return s3
 
 
 def read_header(path: Path) -> tuple[str, ...]:
