@@ -34,6 +34,7 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.uploads import S3_REQUESTS_AT_ONCE
 from quality.site_assets import copy_assets, localize
 
 if TYPE_CHECKING:  # the gate imports GX, which takes seconds: only validations need it
@@ -379,7 +380,7 @@ def published(s3: Any, bucket: str, prefix: str, workspace: Path) -> Iterator[Qu
 
     def publish(records: frozenset[str]) -> None:
         # Records never change: each is fetched once, however often the index is rebuilt.
-        with ThreadPoolExecutor(8) as pool:
+        with ThreadPoolExecutor(S3_REQUESTS_AT_ONCE) as pool:
             list(pool.map(fetch, [name for name in records if not (workspace / name).exists()]))
         for page in reports.write_index(month, records, months):
             _upload(s3, bucket, prefix, workspace, page)
