@@ -357,19 +357,19 @@ def test_an_upload_over_the_size_limit_is_quarantined_without_being_downloaded(
     assert "Versions" not in left
 
 
+def glue_dimension(settings: Settings, s3: Any) -> None:
+    """Upload the airport dimension and validate it, as the validation job's first run."""
+    dimension = upload_to(s3, settings.dimension_bucket, "airport_codes.csv", AIRPORTS.encode())
+    validation.main(validation_argv(settings, dimension, run=1))
+
+
 def test_a_retried_run_of_a_quarantined_upload_ends_as_the_first_run_did(
     glue_settings: tuple[Settings, Any],
 ) -> None:
     """Glue may run a failed job again (the job's MaxRetries): the quarantine moved the upload's
     version away, and the retry must still say what the first run said, not NoSuchVersion."""
     settings, s3 = glue_settings
-    s3.put_object(Bucket=settings.dimension_bucket, Key="airport_codes.csv", Body=AIRPORTS)
-    dim = s3.list_object_versions(Bucket=settings.dimension_bucket)["Versions"][0]["VersionId"]
-    validation.main(
-        validation_argv(
-            settings, Upload(settings.dimension_bucket, "airport_codes.csv", dim), run=1
-        )
-    )
+    glue_dimension(settings, s3)
     body = f"{HEADER}\nDL,0,12892,1,1\n".encode()
     bad = upload_to(s3, settings.raw_bucket, "raw/2024-01-06.csv", body)
     # A later upload of the same name, quarantined too, must not answer for the first.
@@ -393,13 +393,7 @@ def test_a_retried_run_of_a_quarantined_upload_gets_the_first_runs_whole_verdict
     """The verdict rebuilt from the result beside the quarantined file is the one the gate
     gave: findings, digest, rows, and the transport quirks it normalized on the way."""
     settings, s3 = glue_settings
-    s3.put_object(Bucket=settings.dimension_bucket, Key="airport_codes.csv", Body=AIRPORTS)
-    dim = s3.list_object_versions(Bucket=settings.dimension_bucket)["Versions"][0]["VersionId"]
-    validation.main(
-        validation_argv(
-            settings, Upload(settings.dimension_bucket, "airport_codes.csv", dim), run=1
-        )
-    )
+    glue_dimension(settings, s3)
     # Quarantined (airport id 0), with quirks: a byte-order mark and CRLF line endings.
     body = f"\ufeff{HEADER}\r\nDL,0,12892,1,1\r\n".encode()
     bad = upload_to(s3, settings.raw_bucket, "raw/2024-01-06.csv", body)
