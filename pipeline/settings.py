@@ -133,7 +133,7 @@ class WorkflowSettings(FrozenModel):
     busy_retry_interval_seconds: int = Field(default=1, ge=1)
     busy_retry_backoff_rate: float = Field(default=1.5, ge=1)
     busy_retry_max_delay_seconds: int = Field(default=3, ge=1)
-    """Backoff while a start is refused because another run is active (crawler, Glue job)."""
+    """Backoff while a validation run's start is refused: the job is at its maximum concurrency."""
     burst_uploads: int = Field(default=30, ge=1)
     """Uploads arriving at once whose validation starts the busy retries must absorb (a start
     refused while the validation job is at ``validation_max_concurrent_runs``)."""
