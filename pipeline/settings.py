@@ -143,12 +143,15 @@ class WorkflowSettings(FrozenModel):
     """The validation job's maximum concurrency: a year's backfill uploaded at once validates
     in parallel (on the twin, as many at a time as it has worker processes)."""
 
-    burst_poll_seconds: int = Field(default=3, ge=1)
+    burst_poll_seconds: int = Field(default=10, ge=1)
     burst_wait_seconds: int = Field(default=600, ge=1)
     """After its validation, a run waits while other validation runs are in flight, looking
     every ``burst_poll_seconds``, for at most ``burst_wait_seconds``, so a burst's runs reach
     the crawl and the load together and one of each serves them all. Past it the run goes on:
-    a stream of uploads that never pauses still loads."""
+    a stream of uploads that never pauses still loads. A long look interval costs a burst
+    little: its many waiting runs look at different moments, so one of them sees the burst end
+    soon after it and starts the load, and the others then wait for that load; while every
+    look of hundreds of waiting runs is a call the service answers."""
     burst_newest_runs: int = Field(default=10, ge=1, le=200)
     """How many of the validation job's newest runs the burst wait looks at (GetJobRuns takes
     up to 200): enough to hold those in flight. The twin validates in upload order, so its

@@ -260,7 +260,68 @@ def cached_clients(aws: Aws) -> Observation:
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     first, second = (boto_client.boto_client_for(REGION, "glue") for _ in range(2))
-    return {"same": first is second}
+    return {"same": first is second, "pool": first.meta.config.max_pool_connections}
+
+
+def parsed_once(aws: Aws) -> Observation:
+    """One state machine run three times (a parameter's path, a ResultPath, a Choice on it),
+    counting the definitions parsed and the JSONPath parsers built by each run."""
+    from jsonpath_ng import parser
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    definition = {
+        "StartAt": "Pick",
+        "States": {
+            "Pick": {
+                "Type": "Pass",
+                "Parameters": {"state.$": "$.run.state"},
+                "ResultPath": "$.picked",
+                "Next": "Running?",
+            },
+            "Running?": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.picked.state", "StringEquals": "RUNNING", "Next": "Yes"}
+                ],
+                "Default": "No",
+            },
+            "Yes": {"Type": "Succeed"},
+            "No": {"Type": "Fail"},
+        },
+    }
+    built = definitions = 0
+    init = parser.JsonPathParser.__init__
+    parse = AmazonStateLanguageParser.parse
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal built
+        built += 1
+        init(self, *args, **kwargs)
+
+    def counted_parse(definition: str) -> Any:
+        nonlocal definitions
+        definitions += 1
+        return parse(definition)
+
+    per_run, parsed, outputs = [], [], []
+    arn = aws.state_machine("paths", definition)
+    parser.JsonPathParser.__init__ = counted  # type: ignore[method-assign]
+    AmazonStateLanguageParser.parse = staticmethod(counted_parse)  # type: ignore[method-assign]
+    try:
+        for n in range(3):
+            before, parsed_before = built, definitions
+            execution = aws.sfn.start_execution(
+                stateMachineArn=arn,
+                name=f"run-{n}",
+                input=json.dumps({"run": {"state": "RUNNING"}}),
+            )
+            outputs.append(aws.outcome(execution["executionArn"]))
+            per_run.append(built - before)
+            parsed.append(definitions - parsed_before)
+    finally:
+        parser.JsonPathParser.__init__ = init  # type: ignore[method-assign]
+        AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+    return {"parsers_built": per_run, "definitions_parsed": parsed, "outputs": outputs}
 
 
 def listing_without_copies(aws: Aws) -> Observation:
@@ -403,8 +464,27 @@ FIXES: Final = {
     ),
     "cached_clients": Fix(
         cached_clients,
-        gap=lambda seen: not seen["same"],
-        fixed=lambda seen: seen["same"],
+        gap=lambda seen: not seen["same"] and seen["pool"] == 10,
+        fixed=lambda seen: seen["same"] and seen["pool"] >= 365,
+    ),
+    "parsed_once": Fix(
+        parsed_once,
+        # Each run parses its definition and paths again; fixed, only the first run does.
+        gap=lambda seen: (
+            seen["definitions_parsed"] == [1, 1, 1]
+            and seen["parsers_built"][0] > 0
+            and seen["parsers_built"][1:] == seen["parsers_built"][:1] * 2
+        ),
+        fixed=lambda seen: (
+            seen["definitions_parsed"][1:] == [0, 0]
+            and seen["parsers_built"][0] > 0
+            and seen["parsers_built"][1:] == [0, 0]
+            and all(
+                o["status"] == "SUCCEEDED"
+                and o["output"] == {"run": {"state": "RUNNING"}, "picked": {"state": "RUNNING"}}
+                for o in seen["outputs"]
+            )
+        ),
     ),
     "listing_without_copies": Fix(
         listing_without_copies,

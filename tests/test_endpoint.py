@@ -11,9 +11,12 @@ what each would receive. The worker processes themselves are tested on the twin
 from __future__ import annotations
 
 import importlib
+import json
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import boto3
@@ -31,6 +34,7 @@ from pipeline.settings import load_settings
 from tests.conftest import make_settings
 
 REGION: Final = "us-east-1"
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 ACCOUNT: Final = "123456789012"
 JOB_NAME: Final = "flightpipe-job-local"
 
@@ -168,3 +172,62 @@ def test_a_job_run_gets_the_argument_vector_glue_hands_its_script(
     created = JobSettings.model_validate_json(defaults["--settings"])
     assert (settings.env, settings.quality) == (created.env, created.quality)
     assert bound
+
+
+RUN_SECONDS: Final = 1.5
+
+
+def sync_task_reads() -> None:
+    """Print how often a ``glue:startJobRun.sync`` task read its run (GetJobRun) while the
+    run lasted ``RUN_SECONDS``, and how the task ended: in a process of its own, as the
+    endpoint patches moto for the whole process (``pipeline.local.aws.serve``)."""
+
+    from moto.glue.responses import GlueResponse
+
+    from pipeline.local import aws, emulator
+    from tests.test_emulator import _task_machine, emulated_aws
+
+    emulator.glue_sync()
+    ends = aws.RunEnds()
+    aws._sync_job_runs_on_their_end(ends)
+    reads = 0
+    get_job_run = GlueResponse.get_job_run
+
+    def counted(self: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return get_job_run(self)
+
+    GlueResponse.get_job_run = counted  # type: ignore[method-assign]
+    with emulated_aws() as emulated:
+        job = emulated.job()
+        machine = _task_machine(
+            "arn:aws:states:::glue:startJobRun.sync",
+            {"JobName": job},
+            ResultSelector={"JobRunState.$": "$.JobRunState"},
+        )
+        execution = emulated.start("sync", machine)
+        run = emulated.job_run(job)
+        time.sleep(RUN_SECONDS)
+        while_running = reads
+        run.status = "SUCCEEDED"
+        ends.ended(run.job_run_id)
+        outcome = emulated.outcome(execution)
+    print(json.dumps({"while_running": while_running, "in_all": reads, "outcome": outcome}))
+
+
+def test_a_sync_task_reads_its_run_again_only_once_the_run_ended() -> None:
+    # With hundreds of runs queued in a burst, each task's polling of its run kept the
+    # endpoint's one core busy; a task reads its run once, then again at the run's end.
+    done = subprocess.run(
+        [sys.executable, "-c", "from tests.test_endpoint import sync_task_reads as s; s()"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["outcome"]["output"] == {"JobRunState": "SUCCEEDED"}, seen
+    assert (seen["while_running"], seen["in_all"]) == (1, 2), seen

@@ -523,7 +523,7 @@ def test_busy_retries_wait_out_a_burst_of_validation_starts(env: str) -> None:
 @pytest.mark.parametrize(
     ("env", "overrides", "max_polls"),
     [
-        ("local", {}, 200),
+        ("local", {}, 60),
         ("prod", {}, 60),
         ("local", {"workflow": {"burst_poll_seconds": 5, "burst_wait_seconds": 12}}, 3),
     ],

@@ -34,7 +34,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -85,6 +84,34 @@ def _script(job: Any) -> str:
     return str(job.command.get("ScriptLocation", "")).rsplit("/", 1)[-1]
 
 
+class RunEnds:
+    """The ends of the twin's job runs, for the ``.sync`` tasks waiting on them.
+
+    On AWS a ``glue:startJobRun.sync`` task learns of its run's end however Step Functions
+    does; moto's polls GetJobRun through the endpoint every half second. With a burst's
+    hundreds of runs queued, those polls alone kept the endpoint's one core busy. Here a task
+    still reads its run's end through GetJobRun, but asks again only once the run has ended
+    (``ended``, called as the twin's workers end it), or after ``_SYNC_CHECK_SECONDS`` for a
+    run that something else ends.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def watch(self, run_id: str) -> threading.Event:
+        """An event set once ``run_id`` ends: asked for before reading the run's state, so an
+        end between the read and the wait is not missed."""
+        with self._lock:
+            return self._waiting.setdefault(run_id, threading.Event())
+
+    def ended(self, run_id: str) -> None:
+        with self._lock:
+            event = self._waiting.pop(run_id, None)
+        if event is not None:
+            event.set()
+
+
 @dataclass
 class GlueWorkers:
     """Runs the work of Glue job runs and crawls.
@@ -100,6 +127,7 @@ class GlueWorkers:
 
     settings: Settings
     """This endpoint's own settings: its ports and folders, never a job run's."""
+    ends: RunEnds = field(default_factory=RunEnds)
     validations: ValidationProcesses = field(init=False)
     _validations: ThreadPoolExecutor = field(init=False)
     _loads: ThreadPoolExecutor = field(
@@ -209,8 +237,9 @@ class GlueWorkers:
             self._loads.submit(self._run, run, self._load, argv)
         else:
             run.error_message = f"no local runner for the job script {script!r}"
-            run.status = "FAILED"
             run.completed_on = dt.datetime.now(dt.UTC)
+            run.status = "FAILED"
+            self.ends.ended(run.job_run_id)
 
     def _run(self, run: Any, work: Callable[[list[str]], str | None], argv: list[str]) -> None:
         """Run ``work``, which returns None or the run's error in plain words, or raises."""
@@ -228,6 +257,7 @@ class GlueWorkers:
         run.completed_on = run.modified_on = dt.datetime.now(dt.UTC)
         run.execution_seconds = round((run.completed_on - started).total_seconds())
         run.status = "FAILED" if error is not None else "SUCCEEDED"
+        self.ends.ended(run.job_run_id)
 
     def _validate(self, argv: list[str]) -> str | None:
         """Validate in a worker process; the last validation of a burst builds the index."""
@@ -372,15 +402,11 @@ def _start_execution(settings: Settings, endpoint: str) -> Callable[[str, str], 
     return start
 
 
-# How a state machine's .sync task polls its job run here: quickly at first (a local job run
-# takes about a second), then less and less often, so that the runs of a burst queued behind
-# each other (hundreds of them, a backfill) do not keep the endpoint busy answering their polls.
-_FIRST_POLL_SECONDS: Final = 0.1
-_POLL_BACKOFF: Final = 1.5
-_LAST_POLL_SECONDS: Final = 2.0
+_SYNC_CHECK_SECONDS: Final = 5.0
+"""How long a ``.sync`` task waits for its run's end before reading its state again."""
 
 
-def _poll_job_runs_with_backoff() -> None:
+def _sync_job_runs_on_their_end(ends: RunEnds) -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_callback,
     )
@@ -388,27 +414,28 @@ def _poll_job_runs_with_backoff() -> None:
         state_task_service_glue as glue,
     )
 
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = _FIRST_POLL_SECONDS  # type: ignore[misc]
+    # moto sleeps this after each read that finds the run unfinished: the wait below is the
+    # task's wait instead.
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0  # type: ignore[misc]
     build = glue.StateTaskServiceGlue._build_sync_resolver
 
-    def with_backoff(self: Any, *args: Any, **kwargs: Any) -> Callable[[], Any] | None:
+    def on_end(self: Any, *args: Any, **kwargs: Any) -> Callable[[], Any] | None:
+        # The StartJobRun result the resolver is built from (and pops).
+        run_id: str = kwargs["env"].stack[-1]["JobRunId"]
         resolve = build(self, *args, **kwargs)
         if resolve is None:
             return None
-        delay = _FIRST_POLL_SECONDS
 
-        def poll() -> Any:
-            nonlocal delay
+        def read_at_end() -> Any:
+            end = ends.watch(run_id)
             outcome = resolve()
             if not outcome:
-                # moto sleeps the first poll's delay itself after an unfinished poll.
-                time.sleep(delay - _FIRST_POLL_SECONDS)
-                delay = min(delay * _POLL_BACKOFF, _LAST_POLL_SECONDS)
+                end.wait(_SYNC_CHECK_SECONDS)
             return outcome
 
-        return poll
+        return read_at_end
 
-    emulator.replace(glue.StateTaskServiceGlue, "_build_sync_resolver", with_backoff)
+    emulator.replace(glue.StateTaskServiceGlue, "_build_sync_resolver", on_end)
 
 
 def serve(settings: Settings) -> None:
@@ -421,13 +448,13 @@ def serve(settings: Settings) -> None:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     emulator.apply(_start_execution(settings, LocalServices(settings).endpoint))
-    _poll_job_runs_with_backoff()
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     # Job runs and crawls end when their work does, never by moto's clock.
     for model in ("glue::job_run", "glue::crawl"):
         state_manager.set_transition(model, {"progression": "manual", "times": sys.maxsize})
     workers = GlueWorkers(settings)
     workers.install()
+    _sync_job_runs_on_their_end(workers.ends)
     AlertCapture(settings.local.state_dir / "alerts").install()
     RedshiftDataApi(
         LocalServices(settings).warehouse_url,

@@ -27,7 +27,17 @@ The fixes:
   moto puts in the state after this hook: the definitions select from it (ResultSelector).
 - ``cached_clients``: every task of every execution builds a new boto3 client for the service
   it calls (0.2 s to 1 s on two busy cores, several times per run). The fix keeps one client
-  per service, region and credentials; boto3 clients are thread-safe.
+  per service, region and credentials (boto3 clients are thread-safe), with a connection pool
+  for as many executions as a backfill runs at once: with botocore's 10, the calls beyond ten
+  at a time each opened a new connection (and the server a thread for it) and dropped it.
+- ``parsed_once``: every execution parses its state machine's definition again (ANTLR, a
+  fraction of a second of CPU for the main machine), and every evaluation of a path (each
+  Choice rule, parameter and ResultPath of every state entered) builds a new JSONPath parser
+  and parses the path again. With hundreds of executions in a backfill, the two were most of
+  the endpoint's CPU. The fix parses each definition and each path once and shares what it
+  parsed: a parsed path holds no state, nor do the parsed states of a definition without
+  Map or Parallel states (those keep a run's branch workers on themselves, so a definition
+  with one is parsed for each execution, as before).
 - ``fail_error_paths``: a Fail state whose ``ErrorPath`` selects an error named ``States.*``
   (``States.TaskFailed``, the error of every failed Glue job run) ends the execution with a
   ``ValueError`` from moto instead of that error: moto checks the path's value as if it were a
@@ -73,6 +83,9 @@ log = logging.getLogger(__name__)
 _AWS_SDK_ERROR_PREFIXES: Final = {"glue": "Glue", "redshiftdata": "RedshiftData", "s3": "S3"}
 # aws-sdk integration service name -> boto3's name of the service, where they differ.
 _AWS_SDK_BOTO_NAMES: Final = {"redshiftdata": "redshift-data"}
+
+_CONNECTIONS_PER_CLIENT: Final = 500
+"""The interpreter's connections kept open per service: a backfill's executions call at once."""
 
 _JOB_RUN_ENDED: Final = frozenset({"SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR"})
 
@@ -247,9 +260,17 @@ def timestamps_in_results() -> None:
 
 
 def cached_clients() -> None:
-    """Build each boto3 client the interpreter uses once, not once per task."""
+    """Build each boto3 client the interpreter uses once, not once per task, with a larger
+    connection pool."""
+    from botocore.config import Config
     from moto.stepfunctions.parser.asl.utils import boto_client
 
+    class PooledConfig(Config):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, max_pool_connections=_CONNECTIONS_PER_CLIENT, **kwargs)
+
+    # moto's builder makes its clients' Config by this name.
+    replace(boto_client, "Config", PooledConfig)
     build = boto_client.boto_client_for
     clients: dict[tuple[str, str, str], Any] = {}
     lock = threading.Lock()
@@ -269,6 +290,47 @@ def cached_clients() -> None:
             and getattr(module, "boto_client_for", None) is build
         ):
             replace(module, "boto_client_for", client_for)
+
+
+def parsed_once() -> None:
+    """Parse each definition (without Map or Parallel states) and each JSONPath once."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.utils import json_path
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    # Both modules imported their parser by name: jsonpath_ng's and its extended syntax's.
+    for module in (json_path, result_path):
+        replace(module, "parse", cache(module.parse))
+
+    @cache
+    def shared_program(definition: str) -> Any | None:
+        if _state_types(json.loads(definition)) & {"Map", "Parallel"}:
+            return None
+        return AmazonStateLanguageParser.parse(definition)[0]
+
+    parse_each_time = execution_worker.ExecutionWorker._get_evaluation_entrypoint
+
+    def entrypoint(self: Any) -> Any:
+        program = shared_program(self._evaluation_details.state_machine_details.definition)
+        return parse_each_time(self) if program is None else program
+
+    replace(execution_worker.ExecutionWorker, "_get_evaluation_entrypoint", entrypoint)
+
+
+def _state_types(definition: dict[str, Any]) -> set[str]:
+    """The types of a definition's states, its branches' and iterators' included."""
+    types = set()
+    for state in definition.get("States", {}).values():
+        types.add(state.get("Type"))
+        for branch in [
+            *state.get("Branches", []),
+            state.get("Iterator"),
+            state.get("ItemProcessor"),
+        ]:
+            if branch:
+                types |= _state_types(branch)
+    return types
 
 
 def fail_error_paths() -> None:
@@ -435,6 +497,7 @@ def apply(start_execution: Callable[[str, str], None]) -> None:
     pascal_case_members()
     timestamps_in_results()
     cached_clients()
+    parsed_once()
     fail_error_paths()
     job_run_outcomes()
     listing_without_copies()
