@@ -267,7 +267,7 @@ def cached_clients() -> None:
 
     class PooledConfig(Config):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, max_pool_connections=_CONNECTIONS_PER_CLIENT, **kwargs)
+            super().__init__(*args, **{**kwargs, "max_pool_connections": _CONNECTIONS_PER_CLIENT})
 
     # moto's builder makes its clients' Config by this name.
     replace(boto_client, "Config", PooledConfig)
