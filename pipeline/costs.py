@@ -2,11 +2,15 @@
 
 The twin counts what AWS bills by (job runs, crawls, state transitions, requests, statements);
 it cannot know how long each would take on AWS, whose Glue workers start in seconds to
-minutes and whose Redshift is not the twin's PostgreSQL. So every job run, crawl and statement
-is billed at AWS's minimum (``PriceSettings``): a lower bound for the Glue side when runs take
-longer than the minimum, and an upper bound for Redshift, whose concurrent statements share
-one active period on AWS but are billed one minimum each here. Express duration is the
-twin's own, rounded up as AWS rounds it (the router does no work AWS would do slower).
+minutes and whose Redshift is not the twin's PostgreSQL. So every job run and crawl is billed
+at AWS's minimum (``PriceSettings``): a lower bound when runs take longer than the minimum.
+Redshift Serverless bills the time its workgroup is active, not each statement ("When queries
+run, you're billed according to the capacity used in a given duration ... When no queries are
+running, you aren't billed for compute capacity",
+https://docs.aws.amazon.com/redshift/latest/mgmt/serverless-billing.html): statements that
+overlap or follow each other within the minimum share one active period (``active_periods``),
+on the twin's clock. Express duration is the twin's own, rounded up as AWS rounds it (the
+router does no work AWS would do slower).
 """
 
 from __future__ import annotations
@@ -30,10 +34,27 @@ https://docs.aws.amazon.com/glue/latest/dg/worker-types.html)."""
 
 LOAD_RUNS: Final = "Glue load job runs"
 CRAWLS: Final = "Glue crawls"
+REDSHIFT: Final = "Redshift Serverless: statements and load transactions"
 """Items of an estimate that targets are set on."""
 
 _SECONDS_PER_HOUR: Final = 3600
 _MB_PER_GB: Final = 1024
+
+
+Span = tuple[float, float]
+"""A start and an end, in seconds on one clock."""
+
+
+def active_periods(spans: Sequence[Span], minimum_seconds: float) -> list[Span]:
+    """The periods a workgroup is active for ``spans`` of work: each period lasts at least
+    ``minimum_seconds`` from its start, and a span that starts within one extends it."""
+    periods: list[Span] = []
+    for start, end in sorted(spans):
+        if periods and start <= periods[-1][1]:
+            periods[-1] = (periods[-1][0], max(periods[-1][1], end))
+        else:
+            periods.append((start, max(end, start + minimum_seconds)))
+    return periods
 
 
 @dataclass(frozen=True)
@@ -43,9 +64,14 @@ class Usage:
     validation_runs: int
     load_runs: int
     crawls: int
-    statements: int
-    """Redshift Data API statements the state machines ran (ExecuteStatement and
-    BatchExecuteStatement calls)."""
+    statements: Sequence[Span]
+    """When each Redshift Data API statement the state machines ran (ExecuteStatement and
+    BatchExecuteStatement calls) started and ended."""
+    load_transactions: Sequence[Span]
+    """When each load run's warehouse transaction ran. On AWS it goes through the Data API
+    too (``jobs.redshift``: a batch, then the count of its rows, back to back); the twin's load
+    writes PostgreSQL directly, so its Data API never sees it: each is taken as an instant at
+    its run's end, which the minimum then bills."""
     transitions: int
     """Standard state transitions, as AWS bills them (states entered, and each retry)."""
     express_seconds: Sequence[float]
@@ -83,9 +109,13 @@ def estimate(usage: Usage, prices: PriceSettings) -> list[Cost]:
     express = len(usage.express_seconds) * prices.express_request_usd + (
         billed_seconds * memory_gb * prices.express_gb_second_usd
     )
-    statement = (
+    periods = active_periods(
+        [*usage.statements, *usage.load_transactions], prices.redshift_minimum_seconds
+    )
+    active_seconds = sum(end - start for start, end in periods)
+    warehouse = (
         prices.redshift_base_rpus
-        * prices.redshift_minimum_seconds
+        * active_seconds
         / _SECONDS_PER_HOUR
         * prices.redshift_rpu_hour_usd
     )
@@ -123,19 +153,10 @@ def estimate(usage: Usage, prices: PriceSettings) -> list[Cost]:
             express,
         ),
         Cost(
-            "Redshift Serverless statements",
-            usage.statements,
-            f"{prices.redshift_base_rpus} RPU, {prices.redshift_minimum_seconds} s minimum each",
-            usage.statements * statement,
-        ),
-        # On AWS the load's transaction goes through the Data API too (``jobs.redshift``: a
-        # batch, then the count of its rows, back to back); the twin's load writes PostgreSQL
-        # directly, so its Data API never sees it.
-        Cost(
-            "Redshift Serverless, the loads' transactions",
-            usage.load_runs,
-            f"{prices.redshift_base_rpus} RPU, {prices.redshift_minimum_seconds} s minimum per "
-            "load run",
-            usage.load_runs * statement,
+            REDSHIFT,
+            len(usage.statements) + len(usage.load_transactions),
+            f"{prices.redshift_base_rpus} RPU x {active_seconds:,.0f} s active in "
+            f"{len(periods)} periods ({prices.redshift_minimum_seconds} s minimum each)",
+            warehouse,
         ),
     ]

@@ -186,7 +186,14 @@ def used_since(twin: LocalTwin, start: dt.datetime) -> Used:
         validation_runs=len(jobs[names.validation_job]),
         load_runs=len(jobs[names.load_job]),
         crawls=len(crawls),
-        statements=len(statements),
+        statements=[
+            (st["CreatedAt"].timestamp(), st["UpdatedAt"].timestamp()) for st in statements
+        ],
+        load_transactions=[
+            (run["CompletedOn"].timestamp(),) * 2
+            for run in jobs[names.load_job]
+            if "CompletedOn" in run
+        ],
         transitions=transitions,
         express_seconds=express,
     )
@@ -355,8 +362,9 @@ def cost_summary(outcomes: Sequence[Outcome], prices: PriceSettings) -> list[str
         runs = ", ".join(f"{n} {status}" for status, n in sorted(outcome.used.runs.items()))
         lines.append(
             f"| {outcome.label.removeprefix('twin: ')} | {runs} | {usage.validation_runs} | "
-            f"{usage.crawls} | {usage.load_runs} | {usage.statements} | {usage.transitions:,} | "
-            f"{len(usage.express_seconds)} | {_total(estimate(usage, prices)):.3f} |"
+            f"{usage.crawls} | {usage.load_runs} | {len(usage.statements)} | "
+            f"{usage.transitions:,} | {len(usage.express_seconds)} | "
+            f"{_total(estimate(usage, prices)):.3f} |"
         )
     return lines
 
