@@ -33,6 +33,7 @@ class StorageSettings(FrozenModel):
     """Normalized copies of files that passed the gate: the only input of the load."""
     quarantine_prefix: str = "quarantine/"
     """Files the gate refused, each with its validation result beside it."""
+    results_prefix: str = "validation-results/"
     dimension_key: str = "airport_codes.csv"
     staging_prefix: str = "staging/"
     reports_prefix: str = "quality/"
