@@ -302,8 +302,9 @@ class StaleClaim:
     """The claim object's ETag: taking it over is a write on that very object only."""
 
 
-def _result_document(decided: Decided) -> dict[str, Any]:
-    """What the version's result object holds: the outcome, and the alert its run fails with."""
+def _result_document(decided: Decided, run_id: str) -> dict[str, Any]:
+    """What the version's result object holds: the outcome, the alert its run fails with, and
+    the job run that validated it (``validated_by``, which the run's messages name)."""
     upload = decided.upload
     if isinstance(decided, Failed):
         return {
@@ -311,12 +312,14 @@ def _result_document(decided: Decided) -> dict[str, Any]:
             "version": upload.version,
             "outcome": FAILED,
             "alert": decided.alert,
+            "validated_by": run_id,
         }
     return {
         **result_document(upload.uri, upload.version, decided.verdict, decided.report),
         "action": str(decided.action),
         "destination": decided.destination,
         "alert": decided.alert(),
+        "validated_by": run_id,
     }
 
 
@@ -336,6 +339,7 @@ def decide(
     settings: JobSettings,
     upload: Upload,
     today: dt.date,
+    run_id: str,
     reports: ReportRecorder | None = None,
 ) -> Decided:
     """Validate a version this run claimed (``validate_upload``) and write its result over the
@@ -349,7 +353,7 @@ def decide(
     s3.put_object(
         Bucket=upload.bucket,
         Key=settings.storage.result_key(upload.key, upload.version),
-        Body=json.dumps(_result_document(decided), indent=2).encode(),
+        Body=json.dumps(_result_document(decided, run_id), indent=2).encode(),
         ContentType="application/json",
     )
     return decided
@@ -414,7 +418,7 @@ def _own_outcome(
         if not isinstance(waited, StaleClaim):
             return waited
         stale = waited
-    return decide(bound.s3, settings, upload, today, bound.reports)
+    return decide(bound.s3, settings, upload, today, run_id, bound.reports)
 
 
 def _is_daily_file(name: str, today: dt.date) -> bool:
@@ -471,7 +475,7 @@ def _validate_waiting(
                 break
             key = settings.storage.result_key(upload.key, upload.version)
             if _claim(bound.s3, bucket, key, run_id):
-                decide(bound.s3, settings, upload, today, bound.reports)
+                decide(bound.s3, settings, upload, today, run_id, bound.reports)
                 claimed += 1
         log.info(
             "claimed %d waiting uploads in s3://%s/%s",

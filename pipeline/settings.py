@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.core.settings import (
@@ -22,6 +22,7 @@ from pipeline.core.settings import (
     JobSettings,
     QualitySettings,
     StorageSettings,
+    ValidationSettings,
 )
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -268,8 +269,22 @@ class Settings(BaseSettings, Buckets):
     local: LocalSettings = LocalSettings()
     timing: TimingSettings = TimingSettings()
     quality: QualitySettings = QualitySettings()
+    validation: ValidationSettings = ValidationSettings()
     workflow: WorkflowSettings = WorkflowSettings()
     prices: PriceSettings = PriceSettings()
+
+    @model_validator(mode="after")
+    def _validation_fits_its_run(self) -> Settings:
+        # A run may batch for batch_seconds, or wait out another run's claim on its upload
+        # before validating it itself: either must end before the state machine's timeout.
+        longest = self.validation.batch_seconds + self.validation.claim_seconds
+        if longest >= self.workflow.job_timeout_seconds:
+            raise ValueError(
+                f"validation.batch_seconds + validation.claim_seconds ({longest} s) must be "
+                f"less than workflow.job_timeout_seconds ({self.workflow.job_timeout_seconds} s): "
+                "a validation run batching or waiting out a claim would time out"
+            )
+        return self
 
     def bucket(self, purpose: str) -> str:
         """The bucket for a purpose (``raw``, ``dim``, ``staging``, ``reports``): the one
@@ -297,7 +312,12 @@ class Settings(BaseSettings, Buckets):
         """What this environment's jobs are created with, as their ``--settings`` argument:
         bucket names only where ``storage.buckets`` gives them (a run's arguments name the
         rest)."""
-        return JobSettings(env=self.env.value, storage=self.storage, quality=self.quality)
+        return JobSettings(
+            env=self.env.value,
+            storage=self.storage,
+            quality=self.quality,
+            validation=self.validation,
+        )
 
     def buckets(self) -> dict[str, str]:
         """Every bucket of this environment, by purpose."""
@@ -328,22 +348,29 @@ _AWS_WORKFLOW: Final[dict[str, object]] = {
     "load_wait_seconds": 7200,
 }
 
+# A Glue run is billed a minute at least and takes longer to start than to validate a day: a
+# run on AWS goes on validating the uploads waiting beside its own for minutes.
+_AWS_VALIDATION: Final[dict[str, object]] = {"batch_seconds": 300}
+
 # Per-environment defaults: the differences between environments are visible values here.
 _ENVIRONMENT_DEFAULTS: Final[dict[Environment, dict[str, object]]] = {
     Environment.LOCAL: {},
     Environment.DEV: {
         "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
         "warehouse": {"workgroup": "flightpipe-dev"},
+        "validation": _AWS_VALIDATION,
         "workflow": _AWS_WORKFLOW,
     },
     Environment.STAGING: {
         "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
         "warehouse": {"workgroup": "flightpipe-staging"},
+        "validation": _AWS_VALIDATION,
         "workflow": _AWS_WORKFLOW,
     },
     Environment.PROD: {
         "timing": {"poll_interval_seconds": 30.0, "lock_wait_seconds": 120.0},
         "warehouse": {"workgroup": "flightpipe-prod"},
+        "validation": _AWS_VALIDATION,
         "workflow": {
             **_AWS_WORKFLOW,
             "crawler_poll_seconds": 30,

@@ -433,6 +433,13 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure, th
         result_path="$.error",
     )
     exhausted.next(failed)
+    # The run's messages name the validation run: here, the one that validated the upload.
+    by_another = sf.Pass(
+        "Validated by another run",
+        parameters={"JobRunId.$": "$.validation_result.document.validated_by"},
+        result_path="$.validation",
+    )
+    by_another.next(then)
     decided = sf.Choice("Validated yet?")
     # No result, or only another run's claim on the version: no outcome yet.
     known = rule.IsPresent(outcome, True)
@@ -445,7 +452,7 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure, th
                 ),
             ]
         ),
-        then,
+        by_another,
     )
     decided.add_choice(known, refused)
     decided.add_choice(

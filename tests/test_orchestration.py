@@ -115,7 +115,9 @@ def test_three_uploaded_days_each_run_to_success_and_load(twin: LocalTwin, data_
     uploads = [twin.upload_daily(day) for day in days]
     runs = follow(twin, uploads)
 
-    assert [run.status for run in runs] == ["SUCCEEDED"] * 3
+    assert [run.status for run in runs] == ["SUCCEEDED"] * 3, [
+        (r.failed_step, r.cause) for r in runs
+    ]
     assert [run.key for run in runs] == [u.key for u in uploads]
     assert warehouse_days(twin.warehouse) == expected_days(days)
     successes = [a["message"] for a in twin.alerts() if a["attributes"]["outcome"] == "succeeded"]

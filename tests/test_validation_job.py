@@ -258,6 +258,10 @@ def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, A
         yield settings, s3
 
 
+def run_id_of(argv: list[str]) -> str:
+    return argv[argv.index("--JOB_RUN_ID") + 1]
+
+
 def validation_argv(
     settings: Settings, upload: Upload, run: int, batch: ValidationSettings | None = None
 ) -> list[str]:
@@ -488,8 +492,9 @@ def test_a_run_validates_the_uploads_waiting_beside_its_own_each_with_its_own_ou
         result = results[upload.key]
         assert result is not None
         assert (result["file"], result["version"]) == (upload.uri, upload.version)
-        # Its own page in the report.
+        # Its own page in the report, and this run named as the one that validated it.
         assert urllib.parse.quote(f"{upload.name}@{upload.version}") in result["report"]
+        assert result["validated_by"] == run_id_of(validation_argv(settings, own, run=2))
     assert records(settings, s3) == 4  # the dimension and the three daily files
     bad_result = results[bad.key]
     assert bad_result is not None
@@ -559,7 +564,7 @@ def test_a_run_whose_upload_another_run_claimed_takes_that_runs_outcome(
         """The claimant, a moment later: it validates the upload and writes its result."""
         time.sleep(1.5)
         job = settings.job_settings()
-        outcomes.append(validation.decide(s3, job, own, dt.datetime.now(dt.UTC).date()))
+        outcomes.append(validation.decide(s3, job, own, dt.datetime.now(dt.UTC).date(), "jr_other"))
 
     other = threading.Thread(target=other_run)
     other.start()

@@ -544,7 +544,14 @@ def test_a_refused_validation_start_waits_then_reads_its_result_from_another_run
     decided = states["Validated yet?"]
     assert states["No validation result"]["Next"] == read["Next"] == "Validated yet?"
     passed, refused, exhausted = decided["Choices"]
-    assert passed["Next"] == validate["Next"] == "Airport dimension?"
+    assert passed["Next"] == "Validated by another run"
+    assert states["Validated by another run"] == {
+        "Type": "Pass",
+        "Parameters": {"JobRunId.$": "$.validation_result.document.validated_by"},
+        "ResultPath": "$.validation",
+        "Next": "Airport dimension?",
+    }
+    assert validate["Next"] == "Airport dimension?"
     assert refused == {
         "Variable": "$.validation_result.document.outcome",
         "IsPresent": True,

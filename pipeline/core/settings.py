@@ -79,7 +79,7 @@ class ValidationSettings(FrozenModel):
     """How long after its start a run goes on claiming waiting uploads to validate: it ends
     the batch at the first claim after this, so a run takes at most about this plus one
     validation."""
-    claim_seconds: int = Field(default=900, ge=1)
+    claim_seconds: int = Field(default=300, ge=1)
     """How long a claim on an upload holds. A run that finds its upload claimed waits this
     long from the claim for the claimant's result, then validates the upload itself, so a run
     that died mid-batch strands nothing. Far above one validation (the gate reads at most
