@@ -339,6 +339,7 @@ def decide(
     settings: JobSettings,
     upload: Upload,
     today: dt.date,
+    *,
     run_id: str,
     reports: ReportRecorder | None = None,
 ) -> Decided:
@@ -418,7 +419,7 @@ def _own_outcome(
         if not isinstance(waited, StaleClaim):
             return waited
         stale = waited
-    return decide(bound.s3, settings, upload, today, run_id, bound.reports)
+    return decide(bound.s3, settings, upload, today, run_id=run_id, reports=bound.reports)
 
 
 def _is_daily_file(name: str, today: dt.date) -> bool:
@@ -475,7 +476,7 @@ def _validate_waiting(
                 break
             key = settings.storage.result_key(upload.key, upload.version)
             if _claim(bound.s3, bucket, key, run_id):
-                decide(bound.s3, settings, upload, today, run_id, bound.reports)
+                decide(bound.s3, settings, upload, today, run_id=run_id, reports=bound.reports)
                 claimed += 1
         log.info(
             "claimed %d waiting uploads in s3://%s/%s",

@@ -564,7 +564,9 @@ def test_a_run_whose_upload_another_run_claimed_takes_that_runs_outcome(
         """The claimant, a moment later: it validates the upload and writes its result."""
         time.sleep(1.5)
         job = settings.job_settings()
-        outcomes.append(validation.decide(s3, job, own, dt.datetime.now(dt.UTC).date(), "jr_other"))
+        outcomes.append(
+            validation.decide(s3, job, own, dt.datetime.now(dt.UTC).date(), run_id="jr_other")
+        )
 
     other = threading.Thread(target=other_run)
     other.start()
