@@ -43,6 +43,10 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
 }
 """Every placeholder a definition may hold, with what it names."""
 
+QUARANTINED_BY_ANOTHER_RUN: Final = "Validation.Quarantined"
+"""The error of a run whose version another run's validation quarantined (the cause: its alert).
+A run that validated its own quarantined version fails its job run instead (States.TaskFailed,
+the job's QuarantinedError as the cause)."""
 REJECTED_AT_LOAD: Final = "Load.Rejected"
 """The error of a run whose version a load rejected (its reject record's reason is the cause)."""
 
@@ -412,14 +416,19 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure, th
     attempt.next(waiting)
 
     outcome = "$.validation_result.document.outcome"
-    refused = sf.Pass(
-        "Refused by another run's validation",
-        parameters={
-            "Error.$": f"States.Format('Validation.{{}}', {outcome})",
-            "Cause.$": "$.validation_result.document.alert",
-        },
-        result_path="$.error",
+    # Its one alert, with the cause the run that validated it would have failed with.
+    quarantined, refused = (
+        sf.Pass(
+            name,
+            parameters={"Error": error, "Cause.$": "$.validation_result.document.alert"},
+            result_path="$.error",
+        )
+        for name, error in (
+            ("Quarantined by another run", QUARANTINED_BY_ANOTHER_RUN),
+            ("Failed in another run", "Validation.Failed"),
+        )
     )
+    quarantined.next(failed)
     refused.next(failed)
     exhausted = sf.Pass(
         "Validation attempts exhausted",
@@ -454,6 +463,7 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure, th
         ),
         by_another,
     )
+    decided.add_choice(rule.And([known, rule.StringEquals(outcome, "quarantined")]), quarantined)
     decided.add_choice(known, refused)
     decided.add_choice(
         rule.NumericGreaterThanEquals("$.validation_attempts.count", workflow.validation_attempts),

@@ -543,7 +543,7 @@ def test_a_refused_validation_start_waits_then_reads_its_result_from_another_run
     # the result's alert; none yet: start again, a bounded number of times.
     decided = states["Validated yet?"]
     assert states["No validation result"]["Next"] == read["Next"] == "Validated yet?"
-    passed, refused, exhausted = decided["Choices"]
+    passed, quarantined, refused, exhausted = decided["Choices"]
     assert passed["Next"] == "Validated by another run"
     assert states["Validated by another run"] == {
         "Type": "Pass",
@@ -552,20 +552,27 @@ def test_a_refused_validation_start_waits_then_reads_its_result_from_another_run
         "Next": "Airport dimension?",
     }
     assert validate["Next"] == "Airport dimension?"
-    assert refused == {
-        "Variable": "$.validation_result.document.outcome",
-        "IsPresent": True,
-        "Next": "Refused by another run's validation",
-    }
-    assert states["Refused by another run's validation"]["Parameters"]["Cause.$"] == (
-        "$.validation_result.document.alert"
-    )
+    outcome = "$.validation_result.document.outcome"
+    assert quarantined["And"][1] == {"Variable": outcome, "StringEquals": "quarantined"}
+    assert refused == {"Variable": outcome, "IsPresent": True, "Next": "Failed in another run"}
+    for name, error in (
+        ("Quarantined by another run", "Validation.Quarantined"),
+        ("Failed in another run", "Validation.Failed"),
+    ):
+        assert states[name]["Parameters"] == {
+            "Error": error,
+            "Cause.$": "$.validation_result.document.alert",
+        }
     assert exhausted == {
         "Variable": "$.validation_attempts.count",
         "NumericGreaterThanEquals": settings.workflow.validation_attempts,
         "Next": "Validation attempts exhausted",
     }
-    for failed in ("Refused by another run's validation", "Validation attempts exhausted"):
+    for failed in (
+        "Quarantined by another run",
+        "Failed in another run",
+        "Validation attempts exhausted",
+    ):
         assert endings(states, failed) == {"Fail"}
     assert decided["Default"] == "Validate upload"
 
