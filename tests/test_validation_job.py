@@ -675,8 +675,12 @@ def start_validation_runs(twin: LocalTwin, files: Iterable[Path]) -> list[str]:
     passes (``pipeline.workflow``); the ids of the runs.
 
     The files go to a bucket of the test's own, which no upload rule watches: only the runs
-    started here validate them.
+    started here validate them, each its own file alone (no batch: ``batch_seconds`` 0 in the
+    run's settings, which override the job's).
     """
+    alone = twin.settings.job_settings().model_copy(
+        update={"validation": ValidationSettings(batch_seconds=0)}
+    )
     bucket = twin.settings.raw_bucket.replace("-raw-", "-burst-", 1)
     twin.s3.create_bucket(Bucket=bucket)
     twin.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -685,6 +689,7 @@ def start_validation_runs(twin: LocalTwin, files: Iterable[Path]) -> list[str]:
     for path in files:
         upload = put(twin, twin.settings.storage.raw_prefix + path.name, path.read_bytes(), bucket)
         arguments = {
+            "--settings": alone.model_dump_json(),
             "--dimension_bucket": twin.settings.dimension_bucket,
             "--reports_bucket": twin.settings.reports_bucket,
             "--bucket": upload.bucket,
@@ -723,17 +728,23 @@ def sample_files(folder: Path, days: int, flights_per_day: int) -> tuple[Path, l
     return sample.dimension, list(sample.daily)
 
 
-def test_a_burst_validates_side_by_side_in_worker_processes_and_the_rest_wait(
+def test_validations_run_side_by_side_in_worker_processes_and_a_start_beyond_is_refused(
     twin: LocalTwin, tmp_path: Path
 ) -> None:
-    # One file more than the endpoint has workers: it waits for one.
+    # One file more than the endpoint has workers: its run's start is refused.
     dimension_file, daily = sample_files(tmp_path, ENDPOINT_VALIDATION_WORKERS + 1, 100_000)
+    *side_by_side, refused = daily
     twin.validate(twin.upload_dimension(dimension_file))
     # Those running already (a worker starts at the endpoint's start, or at the first run
     # after one died).
     before = busy_seconds(validation_workers(twin))
 
-    ids = start_validation_runs(twin, daily)
+    ids = start_validation_runs(twin, side_by_side)
+    # The job's maximum concurrency is the endpoint's workers: the start beyond is refused as
+    # Glue refuses it (ConcurrentRunsExceededException), not queued.
+    glue = twin.client("glue")
+    with pytest.raises(glue.exceptions.ConcurrentRunsExceededException):
+        start_validation_runs(twin, [refused])
     states: list[list[str]] = []
     deadline = time.monotonic() + twin.settings.workflow.job_timeout_seconds
     while not ended(runs := job_runs(twin, ids)):
@@ -742,10 +753,8 @@ def test_a_burst_validates_side_by_side_in_worker_processes_and_the_rest_wait(
         time.sleep(0.05)
 
     assert [run["JobRunState"] for run in runs] == ["SUCCEEDED"] * len(ids), runs
-    # As many at once as there are workers, never more; the next run WAITING meanwhile, as
-    # Glue reports a run waiting for resources.
+    # As many at once as there are workers.
     assert max(s.count("RUNNING") for s in states) == ENDPOINT_VALIDATION_WORKERS
-    assert ["RUNNING"] * ENDPOINT_VALIDATION_WORKERS + ["WAITING"] in states
     # Each worker process did validation work of its own: not threads of one process.
     after = busy_seconds(validation_workers(twin))
     assert len(after) == ENDPOINT_VALIDATION_WORKERS, after
