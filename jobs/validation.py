@@ -6,6 +6,12 @@ a quarantined one moves to the quarantine prefix with its validation result besi
 never reaches the load. The airport dimension goes the same way, so a broken dimension never
 replaces the last good one.
 
+A run of the job validates the upload it names and then the daily files waiting beside it
+(``main``), so a burst of uploads costs a few runs, not one each. Each upload version keeps its
+own outcome in a result object of its own (``StorageSettings.result_key``): first a claim,
+written only if no object is there (S3's conditional write), so exactly one run validates a
+version; then the result, which a run whose upload another run validated reads as its own.
+
 It speaks plain S3 through boto3, so the same code runs as a Glue job on AWS (``main``) and
 in the local twin against its S3 endpoint.
 """
@@ -17,12 +23,13 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 from jobs.quarantine import RESULT_SUFFIX, quarantine
@@ -34,14 +41,17 @@ from pipeline.core.contract import (
     SOURCE_VERSION,
     header_names,
 )
+from pipeline.core.errors import plain_error
 from pipeline.core.logs import configure_logging
-from pipeline.core.settings import JobSettings
-from pipeline.core.uploads import Upload, version_of
+from pipeline.core.settings import JobSettings, ValidationSettings
+from pipeline.core.uploads import Upload, split_s3_uri, version_of
 from quality.gate import (
     Outcome,
+    UnreadableFileError,
     Verdict,
     check_daily_file,
     check_dimension,
+    check_name,
     refuse_oversized,
 )
 from quality.reports import published, result_document, verdict_of
@@ -179,6 +189,13 @@ def validate_upload(
     return Validated(upload, verdict, action, destination, report)
 
 
+def _is_dimension(settings: JobSettings, upload: Upload) -> bool:
+    return (upload.bucket, upload.key) == (
+        settings.dimension_bucket,
+        settings.storage.dimension_key,
+    )
+
+
 def _quarantined_before(s3: Any, key: str, upload: Upload) -> Validated | None:
     """What an earlier run did with ``upload`` if it quarantined it to ``key``: the result it
     wrote beside the file (some version of it: a later upload of the name may have followed)."""
@@ -253,6 +270,225 @@ def _quarantine(s3: Any, key: str, upload: Upload, verdict: Verdict, *, report: 
     )
 
 
+# --- One run, many uploads: claims and results -----------------------------------------------
+
+FAILED: Final = "failed"
+"""The outcome of a version the job could not validate at all (an error, not a verdict)."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An upload version the job could not validate: the run that names it fails."""
+
+    upload: Upload
+    alert: str
+    """The error in plain words (``plain_error``): the cause its run fails with."""
+    error: Exception | None = None
+    """The error itself, when this run raised it (not when another run's result told it)."""
+
+
+Decided = Validated | Failed
+
+
+class ValidationFailedError(RuntimeError):
+    """Another run could not validate this run's upload; the message is its error."""
+
+
+@dataclass(frozen=True)
+class StaleClaim:
+    """A claim older than ``claim_seconds``: its run died, so the version is anyone's."""
+
+    etag: str
+    """The claim object's ETag: taking it over is a write on that very object only."""
+
+
+def _result_document(decided: Decided, run_id: str) -> dict[str, Any]:
+    """What the version's result object holds: the outcome, the alert its run fails with, and
+    the job run that validated it (``validated_by``, which the run's messages name)."""
+    upload = decided.upload
+    if isinstance(decided, Failed):
+        return {
+            "file": upload.uri,
+            "version": upload.version,
+            "outcome": FAILED,
+            "alert": decided.alert,
+            "validated_by": run_id,
+        }
+    return {
+        **result_document(upload.uri, upload.version, decided.verdict, decided.report),
+        "action": str(decided.action),
+        "destination": decided.destination,
+        "alert": decided.alert(),
+        "validated_by": run_id,
+    }
+
+
+def _decided_from(upload: Upload, document: dict[str, Any]) -> Decided:
+    """The outcome of ``upload`` that another run's result (``_result_document``) holds."""
+    if document["outcome"] == FAILED:
+        return Failed(upload, document["alert"])
+    _, destination_key = split_s3_uri(document["destination"])
+    verdict = verdict_of(upload.name, document)
+    return Validated(
+        upload, verdict, Action(document["action"]), destination_key, document["report"]
+    )
+
+
+def decide(
+    s3: Any,
+    settings: JobSettings,
+    upload: Upload,
+    today: dt.date,
+    *,
+    run_id: str,
+    reports: ReportRecorder | None = None,
+) -> Decided:
+    """Validate a version this run claimed (``validate_upload``) and write its result over the
+    claim. An error validating it is the version's outcome, not the run's: the result says it,
+    for the run that names the version to fail with, and the log has the whole error."""
+    try:
+        decided: Decided = validate_upload(s3, settings, upload, today, reports)
+    except Exception as exc:
+        log.warning("could not validate %s version=%s", upload.uri, upload.version, exc_info=True)
+        decided = Failed(upload, plain_error(exc), exc)
+    s3.put_object(
+        Bucket=upload.bucket,
+        Key=settings.storage.result_key(upload.key, upload.version),
+        Body=json.dumps(_result_document(decided, run_id), indent=2).encode(),
+        ContentType="application/json",
+    )
+    return decided
+
+
+def _claim(s3: Any, bucket: str, key: str, run_id: str, stale: StaleClaim | None = None) -> bool:
+    """Claim the version whose result object is ``key`` for this run: write the claim only
+    where no object is (or only over the ``stale`` claim); whether this run won it."""
+    claim = {"claimed_by": run_id, "claimed_at": dt.datetime.now(dt.UTC).isoformat()}
+    condition = {"IfMatch": stale.etag} if stale else {"IfNoneMatch": "*"}
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(claim).encode(),
+            ContentType="application/json",
+            **condition,
+        )
+    except s3.exceptions.ClientError as exc:
+        # S3's answer (HTTP 412) when the object is there, or is no longer the stale claim:
+        # another run claimed the version first.
+        if exc.response["Error"]["Code"] == "PreconditionFailed":
+            return False
+        raise
+    return True
+
+
+def _await_result(
+    s3: Any, upload: Upload, key: str, limits: ValidationSettings
+) -> Decided | StaleClaim:
+    """The outcome another run's result at ``key`` gives ``upload``, once it is written; or,
+    once the claim there is older than ``claim_seconds``, that stale claim."""
+    while True:
+        response = s3.get_object(Bucket=upload.bucket, Key=key)
+        document = json.loads(response["Body"].read())
+        if "outcome" in document:
+            return _decided_from(upload, document)
+        claimed_at = dt.datetime.fromisoformat(document["claimed_at"])
+        age = (dt.datetime.now(dt.UTC) - claimed_at).total_seconds()
+        if age >= limits.claim_seconds:
+            log.warning(
+                "the claim of %s on %s version=%s is %.0f s old: validating it here",
+                document["claimed_by"],
+                upload.uri,
+                upload.version,
+                age,
+            )
+            return StaleClaim(response["ETag"])
+        time.sleep(min(limits.poll_seconds, limits.claim_seconds - age))
+
+
+def _own_outcome(
+    bound: ValidationBinding, settings: JobSettings, upload: Upload, today: dt.date, run_id: str
+) -> Decided:
+    """The outcome of the run's own upload: validated here if this run claims it, else the
+    result of the run that did, waited for while its claim holds (a stale one is taken over)."""
+    key = settings.storage.result_key(upload.key, upload.version)
+    stale: StaleClaim | None = None
+    while not _claim(bound.s3, upload.bucket, key, run_id, stale):
+        # Refused: a claim or a result is there.
+        waited = _await_result(bound.s3, upload, key, settings.validation)
+        if not isinstance(waited, StaleClaim):
+            return waited
+        stale = waited
+    return decide(bound.s3, settings, upload, today, run_id=run_id, reports=bound.reports)
+
+
+def _is_daily_file(name: str, today: dt.date) -> bool:
+    """Whether the gate takes ``name`` (below the upload prefix) for a daily file's. An upload
+    of any other name is left to its own run, which quarantines it."""
+    try:
+        check_name(name, today)
+    except UnreadableFileError:
+        return False
+    return True
+
+
+def _waiting(s3: Any, settings: JobSettings, bucket: str, today: dt.date) -> list[Upload]:
+    """The latest version of each daily file under ``bucket``'s upload prefix that has no
+    result object yet: neither claimed nor validated."""
+    storage = settings.storage
+
+    def listed(operation: str, prefix: str, field: str) -> list[dict[str, Any]]:
+        pages = s3.get_paginator(operation).paginate(Bucket=bucket, Prefix=prefix)
+        return [item for page in pages for item in page.get(field, [])]
+
+    # A result's key starts with its upload's key (``result_key``): these are the raw files'.
+    results = storage.results_prefix + storage.raw_prefix
+    decided = {o["Key"] for o in listed("list_objects_v2", results, "Contents")}
+    latest = (
+        Upload(bucket, v["Key"], v["VersionId"])
+        for v in listed("list_object_versions", storage.raw_prefix, "Versions")
+        if v["IsLatest"]
+    )
+    return [
+        upload
+        for upload in latest
+        if _is_daily_file(upload.key.removeprefix(storage.raw_prefix), today)
+        and storage.result_key(upload.key, upload.version) not in decided
+    ]
+
+
+def _validate_waiting(
+    bound: ValidationBinding,
+    settings: JobSettings,
+    bucket: str,
+    today: dt.date,
+    run_id: str,
+    *,
+    deadline: float,
+) -> None:
+    """Validate the daily files waiting in ``bucket``, one round after another (uploads keep
+    landing), until a round finds none to claim or the ``deadline`` (``time.monotonic``)
+    passes. A file's quarantine or failure never fails this run: its result tells its own run."""
+    while time.monotonic() < deadline:
+        claimed = 0
+        for upload in _waiting(bound.s3, settings, bucket, today):
+            if time.monotonic() >= deadline:
+                break
+            key = settings.storage.result_key(upload.key, upload.version)
+            if _claim(bound.s3, bucket, key, run_id):
+                decide(bound.s3, settings, upload, today, run_id=run_id, reports=bound.reports)
+                claimed += 1
+        log.info(
+            "claimed %d waiting uploads in s3://%s/%s",
+            claimed,
+            bucket,
+            settings.storage.raw_prefix,
+            extra={"claimed": claimed},
+        )
+        if not claimed:
+            return
+
+
 # --- AWS Glue binding ------------------------------------------------------------------------
 
 GLUE_ARGUMENTS = (
@@ -280,6 +516,14 @@ def parse_arguments(argv: Sequence[str]) -> tuple[JobSettings, Upload]:
         {"dim": args["dimension_bucket"], "reports": args["reports_bucket"]}
     )
     return settings, Upload(args["bucket"], args["key"], args["version_id"])
+
+
+def job_run_id(argv: Sequence[str]) -> str:
+    """The run's id: Glue's parser reads ``--JOB_RUN_ID`` whatever it is asked for."""
+    from awsglue.utils import getResolvedOptions
+
+    run_id: str = getResolvedOptions(list(argv), [])["JOB_RUN_ID"]
+    return run_id
 
 
 @dataclass(frozen=True)
@@ -319,20 +563,34 @@ class GlueValidation:
 
 
 def main(argv: Sequence[str], runtime: ValidationRuntime | None = None) -> Validated:
-    """The entrypoint: validate the object the run names; a quarantined file fails the run.
+    """The entrypoint: validate the object the run names, then, for a daily file, the daily
+    files waiting beside it; the run fails if its own upload was quarantined or failed.
 
     ``argv`` is the run's argument vector as Glue hands it over; ``runtime`` binds the run to
     where it runs (Glue unless given). Failing the run is how the state machine learns the
     outcome (``startJobRun.sync`` ends in a task failure); the alert text is the error message.
+    The waiting files' outcomes are in their result objects only, for their own runs to read
+    (``settings.validation``: how long a run keeps claiming them).
     """
+    started = time.monotonic()
     settings, upload = parse_arguments(argv)
+    run_id = job_run_id(argv)
     today = dt.datetime.now(dt.UTC).date()
     with (runtime or GlueValidation()).bind(settings) as bound:
-        validated = validate_upload(bound.s3, settings, upload, today, bound.reports)
-    alert = validated.alert()
+        outcome = _own_outcome(bound, settings, upload, today, run_id)
+        # Only an upload's own bucket is listed, and only below the upload prefix: the
+        # dimension's run (its key is outside it) validates the dimension alone.
+        if upload.key.startswith(settings.storage.raw_prefix):
+            deadline = started + settings.validation.batch_seconds
+            _validate_waiting(bound, settings, upload.bucket, today, run_id, deadline=deadline)
+    if isinstance(outcome, Failed):
+        if outcome.error is not None:
+            raise outcome.error
+        raise ValidationFailedError(outcome.alert)
+    alert = outcome.alert()
     if alert is not None:
         raise QuarantinedError(alert)
-    return validated
+    return outcome
 
 
 class QuarantinedError(RuntimeError):

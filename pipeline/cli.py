@@ -278,7 +278,10 @@ class FileOutcome:
     def _failed(base: FileOutcome, run: Run, alert: str) -> FileOutcome:
         """A failed run's outcome: quarantined by the gate, rejected at load, or failed."""
         # The failure path makes a failed job run's error message the run's cause.
-        if run.failed_step == "validation" and run.cause.startswith("QuarantinedError"):
+        if run.failed_step == "validation" and (
+            run.cause.startswith("QuarantinedError")
+            or run.error == workflow.QUARANTINED_BY_ANOTHER_RUN
+        ):
             return replace(base, outcome="quarantined", alert=alert)
         if run.failed_step == "load" and run.error == workflow.REJECTED_AT_LOAD:
             return replace(base, outcome="rejected at load", reason=run.cause, alert=alert)

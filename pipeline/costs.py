@@ -156,7 +156,8 @@ def estimate(usage: Usage, prices: PriceSettings) -> list[Cost]:
             REDSHIFT,
             len(usage.statements) + len(usage.load_transactions),
             f"{prices.redshift_base_rpus} RPU x {active_seconds:,.0f} s active in "
-            f"{len(periods)} periods ({prices.redshift_minimum_seconds} s minimum each)",
+            f"{len(periods)} period{'s' if len(periods) != 1 else ''} "
+            f"({prices.redshift_minimum_seconds} s minimum each)",
             warehouse,
         ),
     ]

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.core.settings import (
@@ -22,6 +22,7 @@ from pipeline.core.settings import (
     JobSettings,
     QualitySettings,
     StorageSettings,
+    ValidationSettings,
 )
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -130,18 +131,13 @@ class WorkflowSettings(FrozenModel):
     transient_retry_attempts: int = Field(default=3, ge=0)
     """Retries of a throttled call, an AWS service error or an API timeout."""
 
-    busy_retry_interval_seconds: int = Field(default=1, ge=1)
-    busy_retry_backoff_rate: float = Field(default=1.5, ge=1)
-    busy_retry_max_delay_seconds: int = Field(default=3, ge=1)
-    """Backoff while a validation run's start is refused: the job is at its maximum concurrency."""
-    burst_uploads: int = Field(default=30, ge=1)
-    """Uploads arriving at once whose validation starts the busy retries must absorb (a start
-    refused while the validation job is at ``validation_max_concurrent_runs``)."""
-    typical_validation_seconds: int = Field(default=10, ge=1)
-    """One validation run, Glue start-up included: it sizes the busy retries."""
-    validation_max_concurrent_runs: int = Field(default=400, ge=1)
-    """The validation job's maximum concurrency: a year's backfill uploaded at once validates
-    in parallel (on the twin, as many at a time as it has worker processes)."""
+    validation_max_concurrent_runs: int = Field(default=2, ge=1)
+    """The validation job's maximum concurrency. Each run validates the uploads waiting beside
+    its own, so a few runs validate a burst: a start refused at the maximum waits for the runs
+    in flight and reads its upload's result (on the twin, at most its worker processes)."""
+    validation_attempts: int = Field(default=5, ge=1)
+    """Validation runs a run tries to start (each refused start waits for the runs in flight,
+    bounded as the burst wait is) before it fails with its upload still not validated."""
 
     burst_poll_seconds: int = Field(default=10, ge=1)
     burst_wait_seconds: int = Field(default=600, ge=1)
@@ -183,20 +179,6 @@ class WorkflowSettings(FrozenModel):
     def statement_max_polls(self) -> int:
         """Polls of the row count's query before the run fails: the timeout over the interval."""
         return math.ceil(self.statement_timeout_seconds / self.statement_poll_seconds)
-
-    def busy_retry_attempts(self, run_seconds: int) -> int:
-        """Busy retries enough to wait out ``burst_uploads`` runs of ``run_seconds`` each.
-
-        Counted with the mean of each jittered delay (half the computed one).
-        """
-        budget = self.burst_uploads * run_seconds
-        delay = float(min(self.busy_retry_interval_seconds, self.busy_retry_max_delay_seconds))
-        waited, attempts = 0.0, 0
-        while waited < budget:
-            waited += delay / 2
-            attempts += 1
-            delay = min(delay * self.busy_retry_backoff_rate, self.busy_retry_max_delay_seconds)
-        return attempts
 
 
 class PriceSettings(FrozenModel):
@@ -287,8 +269,22 @@ class Settings(BaseSettings, Buckets):
     local: LocalSettings = LocalSettings()
     timing: TimingSettings = TimingSettings()
     quality: QualitySettings = QualitySettings()
+    validation: ValidationSettings = ValidationSettings()
     workflow: WorkflowSettings = WorkflowSettings()
     prices: PriceSettings = PriceSettings()
+
+    @model_validator(mode="after")
+    def _validation_fits_its_run(self) -> Settings:
+        # A run may batch for batch_seconds, or wait out another run's claim on its upload
+        # before validating it itself: either must end before the state machine's timeout.
+        longest = self.validation.batch_seconds + self.validation.claim_seconds
+        if longest >= self.workflow.job_timeout_seconds:
+            raise ValueError(
+                f"validation.batch_seconds + validation.claim_seconds ({longest} s) must be "
+                f"less than workflow.job_timeout_seconds ({self.workflow.job_timeout_seconds} s): "
+                "a validation run batching or waiting out a claim would time out"
+            )
+        return self
 
     def bucket(self, purpose: str) -> str:
         """The bucket for a purpose (``raw``, ``dim``, ``staging``, ``reports``): the one
@@ -316,7 +312,12 @@ class Settings(BaseSettings, Buckets):
         """What this environment's jobs are created with, as their ``--settings`` argument:
         bucket names only where ``storage.buckets`` gives them (a run's arguments name the
         rest)."""
-        return JobSettings(env=self.env.value, storage=self.storage, quality=self.quality)
+        return JobSettings(
+            env=self.env.value,
+            storage=self.storage,
+            quality=self.quality,
+            validation=self.validation,
+        )
 
     def buckets(self) -> dict[str, str]:
         """Every bucket of this environment, by purpose."""
@@ -339,9 +340,7 @@ _AWS_WORKFLOW: Final[dict[str, object]] = {
     "transient_retry_interval_seconds": 5,
     "transient_retry_max_delay_seconds": 60,
     "transient_retry_attempts": 5,
-    "busy_retry_interval_seconds": 15,
-    "busy_retry_max_delay_seconds": 120,
-    "typical_validation_seconds": 120,
+    "validation_max_concurrent_runs": 4,
     "burst_poll_seconds": 30,
     "burst_newest_runs": 200,
     "burst_wait_seconds": 1800,
@@ -349,22 +348,29 @@ _AWS_WORKFLOW: Final[dict[str, object]] = {
     "load_wait_seconds": 7200,
 }
 
+# A Glue run is billed a minute at least and takes longer to start than to validate a day: a
+# run on AWS goes on validating the uploads waiting beside its own for minutes.
+_AWS_VALIDATION: Final[dict[str, object]] = {"batch_seconds": 300}
+
 # Per-environment defaults: the differences between environments are visible values here.
 _ENVIRONMENT_DEFAULTS: Final[dict[Environment, dict[str, object]]] = {
     Environment.LOCAL: {},
     Environment.DEV: {
         "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
         "warehouse": {"workgroup": "flightpipe-dev"},
+        "validation": _AWS_VALIDATION,
         "workflow": _AWS_WORKFLOW,
     },
     Environment.STAGING: {
         "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
         "warehouse": {"workgroup": "flightpipe-staging"},
+        "validation": _AWS_VALIDATION,
         "workflow": _AWS_WORKFLOW,
     },
     Environment.PROD: {
         "timing": {"poll_interval_seconds": 30.0, "lock_wait_seconds": 120.0},
         "warehouse": {"workgroup": "flightpipe-prod"},
+        "validation": _AWS_VALIDATION,
         "workflow": {
             **_AWS_WORKFLOW,
             "crawler_poll_seconds": 30,

@@ -43,6 +43,10 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
 }
 """Every placeholder a definition may hold, with what it names."""
 
+QUARANTINED_BY_ANOTHER_RUN: Final = "Validation.Quarantined"
+"""The error of a run whose version another run's validation quarantined (the cause: its alert).
+A run that validated its own quarantined version fails its job run instead (States.TaskFailed,
+the job's QuarantinedError as the cause)."""
 REJECTED_AT_LOAD: Final = "Load.Rejected"
 """The error of a run whose version a load rejected (its reject record's reason is the cause)."""
 
@@ -98,8 +102,9 @@ _SFN_TRANSIENT: Final = (
     "States.Timeout",
 )
 _SFN_DUPLICATE: Final = ("StepFunctions.ExecutionAlreadyExistsException",)  # StartExecution
-# s3:headObject: NoSuchKey is HeadObject's one error in the model; S3's model declares no
-# throttling or service error, so only the call's own timeout is retried.
+# s3:headObject and s3:getObject: NoSuchKey is in both operations' errors in the model (and
+# HeadObject's one); S3's model declares no throttling or service error, so only the call's own
+# timeout is retried.
 _S3_NOT_FOUND: Final = ("S3.NoSuchKeyException",)
 _S3_TRANSIENT: Final = ("States.Timeout",)
 
@@ -145,17 +150,6 @@ def _transient(errors: Sequence[str], workflow: WorkflowSettings) -> _Retrier:
         workflow.transient_retry_backoff_rate,
         workflow.transient_retry_attempts,
         workflow.transient_retry_max_delay_seconds,
-    )
-
-
-def _busy(errors: Sequence[str], workflow: WorkflowSettings, run_seconds: int) -> _Retrier:
-    """Retry a start refused while another run is active, for as long as a burst needs."""
-    return _Retrier(
-        errors,
-        workflow.busy_retry_interval_seconds,
-        workflow.busy_retry_backoff_rate,
-        workflow.busy_retry_attempts(run_seconds),
-        workflow.busy_retry_max_delay_seconds,
     )
 
 
@@ -316,7 +310,6 @@ def main_definition(settings: Settings) -> dict[str, Any]:
     sf = _sdk()
     additions = _Additions()
     failure = _Failure.build(settings, additions)
-    validate = _validation(settings, additions, failure)
     loaded = _message(settings, additions, failure, _LOADED)
     superseded = _message(settings, additions, failure, _SUPERSEDED)
     dimension = _message(settings, additions, failure, _DIMENSION)
@@ -334,16 +327,33 @@ def main_definition(settings: Settings) -> dict[str, Any]:
     # The dimension's run ends once it is validated: no load reads it until the next file.
     is_dimension = sf.Choice("Airport dimension?")
     is_dimension.add_choice(sf.ChoiceRule.StringEquals("$.bucket", "${DimensionBucket}"), dimension)
-    validate.next(is_dimension)
     is_dimension.default_choice(_burst_wait(settings, additions, failure, then=load))
+    validate = _validation(settings, additions, failure, then=is_dimension)
     graph = sf.Graph(validate, comment="Validate, crawl and load one uploaded file version.")
     return additions.apply(graph.to_dict())
 
 
-def _validation(settings: Settings, additions: _Additions, failure: _Failure) -> Any:
-    """Run the validation job on the upload; a quarantined file fails the run, and so this."""
+def _validation(settings: Settings, additions: _Additions, failure: _Failure, then: Any) -> Any:
+    """Validate the upload, in a validation run of its own or in another's: then ``then``.
+
+    The validation job has a small maximum concurrency, and each of its runs also validates the
+    uploads waiting beside its own (``jobs.validation``), leaving a result object per version
+    (``StorageSettings.result_key``). So a start refused because the job is at its maximum is
+    an answer, not an error: the run waits while validation runs are in flight, then reads its
+    version's result. Passed, it goes on; quarantined or failed, it fails at the validation step
+    with the result's alert as the cause (its one alert: the run that validated it alerts for
+    its own upload only); no result yet, it starts a validation run again, at most
+    ``validation_attempts`` times. A quarantined file fails its own validation run, and so
+    this task, as before.
+    """
+    sf = _sdk()
+    rule = sf.ChoiceRule
     workflow = settings.workflow
-    validate = _sdk().Task(
+    failed = failure.step("validation")
+    start_attempts = sf.Pass(
+        "Start validation attempts", result={"count": 0}, result_path="$.validation_attempts"
+    )
+    validate = sf.Task(
         "Validate upload",
         resource=_GLUE_RUN_JOB,
         comment="A quarantined file fails the job run, and so the execution.",
@@ -363,9 +373,106 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure) ->
     additions.add(validate, ResultSelector=_GLUE_RUN_SUMMARY)
     # Never States.TaskFailed: a failed validation run is a verdict, not a hiccup.
     additions.retry(validate, _transient(_GLUE_JOB_TRANSIENT, workflow))
-    additions.retry(validate, _busy(_GLUE_JOB_BUSY, workflow, workflow.typical_validation_seconds))
-    failure.catch(validate, failure.step("validation"))
-    return validate
+    attempt = sf.Pass(
+        "Count validation attempt",
+        parameters={"count.$": "States.MathAdd($.validation_attempts.count, 1)"},
+        result_path="$.validation_attempts",
+    )
+    validate.add_catch(
+        sf.Catch(
+            error_equals=list(_GLUE_JOB_BUSY), result_path="$.validation_busy", next_step=attempt
+        )
+    )
+    failure.catch(validate, failed)
+    validate.next(then)
+    start_attempts.next(validate)
+
+    no_result = sf.Pass("No validation result", result={}, result_path="$.validation_result")
+    read = _SdkCalls(settings, additions, failed).task(
+        "Read validation result",
+        "s3:getObject",
+        {
+            "Bucket.$": "$.bucket",
+            "Key.$": (
+                f"States.Format('{_escaped(settings.storage.results_prefix)}{{}}/{{}}.json', "
+                "$.key, $.version_id)"
+            ),
+        },
+        "$.validation_result",
+        _transient(_S3_TRANSIENT, workflow),
+        caught=[(_S3_NOT_FOUND, no_result, "$.validation_result")],
+    )
+    # The result is small JSON; the SDK integration hands the object's body over as text.
+    additions.add(read, ResultSelector={"document.$": "States.StringToJson($.Body)"})
+    watched = _InFlight(
+        "running validations",
+        "${ValidationJobName}",
+        workflow.burst_newest_runs,
+        workflow.burst_poll_seconds,
+        workflow.burst_max_polls,
+    )
+    # Out of polls the run reads its result regardless: it may start the next run itself.
+    waiting = _runs_in_flight(settings, additions, failed, watched).loop(failed, [], read, read)
+    attempt.next(waiting)
+
+    outcome = "$.validation_result.document.outcome"
+    # Its one alert, with the cause the run that validated it would have failed with.
+    quarantined, refused = (
+        sf.Pass(
+            name,
+            parameters={"Error": error, "Cause.$": "$.validation_result.document.alert"},
+            result_path="$.error",
+        )
+        for name, error in (
+            ("Quarantined by another run", QUARANTINED_BY_ANOTHER_RUN),
+            ("Failed in another run", "Validation.Failed"),
+        )
+    )
+    quarantined.next(failed)
+    refused.next(failed)
+    exhausted = sf.Pass(
+        "Validation attempts exhausted",
+        parameters={
+            "Error": "Validation.Timeout",
+            "Cause.$": (
+                "States.Format('The upload was still not validated after {} validation runs "
+                "this run tried to start.', $.validation_attempts.count)"
+            ),
+        },
+        result_path="$.error",
+    )
+    exhausted.next(failed)
+    # The run's messages name the validation run: here, the one that validated the upload.
+    by_another = sf.Pass(
+        "Validated by another run",
+        parameters={"JobRunId.$": "$.validation_result.document.validated_by"},
+        result_path="$.validation",
+    )
+    by_another.next(then)
+    decided = sf.Choice("Validated yet?")
+    # No result, or only another run's claim on the version: no outcome yet.
+    known = rule.IsPresent(outcome, True)
+    decided.add_choice(
+        rule.And(
+            [
+                known,
+                rule.Or(
+                    [rule.StringEquals(outcome, "passed"), rule.StringEquals(outcome, "warnings")]
+                ),
+            ]
+        ),
+        by_another,
+    )
+    decided.add_choice(rule.And([known, rule.StringEquals(outcome, "quarantined")]), quarantined)
+    decided.add_choice(known, refused)
+    decided.add_choice(
+        rule.NumericGreaterThanEquals("$.validation_attempts.count", workflow.validation_attempts),
+        exhausted,
+    )
+    decided.default_choice(validate)
+    read.next(decided)
+    no_result.next(decided)
+    return start_attempts
 
 
 @dataclass(frozen=True)
@@ -486,7 +593,7 @@ class _Poll:
         return start
 
 
-_IN_FLIGHT: Final = ("STARTING", "RUNNING", "WAITING")
+JOB_RUN_IN_FLIGHT: Final = ("STARTING", "RUNNING", "WAITING")
 """Job run states of a run not ended yet; WAITING: waiting for resources
 (https://docs.aws.amazon.com/glue/latest/dg/job-run-statuses.html)."""
 
@@ -525,11 +632,11 @@ def _runs_in_flight(
         get,
         ResultSelector={
             f"{state.lower()}.$": f"States.ArrayContains($.JobRuns[*].JobRunState, '{state}')"
-            for state in _IN_FLIGHT
+            for state in JOB_RUN_IN_FLIGHT
         },
     )
     running = rule.Or(
-        [rule.BooleanEquals(f"{path}.status.{state.lower()}", True) for state in _IN_FLIGHT]
+        [rule.BooleanEquals(f"{path}.status.{state.lower()}", True) for state in JOB_RUN_IN_FLIGHT]
     )
     return _Poll(subject, path, get, running, f"{path}.status", watched.seconds, watched.max_polls)
 

@@ -244,7 +244,19 @@ def pascal_case_members(aws: Aws) -> Observation:
             },
         },
     }
-    return parent | {"children": started, "query": aws.run("query", execute)}
+    # S3's GetObject result spelled as AWS hands it over: its body as text.
+    aws.s3.create_bucket(Bucket="documents")
+    aws.s3.put_object(Bucket="documents", Key="result.json", Body=b'{"outcome": "passed"}')
+    read = _task_machine(
+        "arn:aws:states:::aws-sdk:s3:getObject",
+        {"Bucket": "documents", "Key": "result.json"},
+        ResultSelector={"document.$": "States.StringToJson($.Body)"},
+    )
+    return parent | {
+        "children": started,
+        "query": aws.run("query", execute),
+        "object": aws.run("get-object", read),
+    }
 
 
 def timestamps_in_results(aws: Aws) -> Observation:
@@ -452,6 +464,7 @@ FIXES: Final = {
             and _is_iso_8601(seen["output"]["StartDate"])
             and seen["children"] == [{"name": "child-run", "input": {"from": "parent"}}]
             and seen["query"]["output"] == {"first": {"LongValue": 10}}
+            and seen["object"]["output"] == {"document": {"outcome": "passed"}}
         ),
     ),
     "timestamps_in_results": Fix(

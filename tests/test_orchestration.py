@@ -87,11 +87,14 @@ def malformed(path: Path) -> Path:
     return path
 
 
-def load_runs(twin: LocalTwin) -> list[dict[str, Any]]:
-    """The load job's runs, as Glue lists them."""
-    glue = twin.client("glue")
-    pages = glue.get_paginator("get_job_runs").paginate(JobName=twin.resources.names.load_job)
+def job_runs(twin: LocalTwin, job: str) -> list[dict[str, Any]]:
+    """A job's runs, as Glue lists them."""
+    pages = twin.client("glue").get_paginator("get_job_runs").paginate(JobName=job)
     return [run for page in pages for run in page["JobRuns"]]
+
+
+def load_runs(twin: LocalTwin) -> list[dict[str, Any]]:
+    return job_runs(twin, twin.resources.names.load_job)
 
 
 def crawls(twin: LocalTwin) -> list[dict[str, Any]]:
@@ -115,7 +118,9 @@ def test_three_uploaded_days_each_run_to_success_and_load(twin: LocalTwin, data_
     uploads = [twin.upload_daily(day) for day in days]
     runs = follow(twin, uploads)
 
-    assert [run.status for run in runs] == ["SUCCEEDED"] * 3
+    assert [run.status for run in runs] == ["SUCCEEDED"] * 3, [
+        (r.failed_step, r.cause) for r in runs
+    ]
     assert [run.key for run in runs] == [u.key for u in uploads]
     assert warehouse_days(twin.warehouse) == expected_days(days)
     successes = [a["message"] for a in twin.alerts() if a["attributes"]["outcome"] == "succeeded"]
@@ -392,6 +397,18 @@ def test_thirty_uploads_at_once_each_load_exactly_once_in_a_few_loads_and_crawls
     assert [run.status for run in runs] == ["SUCCEEDED"] * BURST, [r.cause for r in runs]
     assert loaded_versions(twin) == sorted((u.key, u.version) for u in uploads)
     assert warehouse_days(twin.warehouse) == expected_days(days)
+    # A few validation runs validated the burst, each version once, each named in its result.
+    validations = {r["Id"] for r in job_runs(twin, twin.resources.names.validation_job)}
+    assert len(validations) - 1 <= BURST // 3  # less the dimension's
+    validated_by = [
+        json.loads(
+            twin.s3.get_object(
+                Bucket=u.bucket, Key=twin.settings.storage.result_key(u.key, u.version)
+            )["Body"].read()
+        )["validated_by"]
+        for u in uploads
+    ]
+    assert set(validated_by) <= validations
     # The runs waited for the burst's validations, then shared a crawl and a load.
     assert len(load_runs(twin)) <= 3
     assert len(crawls(twin)) <= 3

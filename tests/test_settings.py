@@ -55,3 +55,8 @@ def test_settings_are_frozen_and_reject_unknown_keys() -> None:
         settings.env = Environment.PROD  # type: ignore[misc]
     with pytest.raises(ValidationError):
         load_settings("local", storage={"raw_prefx": "x/"})
+
+
+def test_a_validation_batch_longer_than_the_job_timeout_is_refused_naming_the_settings() -> None:
+    with pytest.raises(ValueError, match=r"validation.batch_seconds \+ validation.claim_seconds"):
+        load_settings("local", validation={"batch_seconds": 700, "claim_seconds": 300})

@@ -7,10 +7,12 @@ with them: which bytes end up where, with what beside them, and what the load ca
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -24,8 +26,15 @@ import pytest
 from moto import mock_aws
 
 from jobs import validation
-from jobs.validation import Action, NoDimensionError, QuarantinedError, Upload
+from jobs.validation import (
+    Action,
+    NoDimensionError,
+    QuarantinedError,
+    Upload,
+    ValidationFailedError,
+)
 from pipeline import workflow
+from pipeline.core.settings import ValidationSettings
 from pipeline.local.objects import ObjectVersion, object_cache
 from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleSpec, write_sample
@@ -64,7 +73,11 @@ def read(twin: LocalTwin, key: str, bucket: str | None = None) -> tuple[str, dic
 
 
 def keys(twin: LocalTwin, prefix: str) -> list[str]:
-    listed = twin.s3.list_objects_v2(Bucket=twin.settings.raw_bucket, Prefix=prefix)
+    return bucket_keys(twin.s3, twin.settings.raw_bucket, prefix)
+
+
+def bucket_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
     return sorted(o["Key"] for o in listed.get("Contents", []))
 
 
@@ -245,9 +258,20 @@ def glue_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, A
         yield settings, s3
 
 
-def validation_argv(settings: Settings, upload: Upload, run: int) -> list[str]:
-    """The validation run's arguments as the state machine passes them, handed over by Glue."""
-    arguments = workflow.job_arguments(settings) | {
+def run_id_of(argv: list[str]) -> str:
+    return argv[argv.index("--JOB_RUN_ID") + 1]
+
+
+def validation_argv(
+    settings: Settings, upload: Upload, run: int, batch: ValidationSettings | None = None
+) -> list[str]:
+    """The validation run's arguments as the state machine passes them, handed over by Glue;
+    with ``batch``, the job's ``--settings`` carry those validation settings."""
+    arguments = workflow.job_arguments(settings)
+    if batch is not None:
+        job = settings.job_settings().model_copy(update={"validation": batch})
+        arguments["--settings"] = job.model_dump_json()
+    arguments |= {
         "--dimension_bucket": settings.dimension_bucket,
         "--reports_bucket": settings.reports_bucket,
         "--bucket": upload.bucket,
@@ -288,7 +312,8 @@ def test_glue_validation_run_promotes_and_fails_the_run_on_quarantine(
     assert len(summaries["Contents"]) == 3  # the dimension and both daily files
 
     listed = s3.list_objects_v2(Bucket=settings.raw_bucket)["Contents"]
-    assert sorted(o["Key"] for o in listed) == [
+    results = settings.storage.results_prefix
+    assert sorted(o["Key"] for o in listed if not o["Key"].startswith(results)) == [
         "quarantine/2024-01-06.csv",
         "quarantine/2024-01-06.csv.validation.json",
         "raw/2024-01-05.csv",
@@ -407,6 +432,241 @@ def test_a_retried_run_of_a_quarantined_upload_gets_the_first_runs_whole_verdict
     assert retried.verdict == first.verdict
 
 
+# --- One run validates the uploads waiting beside its own ------------------------------------
+
+BAD = f"{HEADER}\nDL,0,12892,1,1\n"  # airport id 0: quarantined
+
+
+def result_of(settings: Settings, s3: Any, upload: Upload) -> dict[str, Any] | None:
+    """The upload version's result object (a claim or a result), if there is one."""
+    key = settings.storage.result_key(upload.key, upload.version)
+    try:
+        response = s3.get_object(Bucket=upload.bucket, Key=key)
+    except s3.exceptions.NoSuchKey:
+        return None
+    assert response["ContentType"] == "application/json"
+    document: dict[str, Any] = json.loads(response["Body"].read())
+    return document
+
+
+def records(settings: Settings, s3: Any) -> int:
+    """How many validations the quality report has recorded."""
+    listed = s3.list_objects_v2(Bucket=settings.reports_bucket, Prefix="quality/summaries/")
+    return len(listed.get("Contents", []))
+
+
+def claim(settings: Settings, s3: Any, upload: Upload, run_id: str, age_seconds: float) -> None:
+    """Claim ``upload`` for the run ``run_id``, as of ``age_seconds`` ago."""
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age_seconds)
+    s3.put_object(
+        Bucket=upload.bucket,
+        Key=settings.storage.result_key(upload.key, upload.version),
+        Body=json.dumps({"claimed_by": run_id, "claimed_at": at.isoformat()}).encode(),
+        ContentType="application/json",
+    )
+
+
+def test_a_run_validates_the_uploads_waiting_beside_its_own_each_with_its_own_outcome(
+    glue_settings: tuple[Settings, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, s3 = glue_settings
+    glue_dimension(settings, s3)
+    raw = settings.raw_bucket
+    own = upload_to(s3, raw, "raw/2024-01-05.csv", GOOD.encode())
+    waiting = upload_to(s3, raw, "raw/2024-01-06.csv", GOOD.encode())
+    bad = upload_to(s3, raw, "raw/2024-01-07.csv", BAD.encode())
+    misnamed = upload_to(s3, raw, "raw/notes.txt", b"hello")  # left to its own run
+
+    validated = validation.main(validation_argv(settings, own, run=2))
+
+    # Its own file was good: the run succeeds, although a waiting file was quarantined.
+    assert validated.action is Action.PROMOTED
+    results = {u.key: result_of(settings, s3, u) for u in (own, waiting, bad)}
+    assert {key: (r or {}).get("outcome") for key, r in results.items()} == {
+        own.key: "passed",
+        waiting.key: "passed",
+        bad.key: "quarantined",
+    }
+    assert result_of(settings, s3, misnamed) is None
+    for upload in (own, waiting, bad):
+        result = results[upload.key]
+        assert result is not None
+        assert (result["file"], result["version"]) == (upload.uri, upload.version)
+        # Its own page in the report, and this run named as the one that validated it.
+        assert urllib.parse.quote(f"{upload.name}@{upload.version}") in result["report"]
+        assert result["validated_by"] == run_id_of(validation_argv(settings, own, run=2))
+    assert records(settings, s3) == 4  # the dimension and the three daily files
+    bad_result = results[bad.key]
+    assert bad_result is not None
+    assert bad_result["action"] == "quarantined"
+    assert bad_result["alert"].startswith(f"Quarantined {bad.uri} (version {bad.version})")
+    assert bad_result["report"] in bad_result["alert"]
+    assert results[own.key] == {**results[own.key], "action": "promoted", "alert": None}
+    listed = s3.list_objects_v2(Bucket=raw)["Contents"]
+    assert {o["Key"] for o in listed} >= {
+        "validated/2024-01-05.csv",
+        "validated/2024-01-06.csv",
+        "quarantine/2024-01-07.csv",
+    }
+    # The job logs in JSON lines, one a round of the batch.
+    logged = [json.loads(line)["message"] for line in capsys.readouterr().err.splitlines()]
+    rounds = [message.split(" in ")[0] for message in logged if message.startswith("claimed ")]
+    assert rounds == [
+        "claimed 2 waiting uploads",
+        "claimed 0 waiting uploads",
+    ]
+
+    # The waiting files' own runs end with those outcomes, validating nothing again.
+    with pytest.raises(QuarantinedError) as alert:
+        validation.main(validation_argv(settings, bad, run=3))
+    assert str(alert.value) == bad_result["alert"]
+    assert validation.main(validation_argv(settings, waiting, run=4)).action is Action.PROMOTED
+    assert records(settings, s3) == 4
+
+
+def test_the_batch_leaves_a_version_another_run_claimed_to_that_run(
+    glue_settings: tuple[Settings, Any],
+) -> None:
+    settings, s3 = glue_settings
+    glue_dimension(settings, s3)
+    raw = settings.raw_bucket
+    own = upload_to(s3, raw, "raw/2024-01-05.csv", GOOD.encode())
+    claimed = upload_to(s3, raw, "raw/2024-01-06.csv", GOOD.encode())
+    unclaimed = upload_to(s3, raw, "raw/2024-01-07.csv", GOOD.encode())
+    claim(settings, s3, claimed, "jr_other", age_seconds=1)
+
+    validation.main(validation_argv(settings, own, run=2))
+
+    assert (result_of(settings, s3, unclaimed) or {}).get("outcome") == "passed"
+    assert "outcome" not in (result_of(settings, s3, claimed) or {})  # still the claim
+    promoted = ["validated/2024-01-05.csv", "validated/2024-01-07.csv"]
+    assert bucket_keys(s3, raw, "validated/") == promoted
+    assert records(settings, s3) == 3
+
+
+@pytest.mark.parametrize(
+    ("dimension", "body"),
+    [(True, GOOD), (True, BAD), (False, GOOD)],
+    ids=["passed", "quarantined", "failed: no dimension"],
+)
+def test_a_run_whose_upload_another_run_claimed_takes_that_runs_outcome(
+    glue_settings: tuple[Settings, Any], dimension: bool, body: str
+) -> None:
+    settings, s3 = glue_settings
+    if dimension:
+        glue_dimension(settings, s3)
+    own = upload_to(s3, settings.raw_bucket, "raw/2024-01-05.csv", body.encode())
+    claim(settings, s3, own, "jr_other", age_seconds=0)
+    before = records(settings, s3)
+    outcomes: list[Any] = []
+
+    def other_run() -> None:
+        """The claimant, a moment later: it validates the upload and writes its result."""
+        time.sleep(1.5)
+        job = settings.job_settings()
+        outcomes.append(
+            validation.decide(s3, job, own, dt.datetime.now(dt.UTC).date(), run_id="jr_other")
+        )
+
+    other = threading.Thread(target=other_run)
+    other.start()
+    started = time.monotonic()
+    try:
+        quick = ValidationSettings(poll_seconds=0.1)
+        if body == BAD:
+            with pytest.raises(QuarantinedError) as failure:
+                validation.main(validation_argv(settings, own, run=2, batch=quick))
+            assert str(failure.value) == outcomes[0].alert()
+        elif dimension:
+            taken = validation.main(validation_argv(settings, own, run=2, batch=quick))
+            # The verdict as its result keeps it: all of it but the normalized bytes.
+            kept = dataclasses.replace(outcomes[0].verdict, normalized=None)
+            assert (taken.action, taken.verdict) == (Action.PROMOTED, kept)
+            assert taken.destination == outcomes[0].destination
+        else:
+            with pytest.raises(ValidationFailedError) as failure:
+                validation.main(validation_argv(settings, own, run=2, batch=quick))
+            assert str(failure.value).startswith("NoDimensionError: no valid airport dimension")
+            assert str(failure.value) == outcomes[0].alert
+    finally:
+        other.join()
+    assert time.monotonic() - started >= 1.5  # it waited for the claimant's result
+    assert records(settings, s3) == before  # and validated nothing itself
+
+
+def test_a_claim_older_than_claim_seconds_is_taken_over(
+    glue_settings: tuple[Settings, Any],
+) -> None:
+    """A run that claimed a version and died must not strand it."""
+    settings, s3 = glue_settings
+    glue_dimension(settings, s3)
+    own = upload_to(s3, settings.raw_bucket, "raw/2024-01-05.csv", GOOD.encode())
+    limits = ValidationSettings(claim_seconds=60)
+    claim(settings, s3, own, "jr_crashed", age_seconds=limits.claim_seconds + 1)
+
+    validated = validation.main(validation_argv(settings, own, run=2, batch=limits))
+
+    assert validated.action is Action.PROMOTED
+    assert (result_of(settings, s3, own) or {}).get("outcome") == "passed"
+    assert records(settings, s3) == 2
+
+
+def test_the_dimensions_run_validates_only_the_dimension(
+    glue_settings: tuple[Settings, Any],
+) -> None:
+    settings, s3 = glue_settings
+    daily = upload_to(s3, settings.raw_bucket, "raw/2024-01-05.csv", GOOD.encode())
+    dimension = upload_to(s3, settings.dimension_bucket, "airport_codes.csv", AIRPORTS.encode())
+
+    assert validation.main(validation_argv(settings, dimension, run=1)).action is Action.PROMOTED
+
+    assert (result_of(settings, s3, dimension) or {}).get("outcome") == "passed"
+    assert result_of(settings, s3, daily) is None
+    assert bucket_keys(s3, settings.raw_bucket, "validated/") == []
+    assert records(settings, s3) == 1
+
+
+def test_batch_seconds_bound_the_batch(glue_settings: tuple[Settings, Any]) -> None:
+    settings, s3 = glue_settings
+    glue_dimension(settings, s3)
+    own = upload_to(s3, settings.raw_bucket, "raw/2024-01-05.csv", GOOD.encode())
+    waiting = upload_to(s3, settings.raw_bucket, "raw/2024-01-06.csv", GOOD.encode())
+
+    no_batch = ValidationSettings(batch_seconds=0)
+    validation.main(validation_argv(settings, own, run=2, batch=no_batch))
+
+    assert (result_of(settings, s3, own) or {}).get("outcome") == "passed"
+    assert result_of(settings, s3, waiting) is None
+    assert records(settings, s3) == 2
+
+
+def test_uploads_that_cannot_be_validated_each_fail_with_their_own_error(
+    glue_settings: tuple[Settings, Any],
+) -> None:
+    """Before any dimension: the run fails as it always did, and the file waiting beside it
+    gets the same plain error in its result, for its own run to fail with."""
+    settings, s3 = glue_settings
+    own = upload_to(s3, settings.raw_bucket, "raw/2024-01-05.csv", GOOD.encode())
+    waiting = upload_to(s3, settings.raw_bucket, "raw/2024-01-06.csv", GOOD.encode())
+
+    with pytest.raises(NoDimensionError, match=r"upload airport_codes\.csv first"):
+        validation.main(validation_argv(settings, own, run=1))
+
+    for upload in (own, waiting):
+        result = result_of(settings, s3, upload)
+        assert result is not None
+        assert (result["file"], result["version"], result["outcome"]) == (
+            upload.uri,
+            upload.version,
+            "failed",
+        )
+        assert result["alert"].startswith("NoDimensionError: no valid airport dimension at s3://")
+    with pytest.raises(ValidationFailedError, match=r"^NoDimensionError: no valid airport"):
+        validation.main(validation_argv(settings, waiting, run=2))
+    still_there = ["raw/2024-01-05.csv", "raw/2024-01-06.csv"]  # to validate again later
+    assert bucket_keys(s3, settings.raw_bucket, "raw/") == still_there
+
+
 # --- On the endpoint: validation runs in worker processes -----------------------------------
 
 
@@ -415,8 +675,12 @@ def start_validation_runs(twin: LocalTwin, files: Iterable[Path]) -> list[str]:
     passes (``pipeline.workflow``); the ids of the runs.
 
     The files go to a bucket of the test's own, which no upload rule watches: only the runs
-    started here validate them.
+    started here validate them, each its own file alone (no batch: ``batch_seconds`` 0 in the
+    run's settings, which override the job's).
     """
+    alone = twin.settings.job_settings().model_copy(
+        update={"validation": ValidationSettings(batch_seconds=0)}
+    )
     bucket = twin.settings.raw_bucket.replace("-raw-", "-burst-", 1)
     twin.s3.create_bucket(Bucket=bucket)
     twin.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -425,6 +689,7 @@ def start_validation_runs(twin: LocalTwin, files: Iterable[Path]) -> list[str]:
     for path in files:
         upload = put(twin, twin.settings.storage.raw_prefix + path.name, path.read_bytes(), bucket)
         arguments = {
+            "--settings": alone.model_dump_json(),
             "--dimension_bucket": twin.settings.dimension_bucket,
             "--reports_bucket": twin.settings.reports_bucket,
             "--bucket": upload.bucket,
@@ -463,17 +728,23 @@ def sample_files(folder: Path, days: int, flights_per_day: int) -> tuple[Path, l
     return sample.dimension, list(sample.daily)
 
 
-def test_a_burst_validates_side_by_side_in_worker_processes_and_the_rest_wait(
+def test_validations_run_side_by_side_in_worker_processes_and_a_start_beyond_is_refused(
     twin: LocalTwin, tmp_path: Path
 ) -> None:
-    # One file more than the endpoint has workers: it waits for one.
+    # One file more than the endpoint has workers: its run's start is refused.
     dimension_file, daily = sample_files(tmp_path, ENDPOINT_VALIDATION_WORKERS + 1, 100_000)
+    *side_by_side, refused = daily
     twin.validate(twin.upload_dimension(dimension_file))
     # Those running already (a worker starts at the endpoint's start, or at the first run
     # after one died).
     before = busy_seconds(validation_workers(twin))
 
-    ids = start_validation_runs(twin, daily)
+    ids = start_validation_runs(twin, side_by_side)
+    # The job's maximum concurrency is the endpoint's workers: the start beyond is refused as
+    # Glue refuses it (ConcurrentRunsExceededException), not queued.
+    glue = twin.client("glue")
+    with pytest.raises(glue.exceptions.ConcurrentRunsExceededException):
+        start_validation_runs(twin, [refused])
     states: list[list[str]] = []
     deadline = time.monotonic() + twin.settings.workflow.job_timeout_seconds
     while not ended(runs := job_runs(twin, ids)):
@@ -482,10 +753,8 @@ def test_a_burst_validates_side_by_side_in_worker_processes_and_the_rest_wait(
         time.sleep(0.05)
 
     assert [run["JobRunState"] for run in runs] == ["SUCCEEDED"] * len(ids), runs
-    # As many at once as there are workers, never more; the next run WAITING meanwhile, as
-    # Glue reports a run waiting for resources.
+    # As many at once as there are workers.
     assert max(s.count("RUNNING") for s in states) == ENDPOINT_VALIDATION_WORKERS
-    assert ["RUNNING"] * ENDPOINT_VALIDATION_WORKERS + ["WAITING"] in states
     # Each worker process did validation work of its own: not threads of one process.
     after = busy_seconds(validation_workers(twin))
     assert len(after) == ENDPOINT_VALIDATION_WORKERS, after

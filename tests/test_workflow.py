@@ -78,14 +78,6 @@ def retrier(state: dict[str, Any], error: str) -> dict[str, Any]:
     return found
 
 
-def mean_wait_seconds(retry: dict[str, Any]) -> float:
-    """The mean time a retrier waits over all its attempts, full jitter halving each delay."""
-    return sum(
-        min(retry["IntervalSeconds"] * retry["BackoffRate"] ** n, retry["MaxDelaySeconds"]) / 2
-        for n in range(retry["MaxAttempts"])
-    )
-
-
 @pytest.mark.parametrize(("machine", "env"), CASES)
 def test_definition_is_one_connected_graph(machine: str, env: str) -> None:
     states = definition(machine, env)["States"]
@@ -204,6 +196,9 @@ OUTCOMES = {
     ("Start run", "StepFunctions.ExecutionAlreadyExistsException"),  # a duplicate event
     ("Start crawler", "Glue.CrawlerRunningException"),  # join the crawl
     ("Load validated files", "Glue.ConcurrentRunsExceededException"),  # wait for that load
+    # wait for the validations in flight, one of which may validate this upload too
+    ("Validate upload", "Glue.ConcurrentRunsExceededException"),
+    ("Read validation result", "S3.NoSuchKeyException"),  # not validated yet
     ("Read validated copy", "S3.NoSuchKeyException"),  # no copy: a newer upload's was rejected
 }
 
@@ -288,6 +283,8 @@ def test_each_step_records_its_name_before_the_alert() -> None:
     }
     assert steps == {
         "Validate upload": "validation",
+        "List running validations": "validation",
+        "Read validation result": "validation",
         "List validation runs": "burst wait",
         "Start crawler": "crawl",
         "Get crawler": "crawl",
@@ -510,14 +507,74 @@ def test_the_row_count_reads_the_result_only_of_a_finished_statement() -> None:
     assert "RedshiftData.ValidationException" not in retried
 
 
-@pytest.mark.parametrize("env", ["local", "dev", "prod"])
-def test_busy_retries_wait_out_a_burst_of_validation_starts(env: str) -> None:
+@pytest.mark.parametrize("env", ["local", "prod"])
+def test_a_refused_validation_start_waits_then_reads_its_result_from_another_run(
+    env: str,
+) -> None:
     settings = load_settings(env)
-    burst = settings.workflow.burst_uploads
-    assert burst == 30
     states = workflow.main_definition(settings)["States"]
-    busy = retrier(states["Validate upload"], "Glue.ConcurrentRunsExceededException")
-    assert mean_wait_seconds(busy) >= burst * settings.workflow.typical_validation_seconds
+    validate = states["Validate upload"]
+    # Refused at the job's maximum: not retried, caught, counted, then the wait.
+    retried = {error for retry in validate["Retry"] for error in retry["ErrorEquals"]}
+    assert "Glue.ConcurrentRunsExceededException" not in retried
+    busy = [
+        c for c in validate["Catch"] if "Glue.ConcurrentRunsExceededException" in c["ErrorEquals"]
+    ]
+    assert [c["Next"] for c in busy] == ["Count validation attempt"]
+    assert states["Count validation attempt"]["Next"] == "Start running validations poll count"
+    assert_bounded_poll(
+        states,
+        "running validations",
+        "List running validations",
+        settings.workflow.burst_poll_seconds,
+        settings.workflow.burst_max_polls,
+        goes_on_to="Read validation result",
+    )
+    assert states["Check running validations"]["Default"] == "Read validation result"
+    read = states["Read validation result"]
+    assert read["Resource"] == "arn:aws:states:::aws-sdk:s3:getObject"
+    assert read["Parameters"] == {
+        "Bucket.$": "$.bucket",
+        "Key.$": "States.Format('validation-results/{}/{}.json', $.key, $.version_id)",
+    }
+    assert read["ResultSelector"] == {"document.$": "States.StringToJson($.Body)"}
+    assert read["Catch"][0]["Next"] == "No validation result"
+    # Passed or with warnings: on as after its own validation; refused: the run fails with
+    # the result's alert; none yet: start again, a bounded number of times.
+    decided = states["Validated yet?"]
+    assert states["No validation result"]["Next"] == read["Next"] == "Validated yet?"
+    passed, quarantined, refused, exhausted = decided["Choices"]
+    assert passed["Next"] == "Validated by another run"
+    assert states["Validated by another run"] == {
+        "Type": "Pass",
+        "Parameters": {"JobRunId.$": "$.validation_result.document.validated_by"},
+        "ResultPath": "$.validation",
+        "Next": "Airport dimension?",
+    }
+    assert validate["Next"] == "Airport dimension?"
+    outcome = "$.validation_result.document.outcome"
+    assert quarantined["And"][1] == {"Variable": outcome, "StringEquals": "quarantined"}
+    assert refused == {"Variable": outcome, "IsPresent": True, "Next": "Failed in another run"}
+    for name, error in (
+        ("Quarantined by another run", "Validation.Quarantined"),
+        ("Failed in another run", "Validation.Failed"),
+    ):
+        assert states[name]["Parameters"] == {
+            "Error": error,
+            "Cause.$": "$.validation_result.document.alert",
+        }
+    assert exhausted == {
+        "Variable": "$.validation_attempts.count",
+        "NumericGreaterThanEquals": settings.workflow.validation_attempts,
+        "Next": "Validation attempts exhausted",
+    }
+    for failed in (
+        "Quarantined by another run",
+        "Failed in another run",
+        "Validation attempts exhausted",
+    ):
+        assert endings(states, failed) == {"Fail"}
+    assert decided["Default"] == "Validate upload"
 
 
 @pytest.mark.parametrize(
@@ -636,13 +693,8 @@ def test_numbers_come_from_the_environment_settings() -> None:
     assert local["Wait for crawl"]["Seconds"] < prod["Wait for crawl"]["Seconds"] == 30
     for name in ("Validate upload", "Load validated files", "Get crawler"):
         assert local[name]["TimeoutSeconds"] < prod[name]["TimeoutSeconds"], name
-    for wait in ("Wait for load runs", "Wait for validation runs"):
+    for wait in ("Wait for load runs", "Wait for validation runs", "Wait for running validations"):
         assert local[wait]["Seconds"] < prod[wait]["Seconds"], wait
-    busy = "Glue.ConcurrentRunsExceededException"
-    local_retry = retrier(local["Validate upload"], busy)
-    prod_retry = retrier(prod["Validate upload"], busy)
-    assert local_retry["IntervalSeconds"] < prod_retry["IntervalSeconds"]
-    assert local_retry["MaxDelaySeconds"] < prod_retry["MaxDelaySeconds"]
     local_throttled = retrier(local["Publish success"], "SNS.ThrottledException")
     prod_throttled = retrier(prod["Publish success"], "SNS.ThrottledException")
     assert local_throttled["MaxAttempts"] < prod_throttled["MaxAttempts"]

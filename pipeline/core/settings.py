@@ -33,6 +33,10 @@ class StorageSettings(FrozenModel):
     """Normalized copies of files that passed the gate: the only input of the load."""
     quarantine_prefix: str = "quarantine/"
     """Files the gate refused, each with its validation result beside it."""
+    results_prefix: str = "validation-results/"
+    """Each upload version's validation outcome, in the upload's own bucket (``result_key``):
+    a claim while a run validates it, then its result. A run whose upload another run
+    validated reads its outcome there."""
     dimension_key: str = "airport_codes.csv"
     staging_prefix: str = "staging/"
     reports_prefix: str = "quality/"
@@ -42,6 +46,11 @@ class StorageSettings(FrozenModel):
     def validated_dimension_key(self) -> str:
         """The last valid dimension, in the dimension bucket: what the load joins with."""
         return self.validated_prefix + self.dimension_key
+
+    def result_key(self, key: str, version: str) -> str:
+        """Where the validation result of version ``version`` of ``key`` lives, in the
+        upload's own bucket."""
+        return f"{self.results_prefix}{key}/{version}.json"
 
 
 class QualitySettings(FrozenModel):
@@ -61,6 +70,22 @@ class QualitySettings(FrozenModel):
     max_line_bytes: int = Field(default=64 * 2**10, ge=1)
     """Longest line the gate accepts; a flight's line is some 30 bytes, a dimension's row
     with every text at its full width under 1 KB."""
+
+
+class ValidationSettings(FrozenModel):
+    """How a validation run shares out the uploads waiting beside its own (``jobs.validation``)."""
+
+    batch_seconds: int = Field(default=60, ge=0)
+    """How long after its start a run goes on claiming waiting uploads to validate: it ends
+    the batch at the first claim after this, so a run takes at most about this plus one
+    validation."""
+    claim_seconds: int = Field(default=300, ge=1)
+    """How long a claim on an upload holds. A run that finds its upload claimed waits this
+    long from the claim for the claimant's result, then validates the upload itself, so a run
+    that died mid-batch strands nothing. Far above one validation (the gate reads at most
+    ``max_file_bytes``, in well under a minute): a live claimant is never overtaken."""
+    poll_seconds: float = Field(default=1.0, gt=0)
+    """How often a run waiting for another run's result looks for it."""
 
 
 class Buckets(ABC):
@@ -94,6 +119,7 @@ class JobSettings(FrozenModel, Buckets):
     env: str
     storage: StorageSettings = StorageSettings()
     quality: QualitySettings = QualitySettings()
+    validation: ValidationSettings = ValidationSettings()
 
     def bucket(self, purpose: str) -> str:
         """The bucket for ``purpose`` (``raw``, ``dim``, ``staging``, ``reports``)."""

@@ -52,7 +52,7 @@ from pipeline.local.redshift_data import RedshiftDataApi
 from pipeline.local.services import LocalServices, own_ports
 from pipeline.local.validation import ValidationProcesses
 from pipeline.settings import Settings, load_settings
-from pipeline.workflow import LOAD_SCRIPT, VALIDATION_SCRIPT
+from pipeline.workflow import JOB_RUN_IN_FLIGHT, LOAD_SCRIPT, VALIDATION_SCRIPT
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -204,12 +204,18 @@ class GlueWorkers:
     def install(self) -> None:
         """Hook moto's job runs and crawls to this object's workers."""
         from moto.glue import models
+        from moto.glue.exceptions import ConcurrentRunsExceededException
 
         start_job_run = models.FakeJob.start_job_run
         start_crawler = models.FakeCrawler.start_crawler
         workers = self
 
         def start_run(job: Any, *args: Any, **kwargs: Any) -> str:
+            # moto counts only STARTING and RUNNING runs against the job's maximum; a run the
+            # twin holds WAITING for a worker was accepted within it and is in flight too.
+            in_flight = sum(run.status in JOB_RUN_IN_FLIGHT for run in job.job_runs)
+            if in_flight >= job.execution_property.get("MaxConcurrentRuns", 1):
+                raise ConcurrentRunsExceededException(f"Job with name {job.name} already running")
             run_id: str = start_job_run(job, *args, **kwargs)
             workers.submit(job, job.job_runs[-1])
             return run_id

@@ -19,7 +19,8 @@ The fixes:
   ``aws-sdk:*`` parameters to boto3 as written (``StateMachineArn`` where the API wants
   ``stateMachineArn``; the Redshift Data API's ``Parameters`` items want ``name`` and
   ``value``), so the task fails with ``States.Runtime``, and returns results as the API
-  spells them. The fix maps both ways along the service's botocore model.
+  spells them. The fix maps both ways along the service's botocore model, and hands a
+  streamed body (S3 GetObject's) over as text, as moto's own mapping, which it replaces, did.
 - ``timestamps_in_results``: service results keep botocore's ``datetime`` objects (GetCrawler's
   times), so DescribeExecution of any run that kept one in its state fails with
   a 500 (``datetime is not JSON serializable``). AWS hands timestamps to the state as
@@ -212,6 +213,10 @@ def pascal_case_members() -> None:
 
     def response(self: Any, response: Any, *args: Any, **kwargs: Any) -> None:
         if isinstance(response, dict):
+            # As moto's own normalization does (which this replaces): a streamed body, S3
+            # GetObject's, is handed to the state as text.
+            for name, value in response.items():
+                response[name] = self._from_boto_response_value(value)
             renamed = _members(response, operation(self).output_shape, api_names=False)
             response.clear()
             response.update(renamed)

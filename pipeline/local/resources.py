@@ -153,7 +153,10 @@ def provision(settings: Settings, endpoint: str) -> None:
         names.validation_job,
         role,
         VALIDATION_SCRIPT,
-        concurrency=settings.workflow.validation_max_concurrent_runs,
+        # The twin validates in its worker processes: a run beyond them would only wait.
+        concurrency=min(
+            settings.workflow.validation_max_concurrent_runs, settings.local.validation_workers
+        ),
         arguments=workflow.job_arguments(settings),
     )
     # One load at a time: bookmarks need it, and the state machine retries a refused start.

@@ -314,9 +314,9 @@ def usage_table(outcome: Outcome, prices: PriceSettings) -> Table:
     table = Table(
         title=f"{outcome.label}: what it used (read from the twin) and its AWS cost",
         caption=(
-            "Job runs, crawls and statements are billed at AWS's minimums: the twin's durations "
-            "are not AWS's (pipeline/costs.py). Prices: PriceSettings (US East, on-demand, "
-            "no free tier)."
+            "Job runs and crawls are billed at AWS's minimums (the twin's durations are not "
+            "AWS's), Redshift for the periods its statements kept it active (pipeline/costs.py). "
+            "Prices: PriceSettings (US East, on-demand, no free tier)."
         ),
     )
     for name in ("item", "count", "target", "met", "billed on AWS as", "USD"):
