@@ -467,8 +467,12 @@ def _validate_waiting(
     deadline: float,
 ) -> None:
     """Validate the daily files waiting in ``bucket``, one round after another (uploads keep
-    landing), until a round finds none to claim or the ``deadline`` (``time.monotonic``)
-    passes. A file's quarantine or failure never fails this run: its result tells its own run."""
+    landing), until the ``deadline`` (``time.monotonic``) passes or a round finds none to
+    claim: at once if none was ever waiting (an upload alone), else once none has come for
+    ``idle_seconds`` (a burst's next upload may be on its way). A file's quarantine or failure
+    never fails this run: its result tells its own run."""
+    limits = settings.validation
+    last_claim: float | None = None
     while time.monotonic() < deadline:
         claimed = 0
         for upload in _waiting(bound.s3, settings, bucket, today):
@@ -478,15 +482,24 @@ def _validate_waiting(
             if _claim(bound.s3, bucket, key, run_id):
                 decide(bound.s3, settings, upload, today, run_id=run_id, reports=bound.reports)
                 claimed += 1
-        log.info(
-            "claimed %d waiting uploads in s3://%s/%s",
-            claimed,
-            bucket,
-            settings.storage.raw_prefix,
-            extra={"claimed": claimed},
-        )
-        if not claimed:
+        if claimed:
+            last_claim = time.monotonic()
+            _log_round(claimed, bucket, settings)
+        elif last_claim is None or time.monotonic() - last_claim >= limits.idle_seconds:
+            _log_round(claimed, bucket, settings)
             return
+        else:
+            time.sleep(limits.poll_seconds)  # idle: look again soon, without a line per look
+
+
+def _log_round(claimed: int, bucket: str, settings: JobSettings) -> None:
+    log.info(
+        "claimed %d waiting uploads in s3://%s/%s",
+        claimed,
+        bucket,
+        settings.storage.raw_prefix,
+        extra={"claimed": claimed},
+    )
 
 
 # --- AWS Glue binding ------------------------------------------------------------------------

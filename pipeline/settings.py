@@ -349,8 +349,9 @@ _AWS_WORKFLOW: Final[dict[str, object]] = {
 }
 
 # A Glue run is billed a minute at least and takes longer to start than to validate a day: a
-# run on AWS goes on validating the uploads waiting beside its own for minutes.
-_AWS_VALIDATION: Final[dict[str, object]] = {"batch_seconds": 300}
+# run on AWS goes on validating the uploads waiting beside its own for minutes, and waits
+# longer for the next upload of a burst (its idle wait is within the billed minute).
+_AWS_VALIDATION: Final[dict[str, object]] = {"batch_seconds": 600, "idle_seconds": 30}
 
 # Per-environment defaults: the differences between environments are visible values here.
 _ENVIRONMENT_DEFAULTS: Final[dict[Environment, dict[str, object]]] = {

@@ -640,6 +640,36 @@ def test_batch_seconds_bound_the_batch(glue_settings: tuple[Settings, Any]) -> N
     assert records(settings, s3) == 2
 
 
+@pytest.mark.parametrize(("idle_seconds", "late_validated_here"), [(5.0, True), (0.0, False)])
+def test_a_batch_waits_idle_seconds_for_a_bursts_next_upload(
+    glue_settings: tuple[Settings, Any], idle_seconds: float, late_validated_here: bool
+) -> None:
+    settings, s3 = glue_settings
+    glue_dimension(settings, s3)
+    raw = settings.raw_bucket
+    own = upload_to(s3, raw, "raw/2024-01-05.csv", GOOD.encode())
+    upload_to(s3, raw, "raw/2024-01-06.csv", GOOD.encode())  # a burst: one waiting already
+    late: list[Upload] = []
+
+    def next_upload() -> None:
+        """The burst's next file, landing while the run's batch has nothing left to claim."""
+        time.sleep(1.0)
+        late.append(upload_to(s3, raw, "raw/2024-01-07.csv", GOOD.encode()))
+
+    uploader = threading.Thread(target=next_upload)
+    uploader.start()
+    limits = ValidationSettings(idle_seconds=idle_seconds, poll_seconds=0.1)
+    argv = validation_argv(settings, own, run=2, batch=limits)
+    try:
+        validation.main(argv)
+    finally:
+        uploader.join()
+
+    result = result_of(settings, s3, late[0])
+    validated_by = (result or {}).get("validated_by")
+    assert (validated_by == run_id_of(argv)) is late_validated_here, result
+
+
 def test_uploads_that_cannot_be_validated_each_fail_with_their_own_error(
     glue_settings: tuple[Settings, Any],
 ) -> None:

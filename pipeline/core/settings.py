@@ -75,10 +75,15 @@ class QualitySettings(FrozenModel):
 class ValidationSettings(FrozenModel):
     """How a validation run shares out the uploads waiting beside its own (``jobs.validation``)."""
 
-    batch_seconds: int = Field(default=60, ge=0)
+    batch_seconds: int = Field(default=300, ge=0)
     """How long after its start a run goes on claiming waiting uploads to validate: it ends
     the batch at the first claim after this, so a run takes at most about this plus one
     validation."""
+    idle_seconds: float = Field(default=5.0, ge=0)
+    """How long a run's batch waits for another upload once none is waiting, before it ends:
+    a burst's uploads keep arriving while its first ones are validated, and a run in flight
+    holds the burst's runs together before the load (their burst wait), so a burst is loaded
+    once, not once each time its validations catch up with its uploads."""
     claim_seconds: int = Field(default=300, ge=1)
     """How long a claim on an upload holds. A run that finds its upload claimed waits this
     long from the claim for the claimant's result, then validates the upload itself, so a run
