@@ -1,4 +1,5 @@
-"""The validation job: one uploaded object in, promoted or quarantined out.
+"""The validation job: uploaded objects in (its own, then those waiting beside it), each
+promoted or quarantined out, each with its own result.
 
 The gate (``quality.gate``) decides; this module moves the bytes. A daily file that may load is
 promoted to the validated prefix as its normalized copy, where the bookmarked ETL job reads it;
@@ -189,13 +190,6 @@ def validate_upload(
     return Validated(upload, verdict, action, destination, report)
 
 
-def _is_dimension(settings: JobSettings, upload: Upload) -> bool:
-    return (upload.bucket, upload.key) == (
-        settings.dimension_bucket,
-        settings.storage.dimension_key,
-    )
-
-
 def _quarantined_before(s3: Any, key: str, upload: Upload) -> Validated | None:
     """What an earlier run did with ``upload`` if it quarantined it to ``key``: the result it
     wrote beside the file (some version of it: a later upload of the name may have followed)."""
@@ -351,13 +345,18 @@ def decide(
     except Exception as exc:
         log.warning("could not validate %s version=%s", upload.uri, upload.version, exc_info=True)
         decided = Failed(upload, plain_error(exc), exc)
+    _write_result(s3, settings, decided, run_id)
+    return decided
+
+
+def _write_result(s3: Any, settings: JobSettings, decided: Decided, run_id: str) -> None:
+    upload = decided.upload
     s3.put_object(
         Bucket=upload.bucket,
         Key=settings.storage.result_key(upload.key, upload.version),
         Body=json.dumps(_result_document(decided, run_id), indent=2).encode(),
         ContentType="application/json",
     )
-    return decided
 
 
 def _claim(s3: Any, bucket: str, key: str, run_id: str, stale: StaleClaim | None = None) -> bool:
@@ -433,8 +432,8 @@ def _is_daily_file(name: str, today: dt.date) -> bool:
 
 
 def _waiting(s3: Any, settings: JobSettings, bucket: str, today: dt.date) -> list[Upload]:
-    """The latest version of each daily file under ``bucket``'s upload prefix that has no
-    result object yet: neither claimed nor validated."""
+    """The latest version of each daily file under ``bucket``'s upload prefix, uploaded within
+    ``waiting_seconds``, that has no result object yet: neither claimed nor validated."""
     storage = settings.storage
 
     def listed(operation: str, prefix: str, field: str) -> list[dict[str, Any]]:
@@ -444,10 +443,12 @@ def _waiting(s3: Any, settings: JobSettings, bucket: str, today: dt.date) -> lis
     # A result's key starts with its upload's key (``result_key``): these are the raw files'.
     results = storage.results_prefix + storage.raw_prefix
     decided = {o["Key"] for o in listed("list_objects_v2", results, "Contents")}
+    # Older uploads are not waiting: their runs started long ago (or before batches existed).
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.validation.waiting_seconds)
     latest = (
         Upload(bucket, v["Key"], v["VersionId"])
         for v in listed("list_object_versions", storage.raw_prefix, "Versions")
-        if v["IsLatest"]
+        if v["IsLatest"] and v["LastModified"] >= since
     )
     return [
         upload
@@ -469,19 +470,36 @@ def _validate_waiting(
     """Validate the daily files waiting in ``bucket``, one round after another (uploads keep
     landing), until the ``deadline`` (``time.monotonic``) passes or a round finds none to
     claim: at once if none was ever waiting (an upload alone), else once none has come for
-    ``idle_seconds`` (a burst's next upload may be on its way). A file's quarantine or failure
-    never fails this run: its result tells its own run."""
+    ``idle_seconds`` (a burst's next upload may be on its way). A file's quarantine never fails
+    this run (its result tells its own run), nor does a file this run cannot validate (its claim
+    is released for its own run)."""
     limits = settings.validation
     last_claim: float | None = None
+    released: set[Upload] = set()
     while time.monotonic() < deadline:
         claimed = 0
         for upload in _waiting(bound.s3, settings, bucket, today):
             if time.monotonic() >= deadline:
                 break
             key = settings.storage.result_key(upload.key, upload.version)
-            if _claim(bound.s3, bucket, key, run_id):
-                decide(bound.s3, settings, upload, today, run_id=run_id, reports=bound.reports)
-                claimed += 1
+            if upload in released or not _claim(bound.s3, bucket, key, run_id):
+                continue
+            claimed += 1
+            try:
+                validated = validate_upload(bound.s3, settings, upload, today, bound.reports)
+            except Exception:
+                # Perhaps passing (a throttled call, a dimension still being validated): the
+                # claim goes, and the file's own run validates it and reports what it finds.
+                log.warning(
+                    "could not validate the waiting %s version=%s: left to its own run",
+                    upload.uri,
+                    upload.version,
+                    exc_info=True,
+                )
+                bound.s3.delete_object(Bucket=bucket, Key=key)
+                released.add(upload)
+                continue
+            _write_result(bound.s3, settings, validated, run_id)
         if claimed:
             last_claim = time.monotonic()
             _log_round(claimed, bucket, settings)
@@ -595,7 +613,12 @@ def main(argv: Sequence[str], runtime: ValidationRuntime | None = None) -> Valid
         # dimension's run (its key is outside it) validates the dimension alone.
         if upload.key.startswith(settings.storage.raw_prefix):
             deadline = started + settings.validation.batch_seconds
-            _validate_waiting(bound, settings, upload.bucket, today, run_id, deadline=deadline)
+            try:
+                _validate_waiting(bound, settings, upload.bucket, today, run_id, deadline=deadline)
+            except Exception:
+                # The run's own upload is decided: the batch is extra, and files left in it
+                # are their own runs' to validate.
+                log.warning("the batch beside %s ended early", upload.uri, exc_info=True)
     if isinstance(outcome, Failed):
         if outcome.error is not None:
             raise outcome.error

@@ -76,21 +76,24 @@ class ValidationSettings(FrozenModel):
     """How a validation run shares out the uploads waiting beside its own (``jobs.validation``)."""
 
     batch_seconds: int = Field(default=300, ge=0)
-    """How long after its start a run goes on claiming waiting uploads to validate: it ends
-    the batch at the first claim after this, so a run takes at most about this plus one
-    validation."""
+    """How long after its start a run goes on claiming waiting uploads to validate: it claims
+    none after this, so a run takes at most about this plus one validation."""
     idle_seconds: float = Field(default=5.0, ge=0)
     """How long a run's batch waits for another upload once none is waiting, before it ends:
     a burst's uploads keep arriving while its first ones are validated, and a run in flight
     holds the burst's runs together before the load (their burst wait), so a burst is loaded
     once, not once each time its validations catch up with its uploads."""
+    waiting_seconds: int = Field(default=3600, ge=1)
+    """Only uploads this recent wait for a batch; older ones (from before batches existed, or
+    whose runs ended long ago) are never validated again by another run's batch."""
     claim_seconds: int = Field(default=300, ge=1)
     """How long a claim on an upload holds. A run that finds its upload claimed waits this
     long from the claim for the claimant's result, then validates the upload itself, so a run
     that died mid-batch strands nothing. Far above one validation (the gate reads at most
     ``max_file_bytes``, in well under a minute): a live claimant is never overtaken."""
     poll_seconds: float = Field(default=1.0, gt=0)
-    """How often a run waiting for another run's result looks for it."""
+    """How often a run waiting for another run's result looks for it, and an idle batch lists
+    the waiting uploads again."""
 
 
 class Buckets(ABC):

@@ -207,16 +207,21 @@ class GlueWorkers:
         from moto.glue.exceptions import ConcurrentRunsExceededException
 
         start_job_run = models.FakeJob.start_job_run
+        starting = threading.Lock()
         start_crawler = models.FakeCrawler.start_crawler
         workers = self
 
         def start_run(job: Any, *args: Any, **kwargs: Any) -> str:
             # moto counts only STARTING and RUNNING runs against the job's maximum; a run the
-            # twin holds WAITING for a worker was accepted within it and is in flight too.
-            in_flight = sum(run.status in JOB_RUN_IN_FLIGHT for run in job.job_runs)
-            if in_flight >= job.execution_property.get("MaxConcurrentRuns", 1):
-                raise ConcurrentRunsExceededException(f"Job with name {job.name} already running")
-            run_id: str = start_job_run(job, *args, **kwargs)
+            # twin holds WAITING for a worker was accepted within it and is in flight too. The
+            # count and the start are one step: the server answers starts on many threads.
+            with starting:
+                in_flight = sum(run.status in JOB_RUN_IN_FLIGHT for run in job.job_runs)
+                if in_flight >= job.execution_property.get("MaxConcurrentRuns", 1):
+                    raise ConcurrentRunsExceededException(
+                        f"Job with name {job.name} already running"
+                    )
+                run_id: str = start_job_run(job, *args, **kwargs)
             workers.submit(job, job.job_runs[-1])
             return run_id
 
@@ -435,7 +440,9 @@ def _sync_job_runs_on_their_end(ends: RunEnds) -> None:
         def read_at_end() -> Any:
             end = ends.watch(run_id)
             outcome = resolve()
-            if not outcome:
+            if outcome:
+                ends.ended(run_id)  # the read saw the end first: nothing waits any more
+            else:
                 end.wait(_SYNC_CHECK_SECONDS)
             return outcome
 
