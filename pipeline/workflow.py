@@ -333,6 +333,42 @@ def main_definition(settings: Settings) -> dict[str, Any]:
     return additions.apply(graph.to_dict())
 
 
+@dataclass
+class _Attempts:
+    """A bounded count of a step's attempts in the state at ``path``: its start at zero, one
+    more, and the failure once they are used up (``error``; ``cause`` is a ``States.Format``
+    template with one ``{}``, for the count, and no quote). The Choice that compares the count
+    with its limit is the step's own."""
+
+    subject: str
+    path: str
+    error: str
+    cause: str
+    start: Any = field(init=False)
+    count: Any = field(init=False)
+    exhausted: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        sf = _sdk()
+        noun = self.subject.capitalize()
+        self.start = sf.Pass(
+            f"Start {self.subject} attempts", result={"count": 0}, result_path=self.path
+        )
+        self.count = sf.Pass(
+            f"Count {self.subject} attempt",
+            parameters={"count.$": f"States.MathAdd({self.path}.count, 1)"},
+            result_path=self.path,
+        )
+        self.exhausted = sf.Pass(
+            f"{noun} attempts exhausted",
+            parameters={
+                "Error": self.error,
+                "Cause.$": f"States.Format('{self.cause}', {self.path}.count)",
+            },
+            result_path="$.error",
+        )
+
+
 def _validation(settings: Settings, additions: _Additions, failure: _Failure, then: Any) -> Any:
     """Validate the upload, in a validation run of its own or in another's: then ``then``.
 
@@ -350,9 +386,15 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure, th
     rule = sf.ChoiceRule
     workflow = settings.workflow
     failed = failure.step("validation")
-    start_attempts = sf.Pass(
-        "Start validation attempts", result={"count": 0}, result_path="$.validation_attempts"
+    attempts = _Attempts(
+        "validation",
+        "$.validation_attempts",
+        error="Validation.Timeout",
+        cause=(
+            "The upload was still not validated after {} validation runs this run tried to start."
+        ),
     )
+    start_attempts, attempt, exhausted = attempts.start, attempts.count, attempts.exhausted
     validate = sf.Task(
         "Validate upload",
         resource=_GLUE_RUN_JOB,
@@ -373,11 +415,6 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure, th
     additions.add(validate, ResultSelector=_GLUE_RUN_SUMMARY)
     # Never States.TaskFailed: a failed validation run is a verdict, not a hiccup.
     additions.retry(validate, _transient(_GLUE_JOB_TRANSIENT, workflow))
-    attempt = sf.Pass(
-        "Count validation attempt",
-        parameters={"count.$": "States.MathAdd($.validation_attempts.count, 1)"},
-        result_path="$.validation_attempts",
-    )
     validate.add_catch(
         sf.Catch(
             error_equals=list(_GLUE_JOB_BUSY), result_path="$.validation_busy", next_step=attempt
@@ -430,17 +467,6 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure, th
     )
     quarantined.next(failed)
     refused.next(failed)
-    exhausted = sf.Pass(
-        "Validation attempts exhausted",
-        parameters={
-            "Error": "Validation.Timeout",
-            "Cause.$": (
-                "States.Format('The upload was still not validated after {} validation runs "
-                "this run tried to start.', $.validation_attempts.count)"
-            ),
-        },
-        result_path="$.error",
-    )
     exhausted.next(failed)
     # The run's messages name the validation run: here, the one that validated the upload.
     by_another = sf.Pass(
@@ -745,12 +771,13 @@ def _load(
     storage = settings.storage
     load_failed = failure.step("load")
 
-    start_attempts = sf.Pass("Start load attempts", result={"count": 0}, result_path="$.attempts")
-    attempt = sf.Pass(
-        "Count load attempt",
-        parameters={"count.$": "States.MathAdd($.attempts.count, 1)"},
-        result_path="$.attempts",
+    attempts = _Attempts(
+        "load",
+        "$.attempts",
+        error="Load.Timeout",
+        cause="The version was still not loaded after {} loads this run started or waited for.",
     )
+    start_attempts, attempt, exhausted = attempts.start, attempts.count, attempts.exhausted
     outcome = sf.Choice("Loaded yet?")
     check = _count_loaded_rows(settings, additions, failure, then=_rejected(failure, outcome))
     watched = _InFlight(
@@ -763,17 +790,6 @@ def _load(
     start_attempts.next(waiting)
     attempt.next(waiting)
 
-    exhausted = sf.Pass(
-        "Load attempts exhausted",
-        parameters={
-            "Error": "Load.Timeout",
-            "Cause.$": (
-                "States.Format('The version was still not loaded after {} loads this run "
-                "started or waited for.', $.attempts.count)"
-            ),
-        },
-        result_path="$.error",
-    )
     exhausted.next(load_failed)
 
     name = "States.StringSplit($.key, '/')"
