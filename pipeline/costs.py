@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from pipeline.settings import PriceSettings
+from pipeline.settings import AwsSettings, GlueJobSettings, PriceSettings
 
 WORKER_DPUS: Final[dict[str, float]] = {
     "G.025X": 0.25,
@@ -88,14 +88,17 @@ class Cost:
     usd: float
 
 
-def estimate(usage: Usage, prices: PriceSettings) -> list[Cost]:
-    """The AWS cost of ``usage``, one line per billed item."""
-    dpus = WORKER_DPUS[prices.glue_worker_type]
+def estimate(usage: Usage, prices: PriceSettings, aws: AwsSettings) -> list[Cost]:
+    """The AWS cost of ``usage`` at ``prices``, with the jobs' workers and the warehouse's
+    capacity ``aws`` deploys, one line per billed item."""
     job_minutes = prices.glue_job_minimum_seconds / 60
 
-    def job_run(workers: int) -> float:
-        dpu_hours = workers * dpus * prices.glue_job_minimum_seconds / _SECONDS_PER_HOUR
-        return dpu_hours * prices.glue_dpu_hour_usd
+    def job_run(job: GlueJobSettings) -> float:
+        dpus = job.workers * WORKER_DPUS[job.worker_type]
+        return dpus * prices.glue_job_minimum_seconds / _SECONDS_PER_HOUR * prices.glue_dpu_hour_usd
+
+    def workers(job: GlueJobSettings) -> str:
+        return f"{job.workers} x {job.worker_type}, {job_minutes:g} min minimum each"
 
     crawl = (
         prices.crawler_dpus
@@ -114,24 +117,23 @@ def estimate(usage: Usage, prices: PriceSettings) -> list[Cost]:
     )
     active_seconds = sum(end - start for start, end in periods)
     warehouse = (
-        prices.redshift_base_rpus
+        aws.redshift_base_capacity
         * active_seconds
         / _SECONDS_PER_HOUR
         * prices.redshift_rpu_hour_usd
     )
-    worker = prices.glue_worker_type
     return [
         Cost(
             "Glue validation job runs",
             usage.validation_runs,
-            f"{prices.validation_workers} x {worker}, {job_minutes:g} min minimum each",
-            usage.validation_runs * job_run(prices.validation_workers),
+            workers(aws.validation_job),
+            usage.validation_runs * job_run(aws.validation_job),
         ),
         Cost(
             LOAD_RUNS,
             usage.load_runs,
-            f"{prices.load_workers} x {worker}, {job_minutes:g} min minimum each",
-            usage.load_runs * job_run(prices.load_workers),
+            workers(aws.load_job),
+            usage.load_runs * job_run(aws.load_job),
         ),
         Cost(
             CRAWLS,
@@ -155,7 +157,7 @@ def estimate(usage: Usage, prices: PriceSettings) -> list[Cost]:
         Cost(
             REDSHIFT,
             len(usage.statements) + len(usage.load_transactions),
-            f"{prices.redshift_base_rpus} RPU x {active_seconds:,.0f} s active in "
+            f"{aws.redshift_base_capacity} RPU x {active_seconds:,.0f} s active in "
             f"{len(periods)} period{'s' if len(periods) != 1 else ''} "
             f"({prices.redshift_minimum_seconds} s minimum each)",
             warehouse,

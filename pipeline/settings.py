@@ -6,6 +6,7 @@ settings; every other module receives a ``Settings`` (or the part of it that it 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -113,6 +114,8 @@ class WorkflowSettings(FrozenModel):
 
     on_call_emails: tuple[str, ...] = ()
     """Addresses subscribed to the alert topic for failures (success messages are filtered out)."""
+    on_call_sms: tuple[str, ...] = ()
+    """Phone numbers (E.164, ``+15555550100``) paged by SMS for failures, likewise."""
     crawler_poll_seconds: int = Field(default=1, ge=1)
     crawl_timeout_seconds: int = Field(default=120, ge=1)
     """How long a started crawl may take before the run fails as stuck."""
@@ -181,6 +184,90 @@ class WorkflowSettings(FrozenModel):
         return math.ceil(self.statement_timeout_seconds / self.statement_poll_seconds)
 
 
+WorkerType = Literal["G.025X", "G.1X", "G.2X", "G.4X", "G.8X"]
+
+
+class GlueJobSettings(FrozenModel):
+    """How one Glue job runs on AWS: its workers, and whether on spare capacity (Flex)."""
+
+    worker_type: WorkerType = "G.1X"
+    """Its DPUs per worker are in ``pipeline.costs.WORKER_DPUS``."""
+    workers: int = Field(default=2, ge=2)
+    """2 is the least Glue allocates an ETL job ("Glue の ETL ジョブには最低で 2 個の DPU が必要
+    です", https://aws.amazon.com/jp/glue/pricing/)."""
+    flex: bool = False
+    """Run on spare capacity, whose "start and runtimes ... can vary"
+    (https://aws.amazon.com/blogs/big-data/introducing-aws-glue-flex-jobs-cost-savings-on-etl-workloads/):
+    for environments where an upload may wait. The cost estimate bills Flex runs at the
+    standard rate (no Flex price was found on an AWS page here): an upper bound for them."""
+
+
+class AlarmSettings(FrozenModel):
+    """When the operations topic is told that something needs a look."""
+
+    failed_executions: int = Field(default=1, ge=1)
+    """Failed, timed-out or aborted main runs within five minutes that raise the alarm (each
+    run's own alert already went to on-call)."""
+    unloaded_minutes: int = Field(default=180, ge=1)
+    """How long a validated version may wait to be loaded before the alarm fires: longer than
+    a run's burst wait, load waits and retries take together."""
+
+
+class AwsSettings(FrozenModel):
+    """What the CDK app (``cdk/``) deploys an environment with; the twin reads none of it but
+    the job and crawler definitions both share."""
+
+    region: str = "us-east-1"
+    availability_zones: tuple[str, ...] = ("us-east-1a", "us-east-1b", "us-east-1c")
+    """The zones of the private subnets: Redshift Serverless needs subnets in three. Given,
+    not looked up: synthesis needs no account."""
+    vpc_cidr: str = "10.40.0.0/16"
+    egress: Literal["nat", "endpoints"] = "endpoints"
+    """How the jobs in the private subnets reach the AWS APIs they call (Glue, Redshift Data,
+    Secrets Manager, CloudWatch Logs and metrics; S3 always through its free gateway
+    endpoint): ``endpoints``, an interface endpoint per service in every zone (billed per zone
+    and hour, no path to the internet), or ``nat``, one NAT gateway (billed per hour and GB,
+    cheaper than five endpoints in three zones, and the internet is reachable)."""
+    validation_job: GlueJobSettings = GlueJobSettings()
+    load_job: GlueJobSettings = GlueJobSettings()
+    redshift_base_capacity: int = Field(default=8, ge=4, le=1024)
+    """The workgroup's base capacity, in RPUs: what a query is billed at."""
+    existing_workgroup: str | None = None
+    """A Redshift Serverless workgroup to use rather than deploy one (``warehouse.workgroup``
+    names the one deployed otherwise)."""
+    retain_data: bool = False
+    """Keep the data buckets and the Redshift namespace when the stack is deleted."""
+    log_retention_days: int = Field(default=30, ge=1)
+    staging_expiry_days: int = Field(default=7, ge=1)
+    """When a load's staged parts expire: a load COPYs them within its run."""
+    old_version_expiry_days: int = Field(default=30, ge=1)
+    """When a replaced object version (an upload, a result, a report page) expires."""
+    operations_emails: tuple[str, ...] = ()
+    """Who the operations topic (alarms, failed deployments) reaches."""
+    alarms: AlarmSettings = AlarmSettings()
+    report_allowed_cidrs: tuple[str, ...] = ()
+    """Networks (CIDR) that may open the quality report site; none: nobody can."""
+
+    @model_validator(mode="after")
+    def _deployable(self) -> AwsSettings:
+        if self.existing_workgroup is None and len(set(self.availability_zones)) < 3:
+            raise ValueError(
+                f"aws.availability_zones names {len(set(self.availability_zones))} distinct "
+                "zone(s): Redshift Serverless needs subnets in three (or set "
+                "aws.existing_workgroup to use a workgroup deployed elsewhere)"
+            )
+        for zone in self.availability_zones:
+            if not zone.startswith(self.region):
+                raise ValueError(f"aws.availability_zones: {zone!r} is not in {self.region}")
+        try:
+            ipaddress.ip_network(self.vpc_cidr)
+            for cidr in self.report_allowed_cidrs:
+                ipaddress.ip_network(cidr)
+        except ValueError as exc:
+            raise ValueError(f"aws.vpc_cidr or aws.report_allowed_cidrs: {exc}") from None
+        return self
+
+
 class PriceSettings(FrozenModel):
     """AWS prices and billing minimums for the cost estimate (``pipeline.costs``): on-demand, US
     East (N. Virginia), free tiers left out. Each figure says where it was read, on 2026-12-01.
@@ -200,13 +287,6 @@ class PriceSettings(FrozenModel):
     https://awsnegotiations.com/glue-job-cost-optimization.html, "one-minute minimum, billed per
     second"), and by AWS for interactive sessions ("最小課金時間は 1 分",
     https://docs.aws.amazon.com/ja_jp/glue/latest/dg/interactive-sessions-session-pricing.html)."""
-    glue_worker_type: Literal["G.025X", "G.1X", "G.2X", "G.4X", "G.8X"] = "G.1X"
-    """The jobs' worker type; its DPUs per worker are in ``pipeline.costs.WORKER_DPUS``."""
-    validation_workers: int = Field(default=2, ge=1)
-    """Workers of the validation job: 2, the least Glue allocates an ETL job ("Glue の ETL ジョブ
-    には最低で 2 個の DPU が必要です", https://aws.amazon.com/jp/glue/pricing/)."""
-    load_workers: int = Field(default=2, ge=1)
-    """Workers of the load job."""
     crawler_dpu_hour_usd: float = Field(default=0.44, gt=0)
     """Per DPU-hour of a crawler run: "$0.44 per Data Processing Unit-Hour for AWS Glue crawler"
     (AWS's price list, as copied in
@@ -242,11 +322,6 @@ class PriceSettings(FrozenModel):
     "roughly $0.36 to $0.50 per RPU-hour" by region
     (https://awsnegotiations.com/redshift-serverless-pricing.html): 0.375 is US East's as
     commonly quoted, unconfirmed here."""
-    redshift_base_rpus: int = Field(default=8, ge=1)
-    """The workgroup's base capacity: the RPUs a query is billed at. 8 is the least a workgroup
-    may set according to https://awsnegotiations.com/redshift-serverless-pricing.html; AWS's
-    page (https://docs.aws.amazon.com/redshift/latest/mgmt/serverless-billing.html) says only
-    that base capacity is set per workgroup."""
     redshift_minimum_seconds: int = Field(default=60, ge=0)
     """The least an active period is billed for. AWS: "billed according to the capacity used in
     a given duration, in RPU hours on a per-second basis"
@@ -272,6 +347,7 @@ class Settings(BaseSettings, Buckets):
     validation: ValidationSettings = ValidationSettings()
     workflow: WorkflowSettings = WorkflowSettings()
     prices: PriceSettings = PriceSettings()
+    aws: AwsSettings = AwsSettings()
 
     @model_validator(mode="after")
     def _validation_fits_its_run(self) -> Settings:
@@ -361,12 +437,23 @@ _ENVIRONMENT_DEFAULTS: Final[dict[Environment, dict[str, object]]] = {
         "warehouse": {"workgroup": "flightpipe-dev"},
         "validation": _AWS_VALIDATION,
         "workflow": _AWS_WORKFLOW,
+        # A development account: a NAT costs less than five endpoints in three zones, and
+        # an upload there may wait for spare capacity.
+        "aws": {
+            "vpc_cidr": "10.40.0.0/16",
+            "egress": "nat",
+            "validation_job": {"flex": True},
+            "load_job": {"flex": True},
+            "log_retention_days": 14,
+            "old_version_expiry_days": 7,
+        },
     },
     Environment.STAGING: {
         "timing": {"poll_interval_seconds": 15.0, "lock_wait_seconds": 60.0},
         "warehouse": {"workgroup": "flightpipe-staging"},
         "validation": _AWS_VALIDATION,
         "workflow": _AWS_WORKFLOW,
+        "aws": {"vpc_cidr": "10.41.0.0/16", "egress": "nat", "old_version_expiry_days": 14},
     },
     Environment.PROD: {
         "timing": {"poll_interval_seconds": 30.0, "lock_wait_seconds": 120.0},
@@ -376,18 +463,35 @@ _ENVIRONMENT_DEFAULTS: Final[dict[Environment, dict[str, object]]] = {
             **_AWS_WORKFLOW,
             "crawler_poll_seconds": 30,
         },
+        # Production data never has a path to the internet, and outlives its stack.
+        "aws": {
+            "vpc_cidr": "10.42.0.0/16",
+            "egress": "endpoints",
+            "retain_data": True,
+            "log_retention_days": 365,
+            "old_version_expiry_days": 90,
+            "load_job": {"workers": 4},
+        },
     },
 }
 
 
 def _merge_into(target: dict[str, object], layer: Mapping[str, object]) -> None:
-    """Merge one layer of settings into ``target``, section by section."""
+    """Merge one layer of settings into ``target``, section by section, at every depth (a
+    variable setting ``aws.load_job.workers`` keeps the environment's ``aws.load_job.flex``)."""
     for key, value in layer.items():
         current = target.get(key)
         if isinstance(value, Mapping) and isinstance(current, dict):
-            target[key] = {**current, **value}
+            _merge_into(current, value)
         else:
-            target[key] = dict(value) if isinstance(value, Mapping) else value
+            target[key] = _copied(value)
+
+
+def _copied(value: object) -> object:
+    """``value`` with every mapping in it copied, so merging never changes a defaults layer."""
+    if isinstance(value, Mapping):
+        return {key: _copied(item) for key, item in value.items()}
+    return value
 
 
 def load_settings(env: Environment | str | None = None, **overrides: object) -> Settings:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from pipeline.costs import REDSHIFT, Cost, Usage, active_periods, estimate
-from pipeline.settings import PriceSettings
+from pipeline.settings import AwsSettings, GlueJobSettings, PriceSettings
 
 NOTHING = Usage(
     validation_runs=0,
@@ -20,24 +20,22 @@ NOTHING = Usage(
 )
 
 
-def lines(usage: Usage, prices: PriceSettings) -> dict[str, Cost]:
-    return {cost.item: cost for cost in estimate(usage, prices)}
+def lines(usage: Usage, prices: PriceSettings, aws: AwsSettings | None = None) -> dict[str, Cost]:
+    return {cost.item: cost for cost in estimate(usage, prices, aws or AwsSettings())}
 
 
 def test_nothing_used_costs_nothing() -> None:
-    assert sum(cost.usd for cost in estimate(NOTHING, PriceSettings())) == 0
+    assert sum(cost.usd for cost in estimate(NOTHING, PriceSettings(), AwsSettings())) == 0
 
 
 def test_each_job_run_pays_the_minimum_on_every_worker_of_its_type() -> None:
-    prices = PriceSettings(
-        glue_dpu_hour_usd=1.0,
-        glue_job_minimum_seconds=1800,
-        glue_worker_type="G.2X",
-        validation_workers=3,
-        load_workers=5,
+    prices = PriceSettings(glue_dpu_hour_usd=1.0, glue_job_minimum_seconds=1800)
+    aws = AwsSettings(
+        validation_job=GlueJobSettings(worker_type="G.2X", workers=3),
+        load_job=GlueJobSettings(worker_type="G.2X", workers=5),
     )
     usage = dataclasses.replace(NOTHING, validation_runs=4, load_runs=2)
-    found = lines(usage, prices)
+    found = lines(usage, prices, aws)
     # runs x workers x 2 DPUs per G.2X worker x half an hour x 1 USD per DPU-hour
     assert found["Glue validation job runs"].usd == pytest.approx(4 * 3 * 2 * 0.5)
     assert found["Glue load job runs"].usd == pytest.approx(2 * 5 * 2 * 0.5)
@@ -71,9 +69,7 @@ def test_express_pays_per_request_and_its_duration_rounded_up_to_the_step() -> N
 
 
 def test_the_warehouse_is_billed_for_its_active_periods_at_base_capacity() -> None:
-    prices = PriceSettings(
-        redshift_rpu_hour_usd=3.0, redshift_base_rpus=16, redshift_minimum_seconds=120
-    )
+    prices = PriceSettings(redshift_rpu_hour_usd=3.0, redshift_minimum_seconds=120)
     usage = dataclasses.replace(
         NOTHING,
         # Three statements in one period (the second and third start within the first's
@@ -81,7 +77,7 @@ def test_the_warehouse_is_billed_for_its_active_periods_at_base_capacity() -> No
         statements=((0, 1), (30, 31), (100, 200), (1000, 1001)),
         load_transactions=((50, 50),),
     )
-    warehouse = lines(usage, prices)[REDSHIFT]
+    warehouse = lines(usage, prices, AwsSettings(redshift_base_capacity=16))[REDSHIFT]
     # 0 to 200 s, then 1000 to 1120 s: 320 s at 16 RPU and 3 USD per RPU-hour.
     assert warehouse.usd == pytest.approx(16 * 320 / 3600 * 3.0)
     assert warehouse.count == 5

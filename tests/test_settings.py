@@ -60,3 +60,29 @@ def test_settings_are_frozen_and_reject_unknown_keys() -> None:
 def test_a_validation_batch_longer_than_the_job_timeout_is_refused_naming_the_settings() -> None:
     with pytest.raises(ValueError, match=r"validation.batch_seconds \+ validation.claim_seconds"):
         load_settings("local", validation={"batch_seconds": 700, "claim_seconds": 300})
+
+
+def test_two_zones_cannot_hold_a_redshift_workgroup_and_the_error_names_the_setting() -> None:
+    with pytest.raises(ValidationError, match=r"aws\.availability_zones names 2 distinct zone"):
+        load_settings("dev", aws={"availability_zones": ("us-east-1a", "us-east-1b")})
+    # A workgroup deployed elsewhere needs no zones of this stack's.
+    imported = load_settings(
+        "dev",
+        aws={"availability_zones": ("us-east-1a", "us-east-1b"), "existing_workgroup": "shared"},
+    )
+    assert imported.aws.existing_workgroup == "shared"
+    with pytest.raises(ValidationError, match=r"'eu-west-1a' is not in us-east-1"):
+        load_settings("dev", aws={"availability_zones": ("eu-west-1a", "eu-west-1b", "eu-west-1c")})
+    with pytest.raises(ValidationError, match=r"aws\.vpc_cidr or aws\.report_allowed_cidrs"):
+        load_settings("dev", aws={"report_allowed_cidrs": ("10.0.0.300/32",)})
+
+
+def test_a_variable_for_one_nested_value_keeps_the_environments_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings("dev").aws.load_job.flex
+    monkeypatch.setenv("FLIGHTPIPE_AWS__LOAD_JOB__WORKERS", "6")
+    dev = load_settings("dev")
+    assert dev.aws.load_job.workers == 6
+    assert dev.aws.load_job.flex, "the variable replaced the environment's whole load_job"
+    assert dev.aws.egress == "nat"

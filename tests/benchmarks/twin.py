@@ -44,7 +44,7 @@ from pipeline.local.runs import Run
 from pipeline.local.services import LocalServices
 from pipeline.local.twin import LocalTwin
 from pipeline.sample import SampleSpec
-from pipeline.settings import PriceSettings
+from pipeline.settings import Settings
 from tests.benchmarks.etl import (
     BIG_PEAK_MB,
     YEAR,
@@ -309,14 +309,14 @@ def _met(met: bool | None) -> str:
     return "-" if met is None else "yes" if met else "no"
 
 
-def usage_table(outcome: Outcome, prices: PriceSettings) -> Table:
+def usage_table(outcome: Outcome, settings: Settings) -> Table:
     """What a scenario used, its targets, and what that would cost on AWS."""
     table = Table(
         title=f"{outcome.label}: what it used (read from the twin) and its AWS cost",
         caption=(
             "Job runs and crawls are billed at AWS's minimums (the twin's durations are not "
             "AWS's), Redshift for the periods its statements kept it active (pipeline/costs.py). "
-            "Prices: PriceSettings (US East, on-demand, no free tier)."
+            "Prices: PriceSettings (US East, on-demand, no free tier); workers: AwsSettings."
         ),
     )
     for name in ("item", "count", "target", "met", "billed on AWS as", "USD"):
@@ -330,7 +330,7 @@ def usage_table(outcome: Outcome, prices: PriceSettings) -> Table:
         "-",
         "-",
     )
-    costs = estimate(outcome.used.usage, prices)
+    costs = estimate(outcome.used.usage, settings.prices, settings.aws)
     for cost in costs:
         limit = outcome.limits.get(cost.item)
         table.add_row(
@@ -349,7 +349,7 @@ def _total(costs: Sequence[Cost]) -> float:
     return sum(cost.usd for cost in costs)
 
 
-def cost_summary(outcomes: Sequence[Outcome], prices: PriceSettings) -> list[str]:
+def cost_summary(outcomes: Sequence[Outcome], settings: Settings) -> list[str]:
     """The estimate of every scenario as a Markdown table, for docs/ARCHITECTURE.md."""
     lines = [
         f"| work (bench of {dt.date.today().isoformat()}) | main runs | validation runs | "
@@ -364,7 +364,7 @@ def cost_summary(outcomes: Sequence[Outcome], prices: PriceSettings) -> list[str
             f"| {outcome.label.removeprefix('twin: ')} | {runs} | {usage.validation_runs} | "
             f"{usage.crawls} | {usage.load_runs} | {len(usage.statements)} | "
             f"{usage.transitions:,} | {len(usage.express_seconds)} | "
-            f"{_total(estimate(usage, prices)):.3f} |"
+            f"{_total(estimate(usage, settings.prices, settings.aws)):.3f} |"
         )
     return lines
 
@@ -372,14 +372,14 @@ def cost_summary(outcomes: Sequence[Outcome], prices: PriceSettings) -> list[str
 def twin_rows() -> list[Row]:
     # A fresh twin: its endpoint (and its Spark, in the background) starts with the first scenario.
     stop_services(LocalServices(bench_settings("twin", warm_up=True)))
-    prices = bench_settings().prices
+    costed = bench_settings()
     outcomes = []
     # Each scenario's table as soon as it ends: a run cut short still leaves its figures.
     for scenario in (warm_file, burst, backfill):
         outcomes.append(scenario())
-        out.print(usage_table(outcomes[-1], prices))
+        out.print(usage_table(outcomes[-1], costed))
     stop_services(LocalServices(bench_settings("twin", warm_up=True)))
     out.print("AWS cost estimate, as Markdown:")
-    for line in cost_summary(outcomes, prices):
+    for line in cost_summary(outcomes, costed):
         out.print(line, soft_wrap=True)
     return [outcome.row for outcome in outcomes]
