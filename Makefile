@@ -13,7 +13,7 @@ SAMPLE := .flightpipe/sample
 SAMPLE_DAYS ?= 7
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup system browser python node run test lint format bench package down clean
+.PHONY: setup system browser python node run test lint format bench package synth diff deploy down clean
 
 setup: system python node
 
@@ -75,6 +75,21 @@ bench: setup
 # that did not change.
 package: python node
 	$(UV) run python -m pipeline.packaging
+
+# The cloud assembly of every environment (dev, staging, prod) in cdk.out/, with no AWS account:
+# the CDK CLI pinned in package.json runs the app (cdk/app.py), which cdk-nag checks.
+CDK := node_modules/.bin/cdk
+synth: package
+	$(CDK) synth --quiet --app "$(UV) run python -m cdk.app" --output cdk.out
+
+# One environment's stack from that assembly: what would change, or deploy it (credentials for
+# the environment's account needed; docs/DEPLOY.md).
+ENV ?= dev
+diff: synth
+	$(CDK) diff --app cdk.out flightpipe-$(ENV)
+
+deploy: synth
+	$(CDK) deploy --app cdk.out flightpipe-$(ENV) --require-approval broadening
 
 down: python
 	$(UV) run flightpipe local down

@@ -181,7 +181,11 @@ def local_up() -> None:
         ("state machine (main)", resources.main_arn),
         ("state machine (router)", resources.router_arn),
         ("glue jobs", f"{names.validation_job}, {names.load_job}"),
-        ("glue crawler", f"{names.crawler} -> database {names.database}"),
+        (
+            "glue crawlers",
+            f"{names.flight_crawler}, {names.dimension_crawler}, {names.warehouse_crawler} "
+            f"-> database {names.database}",
+        ),
         ("event rules", f"{names.upload_rule}, {names.dimension_rule}"),
         ("alert topic", resources.topic_arn),
     ]

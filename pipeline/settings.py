@@ -184,6 +184,13 @@ class WorkflowSettings(FrozenModel):
         return math.ceil(self.statement_timeout_seconds / self.statement_poll_seconds)
 
 
+LOG_RETENTION_DAYS: Final = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+"""The retentions CloudWatch Logs accepts, in days ("Valid Values", retentionInDays,
+https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html)."""
+
 WorkerType = Literal["G.025X", "G.1X", "G.2X", "G.4X", "G.8X"]
 
 
@@ -237,7 +244,8 @@ class AwsSettings(FrozenModel):
     names the one deployed otherwise)."""
     retain_data: bool = False
     """Keep the data buckets and the Redshift namespace when the stack is deleted."""
-    log_retention_days: int = Field(default=30, ge=1)
+    log_retention_days: int = 30
+    """How long logs are kept: one of ``LOG_RETENTION_DAYS``."""
     staging_expiry_days: int = Field(default=7, ge=1)
     """When a load's staged parts expire: a load COPYs them within its run."""
     old_version_expiry_days: int = Field(default=30, ge=1)
@@ -255,6 +263,11 @@ class AwsSettings(FrozenModel):
                 f"aws.availability_zones names {len(set(self.availability_zones))} distinct "
                 "zone(s): Redshift Serverless needs subnets in three (or set "
                 "aws.existing_workgroup to use a workgroup deployed elsewhere)"
+            )
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"aws.log_retention_days: {self.log_retention_days} is not one CloudWatch Logs "
+                f"keeps logs for; choose one of {', '.join(map(str, LOG_RETENTION_DAYS))}"
             )
         for zone in self.availability_zones:
             if not zone.startswith(self.region):

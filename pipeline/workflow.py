@@ -33,6 +33,7 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
     "ValidationJobName": "the validation Glue job (jobs/validation.py)",
     "EtlJobName": "the bookmarked load Glue job (jobs/flight_etl.py)",
     "CrawlerName": "the Glue crawler over the validated daily files",
+    "DimensionCrawlerName": "the Glue crawler over the validated airport dimension",
     "AlertTopicArn": "the SNS topic for failure alerts and success messages",
     "RedshiftCopyRoleArn": "the role Redshift assumes to COPY the staged rows",
     "MainStateMachineArn": "the main state machine, started by the router",
@@ -316,6 +317,7 @@ def main_definition(settings: Settings) -> dict[str, Any]:
     loaded.next(sf.Succeed("Loaded"))
     superseded.next(sf.Succeed("Superseded"))
     dimension.next(sf.Succeed("Dimension validated"))
+    catalog_dimension = _catalog_dimension(settings, additions, failure, then=dimension)
     load = _load(
         settings,
         additions,
@@ -326,7 +328,9 @@ def main_definition(settings: Settings) -> dict[str, Any]:
     )
     # The dimension's run ends once it is validated: no load reads it until the next file.
     is_dimension = sf.Choice("Airport dimension?")
-    is_dimension.add_choice(sf.ChoiceRule.StringEquals("$.bucket", "${DimensionBucket}"), dimension)
+    is_dimension.add_choice(
+        sf.ChoiceRule.StringEquals("$.bucket", "${DimensionBucket}"), catalog_dimension
+    )
     is_dimension.default_choice(_burst_wait(settings, additions, failure, then=load))
     validate = _validation(settings, additions, failure, then=is_dimension)
     graph = sf.Graph(validate, comment="Validate, crawl and load one uploaded file version.")
@@ -737,6 +741,25 @@ def _crawl(settings: Settings, additions: _Additions, failure: _Failure, then: A
         comment="A crawl in progress is joined, not queued behind.",
     )
     start.next(crawling)
+    return start
+
+
+def _catalog_dimension(
+    settings: Settings, additions: _Additions, failure: _Failure, then: Any
+) -> Any:
+    """Start the dimension's crawler once a new dimension is promoted, and go on (``then``)
+    without waiting: no load reads the catalog's dimension table, it is for whoever queries the
+    catalog. A crawl in progress is left to finish; the next promotion crawls again."""
+    calls = _SdkCalls(settings, additions, failure.step("catalog dimension"))
+    start = calls.task(
+        "Catalog dimension",
+        "glue:startCrawler",
+        {"Name": "${DimensionCrawlerName}"},
+        None,
+        _transient(_GLUE_API_TRANSIENT, settings.workflow),
+        caught=[(_CRAWLER_BUSY, then, "$.joined_crawl")],
+    )
+    start.next(then)
     return start
 
 

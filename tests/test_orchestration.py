@@ -99,7 +99,7 @@ def load_runs(twin: LocalTwin) -> list[dict[str, Any]]:
 
 def crawls(twin: LocalTwin) -> list[dict[str, Any]]:
     """The flight crawler's crawls, as Glue lists them."""
-    name = twin.resources.names.crawler
+    name = twin.resources.names.flight_crawler
     return list(twin.client("glue").list_crawls(CrawlerName=name)["Crawls"])
 
 

@@ -195,6 +195,7 @@ def test_no_data_api_task_retries_what_the_data_api_refuses_as_sent() -> None:
 OUTCOMES = {
     ("Start run", "StepFunctions.ExecutionAlreadyExistsException"),  # a duplicate event
     ("Start crawler", "Glue.CrawlerRunningException"),  # join the crawl
+    ("Catalog dimension", "Glue.CrawlerRunningException"),  # the crawl in progress will do
     ("Load validated files", "Glue.ConcurrentRunsExceededException"),  # wait for that load
     # wait for the validations in flight, one of which may validate this upload too
     ("Validate upload", "Glue.ConcurrentRunsExceededException"),
@@ -288,6 +289,7 @@ def test_each_step_records_its_name_before_the_alert() -> None:
         "List validation runs": "burst wait",
         "Start crawler": "crawl",
         "Get crawler": "crawl",
+        "Catalog dimension": "catalog dimension",
         "Load validated files": "load",
         "Count loaded rows": "row count",
         "Describe statement": "row count",

@@ -1,9 +1,11 @@
 """The local twin's AWS resources, created on its endpoint as CDK creates them on AWS.
 
-Glue database, crawler and the two jobs; the SNS topic with the on-call subscriptions; the
-EventBridge rules sending upload events to the router; and both state machines, from the very
-definitions ``pipeline.workflow`` renders, filled in with ``substitute``. ``provision`` is
-idempotent: it creates what is missing and brings the rest up to date with the settings.
+Glue database, the three crawlers and the two jobs; the SNS topic with the on-call
+subscriptions; the EventBridge rules sending upload events to the router; and both state
+machines, from the very definitions ``pipeline.workflow`` renders, filled in with
+``substitute``. What each is made of comes from ``pipeline.deployment``, as CDK's does: this
+module only makes the API calls. ``provision`` is idempotent: it creates what is missing and
+brings the rest up to date with the settings.
 """
 
 from __future__ import annotations
@@ -16,50 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from pipeline import workflow
+from pipeline import deployment, workflow
+from pipeline.deployment import Names
 from pipeline.local.objects import aws_client
 from pipeline.settings import Settings
-from pipeline.workflow import (
-    LOAD_SCRIPT,
-    VALIDATION_SCRIPT,
-    main_definition,
-    render,
-    router_definition,
-    substitute,
-)
+from pipeline.workflow import main_definition, render, router_definition, substitute
 
 # Roles are not checked by the twin; these name what each would be on AWS.
 _ROLE: Final = "arn:aws:iam::{account}:role/{name}"
-
-
-@dataclass(frozen=True)
-class Names:
-    """The names of one environment's resources, as the settings derive them."""
-
-    validation_job: str
-    load_job: str
-    crawler: str
-    database: str
-    topic: str
-    main: str
-    router: str
-    upload_rule: str
-    dimension_rule: str
-
-    @classmethod
-    def of(cls, settings: Settings) -> Names:
-        name = settings.resource_name
-        return cls(
-            validation_job=name("validate"),
-            load_job=name("load"),
-            crawler=name("validated-crawler"),
-            database=name("catalog").replace("-", "_"),
-            topic=name("alerts"),
-            main=name("run"),
-            router=name("router"),
-            upload_rule=name("uploads"),
-            dimension_rule=name("dimension-uploads"),
-        )
 
 
 @dataclass(frozen=True)
@@ -95,7 +61,7 @@ def fingerprint(settings: Settings) -> str:
     compares this instead, kept as a tag on the main state machine.
     """
     digest = hashlib.sha256(settings.model_dump_json().encode())
-    for module in (workflow, sys.modules[__name__]):
+    for module in (workflow, deployment, sys.modules[__name__]):
         digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()[:32]
 
@@ -118,73 +84,29 @@ def ensure(settings: Settings, endpoint: str) -> Resources:
     return resources
 
 
-def upload_events(settings: Settings) -> dict[str, Any]:
-    """The EventBridge pattern of daily-file uploads: objects created under the raw prefix."""
-    return _created(settings.raw_bucket, [{"prefix": settings.storage.raw_prefix}])
-
-
-def dimension_events(settings: Settings) -> dict[str, Any]:
-    """The EventBridge pattern of dimension uploads."""
-    return _created(settings.dimension_bucket, [settings.storage.dimension_key])
-
-
-def _created(bucket: str, keys: list[Any]) -> dict[str, Any]:
-    return {
-        "source": ["aws.s3"],
-        "detail-type": ["Object Created"],
-        "detail": {"bucket": {"name": [bucket]}, "object": {"key": keys}},
-    }
-
-
 def provision(settings: Settings, endpoint: str) -> None:
     """Create or update every resource of the pipeline on the local endpoint."""
     names = Names.of(settings)
-    role = _ROLE.format(account=settings.local.account, name=settings.resource_name("role"))
+    account = settings.local.account
+    role = _ROLE.format(account=account, name=settings.resource_name("role"))
+    buckets = settings.buckets()
 
     def client(service: str) -> Any:
         return aws_client(service, settings, endpoint)
 
     glue = client("glue")
     _database(glue, names.database)
-    _crawler(glue, names, role, f"s3://{settings.raw_bucket}/{settings.storage.validated_prefix}")
-    # Both jobs get what CDK gives them on AWS: the job settings, and the bookmark on the load.
-    _job(
-        glue,
-        names.validation_job,
-        role,
-        VALIDATION_SCRIPT,
-        # The twin validates in its worker processes: a run beyond them would only wait.
-        concurrency=min(
-            settings.workflow.validation_max_concurrent_runs, settings.local.validation_workers
-        ),
-        arguments=workflow.job_arguments(settings),
-    )
-    # One load at a time: bookmarks need it, and the state machine retries a refused start.
-    _job(
-        glue,
-        names.load_job,
-        role,
-        LOAD_SCRIPT,
-        concurrency=1,
-        arguments={
-            **workflow.job_arguments(settings),
-            "--job-bookmark-option": "job-bookmark-enable",
-        },
-    )
+    for crawler in deployment.crawlers(settings, buckets["raw"], buckets["dim"]):
+        _crawler(glue, crawler, names, role)
+    artifacts = deployment.bucket_name(settings, deployment.ARTIFACTS, account)
+    for job in deployment.glue_jobs(settings, artifacts):
+        _job(glue, job, role, artifacts)
 
-    topic_arn = _topic(client("sns"), names.topic, settings.workflow.on_call_emails)
+    topic_arn = _topic(client("sns"), names.topic, deployment.subscriptions(settings))
     sfn = client("stepfunctions")
-    values = {
-        "ValidationJobName": names.validation_job,
-        "EtlJobName": names.load_job,
-        "CrawlerName": names.crawler,
-        "AlertTopicArn": topic_arn,
-        "RedshiftCopyRoleArn": role,
-        "RawBucket": settings.raw_bucket,
-        "DimensionBucket": settings.dimension_bucket,
-        "StagingBucket": settings.staging_bucket,
-        "ReportsBucket": settings.reports_bucket,
-    }
+    values = deployment.substitutions(
+        settings, buckets, alert_topic_arn=topic_arn, copy_role_arn=role
+    )
     main_arn = _state_machine(
         sfn, names.main, "STANDARD", substitute(render(main_definition(settings)), values), role
     )
@@ -200,15 +122,15 @@ def provision(settings: Settings, endpoint: str) -> None:
 
     events = client("events")
     for rule, pattern in (
-        (names.upload_rule, upload_events(settings)),
-        (names.dimension_rule, dimension_events(settings)),
+        (names.upload_rule, deployment.upload_events(settings, buckets["raw"])),
+        (names.dimension_rule, deployment.dimension_events(settings, buckets["dim"])),
     ):
         events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
         events.put_targets(
             Rule=rule, Targets=[{"Id": "router", "Arn": router_arn, "RoleArn": role}]
         )
     s3 = client("s3")
-    for bucket in (settings.raw_bucket, settings.dimension_bucket):
+    for bucket in (buckets["raw"], buckets["dim"]):
         s3.put_bucket_notification_configuration(
             Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
         )
@@ -219,50 +141,59 @@ def _database(glue: Any, name: str) -> None:
         glue.create_database(DatabaseInput={"Name": name})
 
 
-def _crawler(glue: Any, names: Names, role: str, path: str) -> None:
-    crawler = {
-        "Name": names.crawler,
+def _crawler(glue: Any, crawler: deployment.Crawler, names: Names, role: str) -> None:
+    targets: dict[str, Any] = (
+        {"S3Targets": [{"Path": crawler.s3_path}]}
+        if crawler.s3_path is not None
+        else {"JdbcTargets": [{"ConnectionName": names.connection, "Path": crawler.jdbc_path}]}
+    )
+    definition: dict[str, Any] = {
+        "Name": crawler.name,
         "Role": role,
         "DatabaseName": names.database,
-        "Targets": {"S3Targets": [{"Path": path}]},
+        "Targets": targets,
     }
+    if crawler.schedule is not None:
+        definition["Schedule"] = crawler.schedule
     with contextlib.suppress(glue.exceptions.AlreadyExistsException):
-        glue.create_crawler(**crawler)
+        glue.create_crawler(**definition)
 
 
-def _job(
-    glue: Any, name: str, role: str, script: str, *, concurrency: int, arguments: dict[str, str]
-) -> None:
-    job = {
+def _job(glue: Any, job: deployment.GlueJob, role: str, artifacts: str) -> None:
+    definition = {
         "Role": role,
         "Command": {
             "Name": "glueetl",
-            "ScriptLocation": f"s3://flightpipe-local-scripts/jobs/{script}",
+            "ScriptLocation": job.script_location(artifacts),
             "PythonVersion": "3",
         },
-        "GlueVersion": "5.1",
-        "DefaultArguments": arguments,
-        "ExecutionProperty": {"MaxConcurrentRuns": concurrency},
+        "GlueVersion": deployment.GLUE_VERSION,
+        "DefaultArguments": dict(job.default_arguments),
+        "ExecutionProperty": {"MaxConcurrentRuns": job.max_concurrent_runs},
+        "Timeout": job.timeout_minutes,
+        "MaxRetries": job.max_retries,
+        "WorkerType": job.worker_type,
+        "NumberOfWorkers": job.workers,
+        "ExecutionClass": job.execution_class,
     }
     # moto has no UpdateJob: a job whose settings changed is created anew.
     with contextlib.suppress(glue.exceptions.EntityNotFoundException):
-        glue.delete_job(JobName=name)
-    glue.create_job(Name=name, **job)
+        glue.delete_job(JobName=job.name)
+    glue.create_job(Name=job.name, **definition)
 
 
-def _topic(sns: Any, name: str, emails: tuple[str, ...]) -> str:
+def _topic(sns: Any, name: str, wanted: tuple[deployment.Subscription, ...]) -> str:
     arn: str = sns.create_topic(Name=name)["TopicArn"]
     subscribed = {
         s["Endpoint"] for s in sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
     }
-    for email in emails:
-        if email not in subscribed:
-            # Failures page on-call; success messages stay on the topic for whoever wants them.
+    for subscription in wanted:
+        if subscription.endpoint not in subscribed:
             sns.subscribe(
                 TopicArn=arn,
-                Protocol="email",
-                Endpoint=email,
-                Attributes={"FilterPolicy": json.dumps({"outcome": ["failed"]})},
+                Protocol=subscription.protocol,
+                Endpoint=subscription.endpoint,
+                Attributes={"FilterPolicy": deployment.filter_policy_json(subscription)},
             )
     return arn
 

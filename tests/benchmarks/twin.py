@@ -153,7 +153,7 @@ def used_since(twin: LocalTwin, start: dt.datetime) -> Used:
         job: _since(_pages(glue, "get_job_runs", "JobRuns", JobName=job), "StartedOn", start)
         for job in (names.validation_job, names.load_job)
     }
-    crawls = _crawls(glue, names.crawler, start)
+    crawls = _crawls(glue, names.flight_crawler, start)
     statements = _since(
         _pages(
             twin.client("redshift-data"),

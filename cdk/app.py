@@ -1,0 +1,66 @@
+"""The CDK app: every deployable environment's stack in one cloud assembly.
+
+``make synth`` writes it (``cdk.out``); ``make diff ENV=...`` and ``make deploy ENV=...`` pick
+one environment's stack from it. Synthesis needs no AWS account, no Docker and no lookups: each
+stack has its region from the settings, and its account is the deploying one's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+from aws_cdk import App, Validations
+from aws_cdk import Environment as CdkEnvironment
+from cdk_nag import AwsSolutionsChecks
+
+from cdk.stack import PipelineStack
+from pipeline.packaging import OUT_DIR
+from pipeline.settings import Environment, Settings, load_settings
+
+DEPLOYED: Final = (Environment.DEV, Environment.STAGING, Environment.PROD)
+
+CONTEXT: Final = {
+    # Server access logs are delivered under the log bucket's policy, not its ACL (the
+    # buckets have ACLs disabled).
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    "@aws-cdk/core:enablePartitionLiterals": True,
+    "@aws-cdk/aws-iam:minimizePolicies": True,
+    "@aws-cdk/aws-s3:createDefaultLoggingPolicy": True,
+    "@aws-cdk/aws-ec2:restrictDefaultSecurityGroup": True,
+}
+"""Feature flags this app is written for (CDK's behaviour changes behind them)."""
+
+
+def stack_name(settings: Settings) -> str:
+    return f"flightpipe-{settings.env.value}"
+
+
+def build(
+    app: App, environments: Iterable[Settings], artifact: Path = OUT_DIR
+) -> dict[str, PipelineStack]:
+    """Each environment's stack in ``app``, checked by cdk-nag's AwsSolutions pack."""
+    stacks = {
+        settings.env.value: PipelineStack(
+            app,
+            stack_name(settings),
+            settings=settings,
+            artifact=artifact,
+            env=CdkEnvironment(region=settings.aws.region),
+            description=f"flightpipe, {settings.env.value}: event-driven airline-flight pipeline",
+        )
+        for settings in environments
+    }
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    return stacks
+
+
+def main() -> None:
+    app = App(context=CONTEXT)
+    build(app, [load_settings(env) for env in DEPLOYED])
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""The warehouse: a VPC, Redshift Serverless (namespace and workgroup), the COPY role, the Glue
+connection the load job and the warehouse crawler run through, and what the Data API's callers
+may do.
+
+The admin password is generated in Secrets Manager and handed to the namespace as a dynamic
+reference that CloudFormation resolves at deploy time: no password is in the code or the
+templates. With
+``aws.existing_workgroup`` the environment uses a workgroup deployed elsewhere, by name, and
+deploys none of this but the COPY role and the callers' rights.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_redshiftserverless as redshift
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from cdk.grants import READ, listing, objects
+from cdk.nag import suppress
+from pipeline.deployment import Names
+from pipeline.settings import Settings
+
+PORT: Final = 5439
+ADMIN_USER: Final = "flightpipe_admin"
+
+_INTERFACE_ENDPOINTS: Final = {
+    # What the load job calls from its subnets (jobs/flight_etl.py), and the crawler's secret.
+    "Glue": ec2.InterfaceVpcEndpointAwsService.GLUE,
+    "RedshiftData": ec2.InterfaceVpcEndpointAwsService.REDSHIFT_DATA,
+    "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "Metrics": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+    "Sns": ec2.InterfaceVpcEndpointAwsService.SNS,
+    "StepFunctions": ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
+}
+"""The interface endpoints of ``egress="endpoints"``: S3 has its gateway endpoint either way."""
+
+
+class Warehouse(Construct):
+    """Redshift Serverless and its network, or an imported workgroup's name."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        names: Names,
+        staging: s3.IBucket,
+        flow_logs: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        aws = settings.aws
+        warehouse = settings.warehouse
+        self.database = warehouse.database
+        stack = Stack.of(self)
+        self.copy_role = iam.Role(
+            self,
+            "CopyRole",
+            assumed_by=iam.CompositePrincipal(
+                iam.ServicePrincipal("redshift.amazonaws.com"),
+                iam.ServicePrincipal("redshift-serverless.amazonaws.com"),
+            ),
+            description="Redshift assumes it to COPY a load's staged rows.",
+        )
+        staged = f"{settings.storage.staging_prefix}*"
+        objects(self.copy_role, staging, staged, READ, "COPY reads a load's staged parts.")
+        listing(self.copy_role, staging)
+        self.connections: list[str] = []
+        if aws.existing_workgroup is not None:
+            self.workgroup_name = aws.existing_workgroup
+            # The workgroup's ARN holds its id, which a name does not give.
+            self.workgroup_arn = stack.format_arn(
+                service="redshift-serverless", resource="workgroup", resource_name="*"
+            )
+            self.admin_secret_arn: str | None = None
+            return
+
+        self.workgroup_name = warehouse.workgroup
+        self.vpc = self._network(settings, flow_logs)
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "Jobs",
+            vpc=self.vpc,
+            description="Glue network interfaces in the warehouse subnets",
+            allow_all_outbound=True,
+        )
+        # Glue needs its interfaces to reach each other on every port
+        # (https://docs.aws.amazon.com/glue/latest/dg/setup-vpc-for-glue-access.html).
+        self.security_group.add_ingress_rule(
+            self.security_group, ec2.Port.all_tcp(), "Glue interfaces among themselves"
+        )
+        self._endpoints(settings)
+        workgroup_group = ec2.SecurityGroup(
+            self,
+            "WorkgroupAccess",
+            vpc=self.vpc,
+            description="Redshift Serverless: reached by the Glue connection only",
+            allow_all_outbound=False,
+        )
+        workgroup_group.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(PORT), "The Glue connection to the warehouse"
+        )
+        self.admin_secret = secretsmanager.Secret(
+            self,
+            "Admin",
+            description="The warehouse's admin user (the migrations and the warehouse crawler)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({"username": ADMIN_USER}),
+                generate_string_key="password",
+                exclude_punctuation=True,
+                password_length=32,
+            ),
+        )
+        suppress(
+            self.admin_secret,
+            "AwsSolutions-SMG4",
+            "The namespace holds the password it was created with: rotating the secret alone "
+            "would lock the migrations and the crawler out.",
+        )
+        self.namespace = redshift.CfnNamespace(
+            self,
+            "Namespace",
+            namespace_name=names.connection,
+            db_name=warehouse.database,
+            admin_username=ADMIN_USER,
+            admin_user_password=self.admin_secret.secret_value_from_json(
+                "password"
+            ).unsafe_unwrap(),
+            iam_roles=[self.copy_role.role_arn],
+            default_iam_role_arn=self.copy_role.role_arn,
+            log_exports=["userlog", "connectionlog", "useractivitylog"],
+        )
+        self.namespace.apply_removal_policy(
+            RemovalPolicy.RETAIN if aws.retain_data else RemovalPolicy.DESTROY
+        )
+        subnets = self.vpc.select_subnets(subnet_group_name=_PRIVATE)
+        self.workgroup = redshift.CfnWorkgroup(
+            self,
+            "Workgroup",
+            workgroup_name=warehouse.workgroup,
+            namespace_name=names.connection,
+            base_capacity=aws.redshift_base_capacity,
+            subnet_ids=subnets.subnet_ids,
+            security_group_ids=[workgroup_group.security_group_id],
+            publicly_accessible=False,
+            enhanced_vpc_routing=True,
+            port=PORT,
+        )
+        self.workgroup.node.add_dependency(self.namespace)
+        self.workgroup_arn = self.workgroup.attr_workgroup_workgroup_arn
+        self.admin_secret_arn = self.admin_secret.secret_arn
+        connection = glue.CfnConnection(
+            self,
+            "Connection",
+            catalog_id=stack.account,
+            connection_input=glue.CfnConnection.ConnectionInputProperty(
+                name=names.connection,
+                connection_type="JDBC",
+                description="The load job's subnet and the warehouse crawler's JDBC target",
+                connection_properties={
+                    "JDBC_CONNECTION_URL": (
+                        f"jdbc:redshift://{self.workgroup.attr_workgroup_endpoint_address}:"
+                        f"{PORT}/{warehouse.database}"
+                    ),
+                    "SECRET_ID": self.admin_secret_arn,
+                    "JDBC_ENFORCE_SSL": "true",
+                },
+                physical_connection_requirements=glue.CfnConnection.PhysicalConnectionRequirementsProperty(
+                    subnet_id=subnets.subnet_ids[0],
+                    availability_zone=aws.availability_zones[0],
+                    security_group_id_list=[self.security_group.security_group_id],
+                ),
+            ),
+        )
+        for zoned in (self.vpc, connection):
+            suppress(
+                zoned,
+                "CloudFormation-Validate::W3010",
+                "The zones are the settings' (aws.availability_zones): Redshift Serverless needs "
+                "three, and synthesis looks nothing up.",
+            )
+        self.connections.append(names.connection)
+        self.connection = connection
+
+    def _network(self, settings: Settings, flow_logs: s3.IBucket) -> ec2.Vpc:
+        aws = settings.aws
+        nat = aws.egress == "nat"
+        subnets = [
+            ec2.SubnetConfiguration(
+                name=_PRIVATE,
+                subnet_type=(
+                    ec2.SubnetType.PRIVATE_WITH_EGRESS if nat else ec2.SubnetType.PRIVATE_ISOLATED
+                ),
+                cidr_mask=22,
+            )
+        ]
+        if nat:
+            subnets.append(
+                ec2.SubnetConfiguration(name="nat", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=26)
+            )
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(aws.vpc_cidr),
+            availability_zones=list(aws.availability_zones),
+            subnet_configuration=subnets,
+            nat_gateways=1 if nat else 0,
+            restrict_default_security_group=False,
+            flow_logs={
+                "s3": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_s3(flow_logs, "vpc-flow-logs/")
+                )
+            },
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
+            },
+        )
+        return vpc
+
+    def _endpoints(self, settings: Settings) -> None:
+        """With ``egress="endpoints"``: an interface endpoint per service the load job calls,
+        reachable from Glue's interfaces only."""
+        if settings.aws.egress != "endpoints":
+            return
+        for name, service in _INTERFACE_ENDPOINTS.items():
+            endpoint = self.vpc.add_interface_endpoint(
+                name,
+                service=service,
+                subnets=ec2.SubnetSelection(subnet_group_name=_PRIVATE),
+                open=False,
+            )
+            endpoint.connections.allow_default_port_from(self.security_group)
+
+    def data_api_statements(self) -> list[iam.PolicyStatement]:
+        """What a Data API caller needs: statements in this workgroup, as its own database
+        user (``IAMR:<role name>``, from temporary credentials), and reading its results."""
+        return [
+            iam.PolicyStatement(
+                actions=["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"],
+                resources=[self.workgroup_arn],
+            ),
+            iam.PolicyStatement(
+                actions=["redshift-serverless:GetCredentials"], resources=[self.workgroup_arn]
+            ),
+            iam.PolicyStatement(
+                # These name no resource: a statement is its caller's alone
+                # (https://docs.aws.amazon.com/redshift/latest/mgmt/data-api-access.html).
+                actions=[
+                    "redshift-data:DescribeStatement",
+                    "redshift-data:GetStatementResult",
+                    "redshift-data:CancelStatement",
+                ],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}
+                },
+            ),
+        ]
+
+
+_PRIVATE: Final = "private"
