@@ -32,6 +32,7 @@ from cdk.nag import arn_finding, logical_id, retained, suppress
 from pipeline.deployment import (
     Names,
     dimension_events,
+    subscriptions,
     substitutions,
     upload_events,
 )
@@ -66,6 +67,23 @@ class Alerting(Construct):
             master_key=self.key,
             enforce_ssl=True,
         )
+        for index, subscription in enumerate(subscriptions(settings)):
+            sns.CfnSubscription(
+                self,
+                f"OnCall{index}",
+                topic_arn=self.topic.topic_arn,
+                protocol=subscription.protocol,
+                endpoint=subscription.endpoint,
+                filter_policy=dict(subscription.filter_policy),
+            )
+        for index, email in enumerate(settings.aws.operations_emails):
+            sns.CfnSubscription(
+                self,
+                f"Operator{index}",
+                topic_arn=self.operations.topic_arn,
+                protocol="email",
+                endpoint=email,
+            )
 
 
 class Orchestration(Construct):

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from pipeline import packaging
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.services import LocalServices, own_ports
 from pipeline.settings import Settings, load_settings
@@ -137,3 +138,12 @@ def get_object_calls(s3: Any) -> list[str]:
         "provide-client-params.s3.GetObject", lambda params, **_: keys.append(params["Key"])
     )
     return keys
+
+
+@pytest.fixture(scope="session")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> packaging.Artifact:
+    """The Glue artifact (``make package``), built once for the session, from scratch but for
+    the downloaded wheels: those ``make package`` keeps are reused, each checked against the
+    lock's hashes. The Glue-package tests install it; the CDK app deploys it."""
+    work = tmp_path_factory.mktemp("package")
+    return packaging.build(work / "glue", work / "build", wheels=packaging.WORK_DIR / "wheels")

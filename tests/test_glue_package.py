@@ -48,14 +48,6 @@ NOT_GLUE_SIDE = (
 
 
 @pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> packaging.Artifact:
-    """The artifact, built once for the session, from scratch but for the downloaded wheels:
-    those ``make package`` keeps are reused, each checked against the lock's hashes."""
-    work = tmp_path_factory.mktemp("package")
-    return packaging.build(work / "glue", work / "build", wheels=packaging.WORK_DIR / "wheels")
-
-
-@pytest.fixture(scope="session")
 def glue_python(artifact: packaging.Artifact, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The interpreter of a Glue-shaped environment with the zip installed as a job installs
     it: unzipped, then ``pip install --no-index --find-links wheels -r wheels/requirements.txt``

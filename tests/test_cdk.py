@@ -1,0 +1,349 @@
+"""The CDK app: every environment synthesized once for the session, checked by cdk-nag (in the
+app), cfn-lint and asl-validator, asserted on (``aws_cdk.assertions``) and kept as a reviewed
+snapshot. Nothing here deploys: synthesis needs no AWS account.
+
+Slow (marked ``slow``): the session builds the Glue artifact the stacks deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import packaging, workflow
+from pipeline.deployment import Names
+from pipeline.settings import REPO_ROOT, Settings, load_settings
+
+pytestmark = pytest.mark.slow
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def synthesize(environments: list[Settings], artifact: Path, outdir: Path) -> dict[str, Any]:
+    """The templates of ``environments``' stacks, by environment, as ``cdk synth`` writes them."""
+    from aws_cdk import App
+
+    from cdk.app import CONTEXT, build, stack_name
+
+    app = App(context=CONTEXT, outdir=str(outdir))
+    build(app, environments, artifact)
+    assembly = app.synth()
+    return {s.env.value: assembly.get_stack_by_name(stack_name(s)).template for s in environments}
+
+
+@pytest.fixture(scope="session")
+def templates(
+    artifact: packaging.Artifact, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("cdk.out")
+    return synthesize([load_settings(env) for env in ENVIRONMENTS], artifact.out, out)
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def bucket_name(template: dict[str, Any], ref: dict[str, str]) -> str:
+    """The name of the bucket ``ref`` refers to, its account left as CloudFormation's."""
+    return json.dumps(template["Resources"][ref["Ref"]]["Properties"]["BucketName"])
+
+
+def properties(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [r.get("Properties", {}) for r in resources(template, kind).values()]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_template_passes_cfn_lint_with_no_error(
+    templates: dict[str, Any], env: str, tmp_path: Path
+) -> None:
+    path = tmp_path / f"{env}.json"
+    path.write_text(json.dumps(templates[env]))
+    found = subprocess.run(
+        [str(REPO_ROOT / ".venv/bin/cfn-lint"), "--format", "parseable", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    errors = [line for line in found.stdout.splitlines() if ":E" in line]
+    assert not errors, "\n".join(errors)
+
+
+def _filled(definition: str) -> str:
+    """A definition with every ``${Name}`` filled as CloudFormation fills it: ARNs for the
+    ARN placeholders, names for the others."""
+    return re.sub(
+        r"\$\{([A-Za-z0-9]+)\}",
+        lambda m: (
+            f"arn:aws:sns:us-east-1:123456789012:{m.group(1)}"
+            if m.group(1).endswith("Arn")
+            else m.group(1).lower()
+        ),
+        definition,
+    )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_state_machine_validates_with_asl_validator_after_substitution(
+    templates: dict[str, Any], env: str, tmp_path: Path
+) -> None:
+    machines = properties(templates[env], "AWS::StepFunctions::StateMachine")
+    assert len(machines) == 2
+    for index, machine in enumerate(machines):
+        definition = machine["DefinitionString"]
+        assert isinstance(definition, str), "a definition holds no intrinsic: only placeholders"
+        assert "AWS::AccountId" not in definition
+        assert not re.search(r"\d{12}", definition)
+        path = tmp_path / f"machine{index}.json"
+        path.write_text(_filled(definition))
+        checked = subprocess.run(
+            [str(REPO_ROOT / "node_modules/.bin/asl-validator"), "--json-path", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_finding_nobody_acknowledged_fails_synthesis(
+    artifact: packaging.Artifact, tmp_path: Path
+) -> None:
+    """cdk-nag runs in the app: a bucket that accepts plain HTTP makes synthesis fail."""
+    from aws_cdk import App
+    from aws_cdk import aws_s3 as s3
+
+    from cdk.app import CONTEXT, build
+
+    app = App(context=CONTEXT, outdir=str(tmp_path))
+    stack = build(app, [load_settings("dev")], artifact.out)["dev"]
+    s3.Bucket(stack, "Careless")
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    violations = [v for p in report["pluginReports"] for v in p["violations"]]
+    careless = {
+        v["ruleName"]
+        for v in violations
+        if any("Careless" in c["constructPath"] for c in v["violatingConstructs"])
+    }
+    assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= careless
+    assert all(
+        any("Careless" in c["constructPath"] for c in v["violatingConstructs"])
+        for v in violations
+        if v["severity"] == "error"
+    ), "only the careless bucket is unacknowledged"
+
+
+def _acknowledged(template: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    for logical, resource in template["Resources"].items():
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            yield logical, rule["id"], rule["reason"]
+
+
+def test_no_acknowledgment_is_on_a_stack_and_each_has_a_reason(
+    artifact: packaging.Artifact, tmp_path: Path
+) -> None:
+    from aws_cdk import App, Validations
+    from cdk_nag import AwsSolutionsChecks
+
+    from cdk.app import CONTEXT, build
+
+    app = App(context=CONTEXT, outdir=str(tmp_path))
+    stack = build(app, [load_settings("prod")], artifact.out)["prod"]
+    Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
+    )
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    acknowledged = list(_acknowledged(template))
+    assert acknowledged
+    for logical, rule, reason in acknowledged:
+        assert len(reason.split()) >= 8, (logical, rule, reason)
+    assert "cdk_nag" not in template.get("Metadata", {}), "an acknowledgment on the stack"
+    key = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    assert not [entry for entry in stack.node.metadata if entry.type == key]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_jobs_run_the_artifact_under_its_own_names(templates: dict[str, Any], env: str) -> None:
+    settings = load_settings(env)
+    names = Names.of(settings)
+    jobs = {p["Name"]: p for p in properties(templates[env], "AWS::Glue::Job")}
+    assert set(jobs) == {names.validation_job, names.load_job}
+    artifacts = f"flightpipe-artifacts-{env}-"
+    for name, script in (
+        (names.validation_job, workflow.VALIDATION_SCRIPT),
+        (names.load_job, workflow.LOAD_SCRIPT),
+    ):
+        job = jobs[name]
+        location = job["Command"]["ScriptLocation"]["Fn::Join"][1]
+        assert artifacts in bucket_name(templates[env], location[1])
+        assert location[::2] == ["s3://", f"/glue/{script}"]
+        arguments = job["DefaultArguments"]
+        modules = arguments["--additional-python-modules"]["Fn::Join"][1]
+        assert artifacts in bucket_name(templates[env], modules[1])
+        assert modules[::2] == ["s3://", f"/glue/{packaging.ZIP_NAME}"]
+        assert arguments["--python-modules-installer-option"] == "--no-index"
+        assert arguments["--enable-continuous-cloudwatch-log"] == "true"
+        assert arguments["--enable-metrics"] == "true"
+        assert job["GlueVersion"] == "5.1"
+        assert json.loads(arguments["--settings"])["env"] == env
+    load = jobs[names.load_job]
+    assert load["DefaultArguments"]["--job-bookmark-option"] == "job-bookmark-enable"
+    assert load["ExecutionProperty"]["MaxConcurrentRuns"] == 1
+    assert jobs[names.validation_job]["ExecutionProperty"]["MaxConcurrentRuns"] == (
+        settings.workflow.validation_max_concurrent_runs
+    )
+    assert load["Timeout"] * 60 >= settings.workflow.job_timeout_seconds
+    assert load["NumberOfWorkers"] == settings.aws.load_job.workers
+    assert load["ExecutionClass"] == ("FLEX" if settings.aws.load_job.flex else "STANDARD")
+    # The artifact's files keep their names: a deployment copies them under glue/.
+    (deployment,) = properties(templates[env], "Custom::CDKBucketDeployment")
+    assert deployment["DestinationBucketKeyPrefix"] == "glue/"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_bucket_is_private_encrypted_and_tls_only(
+    templates: dict[str, Any], env: str
+) -> None:
+    template = templates[env]
+    buckets = resources(template, "AWS::S3::Bucket")
+    assert len(buckets) == 6
+    policies = {
+        json.dumps(p["Bucket"]): json.dumps(p["PolicyDocument"])
+        for p in properties(template, "AWS::S3::BucketPolicy")
+    }
+    retained = load_settings(env).aws.retain_data
+    for logical, bucket in buckets.items():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert "aws:SecureTransport" in policies[json.dumps({"Ref": logical})]
+        assert props["LifecycleConfiguration"]["Rules"]
+        name = json.dumps(props["BucketName"])
+        if f"flightpipe-raw-{env}-" in name or f"flightpipe-dim-{env}-" in name:
+            assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+            assert props["NotificationConfiguration"] == {
+                "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+            }
+            assert any(
+                "NoncurrentVersionExpiration" in r for r in props["LifecycleConfiguration"]["Rules"]
+            )
+            assert bucket["DeletionPolicy"] == ("Retain" if retained else "Delete")
+        if f"flightpipe-staging-{env}-" in name:
+            (expiring,) = [
+                r for r in props["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r
+            ]
+            assert expiring["Prefix"] == "staging/"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_uploads_reach_the_router_with_retries_and_a_dead_letter_queue(
+    templates: dict[str, Any], env: str
+) -> None:
+    template = templates[env]
+    settings = load_settings(env)
+    names = Names.of(settings)
+    rules = {p["Name"]: p for p in properties(template, "AWS::Events::Rule")}
+    assert set(rules) == {names.upload_rule, names.dimension_rule}
+    upload = rules[names.upload_rule]["EventPattern"]
+    assert upload["detail"]["object"]["key"] == [{"prefix": "raw/"}]
+    assert rules[names.dimension_rule]["EventPattern"]["detail"]["object"]["key"] == [
+        "airport_codes.csv"
+    ]
+    machines = resources(template, "AWS::StepFunctions::StateMachine")
+    router = next(
+        k for k, r in machines.items() if r["Properties"]["StateMachineType"] == "EXPRESS"
+    )
+    for rule in rules.values():
+        (target,) = rule["Targets"]
+        assert target["Arn"] == {"Ref": router}
+        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+        assert "DeadLetterConfig" in target
+    for machine in machines.values():
+        props = machine["Properties"]
+        assert props["TracingConfiguration"] == {"Enabled": True}
+        assert props["LoggingConfiguration"]["Level"] == "ALL"
+        assert set(props["DefinitionSubstitutions"]) >= workflow.placeholders(
+            workflow.main_definition(settings)
+        )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_failed_runs_and_dead_letters_alarm_the_operations_topic_not_on_call(
+    templates: dict[str, Any], env: str
+) -> None:
+    template = templates[env]
+    topics = {
+        p["TopicName"]: k
+        for k, p in (
+            (k, r["Properties"]) for k, r in resources(template, "AWS::SNS::Topic").items()
+        )
+    }
+    names = Names.of(load_settings(env))
+    assert set(topics) == {names.topic, names.operations_topic}
+    for props in properties(template, "AWS::SNS::Topic"):
+        assert "KmsMasterKeyId" in props
+    alarms = properties(template, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 2
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == [{"Ref": topics[names.operations_topic]}]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_redshift_serverless_spans_three_zones_with_a_generated_admin_secret(
+    templates: dict[str, Any], env: str
+) -> None:
+    template = templates[env]
+    settings = load_settings(env)
+    (workgroup,) = properties(template, "AWS::RedshiftServerless::Workgroup")
+    assert len(workgroup["SubnetIds"]) == 3
+    assert workgroup["PubliclyAccessible"] is False
+    assert workgroup["BaseCapacity"] == settings.aws.redshift_base_capacity
+    (namespace,) = properties(template, "AWS::RedshiftServerless::Namespace")
+    assert "resolve:secretsmanager" in json.dumps(namespace["AdminUserPassword"])
+    (kept,) = resources(template, "AWS::RedshiftServerless::Namespace").values()
+    assert kept["DeletionPolicy"] == ("Retain" if settings.aws.retain_data else "Delete")
+    subnets = properties(template, "AWS::EC2::Subnet")
+    assert {s["AvailabilityZone"] for s in subnets} == set(settings.aws.availability_zones)
+    endpoints = properties(template, "AWS::EC2::VPCEndpoint")
+    interface = [e for e in endpoints if e.get("VpcEndpointType") == "Interface"]
+    nats = resources(template, "AWS::EC2::NatGateway")
+    if settings.aws.egress == "nat":
+        assert len(nats) == 1
+        assert not interface
+    else:
+        assert not nats
+        assert len(interface) == 7
+    assert any(e.get("VpcEndpointType") == "Gateway" for e in endpoints)
+
+
+def _normalized(template: dict[str, Any]) -> str:
+    """The template with the asset hashes (which change with any Glue-side code) masked."""
+    return _HASH.sub("<hash>", json.dumps(template, indent=1, sort_keys=True)) + "\n"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_template_matches_its_reviewed_snapshot(templates: dict[str, Any], env: str) -> None:
+    path = SNAPSHOTS / f"cdk-{env}.json"
+    rendered = _normalized(templates[env])
+    if os.environ.get("FLIGHTPIPE_UPDATE_SNAPSHOTS"):
+        path.write_text(rendered)
+    assert path.read_text() == rendered, (
+        f"the {env} template changed: review it, then FLIGHTPIPE_UPDATE_SNAPSHOTS=1 pytest "
+        "tests/test_cdk.py -k snapshot"
+    )
