@@ -18,8 +18,15 @@ from pipeline.core.contract import (
     FLIGHT_LOAD_REJECTS,
     WAREHOUSE_TABLES,
     Dialect,
-    add_column_sql,
-    warehouse_ddl,
+)
+from pipeline.core.migrations import (
+    APPLIED_VERSIONS_SQL,
+    MIGRATIONS,
+    AddColumn,
+    Migration,
+    history_ddl,
+    pending,
+    tables_after,
 )
 from pipeline.core.warehouse import (
     Manifest,
@@ -37,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # One advisory-lock key for "a load run is in progress", shared by every local runner.
 _RUN_LOCK_KEY = 0x666C6967  # "flig"
+# And one for "migrations are being applied": two twins starting at once apply each once.
+_MIGRATION_LOCK_KEY = 0x666C6D67  # "flmg"
 
 # The CONTEXT of a COPY error: 'COPY flight_processed, line 3, column carrier: "..."'.
 _COPY_CONTEXT = re.compile(r"COPY \w+, line (\d+)(?:, column (\w+))?")
@@ -74,11 +83,14 @@ class PostgresWarehouse:
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, **kwargs)
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self) -> list[int]:
+        """Apply the warehouse's migrations it lacks (``pipeline.core.migrations``, in
+        PostgreSQL's SQL), as the deployment applies them on Redshift; the versions applied.
+
+        On the twin's own server the tables are then UNLOGGED and the reader role set up.
+        """
         with self.connect(autocommit=True) as conn:
-            for statement in warehouse_ddl(Dialect.POSTGRES):
-                conn.execute(statement)
-            self._add_new_columns(conn)
+            applied = self._migrate(conn)
             if self.own_server:
                 # Every table or none: data and bookmark (audit and rejects) must vanish
                 # together in a crash. Only logged ones are altered: ALTER TABLE would wait
@@ -91,21 +103,41 @@ class PostgresWarehouse:
                 for (table,) in logged:
                     conn.execute(f"ALTER TABLE {table} SET UNLOGGED")
                 self._ensure_reader(conn)
+        return applied
 
     @staticmethod
-    def _add_new_columns(conn: psycopg.Connection[Any]) -> None:
-        """Columns the contract added since a twin's warehouse was created (its data stays)."""
-        existing = set(
-            conn.execute(
-                "SELECT table_name, column_name FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = ANY(%s)",
-                [[t.name for t in WAREHOUSE_TABLES]],
-            ).fetchall()
-        )
-        for table in WAREHOUSE_TABLES:
-            for column in table.columns:
-                if (table.name, column.name) not in existing:
-                    conn.execute(add_column_sql(table, column, Dialect.POSTGRES))
+    def _migrate(conn: psycopg.Connection[Any]) -> list[int]:
+        """Apply each pending migration in a transaction of its own, its history row in it,
+        under a lock, so twins starting at once apply each migration once.
+
+        A twin's warehouse from before the migrations has the tables and no history. Version
+        1 is idempotent (``CREATE TABLE IF NOT EXISTS``, as the contract's DDL always was)
+        rather than taken as applied when its tables exist: such a warehouse may lack some of
+        them (``flight_load_rejects`` came later) or columns the twin then added at start
+        (the audit's ``upload_key`` and ``upload_version``). So applying version 1 there
+        creates the tables missing, adds those columns (``_complete_version_1``) and records
+        it, in one transaction; the rows stay. The history table itself is logged even on the
+        twin's own server: a crash empties the UNLOGGED tables but must not forget what was
+        applied to them.
+        """
+        conn.execute("SELECT pg_advisory_lock(%s)", [_MIGRATION_LOCK_KEY])
+        try:
+            conn.execute(history_ddl(Dialect.POSTGRES))
+            done = [version for (version,) in conn.execute(APPLIED_VERSIONS_SQL).fetchall()]
+            applied = []
+            for migration in pending(done):
+                with conn.transaction():
+                    for statement in migration.statements(Dialect.POSTGRES):
+                        conn.execute(statement)
+                    if migration.version == MIGRATIONS[0].version:
+                        _complete_version_1(conn, MIGRATIONS[0])
+                log.info(
+                    "warehouse migration %d applied: %s", migration.version, migration.description
+                )
+                applied.append(migration.version)
+            return applied
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", [_MIGRATION_LOCK_KEY])
 
     def _ensure_reader(self, conn: psycopg.Connection[Any]) -> None:
         """The read-only role of user queries: SELECT on the warehouse tables, nothing more."""
@@ -276,6 +308,23 @@ class PostgresWarehouse:
                 f"{str(exc).strip()}: queries are read-only and may only read "
                 f"{', '.join(t.name for t in WAREHOUSE_TABLES)}"
             ) from exc
+
+
+def _complete_version_1(conn: psycopg.Connection[Any], version_1: Migration) -> None:
+    """Add the columns of version 1's tables that a twin's warehouse from before the
+    migrations lacks: columns its start added to existing tables then, all nullable."""
+    tables = tables_after([version_1])
+    existing = set(
+        conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+            [list(tables)],
+        ).fetchall()
+    )
+    for table, columns in tables.items():
+        for column in columns:
+            if (table, column.name) not in existing:
+                conn.execute(AddColumn(table, column).sql(Dialect.POSTGRES))
 
 
 _STREAMED: Final = Staging(Dialect.POSTGRES)

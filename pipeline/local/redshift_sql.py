@@ -26,6 +26,10 @@ those is translated here, and only here, with the Redshift page that defines its
 - ``SORTKEY (...)`` in a CREATE TABLE orders the table's storage on Redshift
   (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_TABLE_NEW.html); PostgreSQL keeps
   no order, so it is dropped, which changes no result.
+- ``PASSWORD DISABLE`` in a CREATE USER deletes the user's password, so it signs in only
+  with temporary IAM credentials
+  (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_USER.html): that is PostgreSQL's
+  ``PASSWORD NULL``, with which password authentication always fails.
 
 The Data API's named parameters (``:name``, bound from the call's ``Parameters``,
 https://docs.aws.amazon.com/redshift/latest/mgmt/data-api-calling.html) are bound here too.
@@ -48,6 +52,7 @@ import psycopg
 _QUOTED: Final = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 _SYSDATE: Final = re.compile(r"\bSYSDATE\b", re.IGNORECASE)
 _SORTKEY: Final = re.compile(r"\bSORTKEY\s*\([^)]*\)", re.IGNORECASE)
+_PASSWORD_DISABLE: Final = re.compile(r"\bPASSWORD\s+DISABLE\b", re.IGNORECASE)
 _PARAMETER: Final = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _COPY: Final = re.compile(
     r"\s*COPY\s+(?P<target>[^']+?)\s+FROM\s+'(?P<source>(?:[^']|'')*)'(?P<options>.*?);?\s*",
@@ -182,15 +187,17 @@ class RedshiftOnPostgres:
 def translated(
     sql: str, parameter: Callable[[str], str] | None = None, *, escape_percent: bool = False
 ) -> str:
-    """``sql`` with SYSDATE and SORTKEY translated outside quoted text, and each ``:name``
-    replaced by ``parameter(name)`` when given; ``escape_percent`` doubles every ``%`` of the
-    statement itself (for one run with parameters, whose placeholders are psycopg's)."""
+    """``sql`` with SYSDATE, SORTKEY and PASSWORD DISABLE translated outside quoted text, and
+    each ``:name`` replaced by ``parameter(name)`` when given; ``escape_percent`` doubles every
+    ``%`` of the statement itself (for one run with parameters, whose placeholders are
+    psycopg's)."""
 
     def escaped(text: str) -> str:
         return text.replace("%", "%%") if escape_percent else text
 
     def code(text: str) -> str:
-        text = escaped(_SORTKEY.sub("", _SYSDATE.sub("LOCALTIMESTAMP", text)))
+        text = _SORTKEY.sub("", _SYSDATE.sub("LOCALTIMESTAMP", text))
+        text = escaped(_PASSWORD_DISABLE.sub("PASSWORD NULL", text))
         bind = parameter
         return text if bind is None else _PARAMETER.sub(lambda m: bind(m.group(1)), text)
 
