@@ -82,6 +82,15 @@ class PipelineStack(Stack):
                 name: self._arn("glue", "crawler", name) for name in self.catalog.crawlers
             },
         )
+        self._migrations(names)
+
+    def _migrations(self, names: Names) -> None:
+        self.warehouse.migrate(
+            self.settings,
+            load_role=self.jobs.load_role,
+            state_machine_role=self.orchestration.main.role,
+            crawler=self.catalog.crawlers[names.warehouse_crawler],
+        )
 
     def _acknowledge_bucket_deployment(self) -> None:
         """CDK's function that copies the artifact: one per stack, made by CDK, not by us."""

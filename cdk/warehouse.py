@@ -12,22 +12,28 @@ deploys none of this but the COPY role and the callers' rights.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Final
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_redshiftserverless as redshift
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from cdk.grants import READ, listing, objects
-from cdk.nag import suppress
+from cdk.nag import logical_id, retained, suppress
+from pipeline.core.migrations import deploy_properties, iam_role_user
 from pipeline.deployment import Names
 from pipeline.settings import Settings
 
+MIGRATIONS_HANDLER: Final = Path(__file__).parent / "functions" / "migrations"
 PORT: Final = 5439
 ADMIN_USER: Final = "flightpipe_admin"
 
@@ -82,6 +88,8 @@ class Warehouse(Construct):
                 service="redshift-serverless", resource="workgroup", resource_name="*"
             )
             self.admin_secret_arn: str | None = None
+            self.admin_secret: secretsmanager.Secret | None = None
+            self.workgroup: redshift.CfnWorkgroup | None = None
             return
 
         self.workgroup_name = warehouse.workgroup
@@ -191,6 +199,118 @@ class Warehouse(Construct):
         self.connections.append(names.connection)
         self.connection = connection
 
+    def migrate(
+        self,
+        settings: Settings,
+        *,
+        load_role: iam.IRole,
+        state_machine_role: iam.IRole,
+        crawler: glue.CfnCrawler,
+    ) -> CustomResource:
+        """Apply the contract's migrations and the Data API callers' grants at deploy time, then
+        start the warehouse crawler (``cdk/functions/migrations``): a failed statement fails
+        the deployment with the database's message."""
+        stack = Stack.of(self)
+        group = logs.LogGroup(self, "MigrationsLogs", removal_policy=RemovalPolicy.DESTROY)
+        retained(group, settings.aws.log_retention_days)
+        role = iam.Role(
+            self,
+            "MigrationsRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Applies the warehouse migrations at deploy time.",
+        )
+        group.grant_write(role)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"],
+                resources=[self.workgroup_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["glue:StartCrawler"],
+                resources=[
+                    stack.format_arn(
+                        service="glue", resource="crawler", resource_name=str(crawler.name)
+                    )
+                ],
+            )
+        )
+        if self.admin_secret is not None:
+            self.admin_secret.grant_read(role)
+        function = lambda_.Function(
+            self,
+            "Migrations",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            code=lambda_.Code.from_asset(str(MIGRATIONS_HANDLER), exclude=["__pycache__"]),
+            handler="index.on_event",
+            timeout=Duration.minutes(15),
+            role=role,
+            log_group=group,
+            description="Applies the warehouse migrations and grants, waiting for each statement",
+        )
+        provider = cr.Provider(self, "MigrationsProvider", on_event_handler=function)
+        suppress(
+            role,
+            "AwsSolutions-IAM5",
+            "The Data API's Describe and GetStatementResult name no resource and are bound to "
+            "the function's own statements; log streams are made per invocation.",
+            applies_to=["Resource::*", f"Resource::<{logical_id(group)}.Arn>:*"],
+        )
+        for rule, findings in (
+            (
+                "AwsSolutions-IAM4",
+                [
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole"
+                ],
+            ),
+            ("AwsSolutions-IAM5", [f"Resource::<{logical_id(function)}.Arn>:*"]),
+        ):
+            suppress(
+                provider,
+                rule,
+                "CDK's Provider framework: its own function (role, runtime and rights are CDK's) "
+                "only invokes the migrations function.",
+                applies_to=findings,
+            )
+        suppress(
+            provider,
+            "AwsSolutions-L1",
+            "CDK's Provider framework picks its own function's Node.js runtime.",
+        )
+        properties = deploy_properties(
+            settings.warehouse.database,
+            iam_role_user_of(load_role),
+            iam_role_user_of(state_machine_role),
+        )
+        resource = CustomResource(
+            self,
+            "Schema",
+            service_token=provider.service_token,
+            resource_type="Custom::FlightpipeMigrations",
+            properties={
+                "WorkgroupName": self.workgroup_name,
+                "Database": settings.warehouse.database,
+                "SecretArn": self.admin_secret_arn or "",
+                "CrawlerName": str(crawler.name),
+                **properties,
+            },
+        )
+        if self.workgroup is not None:
+            resource.node.add_dependency(self.workgroup)
+        resource.node.add_dependency(crawler)
+        return resource
+
     def _network(self, settings: Settings, flow_logs: s3.IBucket) -> ec2.Vpc:
         aws = settings.aws
         nat = aws.egress == "nat"
@@ -268,3 +388,8 @@ class Warehouse(Construct):
 
 
 _PRIVATE: Final = "private"
+
+
+def iam_role_user_of(role: iam.IRole) -> str:
+    """The database user a role's Data API calls run as (``IAMR:<role name>``)."""
+    return iam_role_user(role.role_name)

@@ -347,3 +347,32 @@ def test_each_template_matches_its_reviewed_snapshot(templates: dict[str, Any], 
         f"the {env} template changed: review it, then FLIGHTPIPE_UPDATE_SNAPSHOTS=1 pytest "
         "tests/test_cdk.py -k snapshot"
     )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_migrations_run_at_deploy_time_as_the_callers_database_users(
+    templates: dict[str, Any], env: str
+) -> None:
+    template = templates[env]
+    (schema,) = resources(template, "Custom::FlightpipeMigrations").values()
+    props = schema["Properties"]
+    workgroup = next(iter(resources(template, "AWS::RedshiftServerless::Workgroup")))
+    assert workgroup in schema["DependsOn"]
+    assert props["WorkgroupName"] == load_settings(env).warehouse.workgroup
+    (first, *_) = json.loads(props["Migrations"])
+    assert first["version"] == 1
+    assert any("SORTKEY (flight_date)" in sql for sql in first["statements"])
+    grants = json.dumps(props["Grants"])
+    roles = resources(template, "AWS::IAM::Role")
+    load = next(k for k in roles if k.startswith("JobsLoadRole"))
+    machine = next(k for k in roles if k.startswith("OrchestrationMainRole"))
+    for role in (load, machine):
+        assert json.dumps({"Ref": role}) in grants, f"no grant to {role}'s database user"
+    crawler = next(
+        iter(
+            p["Name"]
+            for p in properties(template, "AWS::Glue::Crawler")
+            if "JdbcTargets" in p["Targets"]
+        )
+    )
+    assert props["CrawlerName"] == crawler

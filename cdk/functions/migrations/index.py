@@ -59,15 +59,17 @@ class StatementFailedError(RuntimeError):
 
 
 class Warehouse:
-    """The Redshift Serverless database, through the Data API with the admin secret."""
+    """The Redshift Serverless database, through the Data API with the admin secret; with no
+    secret (a workgroup deployed elsewhere), as the function's own role's database user."""
 
     def __init__(self, properties: Mapping[str, Any], deadline: float) -> None:
         self.data_api = boto3.client("redshift-data")
         self.target = {
             "WorkgroupName": properties["WorkgroupName"],
             "Database": properties["Database"],
-            "SecretArn": properties["SecretArn"],
         }
+        if properties.get("SecretArn"):
+            self.target["SecretArn"] = properties["SecretArn"]
         self.deadline = deadline
         """``time.monotonic()`` past which no statement is awaited any more."""
 
