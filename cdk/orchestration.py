@@ -98,6 +98,7 @@ class Orchestration(Construct):
         names: Names,
         buckets: Mapping[str, s3.IBucket],
         alerting: Alerting,
+        reports_url: str,
         copy_role: iam.IRole,
         warehouse: Sequence[iam.PolicyStatement],
         job_arns: Sequence[str],
@@ -112,6 +113,7 @@ class Orchestration(Construct):
             {purpose: bucket.bucket_name for purpose, bucket in buckets.items()},
             alert_topic_arn=alerting.topic.topic_arn,
             copy_role_arn=copy_role.role_arn,
+            reports_url=reports_url,
         )
         self.main = sfn.StateMachine(
             self,

@@ -13,9 +13,11 @@ from cdk.catalog import Catalog, GlueEncryption
 from cdk.jobs import Jobs
 from cdk.nag import logical_id, suppress
 from cdk.orchestration import Alerting, Orchestration
+from cdk.reports import Reports
 from cdk.storage import Storage
 from cdk.warehouse import Warehouse
 from pipeline.deployment import ARTIFACTS, Names
+from pipeline.packaging import SITE_FOLDER
 from pipeline.settings import Settings
 
 
@@ -39,6 +41,13 @@ class PipelineStack(Stack):
         self.storage = Storage(self, "Storage", settings=settings)
         buckets = self.storage.buckets
         self.alerting = Alerting(self, "Alerting", settings=settings, names=names)
+        self.reports = Reports(
+            self,
+            "Reports",
+            settings=settings,
+            bucket=buckets["reports"],
+            site=artifact.parent / SITE_FOLDER,
+        )
         self.warehouse = Warehouse(
             self,
             "Warehouse",
@@ -75,6 +84,7 @@ class PipelineStack(Stack):
             names=names,
             buckets=buckets,
             alerting=self.alerting,
+            reports_url=self.reports.url,
             copy_role=self.warehouse.copy_role,
             warehouse=self.warehouse.data_api_statements(),
             job_arns=[self._arn("glue", "job", name) for name in self.jobs.jobs],
@@ -123,7 +133,10 @@ class PipelineStack(Stack):
                         "Action::s3:DeleteObject*",
                         f"Resource::arn:{RegionInfo.get(self.region).partition}:s3:::"
                         f"cdk-hnb659fds-assets-<AWS::AccountId>-{self.region}/*",
-                        f"Resource::<{logical_id(self.storage.buckets[ARTIFACTS])}.Arn>/*",
+                        *(
+                            f"Resource::<{logical_id(self.storage.buckets[purpose])}.Arn>/*"
+                            for purpose in (ARTIFACTS, "reports")
+                        ),
                     ],
                 )
 

@@ -527,6 +527,7 @@ GLUE_ARGUMENTS = (
     "settings",
     "dimension_bucket",
     "reports_bucket",
+    "reports_url",
     "bucket",
     "key",
     "version_id",
@@ -546,6 +547,8 @@ def parse_arguments(argv: Sequence[str]) -> tuple[JobSettings, Upload]:
     settings = JobSettings.model_validate_json(args["settings"]).with_buckets(
         {"dim": args["dimension_bucket"], "reports": args["reports_bucket"]}
     )
+    storage = settings.storage.model_copy(update={"reports_url": args["reports_url"]})
+    settings = settings.model_copy(update={"storage": storage})
     return settings, Upload(args["bucket"], args["key"], args["version_id"])
 
 
@@ -587,7 +590,11 @@ class GlueValidation:
         with (
             tempfile.TemporaryDirectory() as workspace,
             published(
-                s3, settings.reports_bucket, settings.storage.reports_prefix, Path(workspace)
+                s3,
+                settings.reports_bucket,
+                settings.storage.reports_prefix,
+                Path(workspace),
+                settings.storage.reports_url,
             ) as reports,
         ):
             yield ValidationBinding(s3, reports)

@@ -251,9 +251,11 @@ def substitutions(
     *,
     alert_topic_arn: str,
     copy_role_arn: str,
+    reports_url: str | None = None,
 ) -> dict[str, str]:
     """The values of the main state machine's placeholders (``pipeline.workflow.PLACEHOLDERS``),
-    ``buckets`` by purpose; the router's adds ``MainStateMachineArn``."""
+    ``buckets`` by purpose; the router's adds ``MainStateMachineArn``. ``reports_url``: where
+    the report site is opened; None (the twin) its ``s3://`` location."""
     names = Names.of(settings)
     return {
         "ValidationJobName": names.validation_job,
@@ -266,4 +268,5 @@ def substitutions(
         "DimensionBucket": buckets["dim"],
         "StagingBucket": buckets["staging"],
         "ReportsBucket": buckets["reports"],
+        "ReportsUrl": reports_url or f"s3://{buckets['reports']}/{settings.storage.reports_prefix}",
     }

@@ -254,7 +254,7 @@ class AwsSettings(FrozenModel):
     """Who the operations topic (alarms, failed deployments) reaches."""
     alarms: AlarmSettings = AlarmSettings()
     report_allowed_cidrs: tuple[str, ...] = ()
-    """Networks (CIDR) that may open the quality report site; none: nobody can."""
+    """IPv4 networks (CIDR) that may open the quality report site; none: nobody can."""
 
     @model_validator(mode="after")
     def _deployable(self) -> AwsSettings:
@@ -275,7 +275,8 @@ class AwsSettings(FrozenModel):
         try:
             ipaddress.ip_network(self.vpc_cidr)
             for cidr in self.report_allowed_cidrs:
-                ipaddress.ip_network(cidr)
+                # The site is served over IPv4 only (cdk/reports.py).
+                ipaddress.IPv4Network(cidr)
         except ValueError as exc:
             raise ValueError(f"aws.vpc_cidr or aws.report_allowed_cidrs: {exc}") from None
         return self

@@ -41,6 +41,7 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
     "DimensionBucket": "the bucket of the airport dimension, uploaded and validated",
     "StagingBucket": "the bucket the load stages rows in for Redshift's COPY",
     "ReportsBucket": "the bucket of the quality report site",
+    "ReportsUrl": "where on-call opens the quality report site (on AWS its HTTPS address)",
 }
 """Every placeholder a definition may hold, with what it names."""
 
@@ -209,7 +210,7 @@ class _Failure:
         failed = sf.Fail("Failed", comment="The run failed; the alert (if published) says why.")
         # The execution's error is the step's error, not a generic one.
         additions.add(failed, ErrorPath="$.error.Error", CausePath="$.error.Cause")
-        report = f"s3://${{ReportsBucket}}/{settings.storage.reports_prefix}"
+        report = "${ReportsUrl}"
         alert = sf.Task(
             "Publish failure alert",
             resource=_SNS_PUBLISH,
@@ -408,6 +409,7 @@ def _validation(settings: Settings, additions: _Additions, failure: _Failure, th
             "Arguments": {
                 "--dimension_bucket": "${DimensionBucket}",
                 "--reports_bucket": "${ReportsBucket}",
+                "--reports_url": "${ReportsUrl}",
                 "--bucket.$": "$.bucket",
                 "--key.$": "$.key",
                 "--version_id.$": "$.version_id",

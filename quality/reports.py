@@ -340,7 +340,9 @@ def _until_stable(
 
 
 @contextmanager
-def published(s3: Any, bucket: str, prefix: str, workspace: Path) -> Iterator[QualityReports]:
+def published(
+    s3: Any, bucket: str, prefix: str, workspace: Path, url: str | None = None
+) -> Iterator[QualityReports]:
     """A report that lives in a bucket, worked on in an empty ``workspace`` (a job's disk).
 
     Nothing is read before the block: a validation writes its own page and record only. When
@@ -349,7 +351,7 @@ def published(s3: Any, bucket: str, prefix: str, workspace: Path) -> Iterator[Qu
     result and no earlier month is read). The site's static files are not the job's: they are
     deployed with the environment.
     """
-    reports = QualityReports(workspace, published_at=f"s3://{bucket}/{prefix}")
+    reports = QualityReports(workspace, published_at=url or f"s3://{bucket}/{prefix}")
     yield reports
     written = [path for path in workspace.rglob("*") if path.is_file()]
     # Pages before records: the index links a page only once the page is there.

@@ -207,7 +207,11 @@ def test_the_jobs_run_the_artifact_under_its_own_names(templates: dict[str, Any]
     assert load["NumberOfWorkers"] == settings.aws.load_job.workers
     assert load["ExecutionClass"] == ("FLEX" if settings.aws.load_job.flex else "STANDARD")
     # The artifact's files keep their names: a deployment copies them under glue/.
-    (deployment,) = properties(templates[env], "Custom::CDKBucketDeployment")
+    (deployment,) = [
+        p
+        for p in properties(templates[env], "Custom::CDKBucketDeployment")
+        if p["DestinationBucketKeyPrefix"] == "glue/"
+    ]
     assert deployment["DestinationBucketKeyPrefix"] == "glue/"
 
 
@@ -376,3 +380,55 @@ def test_the_migrations_run_at_deploy_time_as_the_callers_database_users(
         )
     )
     assert props["CrawlerName"] == crawler
+
+
+def _viewer(code: str, ip: str, tmp_path: Path) -> Any:
+    """What the site's viewer-request function answers ``ip``, run by Node as CloudFront runs
+    it (a ``handler(event)`` on the viewer's address)."""
+    script = tmp_path / "function.js"
+    event = {"viewer": {"ip": ip}, "request": {"uri": "/index.html"}}
+    script.write_text(f"{code}\nconsole.log(JSON.stringify(handler({json.dumps(event)})));\n")
+    ran = subprocess.run(["node", str(script)], capture_output=True, text=True, check=True)
+    return json.loads(ran.stdout)
+
+
+def test_the_report_site_lets_only_the_allow_listed_networks_in(tmp_path: Path) -> None:
+    from cdk.reports import allow_list_code
+
+    code = allow_list_code(("203.0.113.0/24", "198.51.100.7/32", "10.0.0.0/8"))
+    for inside in ("203.0.113.0", "203.0.113.255", "198.51.100.7", "10.200.3.4"):
+        assert _viewer(code, inside, tmp_path) == {"uri": "/index.html"}, inside
+    for outside in ("203.0.114.1", "198.51.100.8", "11.0.0.1", "2001:db8::1"):
+        assert _viewer(code, outside, tmp_path)["statusCode"] == 403, outside
+    assert _viewer(allow_list_code(()), "203.0.113.9", tmp_path)["statusCode"] == 403
+    assert _viewer(allow_list_code(("0.0.0.0/0",)), "255.255.255.255", tmp_path) == {
+        "uri": "/index.html"
+    }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_alerts_link_the_report_site_over_https(templates: dict[str, Any], env: str) -> None:
+    template = templates[env]
+    (distribution,) = resources(template, "AWS::CloudFront::Distribution")
+    config = template["Resources"][distribution]["Properties"]["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["OriginPath"] == "/quality"
+    assert "OriginAccessControlId" in origin
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["FunctionAssociations"][0]["EventType"] == "viewer-request"
+    main = next(
+        p
+        for p in properties(template, "AWS::StepFunctions::StateMachine")
+        if p["StateMachineType"] == "STANDARD"
+    )
+    url = main["DefinitionSubstitutions"]["ReportsUrl"]
+    assert url == {
+        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}, "/"]]
+    }
+    (site,) = [
+        p
+        for p in properties(template, "Custom::CDKBucketDeployment")
+        if p["DestinationBucketKeyPrefix"] == "quality/"
+    ]
+    assert site["Prune"] is False, "the static files would delete the validation runs' pages"

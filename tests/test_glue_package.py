@@ -285,6 +285,7 @@ def test_each_entry_module_parses_the_argument_vector_glue_hands_it(
     else:
         buckets = {"dim": passed["--dimension_bucket"], "reports": passed["--reports_bucket"]}
         settings["storage"]["buckets"] = buckets
+        settings["storage"]["reports_url"] = passed["--reports_url"]
         assert parsed["settings"] == settings
         assert parsed["run"] == {
             "bucket": passed["--bucket"],

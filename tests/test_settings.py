@@ -86,3 +86,9 @@ def test_a_variable_for_one_nested_value_keeps_the_environments_others(
     assert dev.aws.load_job.workers == 6
     assert dev.aws.load_job.flex, "the variable replaced the environment's whole load_job"
     assert dev.aws.egress == "nat"
+
+
+def test_the_report_allow_list_takes_ipv4_networks_only() -> None:
+    assert load_settings("dev", aws={"report_allowed_cidrs": ("203.0.113.0/24",)})
+    with pytest.raises(ValidationError, match=r"aws\.vpc_cidr or aws\.report_allowed_cidrs"):
+        load_settings("dev", aws={"report_allowed_cidrs": ("2001:db8::/32",)})

@@ -274,6 +274,7 @@ def validation_argv(
     arguments |= {
         "--dimension_bucket": settings.dimension_bucket,
         "--reports_bucket": settings.reports_bucket,
+        "--reports_url": f"s3://{settings.reports_bucket}/{settings.storage.reports_prefix}",
         "--bucket": upload.bucket,
     }
     arguments |= {"--key": upload.key, "--version_id": upload.version}
@@ -726,6 +727,7 @@ def start_validation_runs(twin: LocalTwin, files: Iterable[Path]) -> list[str]:
             "--settings": alone.model_dump_json(),
             "--dimension_bucket": twin.settings.dimension_bucket,
             "--reports_bucket": twin.settings.reports_bucket,
+            "--reports_url": "https://reports.example.com/",
             "--bucket": upload.bucket,
             "--key": upload.key,
             "--version_id": upload.version,

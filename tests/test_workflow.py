@@ -271,7 +271,7 @@ def test_failure_alert_names_file_step_cause_execution_and_report() -> None:
     assert "): {}\nExecution {}" in message
     assert "$.error.Error" not in message
     assert "$$.Execution.Id" in message
-    assert f"s3://${{ReportsBucket}}/{settings.storage.reports_prefix}" in message
+    assert "quality report ${ReportsUrl}" in message
     assert alert["TopicArn"] == "${AlertTopicArn}"
 
 
@@ -740,6 +740,9 @@ def test_buckets_are_placeholders_and_locations_within_them_come_from_settings()
     validation = states["Validate upload"]["Parameters"]["Arguments"]
     assert validation["--dimension_bucket"] == "${DimensionBucket}"
     assert validation["--reports_bucket"] == "${ReportsBucket}"
+    # Pages are linked where on-call opens them (the site's HTTPS address on AWS).
+    assert validation["--reports_url"] == "${ReportsUrl}"
+    assert "${ReportsUrl}" in states["Publish failure alert"]["Parameters"]["Message.$"]
     load = states["Load validated files"]["Parameters"]["Arguments"]
     assert load["--validated_uri"] == "s3://${RawBucket}/validated/"
     assert load["--dimension_uri"] == "s3://${DimensionBucket}/validated/airport_codes.csv"

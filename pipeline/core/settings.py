@@ -41,6 +41,9 @@ class StorageSettings(FrozenModel):
     staging_prefix: str = "staging/"
     reports_prefix: str = "quality/"
     """Where the quality report site lives in the reports bucket (served privately)."""
+    reports_url: str | None = None
+    """Where the site is opened (on AWS its HTTPS address, which a run's arguments give), so
+    alerts link pages there; None: at its ``s3://`` location."""
 
     @property
     def validated_dimension_key(self) -> str:
