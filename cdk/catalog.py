@@ -77,7 +77,10 @@ class Catalog(Construct):
         names: Names,
         buckets: Mapping[str, s3.IBucket],
         encryption: GlueEncryption,
+        jdbc: bool,
     ) -> None:
+        """``jdbc``: the stack has the warehouse's Glue connection (not with a workgroup
+        deployed elsewhere), so the warehouse crawler has a way in."""
         super().__init__(scope, construct_id)
         self.database = glue.CfnDatabase(
             self,
@@ -93,6 +96,8 @@ class Catalog(Construct):
         self.roles: dict[str, iam.Role] = {}
         validated = settings.storage.validated_prefix
         for spec in crawlers(settings, buckets["raw"].bucket_name, buckets["dim"].bucket_name):
+            if spec.jdbc_path is not None and not jdbc:
+                continue
             role = iam.Role(
                 self,
                 f"{_short(spec, names)}Role",

@@ -213,6 +213,7 @@ class Jobs(Construct):
             worker_type=spec.worker_type,
             number_of_workers=spec.workers,
             execution_class=spec.execution_class,
+            job_run_queuing_enabled=spec.run_queuing,
             security_configuration=self.encryption.name,
             connections=(
                 glue.CfnJob.ConnectionsListProperty(connections=list(connections))

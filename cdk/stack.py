@@ -58,7 +58,13 @@ class PipelineStack(Stack):
         )
         encryption = GlueEncryption(self, "GlueEncryption", names=names)
         self.catalog = Catalog(
-            self, "Catalog", settings=settings, names=names, buckets=buckets, encryption=encryption
+            self,
+            "Catalog",
+            settings=settings,
+            names=names,
+            buckets=buckets,
+            encryption=encryption,
+            jdbc=bool(self.warehouse.connections),
         )
         if self.warehouse.connections:
             self.catalog.crawlers[names.warehouse_crawler].node.add_dependency(
@@ -93,13 +99,15 @@ class PipelineStack(Stack):
             },
         )
         self._migrations(names)
+        for caller in (self.jobs.load_role, self.orchestration.main.role):
+            self.warehouse.acknowledge_caller(caller)
 
     def _migrations(self, names: Names) -> None:
         self.warehouse.migrate(
             self.settings,
             load_role=self.jobs.load_role,
             state_machine_role=self.orchestration.main.role,
-            crawler=self.catalog.crawlers[names.warehouse_crawler],
+            crawler=self.catalog.crawlers.get(names.warehouse_crawler),
         )
 
     def _acknowledge_bucket_deployment(self) -> None:

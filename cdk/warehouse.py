@@ -4,9 +4,9 @@ may do.
 
 The admin password is generated in Secrets Manager and handed to the namespace as a dynamic
 reference that CloudFormation resolves at deploy time: no password is in the code or the
-templates. With
-``aws.existing_workgroup`` the environment uses a workgroup deployed elsewhere, by name, and
-deploys none of this but the COPY role and the callers' rights.
+templates. With ``aws.existing_workgroup`` the environment uses the workgroup
+``warehouse.workgroup`` names, deployed elsewhere, and deploys none of this but the COPY role,
+the callers' rights and the migrations.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from cdk.grants import READ, listing, objects
-from cdk.nag import logical_id, retained, suppress
+from cdk.nag import arn_finding, logical_id, retained, suppress
 from pipeline.core.migrations import deploy_properties, iam_role_user
 from pipeline.deployment import Names
 from pipeline.settings import Settings
@@ -81,8 +81,8 @@ class Warehouse(Construct):
         objects(self.copy_role, staging, staged, READ, "COPY reads a load's staged parts.")
         listing(self.copy_role, staging)
         self.connections: list[str] = []
-        if aws.existing_workgroup is not None:
-            self.workgroup_name = aws.existing_workgroup
+        self.workgroup_name = warehouse.workgroup
+        if aws.existing_workgroup:
             # The workgroup's ARN holds its id, which a name does not give.
             self.workgroup_arn = stack.format_arn(
                 service="redshift-serverless", resource="workgroup", resource_name="*"
@@ -92,7 +92,6 @@ class Warehouse(Construct):
             self.workgroup: redshift.CfnWorkgroup | None = None
             return
 
-        self.workgroup_name = warehouse.workgroup
         self.vpc = self._network(settings, flow_logs)
         self.security_group = ec2.SecurityGroup(
             self,
@@ -205,7 +204,7 @@ class Warehouse(Construct):
         *,
         load_role: iam.IRole,
         state_machine_role: iam.IRole,
-        crawler: glue.CfnCrawler,
+        crawler: glue.CfnCrawler | None,
     ) -> CustomResource:
         """Apply the contract's migrations and the Data API callers' grants at deploy time, then
         start the warehouse crawler (``cdk/functions/migrations``): a failed statement fails
@@ -235,18 +234,20 @@ class Warehouse(Construct):
                 },
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["glue:StartCrawler"],
-                resources=[
-                    stack.format_arn(
-                        service="glue", resource="crawler", resource_name=str(crawler.name)
-                    )
-                ],
+        if crawler is not None:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["glue:StartCrawler"],
+                    resources=[
+                        stack.format_arn(
+                            service="glue", resource="crawler", resource_name=str(crawler.name)
+                        )
+                    ],
+                )
             )
-        )
         if self.admin_secret is not None:
             self.admin_secret.grant_read(role)
+        self.acknowledge_caller(role)
         function = lambda_.Function(
             self,
             "Migrations",
@@ -302,13 +303,14 @@ class Warehouse(Construct):
                 "WorkgroupName": self.workgroup_name,
                 "Database": settings.warehouse.database,
                 "SecretArn": self.admin_secret_arn or "",
-                "CrawlerName": str(crawler.name),
+                "CrawlerName": "" if crawler is None else str(crawler.name),
                 **properties,
             },
         )
         if self.workgroup is not None:
             resource.node.add_dependency(self.workgroup)
-        resource.node.add_dependency(crawler)
+        if crawler is not None:
+            resource.node.add_dependency(crawler)
         return resource
 
     def _network(self, settings: Settings, flow_logs: s3.IBucket) -> ec2.Vpc:
@@ -359,6 +361,18 @@ class Warehouse(Construct):
                 open=False,
             )
             endpoint.connections.allow_default_port_from(self.security_group)
+
+    def acknowledge_caller(self, role: iam.IRole) -> None:
+        """With a workgroup deployed elsewhere, ``role``'s Data API rights name every workgroup
+        of the account and region: its ARN holds an id that its name does not give."""
+        if self.workgroup is None:
+            suppress(
+                role,
+                "AwsSolutions-IAM5",
+                "The workgroup is deployed elsewhere and named only (aws.existing_workgroup); "
+                "its ARN holds an id its name does not give.",
+                applies_to=[arn_finding(self, "redshift-serverless", "workgroup/*")],
+            )
 
     def data_api_statements(self) -> list[iam.PolicyStatement]:
         """What a Data API caller needs: statements in this workgroup, as its own database

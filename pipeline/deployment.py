@@ -89,6 +89,9 @@ class GlueJob:
     max_retries: int = 0
     """The state machine retries what is worth retrying and counts the attempts; a Glue retry
     beside it would run a failed validation or load again unseen."""
+    run_queuing: bool = False
+    """Never: a start beyond the maximum must be refused (ConcurrentRunsExceededException),
+    since that is how a run learns to wait for the runs in flight and read its result."""
 
     def script_location(self, artifacts_bucket: str) -> str:
         return f"s3://{artifacts_bucket}/{ARTIFACT_PREFIX}{self.script}"

@@ -239,9 +239,9 @@ class AwsSettings(FrozenModel):
     load_job: GlueJobSettings = GlueJobSettings()
     redshift_base_capacity: int = Field(default=8, ge=4, le=1024)
     """The workgroup's base capacity, in RPUs: what a query is billed at."""
-    existing_workgroup: str | None = None
-    """A Redshift Serverless workgroup to use rather than deploy one (``warehouse.workgroup``
-    names the one deployed otherwise)."""
+    existing_workgroup: bool = False
+    """Use the Redshift Serverless workgroup ``warehouse.workgroup`` names, deployed elsewhere,
+    rather than deploy one (and its VPC)."""
     retain_data: bool = False
     """Keep the data buckets and the Redshift namespace when the stack is deleted."""
     log_retention_days: int = 30
@@ -258,11 +258,12 @@ class AwsSettings(FrozenModel):
 
     @model_validator(mode="after")
     def _deployable(self) -> AwsSettings:
-        if self.existing_workgroup is None and len(set(self.availability_zones)) < 3:
+        if not self.existing_workgroup and len(set(self.availability_zones)) < 3:
             raise ValueError(
                 f"aws.availability_zones names {len(set(self.availability_zones))} distinct "
                 "zone(s): Redshift Serverless needs subnets in three (or set "
-                "aws.existing_workgroup to use a workgroup deployed elsewhere)"
+                "aws.existing_workgroup to use the workgroup warehouse.workgroup names, "
+                "deployed elsewhere)"
             )
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(

@@ -204,6 +204,8 @@ def test_the_jobs_run_the_artifact_under_its_own_names(templates: dict[str, Any]
         settings.workflow.validation_max_concurrent_runs
     )
     assert load["Timeout"] * 60 >= settings.workflow.job_timeout_seconds
+    # A start beyond the maximum is refused, never queued: the runs wait for results instead.
+    assert {job["JobRunQueuingEnabled"] for job in jobs.values()} == {False}
     assert load["NumberOfWorkers"] == settings.aws.load_job.workers
     assert load["ExecutionClass"] == ("FLEX" if settings.aws.load_job.flex else "STANDARD")
     # The artifact's files keep their names: a deployment copies them under glue/.
@@ -432,3 +434,29 @@ def test_alerts_link_the_report_site_over_https(templates: dict[str, Any], env: 
         if p["DestinationBucketKeyPrefix"] == "quality/"
     ]
     assert site["Prune"] is False, "the static files would delete the validation runs' pages"
+
+
+def test_an_existing_workgroup_is_used_by_name_and_nothing_of_a_warehouse_is_deployed(
+    artifact: packaging.Artifact, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        "staging",
+        warehouse={"workgroup": "shared"},
+        aws={"existing_workgroup": True, "availability_zones": ("us-east-1a",)},
+    )
+    template = synthesize([settings], artifact.out, tmp_path)["staging"]
+    for absent in ("AWS::RedshiftServerless::Workgroup", "AWS::EC2::VPC", "AWS::Glue::Connection"):
+        assert not resources(template, absent), absent
+    crawlers = properties(template, "AWS::Glue::Crawler")
+    assert all("S3Targets" in c["Targets"] for c in crawlers)
+    assert len(crawlers) == 2
+    (schema,) = properties(template, "Custom::FlightpipeMigrations")
+    assert schema["WorkgroupName"] == "shared"
+    assert schema["SecretArn"] == ""
+    assert schema["CrawlerName"] == ""
+    main = next(
+        p
+        for p in properties(template, "AWS::StepFunctions::StateMachine")
+        if p["StateMachineType"] == "STANDARD"
+    )
+    assert '"WorkgroupName": "shared"' in main["DefinitionString"]

@@ -3,7 +3,8 @@ twin's own settings, against the resources the twin created on its endpoint.
 
 Each template value is resolved as CloudFormation would resolve it in the twin's account
 (``Ref``, ``Fn::GetAtt``, ``Fn::Join``, the pseudo parameters); roles resolve to the twin's one
-role, since the twin checks no rights. The twin names its buckets after ``local.account``
+role, since the twin checks no rights; the report site's address to the twin's ``s3://``
+location of it, since the twin has no CloudFront. The twin names its buckets after ``local.account``
 while its endpoint's ARNs carry the endpoint's own account: ``AWS::AccountId`` resolves to the
 former, the ARNs of topics and machines to the latter. A job argument, a definition, an event
 pattern, a crawler target, a bucket or a subscription that one side has and the other lacks
@@ -14,16 +15,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from pipeline import packaging
+from pipeline.local.resources import Resources
+from pipeline.local.services import LocalServices
 from pipeline.local.twin import LocalTwin
 from pipeline.settings import Settings
 from pipeline.workflow import substitute
-from tests.test_cdk import properties, resources, synthesize
+from tests.conftest import isolated_settings
+from tests.test_cdk import properties, synthesize
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -79,34 +83,46 @@ def resolver(template: dict[str, Any], settings: Settings, account: str, role: s
     return resolve
 
 
-@pytest.fixture
-def on_call(settings: Settings) -> Settings:
-    workflow = settings.workflow.model_copy(
+@dataclass(frozen=True)
+class Sides:
+    """The twin, provisioned, and the local-shaped stack's template, from the same settings."""
+
+    settings: Settings
+    twin: LocalTwin
+    provisioned: Resources
+    template: dict[str, Any]
+    resolve: Resolver
+
+
+@pytest.fixture(scope="module")
+def sides(
+    services: LocalServices,
+    artifact: packaging.Artifact,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Sides:
+    base = isolated_settings("cdk parity")
+    workflow = base.workflow.model_copy(
         update={"on_call_emails": ("on-call@example.com",), "on_call_sms": ("+15555550100",)}
     )
-    return settings.model_copy(update={"workflow": workflow})
-
-
-def test_the_twin_provisions_what_the_local_shaped_stack_deploys(
-    on_call: Settings, artifact: packaging.Artifact, tmp_path: Path
-) -> None:
-    settings = on_call
+    settings = base.model_copy(update={"workflow": workflow})
     twin = LocalTwin(settings)
     twin.start()
     provisioned = twin.resources
-    template = synthesize([settings], artifact.out, tmp_path)["local"]
+    template = synthesize([settings], artifact.out, tmp_path_factory.mktemp("parity"))["local"]
     account = provisioned.main_arn.split(":")[4]
     role = twin.client("stepfunctions").describe_state_machine(
         stateMachineArn=provisioned.main_arn
     )["roleArn"]
-    resolve = resolver(template, settings, account, role)
+    return Sides(settings, twin, provisioned, template, resolver(template, settings, account, role))
 
-    glue = twin.client("glue")
-    jobs = properties(template, "AWS::Glue::Job")
-    assert jobs
+
+def test_each_job_is_the_deployed_job(sides: Sides) -> None:
+    glue = sides.twin.client("glue")
+    jobs = properties(sides.template, "AWS::Glue::Job")
+    assert len(jobs) == 2
     for job in jobs:
         local = glue.get_job(JobName=job["Name"])["Job"]
-        deployed = resolve(job)
+        deployed = sides.resolve(job)
         assert local["Command"]["ScriptLocation"] == deployed["Command"]["ScriptLocation"]
         assert local["DefaultArguments"] == deployed["DefaultArguments"], job["Name"]
         for key in (
@@ -116,75 +132,77 @@ def test_the_twin_provisions_what_the_local_shaped_stack_deploys(
             "Timeout",
             "MaxRetries",
             "ExecutionClass",
+            "ExecutionProperty",
         ):
             assert local[key] == deployed[key], (job["Name"], key)
-        assert local["ExecutionProperty"] == deployed["ExecutionProperty"], job["Name"]
 
-    crawlers = properties(template, "AWS::Glue::Crawler")
+
+def test_each_crawler_crawls_what_the_deployed_one_crawls(sides: Sides) -> None:
+    glue = sides.twin.client("glue")
+    crawlers = properties(sides.template, "AWS::Glue::Crawler")
     assert len(crawlers) == 3
     for crawler in crawlers:
         local = glue.get_crawler(Name=crawler["Name"])["Crawler"]
-        deployed = resolve(crawler)
+        deployed = sides.resolve(crawler)
         assert local["DatabaseName"] == deployed["DatabaseName"]
-        wanted = deployed["Targets"]
-        found = {k: v for k, v in local["Targets"].items() if v}
-        assert {k: [dict(t) for t in v] for k, v in found.items()} == {
-            k: [
-                {"ConnectionName": t["ConnectionName"], "Path": t["Path"]}
-                if "ConnectionName" in t
-                else t
-                for t in v
-            ]
-            for k, v in wanted.items()
-        }, crawler["Name"]
+        found = {kind: targets for kind, targets in local["Targets"].items() if targets}
+        assert found == deployed["Targets"], crawler["Name"]
         schedule = deployed.get("Schedule", {}).get("ScheduleExpression")
         assert local.get("Schedule", {}).get("ScheduleExpression") == schedule
 
-    sfn = twin.client("stepfunctions")
+
+def test_each_state_machine_runs_the_deployed_definition(sides: Sides) -> None:
+    settings = sides.settings
+    sfn = sides.twin.client("stepfunctions")
     machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
-    for machine in properties(template, "AWS::StepFunctions::StateMachine"):
+    deployed = properties(sides.template, "AWS::StepFunctions::StateMachine")
+    assert len(deployed) == 2
+    for machine in deployed:
         local = sfn.describe_state_machine(stateMachineArn=machines[machine["StateMachineName"]])
-        values = resolve(machine["DefinitionSubstitutions"])
+        substitutions = dict(machine["DefinitionSubstitutions"])
+        # The twin serves no site (no CloudFront): its alerts link the report's s3:// location.
+        del substitutions["ReportsUrl"]
+        values = {
+            **sides.resolve(substitutions),
+            "ReportsUrl": f"s3://{settings.reports_bucket}/{settings.storage.reports_prefix}",
+        }
         assert local["definition"] == substitute(machine["DefinitionString"], values)
         assert local["type"] == machine["StateMachineType"]
 
-    events = twin.client("events")
-    for rule in properties(template, "AWS::Events::Rule"):
+
+def test_uploads_reach_the_router_as_the_deployed_rules_send_them(sides: Sides) -> None:
+    events = sides.twin.client("events")
+    rules = properties(sides.template, "AWS::Events::Rule")
+    assert len(rules) == 2
+    for rule in rules:
         local = events.describe_rule(Name=rule["Name"])
-        assert json.loads(local["EventPattern"]) == resolve(rule["EventPattern"])
+        assert json.loads(local["EventPattern"]) == sides.resolve(rule["EventPattern"])
         (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
-        assert target["Arn"] == resolve(rule["Targets"][0]["Arn"])
+        assert target["Arn"] == sides.resolve(rule["Targets"][0]["Arn"])
 
-    buckets = {resolve(b["BucketName"]) for b in properties(template, "AWS::S3::Bucket")}
-    assert set(settings.buckets().values()) <= buckets
 
-    sns = twin.client("sns")
-    subscribed = {
-        (s["Protocol"], s["Endpoint"], s["TopicArn"])
-        for s in sns.list_subscriptions_by_topic(TopicArn=provisioned.topic_arn)["Subscriptions"]
+def test_the_twins_buckets_are_deployed_buckets(sides: Sides) -> None:
+    deployed = {
+        sides.resolve(b["BucketName"]) for b in properties(sides.template, "AWS::S3::Bucket")
     }
-    deployed_subscriptions = {
-        (s["Protocol"], s["Endpoint"], resolve(s["TopicArn"]))
-        for s in properties(template, "AWS::SNS::Subscription")
-        if resolve(s["TopicArn"]) == provisioned.topic_arn
-    }
-    assert subscribed == deployed_subscriptions
-    assert len(subscribed) == 2
-    policies = {
-        json.dumps(s["FilterPolicy"], sort_keys=True)
-        for s in properties(template, "AWS::SNS::Subscription")
-        if resolve(s["TopicArn"]) == provisioned.topic_arn
-    }
-    local_policies = {
-        json.dumps(
-            json.loads(
-                sns.get_subscription_attributes(SubscriptionArn=s["SubscriptionArn"])["Attributes"][
-                    "FilterPolicy"
-                ]
-            ),
-            sort_keys=True,
+    assert set(sides.settings.buckets().values()) <= deployed
+
+
+def test_on_call_is_subscribed_as_the_deployed_topic_subscribes_it(sides: Sides) -> None:
+    sns = sides.twin.client("sns")
+    topic = sides.provisioned.topic_arn
+    local = {
+        (s["Protocol"], s["Endpoint"]): json.loads(
+            sns.get_subscription_attributes(SubscriptionArn=s["SubscriptionArn"])["Attributes"][
+                "FilterPolicy"
+            ]
         )
-        for s in sns.list_subscriptions_by_topic(TopicArn=provisioned.topic_arn)["Subscriptions"]
+        for s in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
     }
-    assert local_policies == policies
-    assert resources(template, "AWS::Glue::Database")
+    deployed = {
+        (s["Protocol"], s["Endpoint"]): s["FilterPolicy"]
+        for s in properties(sides.template, "AWS::SNS::Subscription")
+        if sides.resolve(s["TopicArn"]) == topic
+    }
+    assert local == deployed
+    assert len(local) == 2

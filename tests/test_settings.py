@@ -68,9 +68,9 @@ def test_two_zones_cannot_hold_a_redshift_workgroup_and_the_error_names_the_sett
     # A workgroup deployed elsewhere needs no zones of this stack's.
     imported = load_settings(
         "dev",
-        aws={"availability_zones": ("us-east-1a", "us-east-1b"), "existing_workgroup": "shared"},
+        aws={"availability_zones": ("us-east-1a", "us-east-1b"), "existing_workgroup": True},
     )
-    assert imported.aws.existing_workgroup == "shared"
+    assert imported.aws.existing_workgroup
     with pytest.raises(ValidationError, match=r"'eu-west-1a' is not in us-east-1"):
         load_settings("dev", aws={"availability_zones": ("eu-west-1a", "eu-west-1b", "eu-west-1c")})
     with pytest.raises(ValidationError, match=r"aws\.vpc_cidr or aws\.report_allowed_cidrs"):

@@ -116,8 +116,10 @@ def on_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     applied = migrate(warehouse, json.loads(properties["Migrations"]))
     grant(warehouse, json.loads(properties["Grants"]))
     old = event.get("OldResourceProperties") or {}
-    if applied or old.get("CrawlerName") != properties["CrawlerName"]:
-        start_crawler(properties["CrawlerName"])
+    # No crawler with a workgroup deployed elsewhere (its JDBC connection is not this stack's).
+    crawler = properties.get("CrawlerName")
+    if crawler and (applied or old.get("CrawlerName") != crawler):
+        start_crawler(crawler)
     return {
         # Stable while the database is the same one; a new one is a new resource (the old
         # one's Delete then does nothing).
