@@ -164,7 +164,7 @@ FormatOption = Annotated[
 def local_up() -> None:
     """Start the local AWS endpoint and PostgreSQL; create buckets, tables and resources.
 
-    The resources are what CDK creates on AWS: Glue database, crawler and jobs, the SNS
+    The resources are what CDK creates on AWS: Glue database, crawlers and jobs, the SNS
     topic, the EventBridge rules and both state machines, from the same definitions. One line
     on stderr says what the AWS endpoint restored from the state folder when it started.
     """
