@@ -6,6 +6,7 @@ bookmark commits after the load; the twin's endpoint passes its own binding
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ from jobs.load import AirportSource, FlightSource, LoadResult, Warehouse, run
 from jobs.redshift import RedshiftWarehouse
 from pipeline.core.errors import plain_error
 from pipeline.core.logs import configure_logging
+from pipeline.core.metrics import client_config, put_metrics
 from pipeline.core.settings import JobSettings
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ class LoadBinding:
     sns: Any
     stepfunctions: Any
     """The clients the load alerts with (``SnsRejectionAlerts``)."""
+    cloudwatch: Any
+    """The client the load puts its metrics with, once the block ended."""
 
 
 class LoadRuntime(Protocol):
@@ -89,8 +93,8 @@ class LoadRuntime(Protocol):
 
 class GlueLoad:
     """AWS Glue: logs in JSON lines for CloudWatch, the Glue job bookmark over the validated
-    files (``job.init`` before the read, ``job.commit`` after the load), S3 through boto3, and
-    Redshift through the Data API."""
+    files (``job.init`` before the read, ``job.commit`` after the load), S3, SNS, Step
+    Functions and CloudWatch through boto3, and Redshift through the Data API."""
 
     def log_location(self, job_run_id: str) -> str:
         return f"CloudWatch log group {GLUE_LOG_GROUP}, stream {job_run_id}"
@@ -130,6 +134,7 @@ class GlueLoad:
             ),
             boto3.client("sns"),
             boto3.client("stepfunctions"),
+            boto3.client("cloudwatch", config=client_config()),
         )
         # The bookmark advances only after the warehouse transaction committed.
         job.commit()
@@ -140,7 +145,10 @@ def main(argv: Sequence[str], runtime: LoadRuntime | None = None) -> LoadResult:
     it over what is new, and let the binding advance its bookmark.
 
     ``argv`` is the run's argument vector as Glue hands it over; the job run id in it names
-    the run in the audit, the log and the alerts.
+    the run in the audit, the log and the alerts. Once the binding's block ended (the
+    warehouse transaction committed, then the bookmark), the run puts its metrics
+    (``LoadResult.metrics``); a run that failed puts none, and a metric that cannot be put
+    fails nothing.
     """
     settings, args = parse_arguments(argv)
     runtime = runtime or GlueLoad()
@@ -148,7 +156,7 @@ def main(argv: Sequence[str], runtime: LoadRuntime | None = None) -> LoadResult:
     where = runtime.log_location(job_run_id)
     try:
         with runtime.bind(settings, args) as bound:
-            return run(
+            result = run(
                 bound.flights,
                 bound.airports,
                 bound.warehouse,
@@ -163,10 +171,15 @@ def main(argv: Sequence[str], runtime: LoadRuntime | None = None) -> LoadResult:
                     log_location=where,
                 ),
             )
+            committed_at = dt.datetime.now(dt.UTC)  # ``run`` returns once it committed
     except Exception as exc:
         # The run's ErrorMessage is what the alert quotes: one plain line, not a JVM trace.
         log.exception("load failed")
         raise LoadFailedError(f"{plain_error(exc)} (full log: {where})") from None
+    # After the block: the twin's run lock is free by now, and a slow CloudWatch holds up
+    # neither the bookmark nor the next load.
+    put_metrics(bound.cloudwatch, settings.env, result.metrics(committed_at), committed_at)
+    return result
 
 
 if __name__ == "__main__":

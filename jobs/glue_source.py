@@ -108,7 +108,9 @@ class GlueBookmarkedSource:
         head = self.s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         version = version_of(head)
         sha256 = _sha256_checksum(head) or self._sha256_read(bucket, key, version)
-        file = validated_copy(uri, version, sha256, head.get("Metadata", {}), self.raw_prefix)
+        metadata = head.get("Metadata", {})
+        written = head.get("LastModified")  # when the gate promoted this version
+        file = validated_copy(uri, version, sha256, metadata, self.raw_prefix, validated_at=written)
         return file, self._header(bucket, key, version)
 
     def _header(self, bucket: str, key: str, version: str) -> tuple[str, ...]:

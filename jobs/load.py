@@ -9,6 +9,7 @@ Redshift (``jobs.redshift``); the local twin binds them to its object store and 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from pipeline.core.contract import (
     flight_date_of,
 )
 from pipeline.core.errors import plain_error
+from pipeline.core.metrics import FILES_LOADED, ROWS_LOADED, VALIDATED_TO_LOADED_SECONDS
 from pipeline.core.uploads import split_s3_uri
 from pipeline.core.warehouse import (
     Rejection,
@@ -61,10 +63,24 @@ class LoadResult:
     rejected: Sequence[Rejection] = ()
     """File versions set aside because the load failed on their rows; recorded and moved to
     quarantine, while the other files loaded."""
+    files: Sequence[SourceFile] = ()
+    """The file versions loaded (one per key of ``rows_by_key``)."""
 
     @property
     def rows(self) -> int:
         return sum(self.rows_by_key.values())
+
+    def metrics(self, committed_at: dt.datetime) -> dict[str, float]:
+        """The run's metrics (``pipeline.core.metrics``), its transaction having committed at
+        ``committed_at``: the files and rows loaded, and, when it loaded a file whose validation
+        time is known, how long the oldest of them waited since (never below 0: S3's clock and
+        the job's may differ by a little)."""
+        values: dict[str, float] = {FILES_LOADED: len(self.files), ROWS_LOADED: self.rows}
+        validated = [f.validated_at for f in self.files if f.validated_at is not None]
+        if validated:
+            waited = (committed_at - min(validated)).total_seconds()
+            values[VALIDATED_TO_LOADED_SECONDS] = max(waited, 0.0)
+        return values
 
 
 def daily_files(uris: Iterable[str]) -> tuple[list[str], dict[str, str]]:
@@ -83,10 +99,17 @@ def daily_files(uris: Iterable[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def validated_copy(
-    uri: str, version: str, sha256: str, metadata: Mapping[str, str], raw_prefix: str
+    uri: str,
+    version: str,
+    sha256: str,
+    metadata: Mapping[str, str],
+    raw_prefix: str,
+    *,
+    validated_at: dt.datetime | None = None,
 ) -> SourceFile:
     """A validated copy as the load sees it, from what its version says of itself: the day its
-    name carries and, when its ``metadata`` names the upload's version, the upload.
+    name carries and, when its ``metadata`` names the upload's version, the upload; and, when
+    known, when it was written (``validated_at``, its LastModified).
 
     The upload's key is the copy's ``source-key`` metadata. A copy promoted before the gate
     wrote that entry names only the version: its upload is the one the gate promoted it from,
@@ -105,6 +128,7 @@ def validated_copy(
         uri=uri,
         upload_key=upload_key,
         upload_version=upload_version,
+        validated_at=validated_at,
     )
 
 
@@ -181,6 +205,7 @@ def run(
         return LoadResult(job_run_id, {}, new.refused)
     airports = dimension.airports()
     loaded: dict[str, int] = {}
+    loaded_files: list[SourceFile] = []
     rejected: list[Rejection] = []
     unrecorded: list[Rejection] = []
     batches: list[Sequence[SourceFile]] = [new.files]
@@ -194,6 +219,7 @@ def run(
         lines = enrich_to_staged(flights.flights, flights.origins, airports)
         try:
             loaded.update(warehouse.replace_days(lines, batch, job_run_id, unrecorded))
+            loaded_files.extend(batch)
         except Exception as exc:
             if not is_data_error(exc):
                 raise
@@ -220,7 +246,7 @@ def run(
         source.set_aside(rejection, job_run_id)
     if alerts is not None and rejected:
         alerts.publish(rejected, job_run_id)
-    return LoadResult(job_run_id, loaded, new.refused, tuple(rejected))
+    return LoadResult(job_run_id, loaded, new.refused, tuple(rejected), tuple(loaded_files))
 
 
 def _cut(text: str, characters: int = 240) -> str:

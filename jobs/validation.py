@@ -44,6 +44,7 @@ from pipeline.core.contract import (
 )
 from pipeline.core.errors import plain_error
 from pipeline.core.logs import configure_logging
+from pipeline.core.metrics import FILES_QUARANTINED, FILES_VALIDATED, client_config, put_metrics
 from pipeline.core.settings import JobSettings, ValidationSettings
 from pipeline.core.uploads import Upload, split_s3_uri, version_of
 from quality.gate import (
@@ -406,10 +407,17 @@ def _await_result(
 
 
 def _own_outcome(
-    bound: ValidationBinding, settings: JobSettings, upload: Upload, today: dt.date, run_id: str
+    bound: ValidationBinding,
+    settings: JobSettings,
+    upload: Upload,
+    today: dt.date,
+    run_id: str,
+    *,
+    here: list[Decided],
 ) -> Decided:
-    """The outcome of the run's own upload: validated here if this run claims it, else the
-    result of the run that did, waited for while its claim holds (a stale one is taken over)."""
+    """The outcome of the run's own upload: validated here if this run claims it (then it is
+    added to ``here``), else the result of the run that did, waited for while its claim holds
+    (a stale one is taken over)."""
     key = settings.storage.result_key(upload.key, upload.version)
     stale: StaleClaim | None = None
     while not _claim(bound.s3, upload.bucket, key, run_id, stale):
@@ -418,7 +426,9 @@ def _own_outcome(
         if not isinstance(waited, StaleClaim):
             return waited
         stale = waited
-    return decide(bound.s3, settings, upload, today, run_id=run_id, reports=bound.reports)
+    decided = decide(bound.s3, settings, upload, today, run_id=run_id, reports=bound.reports)
+    here.append(decided)
+    return decided
 
 
 def _is_daily_file(name: str, today: dt.date) -> bool:
@@ -466,13 +476,14 @@ def _validate_waiting(
     run_id: str,
     *,
     deadline: float,
+    here: list[Decided],
 ) -> None:
     """Validate the daily files waiting in ``bucket``, one round after another (uploads keep
     landing), until the ``deadline`` (``time.monotonic``) passes or a round finds none to
     claim: at once if none was ever waiting (an upload alone), else once none has come for
     ``idle_seconds`` (a burst's next upload may be on its way). A file's quarantine never fails
     this run (its result tells its own run), nor does a file this run cannot validate (its claim
-    is released for its own run)."""
+    is released for its own run). Each file validated is added to ``here`` as it is."""
     limits = settings.validation
     last_claim: float | None = None
     released: set[Upload] = set()
@@ -499,6 +510,7 @@ def _validate_waiting(
                 bound.s3.delete_object(Bucket=bucket, Key=key)
                 released.add(upload)
                 continue
+            here.append(validated)  # promoted or quarantined now, whatever follows
             _write_result(bound.s3, settings, validated, run_id)
         if claimed:
             last_claim = time.monotonic()
@@ -566,20 +578,23 @@ class ValidationBinding:
 
     s3: Any
     reports: ReportRecorder
+    cloudwatch: Any
+    """The client the run puts its metrics with (``put_validation_metrics``)."""
 
 
 class ValidationRuntime(Protocol):
     """Where a validation run runs: AWS Glue (``GlueValidation``) or the twin's endpoint."""
 
     def bind(self, settings: JobSettings) -> AbstractContextManager[ValidationBinding]:
-        """The run's S3 client and quality report for the block; what the report needs once
-        the validation is recorded (publishing it, say) happens when the block ends."""
+        """The run's S3 and CloudWatch clients and quality report for the block; what the
+        report needs once the validation is recorded (publishing it, say) happens when the
+        block ends."""
         ...
 
 
 class GlueValidation:
-    """AWS Glue: logs in JSON lines for CloudWatch, boto3's S3 client, and the quality report
-    published to the reports bucket from the job's own disk."""
+    """AWS Glue: logs in JSON lines for CloudWatch, boto3's S3 and CloudWatch clients, and the
+    quality report published to the reports bucket from the job's own disk."""
 
     @contextmanager
     def bind(self, settings: JobSettings) -> Iterator[ValidationBinding]:
@@ -597,7 +612,7 @@ class GlueValidation:
                 settings.storage.reports_url,
             ) as reports,
         ):
-            yield ValidationBinding(s3, reports)
+            yield ValidationBinding(s3, reports, boto3.client("cloudwatch", config=client_config()))
 
 
 def main(argv: Sequence[str], runtime: ValidationRuntime | None = None) -> Validated:
@@ -608,24 +623,31 @@ def main(argv: Sequence[str], runtime: ValidationRuntime | None = None) -> Valid
     where it runs (Glue unless given). Failing the run is how the state machine learns the
     outcome (``startJobRun.sync`` ends in a task failure); the alert text is the error message.
     The waiting files' outcomes are in their result objects only, for their own runs to read
-    (``settings.validation``: how long a run keeps claiming them).
+    (``settings.validation``: how long a run keeps claiming them). Whatever the outcome, the
+    run puts its metrics before it ends (``put_validation_metrics``).
     """
     started = time.monotonic()
     settings, upload = parse_arguments(argv)
     run_id = job_run_id(argv)
     today = dt.datetime.now(dt.UTC).date()
+    here: list[Decided] = []  # what this run validated, its own upload and its batch's
     with (runtime or GlueValidation()).bind(settings) as bound:
-        outcome = _own_outcome(bound, settings, upload, today, run_id)
-        # Only an upload's own bucket is listed, and only below the upload prefix: the
-        # dimension's run (its key is outside it) validates the dimension alone.
-        if upload.key.startswith(settings.storage.raw_prefix):
-            deadline = started + settings.validation.batch_seconds
-            try:
-                _validate_waiting(bound, settings, upload.bucket, today, run_id, deadline=deadline)
-            except Exception:
-                # The run's own upload is decided: the batch is extra, and files left in it
-                # are their own runs' to validate.
-                log.warning("the batch beside %s ended early", upload.uri, exc_info=True)
+        try:
+            outcome = _own_outcome(bound, settings, upload, today, run_id, here=here)
+            # Only an upload's own bucket is listed, and only below the upload prefix: the
+            # dimension's run (its key is outside it) validates the dimension alone.
+            if upload.key.startswith(settings.storage.raw_prefix):
+                deadline = started + settings.validation.batch_seconds
+                try:
+                    _validate_waiting(
+                        bound, settings, upload.bucket, today, run_id, deadline=deadline, here=here
+                    )
+                except Exception:
+                    # The run's own upload is decided: the batch is extra, and files left in it
+                    # are their own runs' to validate.
+                    log.warning("the batch beside %s ended early", upload.uri, exc_info=True)
+        finally:
+            put_validation_metrics(bound.cloudwatch, settings, here)
     if isinstance(outcome, Failed):
         if outcome.error is not None:
             raise outcome.error
@@ -634,6 +656,23 @@ def main(argv: Sequence[str], runtime: ValidationRuntime | None = None) -> Valid
     if alert is not None:
         raise QuarantinedError(alert)
     return outcome
+
+
+def put_validation_metrics(cloudwatch: Any, settings: JobSettings, here: Sequence[Decided]) -> bool:
+    """Put how many versions this run found loadable and how many it quarantined, in one call
+    at the run's end (``pipeline.core.metrics``); whether they were put (a failure is logged,
+    never raised).
+
+    One call per run, not per file: a burst's run validates dozens of files, each call costs
+    a request, and the job role's calls are throttled per account and Region; the counts are
+    summed per period on the dashboard either way. A run that validated nothing (its upload
+    was another run's) puts zeros. A version it could not validate (``Failed``) is in neither
+    count: its run fails, and the state machine's failed executions show it.
+    """
+    validated = [d for d in here if isinstance(d, Validated)]
+    quarantined = sum(d.action is Action.QUARANTINED for d in validated)
+    values = {FILES_VALIDATED: len(validated) - quarantined, FILES_QUARANTINED: quarantined}
+    return put_metrics(cloudwatch, settings.env, values)
 
 
 class QuarantinedError(RuntimeError):

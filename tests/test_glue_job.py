@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import boto3
 import psycopg
 import pytest
 from awsglue.utils import getResolvedOptions
+from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
@@ -35,10 +37,17 @@ from jobs.redshift import RedshiftWarehouse
 from pipeline import workflow
 from pipeline.core.contract import SOURCE_KEY, SOURCE_VERSION, header_names
 from pipeline.core.errors import plain_error
+from pipeline.core.metrics import (
+    FILES_LOADED,
+    ROWS_LOADED,
+    VALIDATED_TO_LOADED_SECONDS,
+    put_metrics,
+)
 from pipeline.local.services import LocalServices
 from pipeline.settings import Settings, load_settings
 from tests.glue import BOOKMARK_ENABLED, GlueJvm, glue_argv, install_glue_jvm, run_id
 from tests.redshift import WORKGROUP, batches_sent, install_data_api, redshift_tables
+from tests.test_metrics import Refusing, jobs_metric_calls, put_values
 
 RAW_BUCKET = "flightpipe-raw-dev-111111111111"
 DAY_1 = (
@@ -296,6 +305,86 @@ def test_glue_does_not_commit_the_bookmark_when_the_warehouse_load_fails(
     assert ("job.commit", None) not in job.jvm.calls
     assert job.jvm.committed == set()
     assert job.rows("SELECT count(*) FROM flight_processed") == [(0,)]  # rolled back
+
+
+def test_glue_load_puts_its_metrics_once_its_transaction_and_bookmark_committed(
+    job: GlueJob, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = jobs_metric_calls(monkeypatch)
+    seen_at_put: list[tuple[int, int]] = []  # (bookmark commits, audit rows) at each put
+
+    def put_once_committed(*args: Any, **kwargs: Any) -> bool:
+        committed = job.jvm.calls.count(("job.commit", None))
+        [(audited,)] = job.rows("SELECT count(*) FROM flight_load_audit")
+        seen_at_put.append((committed, audited))
+        return put_metrics(*args, **kwargs)
+
+    monkeypatch.setattr(flight_etl, "put_metrics", put_once_committed)
+    job.upload("2024-01-01.csv", DAY_1)
+    time.sleep(1.1)  # S3's LastModified has whole seconds: the oldest copy is the first
+    job.upload("2024-01-02.csv", DAY_2)
+
+    loaded = flight_etl.main(job.argv(run=1))
+    nothing = flight_etl.main(job.argv(run=2))
+
+    assert (loaded.rows, nothing.rows) == (3, 0)
+    assert seen_at_put == [(1, 2), (2, 2)]
+    first, second = sent
+    # From the oldest copy's validation (its version's LastModified: when the gate wrote it)
+    # to the load's commit, the time the values are put at.
+    written = [
+        aws.head_object(Bucket=RAW_BUCKET, Key=f"validated/{name}")["LastModified"]
+        for name in ("2024-01-01.csv", "2024-01-02.csv")
+    ]
+    committed_at = first["MetricData"][0]["Timestamp"]
+    waited = (committed_at - min(written)).total_seconds()
+    assert 0 <= waited < 60
+    assert put_values(first, "dev") == {
+        FILES_LOADED: 2,
+        ROWS_LOADED: 3,
+        VALIDATED_TO_LOADED_SECONDS: waited,
+    }
+    # A run that found nothing new loaded nothing, and no file waited for it.
+    assert put_values(second, "dev") == {FILES_LOADED: 0, ROWS_LOADED: 0}
+
+
+def test_glue_load_that_fails_puts_no_metrics(
+    job: GlueJob, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = jobs_metric_calls(monkeypatch)
+    job.upload("2024-01-01.csv", DAY_1)
+    with psycopg.connect(job.warehouse_url) as conn:
+        conn.execute("ALTER TABLE flight_load_audit RENAME TO audit_elsewhere")
+
+    with pytest.raises(flight_etl.LoadFailedError):
+        flight_etl.main(job.argv())
+
+    assert sent == []
+
+
+def test_glue_load_whose_metrics_cannot_be_put_ends_as_it_would_have_and_says_why(
+    job: GlueJob, aws: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refusing = Refusing(
+        EndpointConnectionError(endpoint_url="https://monitoring.us-east-1.amazonaws.com/")
+    )
+    jobs_metric_calls(monkeypatch, instead=refusing)
+    version = job.upload("2024-01-01.csv", DAY_1)
+
+    result = flight_etl.main(job.argv())
+
+    assert result.rows_by_key == {"validated/2024-01-01.csv": 2}
+    assert job.rows("SELECT source_version, row_count FROM flight_load_audit") == [(version, 2)]
+    assert ("job.commit", None) in job.jvm.calls
+    assert refusing.calls == 1
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    [warning] = [e for e in logged if e["message"].startswith("could not put")]
+    assert warning["level"] == "WARNING"
+    assert warning["message"].startswith(
+        "could not put the metrics FilesLoaded=1, RowsLoaded=2, ValidatedToLoadedSeconds="
+    )
+    assert "EndpointConnectionError" in warning["message"]
+    assert "monitoring.us-east-1.amazonaws.com" in warning["message"]
 
 
 def published_alerts() -> list[dict[str, Any]]:

@@ -16,6 +16,16 @@ from typing import Any
 
 import pytest
 
+from pipeline.core.metrics import (
+    ENVIRONMENT,
+    FILES_LOADED,
+    FILES_QUARANTINED,
+    FILES_VALIDATED,
+    NAMESPACE,
+    ROWS_LOADED,
+    UNITS,
+    VALIDATED_TO_LOADED_SECONDS,
+)
 from pipeline.core.settings import JobSettings
 from pipeline.core.uploads import Upload, run_name
 from pipeline.local.runs import Run
@@ -196,6 +206,90 @@ def test_a_bad_file_fails_its_run_with_one_alert_while_the_good_ones_load(
     assert bad.arn in alert
     assert "Quality report: " in alert
     assert warehouse_days(twin.warehouse) == expected_days([good_day, other_day])
+
+
+def in_environment(twin: LocalTwin, env: str) -> None:
+    """Create the validation and load jobs again with settings naming ``env``, as a deploy of
+    that environment would: their runs put their metrics under it, apart from other tests'."""
+    glue = twin.client("glue")
+    for name in (twin.resources.names.validation_job, twin.resources.names.load_job):
+        defaults = glue.get_job(JobName=name)["Job"]["DefaultArguments"]
+        created = JobSettings.model_validate_json(defaults["--settings"])
+        named = created.model_copy(update={"env": env}).model_dump_json()
+        recreate_job(twin, name, DefaultArguments={**defaults, "--settings": named})
+
+
+def statistics(twin: LocalTwin, env: str, since: dt.datetime) -> dict[str, dict[str, Any]]:
+    """Each metric's statistics in ``env`` since ``since``, over one period, read from the
+    endpoint's CloudWatch as a dashboard reads them."""
+    cloudwatch = twin.client("cloudwatch")
+    found: dict[str, dict[str, Any]] = {}
+    for name in UNITS:
+        points = cloudwatch.get_metric_statistics(
+            Namespace=NAMESPACE,
+            MetricName=name,
+            Dimensions=[{"Name": ENVIRONMENT, "Value": env}],
+            StartTime=since - dt.timedelta(minutes=1),
+            EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+            Period=3600,
+            Statistics=["Sum", "SampleCount", "Maximum"],
+        )["Datapoints"]
+        if points:
+            [found[name]] = points
+    return found
+
+
+def test_the_runs_put_their_metrics_on_the_endpoint_under_their_environment(
+    twin: LocalTwin, data_dir: Path
+) -> None:
+    env = f"metrics-{twin.settings.storage.bucket_prefix}"
+    in_environment(twin, env)
+    good_day, other_day, bad_day = sample(data_dir, 3)
+    malformed(bad_day)
+    since = dt.datetime.now(dt.UTC)
+    with_dimension(twin, data_dir)
+
+    uploads = [twin.upload_daily(path) for path in (good_day, bad_day, other_day)]
+    good, bad, other = follow(twin, uploads)
+
+    assert (good.status, bad.status, other.status) == ("SUCCEEDED", "FAILED", "SUCCEEDED")
+    cloudwatch = twin.client("cloudwatch")
+    dimension = [{"Name": ENVIRONMENT, "Value": env}]
+    listed = cloudwatch.list_metrics(Namespace=NAMESPACE, Dimensions=dimension)["Metrics"]
+    assert sorted(m["MetricName"] for m in listed) == sorted(UNITS)
+    assert all(m["Dimensions"] == dimension for m in listed)
+    found = statistics(twin, env, since)
+    assert {name: point["Unit"] for name, point in found.items()} == UNITS
+    # Validated: the dimension and two days; quarantined: one day. Each validation run put
+    # its counts once, the failed run's too (whichever run of a burst validated a file).
+    validation_runs = job_runs(twin, twin.resources.names.validation_job)
+    assert (found[FILES_VALIDATED]["Sum"], found[FILES_QUARANTINED]["Sum"]) == (3, 1)
+    assert found[FILES_VALIDATED]["SampleCount"] == len(validation_runs)
+    assert found[FILES_QUARANTINED]["SampleCount"] == len(validation_runs)
+    # Loaded: the two good days and their rows, once per load run that succeeded.
+    loads = [r for r in load_runs(twin) if r["JobRunState"] == "SUCCEEDED"]
+    expected = expected_days([good_day, other_day])
+    assert found[FILES_LOADED]["Sum"] == 2
+    assert found[FILES_LOADED]["SampleCount"] == len(loads)
+    assert found[ROWS_LOADED]["Sum"] == sum(day.flights for day in expected.values())
+    # The wait: from the oldest copy a load loaded being written (its validation) to that
+    # load's commit, which is after the load's transaction started (the audit's loaded_at).
+    _, audited = twin.warehouse.query(
+        "SELECT job_run_id, source_key, source_version, loaded_at FROM flight_load_audit"
+    )
+    versions = twin.s3.list_object_versions(Bucket=twin.settings.raw_bucket, Prefix="validated/")
+    written = {(v["Key"], v["VersionId"]): v["LastModified"] for v in versions["Versions"]}
+    oldest: dict[str, dt.datetime] = {}
+    started: dict[str, dt.datetime] = {}
+    for job_run_id, key, version, loaded_at in audited:
+        copy = written[key, version]
+        oldest[job_run_id] = min(oldest.get(job_run_id, copy), copy)
+        started[job_run_id] = loaded_at.replace(tzinfo=loaded_at.tzinfo or dt.UTC)
+    waited = found[VALIDATED_TO_LOADED_SECONDS]
+    assert waited["SampleCount"] == len(oldest)  # one per load that loaded a file
+    at_least = max((started[run] - oldest[run]).total_seconds() for run in oldest)
+    at_most = (dt.datetime.now(dt.UTC) - min(oldest.values())).total_seconds()
+    assert at_least - 1 <= waited["Maximum"] <= at_most, (at_least, waited, at_most)
 
 
 def test_ten_files_uploaded_at_once_are_each_loaded_exactly_once(

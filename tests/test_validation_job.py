@@ -23,6 +23,7 @@ import boto3
 import botocore.response
 import psutil
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from jobs import validation
@@ -34,6 +35,7 @@ from jobs.validation import (
     ValidationFailedError,
 )
 from pipeline import workflow
+from pipeline.core.metrics import ENVIRONMENT, FILES_QUARANTINED, FILES_VALIDATED, NAMESPACE
 from pipeline.core.settings import ValidationSettings
 from pipeline.local.objects import ObjectVersion, object_cache
 from pipeline.local.twin import LocalTwin
@@ -42,6 +44,7 @@ from pipeline.settings import BUCKET_PURPOSES, Settings, load_settings
 from quality.gate import Outcome
 from tests.conftest import ENDPOINT_VALIDATION_WORKERS, get_object_calls
 from tests.glue import glue_argv
+from tests.test_metrics import Refusing, jobs_metric_calls, put_values
 
 TODAY = dt.date(2026, 11, 26)
 HEADER = "Carrier,OriginAirportID,DestAirportID,DepDelay,ArrDelay"
@@ -700,6 +703,78 @@ def test_an_upload_that_cannot_be_validated_fails_its_own_run_and_a_batch_leaves
         )
     still_there = ["raw/2024-01-05.csv", "raw/2024-01-06.csv"]  # to validate again later
     assert bucket_keys(s3, settings.raw_bucket, "raw/") == still_there
+
+
+# --- The run's metrics -------------------------------------------------------------------------
+
+
+def test_a_validation_runs_metrics_count_what_it_validated_itself_in_one_call_at_its_end(
+    glue_settings: tuple[Settings, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, s3 = glue_settings
+    cloudwatch = boto3.client("cloudwatch")  # the dashboard's view, not the job's
+    sent = jobs_metric_calls(monkeypatch)
+    glue_dimension(settings, s3)
+    raw = settings.raw_bucket
+    own = upload_to(s3, raw, "raw/2024-01-05.csv", GOOD.encode())
+    upload_to(s3, raw, "raw/2024-01-06.csv", GOOD.encode())
+    bad = upload_to(s3, raw, "raw/2024-01-07.csv", BAD.encode())
+    quick = ValidationSettings(idle_seconds=0)
+    assert validation.main(validation_argv(settings, own, run=2, batch=quick)).action is (
+        Action.PROMOTED
+    )
+    # The bad file's own run reads the result the batch wrote: it validated nothing itself.
+    with pytest.raises(QuarantinedError):
+        validation.main(validation_argv(settings, bad, run=3))
+
+    # One call per run, the failed one's too: the dimension; its own file, one waiting file
+    # found loadable and one quarantined; nothing.
+    assert [put_values(call, "dev") for call in sent] == [
+        {FILES_VALIDATED: 1, FILES_QUARANTINED: 0},
+        {FILES_VALIDATED: 2, FILES_QUARANTINED: 1},
+        {FILES_VALIDATED: 0, FILES_QUARANTINED: 0},
+    ]
+    # Read back from CloudWatch, as the environment's dashboard reads them.
+    now = dt.datetime.now(dt.UTC)
+    for name, total in ((FILES_VALIDATED, 3), (FILES_QUARANTINED, 1)):
+        [point] = cloudwatch.get_metric_statistics(
+            Namespace=NAMESPACE,
+            MetricName=name,
+            Dimensions=[{"Name": ENVIRONMENT, "Value": "dev"}],
+            StartTime=now - dt.timedelta(minutes=5),
+            EndTime=now + dt.timedelta(minutes=5),
+            Period=600,
+            Statistics=["Sum", "SampleCount"],
+        )["Datapoints"]
+        assert (point["Sum"], point["SampleCount"], point["Unit"]) == (total, 3, "Count")
+
+
+def test_a_validation_run_whose_metrics_cannot_be_put_ends_as_it_would_have_and_says_why(
+    glue_settings: tuple[Settings, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings, s3 = glue_settings
+    denied = ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "no PutMetricData here"}}, "PutMetricData"
+    )
+    refusing = Refusing(denied)
+    jobs_metric_calls(monkeypatch, instead=refusing)
+    glue_dimension(settings, s3)
+    good = upload_to(s3, settings.raw_bucket, "raw/2024-01-05.csv", GOOD.encode())
+    assert validation.main(validation_argv(settings, good, run=2)).action is Action.PROMOTED
+    bad = upload_to(s3, settings.raw_bucket, "raw/2024-01-06.csv", BAD.encode())
+    with pytest.raises(QuarantinedError, match=rf"^Quarantined {bad.uri} \(version "):
+        validation.main(validation_argv(settings, bad, run=3))
+
+    assert refusing.calls == 3
+    assert (result_of(settings, s3, good) or {}).get("outcome") == "passed"
+    assert (result_of(settings, s3, bad) or {}).get("outcome") == "quarantined"
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    warnings = [e["message"] for e in logged if e["message"].startswith("could not put")]
+    assert len(warnings) == 3
+    assert warnings[-1].startswith("could not put the metrics FilesValidated=0, FilesQuarantined=1")
+    assert all("AccessDenied" in w and "no PutMetricData here" in w for w in warnings)
 
 
 # --- On the endpoint: validation runs in worker processes -----------------------------------

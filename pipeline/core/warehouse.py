@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from pipeline.core.contract import (
@@ -72,6 +72,9 @@ class SourceFile:
     uri: str
     upload_key: str | None = None
     upload_version: str | None = None
+    validated_at: dt.datetime | None = field(default=None, compare=False)
+    """When this version of the validated copy was written (S3's LastModified): when the gate
+    promoted it. What the load's wait metric counts from; None when the source does not say."""
 
 
 @dataclass(frozen=True)

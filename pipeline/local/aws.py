@@ -179,6 +179,7 @@ class GlueWorkers:
             self._client("s3"),
             self._client("sns"),
             self._client("stepfunctions"),
+            self._client("cloudwatch"),
             LocalServices(self.settings).aws_log,
         )
 

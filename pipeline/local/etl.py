@@ -79,7 +79,14 @@ class LocalFlightSource:
         self.cache.keep_only(fresh)  # older versions of these files will never be loaded
         raw_prefix = self.settings.storage.raw_prefix
         files = [
-            validated_copy(c.version.uri, c.version.version, c.sha256, c.metadata, raw_prefix)
+            validated_copy(
+                c.version.uri,
+                c.version.version,
+                c.sha256,
+                c.metadata,
+                raw_prefix,
+                validated_at=c.version.last_modified,  # when the gate promoted it
+            )
             for c in cached
         ]
         self._cached.update((c.version.uri, c) for c in cached)
@@ -327,6 +334,8 @@ class TwinLoad:
     s3: Any
     sns: Any
     stepfunctions: Any
+    cloudwatch: Any
+    """Where the runs put their metrics: the endpoint's CloudWatch."""
     log_path: Path
     """The endpoint's log, where a run's whole error is."""
 
@@ -356,4 +365,4 @@ class TwinLoad:
                 warehouse=warehouse,
                 dimension_uri=args["dimension_uri"],
             )
-            yield LoadBinding(*io, self.sns, self.stepfunctions)
+            yield LoadBinding(*io, self.sns, self.stepfunctions, self.cloudwatch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -9,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 from urllib.parse import quote, unquote
@@ -57,6 +58,8 @@ class ObjectVersion:
     key: str
     version: str
     size: int
+    last_modified: dt.datetime | None = field(default=None, compare=False)
+    """When the version was written, where its listing said (``latest_versions``)."""
 
     @property
     def uri(self) -> str:
@@ -70,7 +73,13 @@ def latest_versions(s3: Any, bucket: str, prefix: str) -> list[ObjectVersion]:
         for version in page.get("Versions", []):
             if version["IsLatest"]:
                 found.append(
-                    ObjectVersion(bucket, version["Key"], version["VersionId"], version["Size"])
+                    ObjectVersion(
+                        bucket,
+                        version["Key"],
+                        version["VersionId"],
+                        version["Size"],
+                        version["LastModified"],
+                    )
                 )
     return sorted(found, key=lambda v: v.key)
 

@@ -111,7 +111,11 @@ class LocalTwin:
     @cached_property
     def _validation(self) -> TwinValidation:
         """The validation job's binding to the twin, as the endpoint's job runs have it."""
-        return TwinValidation(self.settings, s3_client(self.settings, self.services.endpoint))
+        return TwinValidation(
+            self.settings,
+            s3_client(self.settings, self.services.endpoint),
+            self.client("cloudwatch"),
+        )
 
     @cached_property
     def reports(self) -> QualityReports:

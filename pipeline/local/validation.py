@@ -56,12 +56,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class TwinValidation:
     """Binds validation runs to the twin: an S3 client of its endpoint that writes promoted
-    copies through, and the report site of the run's reports bucket."""
+    copies through, a CloudWatch client of its endpoint for the run's metrics, and the report
+    site of the run's reports bucket."""
 
     settings: Settings
     """The twin's own settings (its state folder); a run's come from its arguments."""
     s3: Any
     """A client of the twin's S3; ``bind`` writes its promoted copies through."""
+    cloudwatch: Any
+    """A client of the twin's CloudWatch, where the runs put their metrics."""
     _sites: dict[str, QualityReports] = field(default_factory=dict)
     _unbuilt: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -85,7 +88,7 @@ class TwinValidation:
 
         bucket = settings.reports_bucket
         try:
-            yield ValidationBinding(self.s3, self.site(bucket))
+            yield ValidationBinding(self.s3, self.site(bucket), self.cloudwatch)
         finally:
             with self._lock:
                 self._unbuilt.add(bucket)
@@ -125,8 +128,11 @@ class ValidationWorker:
 
     @cached_property
     def binding(self) -> TwinValidation:
+        endpoint = LocalServices(self.settings).endpoint
         return TwinValidation(
-            self.settings, aws_client("s3", self.settings, LocalServices(self.settings).endpoint)
+            self.settings,
+            aws_client("s3", self.settings, endpoint),
+            aws_client("cloudwatch", self.settings, endpoint),
         )
 
     def validate(self, argv: Sequence[str]) -> RunOutcome:
