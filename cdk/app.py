@@ -52,7 +52,11 @@ def build(
         )
         for settings in environments
     }
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    # The acknowledgments are written into each resource's template metadata too: the
+    # template says what was acknowledged on it, and why.
+    Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
+    )
     return stacks
 
 

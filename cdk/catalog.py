@@ -4,18 +4,22 @@ defines, each with a role that reads only what it crawls."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from aws_cdk import Arn, ArnFormat, Aws, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, RemovalPolicy, Stack
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IDependable
 
-from cdk.grants import READ, listing, objects
+from cdk.grants import READ, listing, network_interfaces, objects
 from cdk.nag import arn_finding, suppress
 from pipeline.deployment import Crawler, Names, crawlers
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from cdk.warehouse import Warehouse
 
 
 class GlueEncryption(Construct):
@@ -36,7 +40,7 @@ class GlueEncryption(Construct):
         # CloudWatch Logs encrypts the runs' log groups with it
         # (https://docs.aws.amazon.com/glue/latest/dg/encryption-security-configuration.html).
         self.key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com"))
-        self.name = f"{names.database}-encryption"
+        self.name = names.security_configuration
         self.configuration = glue.CfnSecurityConfiguration(
             self,
             "Configuration",
@@ -54,19 +58,46 @@ class GlueEncryption(Construct):
             ),
         )
 
-    def use(self, role: iam.IRole) -> None:
-        """Let ``role``'s runs encrypt and read with the key."""
+    def use(self, role: iam.IRole, log_groups: str) -> None:
+        """Let ``role``'s runs encrypt and read with the key, and write their logs in the log
+        groups under ``log_groups`` (``/aws-glue/jobs``, ``/aws-glue/crawlers``), which Glue
+        names after the role and the configuration and encrypts with the key
+        (``logs:AssociateKmsKey``)."""
         self.key.grant_encrypt_decrypt(role)
+        stack = Stack.of(self)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:AssociateKmsKey",
+                ],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"{log_groups}*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
         suppress(
             role,
             "AwsSolutions-IAM5",
-            "Glue asks for kms:GenerateDataKey* and kms:ReEncrypt* on the encryption key.",
-            applies_to=["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"],
+            "Glue asks for kms:GenerateDataKey* and kms:ReEncrypt* on the encryption key, and "
+            f"names its runs' log groups and streams under {log_groups} itself.",
+            applies_to=[
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
+                arn_finding(self, "logs", f"log-group:{log_groups}*"),
+            ],
         )
 
 
 class Catalog(Construct):
-    """The catalog database and its three crawlers, by name."""
+    """The catalog database and its crawlers, by name: the warehouse's only with ``jdbc``."""
 
     def __init__(
         self,
@@ -77,10 +108,10 @@ class Catalog(Construct):
         names: Names,
         buckets: Mapping[str, s3.IBucket],
         encryption: GlueEncryption,
-        jdbc: bool,
+        jdbc: Warehouse | None,
     ) -> None:
-        """``jdbc``: the stack has the warehouse's Glue connection (not with a workgroup
-        deployed elsewhere), so the warehouse crawler has a way in."""
+        """``jdbc``: the warehouse whose Glue connection and admin secret the warehouse crawler
+        reads it through (None with a workgroup deployed elsewhere: no crawler of it)."""
         super().__init__(scope, construct_id)
         self.database = glue.CfnDatabase(
             self,
@@ -93,57 +124,64 @@ class Catalog(Construct):
             ),
         )
         self.crawlers: dict[str, glue.CfnCrawler] = {}
-        self.roles: dict[str, iam.Role] = {}
         validated = settings.storage.validated_prefix
         for spec in crawlers(settings, buckets["raw"].bucket_name, buckets["dim"].bucket_name):
-            if spec.jdbc_path is not None and not jdbc:
+            if spec.jdbc_path is not None and jdbc is None:
                 continue
+            label = _short(spec, names)
             role = iam.Role(
                 self,
-                f"{_short(spec, names)}Role",
+                f"{label}Role",
                 assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
                 description=f"The {spec.name} crawler: reads what it crawls, writes its tables.",
             )
-            self._catalog_rights(role, names)
-            encryption.use(role)
+            needs: list[IDependable] = [self.database, encryption.configuration, role]
+            needs.append(self._catalog_rights(label, role, names, jdbc=spec.bucket is None))
+            encryption.use(role, "/aws-glue/crawlers")
             if spec.bucket is not None:
                 bucket = buckets[spec.bucket]
                 objects(role, bucket, f"{validated}*", READ, "The crawler reads what it crawls.")
                 listing(role, bucket)
-            targets = (
-                glue.CfnCrawler.TargetsProperty(
+                targets = glue.CfnCrawler.TargetsProperty(
                     s3_targets=[glue.CfnCrawler.S3TargetProperty(path=spec.s3_path)]
                 )
-                if spec.s3_path is not None
-                else glue.CfnCrawler.TargetsProperty(
+            else:
+                assert jdbc is not None
+                # JDBC through the connection, as the admin, from the warehouse's subnets.
+                if jdbc.admin_secret is not None:
+                    jdbc.admin_secret.grant_read(role)
+                needs.append(network_interfaces(self, f"{label}Network", role))
+                needs.append(jdbc.connection)
+                targets = glue.CfnCrawler.TargetsProperty(
                     jdbc_targets=[
                         glue.CfnCrawler.JdbcTargetProperty(
                             connection_name=names.connection, path=spec.jdbc_path
                         )
                     ]
                 )
-            )
             crawler = glue.CfnCrawler(
                 self,
-                _short(spec, names),
+                label,
                 name=spec.name,
                 role=role.role_arn,
                 database_name=names.database,
                 targets=targets,
                 description=f"Started by {spec.started_by}.",
-                crawler_security_configuration=encryption.name,
+                crawler_security_configuration=names.security_configuration,
                 schedule=(
                     glue.CfnCrawler.ScheduleProperty(schedule_expression=spec.schedule)
                     if spec.schedule is not None
                     else None
                 ),
             )
-            crawler.node.add_dependency(self.database)
+            crawler.node.add_dependency(*needs)
             self.crawlers[spec.name] = crawler
-            self.roles[spec.name] = role
 
-    def _catalog_rights(self, role: iam.Role, names: Names) -> None:
-        """What a crawler does in the catalog and in CloudWatch Logs, on this database only."""
+    def _catalog_rights(
+        self, label: str, role: iam.Role, names: Names, *, jdbc: bool
+    ) -> iam.Policy:
+        """What a crawler does in the catalog, on this database only (and reading the
+        connection it crawls through)."""
         stack = Stack.of(self)
 
         def glue_arn(resource: str, name: str) -> str:
@@ -151,7 +189,7 @@ class Catalog(Construct):
 
         policy = iam.Policy(
             self,
-            f"{role.node.id}Catalog",
+            f"{label}Catalog",
             roles=[role],
             statements=[
                 iam.PolicyStatement(
@@ -167,27 +205,13 @@ class Catalog(Construct):
                         "glue:BatchCreatePartition",
                         "glue:UpdatePartition",
                         "glue:BatchUpdatePartition",
-                        "glue:GetConnection",
+                        *(["glue:GetConnection"] if jdbc else []),
                     ],
                     resources=[
                         stack.format_arn(service="glue", resource="catalog"),
                         glue_arn("database", names.database),
                         glue_arn("table", f"{names.database}/*"),
-                        glue_arn("connection", names.connection),
-                    ],
-                ),
-                iam.PolicyStatement(
-                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[
-                        Arn.format(
-                            components={
-                                "service": "logs",
-                                "resource": "log-group",
-                                "resource_name": "/aws-glue/crawlers:*",
-                                "arn_format": ArnFormat.COLON_RESOURCE_NAME,
-                            },
-                            stack=stack,
-                        )
+                        *([glue_arn("connection", names.connection)] if jdbc else []),
                     ],
                 ),
             ],
@@ -196,12 +220,10 @@ class Catalog(Construct):
             policy,
             "AwsSolutions-IAM5",
             "A crawler creates and updates the tables it finds, whose names it chooses, in "
-            "this database only; Glue writes every crawler's log streams in one log group.",
-            applies_to=[
-                arn_finding(self, "glue", f"table/{names.database}/*"),
-                arn_finding(self, "logs", "log-group:/aws-glue/crawlers:*"),
-            ],
+            "this database only.",
+            applies_to=[arn_finding(self, "glue", f"table/{names.database}/*")],
         )
+        return policy
 
 
 def _short(spec: Crawler, names: Names) -> str:

@@ -12,13 +12,13 @@ from typing import Final
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from constructs import Construct
 
 from cdk.nag import logical_id, suppress
 
 READ: Final = ("s3:GetObject", "s3:GetObjectVersion")
 WRITE: Final = ("s3:PutObject", "s3:AbortMultipartUpload")
 DELETE: Final = ("s3:DeleteObject", "s3:DeleteObjectVersion")
-LIST: Final = ("s3:ListBucket", "s3:ListBucketVersions")
 
 
 def objects(
@@ -37,9 +37,46 @@ def objects(
         )
 
 
-def listing(role: iam.IRole, bucket: s3.IBucket) -> None:
-    """Allow listing the bucket's keys and versions (and a missing key to read as missing,
-    not as forbidden)."""
+def listing(role: iam.IRole, bucket: s3.IBucket, *, versions: bool = False) -> None:
+    """Allow listing the bucket's keys (so a missing key reads as missing, not as
+    forbidden), and with ``versions`` its object versions."""
+    actions = ["s3:ListBucket", *(["s3:ListBucketVersions"] if versions else [])]
     role.add_to_principal_policy(
-        iam.PolicyStatement(actions=list(LIST), resources=[bucket.bucket_arn])
+        iam.PolicyStatement(actions=actions, resources=[bucket.bucket_arn])
     )
+
+
+def network_interfaces(scope: Construct, construct_id: str, role: iam.IRole) -> iam.Policy:
+    """What Glue needs of a role to place a run's network interfaces in its connection's
+    subnets (https://docs.aws.amazon.com/glue/latest/dg/create-an-iam-role.html), as a policy
+    of its own: its wildcard is acknowledged there and nowhere else."""
+    policy = iam.Policy(
+        scope,
+        construct_id,
+        roles=[role],
+        statements=[
+            iam.PolicyStatement(
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeVpcEndpoints",
+                    "ec2:DescribeRouteTables",
+                    "ec2:CreateTags",
+                    "ec2:DeleteTags",
+                ],
+                resources=["*"],
+            )
+        ],
+    )
+    suppress(
+        policy,
+        "AwsSolutions-IAM5",
+        "EC2's Describe actions and the creation of a network interface name no resource that "
+        "exists beforehand.",
+        applies_to=["Resource::*"],
+    )
+    return policy

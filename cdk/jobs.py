@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_glue as glue
@@ -16,11 +17,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_sns as sns
-from constructs import Construct
+from constructs import Construct, IDependable
 
 from cdk.catalog import GlueEncryption
-from cdk.grants import DELETE, READ, WRITE, listing, objects
+from cdk.grants import DELETE, READ, WRITE, listing, network_interfaces, objects
 from cdk.nag import arn_finding, suppress
+from pipeline.core.metrics import NAMESPACE
 from pipeline.deployment import (
     ARTIFACT_PREFIX,
     ARTIFACTS,
@@ -31,11 +33,11 @@ from pipeline.deployment import (
 )
 from pipeline.settings import Settings
 
-METRICS_NAMESPACES = ("Glue", "flightpipe")
+METRICS_NAMESPACES: Final = ("Glue", NAMESPACE)
 """The CloudWatch namespaces the jobs put metrics in: Glue's job metrics, and the pipeline's."""
 
-_VALIDATION = "The validation writes each upload's copy, quarantine, result and report."
-_LOAD = "The load reads the validated files and stages its rows."
+_VALIDATION: Final = "The validation writes each upload's copy, quarantine, result and report."
+_LOAD: Final = "The load reads the validated files, stages its rows, sets a refused file aside."
 
 
 class Jobs(Construct):
@@ -51,8 +53,7 @@ class Jobs(Construct):
         artifact: Path,
         topic: sns.ITopic,
         main_state_machine: str,
-        connections: Sequence[str],
-        warehouse: Sequence[iam.PolicyStatement],
+        connection: glue.CfnConnection | None,
         encryption: GlueEncryption,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -67,41 +68,40 @@ class Jobs(Construct):
             prune=True,
         )
         validation, load = glue_jobs(settings, artifacts.bucket_name)
-        self.validation_role = self._role("Validation", artifacts)
-        self.load_role = self._role("Load", artifacts)
-        for role in (self.validation_role, self.load_role):
-            encryption.use(role)
-        self.encryption = encryption
+        self.validation_role = self._role("Validation", artifacts, encryption)
+        self.load_role = self._role("Load", artifacts, encryption)
 
-        # Validation: reads each upload, writes its validated copy or its quarantine, its
-        # result and its claim, and its report pages.
+        # Validation: reads each upload and moves a refused one out; writes its validated copy
+        # or its quarantine, its result and its claim (a claim it gives up is deleted), and
+        # its report pages.
         role = self.validation_role
         uploads = (("raw", f"{storage.raw_prefix}*"), ("dim", storage.dimension_key))
         for purpose, uploaded in uploads:
             bucket = buckets[purpose]
             objects(role, bucket, uploaded, READ + DELETE, "A refused upload is moved out.")
-            listing(role, bucket)
-            for prefix in (
-                storage.validated_prefix,
-                storage.quarantine_prefix,
-                storage.results_prefix,
-            ):
-                objects(role, bucket, f"{prefix}*", READ + WRITE + DELETE, _VALIDATION)
+            # A batch lists the versions waiting beside its own.
+            listing(role, bucket, versions=True)
+            for prefix in (storage.validated_prefix, storage.quarantine_prefix):
+                objects(role, bucket, f"{prefix}*", READ + WRITE, _VALIDATION)
+            objects(role, bucket, f"{storage.results_prefix}*", READ + WRITE + DELETE, _VALIDATION)
         objects(role, buckets["reports"], f"{storage.reports_prefix}*", READ + WRITE, _VALIDATION)
         listing(role, buckets["reports"])
 
         # The load: reads the validated files and the dimension, stages rows, loads the
-        # warehouse through the Data API, publishes what it rejected.
+        # warehouse through the Data API; a copy the warehouse refuses moves to quarantine
+        # (jobs/quarantine.py) and its alert is published.
         role = self.load_role
-        objects(role, buckets["raw"], f"{storage.validated_prefix}*", READ, _LOAD)
-        listing(role, buckets["raw"])
+        raw = buckets["raw"]
+        objects(role, raw, f"{storage.validated_prefix}*", READ + DELETE, _LOAD)
+        objects(role, raw, f"{storage.quarantine_prefix}*", WRITE, _LOAD)
+        listing(role, raw)
         objects(role, buckets["dim"], storage.validated_dimension_key, READ, _LOAD)
         staged = f"{storage.staging_prefix}*"
         objects(role, buckets["staging"], staged, READ + WRITE + DELETE, _LOAD)
         listing(role, buckets["staging"])
         topic.grant_publish(role)
         stack = Stack.of(self)
-        self.load_role.add_to_policy(
+        role.add_to_principal_policy(
             iam.PolicyStatement(
                 # A rejected file's alert names the run that started the load, if it exists.
                 actions=["states:DescribeExecution"],
@@ -115,33 +115,48 @@ class Jobs(Construct):
                 ],
             )
         )
-        for statement in warehouse:
-            self.load_role.add_to_policy(statement)
         suppress(
-            self.load_role,
+            role,
             "AwsSolutions-IAM5",
-            "Publishing to the encrypted topic takes kms:GenerateDataKey*, as SNS asks; the Data "
-            "API's Describe and GetStatementResult name no resource and are bound to the "
-            "role's own statements; a run's ARN is its machine's and a name made per upload.",
+            "Publishing to the encrypted topic takes kms:GenerateDataKey*, as SNS asks; a "
+            "run's ARN is its machine's and a name made per upload.",
             applies_to=[
                 "Action::kms:GenerateDataKey*",
-                "Resource::*",
                 arn_finding(self, "states", f"execution:{main_state_machine}:*"),
             ],
         )
+        if connection is not None:
+            # The load runs in the warehouse's subnets, placed by its connection.
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["glue:GetConnection"],
+                    resources=[
+                        stack.format_arn(service="glue", resource="catalog"),
+                        *(
+                            stack.format_arn(
+                                service="glue", resource="connection", resource_name=name
+                            )
+                            for name in load.connections
+                        ),
+                    ],
+                )
+            )
+            network_interfaces(self, "LoadNetwork", role)
 
         self.jobs: dict[str, glue.CfnJob] = {}
-        for spec, role, job_connections in (
-            (validation, self.validation_role, ()),
-            (load, self.load_role, tuple(connections)),
+        for label, spec, job_role in (
+            ("ValidationJob", validation, self.validation_role),
+            ("LoadJob", load, self.load_role),
         ):
-            job = self._job(spec, role, artifacts, job_connections)
-            job.node.add_dependency(self.upload)
+            job = self._job(label, spec, job_role, artifacts)
+            # A job names its security configuration and connection: they must exist first.
+            needs: list[IDependable] = [self.upload, encryption.configuration]
+            if spec.connections and connection is not None:
+                needs.append(connection)
+            job.node.add_dependency(*needs)
             self.jobs[spec.name] = job
-        if connections:
-            self._network_rights(self.load_role)
 
-    def _role(self, label: str, artifacts: s3.IBucket) -> iam.Role:
+    def _role(self, label: str, artifacts: s3.IBucket, encryption: GlueEncryption) -> iam.Role:
         role = iam.Role(
             self,
             f"{label}Role",
@@ -156,51 +171,38 @@ class Jobs(Construct):
             READ + WRITE + DELETE,
             "Glue's temporary directory (--TempDir).",
         )
-        stack = Stack.of(self)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws-glue/*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                # PutMetricData names no resource; the namespaces bound it.
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": list(METRICS_NAMESPACES)}},
-            )
+        encryption.use(role, "/aws-glue/jobs")
+        metrics = iam.Policy(
+            self,
+            f"{label}Metrics",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    # PutMetricData names no resource; the namespaces bound it.
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"cloudwatch:namespace": list(METRICS_NAMESPACES)}},
+                )
+            ],
         )
         suppress(
-            role,
+            metrics,
             "AwsSolutions-IAM5",
-            "Glue writes a run's logs in log groups under /aws-glue/ that it names itself; "
-            "PutMetricData names no resource and is bound to the jobs' metric namespaces.",
-            applies_to=[
-                arn_finding(self, "logs", "log-group:/aws-glue/*"),
-                "Resource::*",
-            ],
+            "PutMetricData names no resource; the condition bounds it to the jobs' namespaces.",
+            applies_to=["Resource::*"],
         )
         return role
 
-    def _job(
-        self, spec: GlueJob, role: iam.Role, artifacts: s3.IBucket, connections: Sequence[str]
-    ) -> glue.CfnJob:
+    def _job(self, label: str, spec: GlueJob, role: iam.Role, artifacts: s3.IBucket) -> glue.CfnJob:
+        connections: Sequence[str] = spec.connections
         return glue.CfnJob(
             self,
-            "ValidationJob" if spec.script.startswith("validation") else "LoadJob",
+            label,
             name=spec.name,
             role=role.role_arn,
             glue_version=GLUE_VERSION,
             command=glue.CfnJob.JobCommandProperty(
-                name="glueetl",
+                name=spec.command,
                 python_version="3",
                 script_location=spec.script_location(artifacts.bucket_name),
             ),
@@ -214,43 +216,10 @@ class Jobs(Construct):
             number_of_workers=spec.workers,
             execution_class=spec.execution_class,
             job_run_queuing_enabled=spec.run_queuing,
-            security_configuration=self.encryption.name,
+            security_configuration=spec.security_configuration,
             connections=(
                 glue.CfnJob.ConnectionsListProperty(connections=list(connections))
                 if connections
                 else None
             ),
-        )
-
-    def _network_rights(self, role: iam.Role) -> None:
-        """What Glue needs of the job's role to place the run's network interfaces in the
-        connection's subnets (https://docs.aws.amazon.com/glue/latest/dg/create-an-iam-role.html)."""
-        policy = iam.Policy(
-            self,
-            "LoadNetwork",
-            roles=[role],
-            statements=[
-                iam.PolicyStatement(
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeVpcs",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeSecurityGroups",
-                        "ec2:DescribeVpcEndpoints",
-                        "ec2:DescribeRouteTables",
-                        "ec2:CreateTags",
-                        "ec2:DeleteTags",
-                    ],
-                    resources=["*"],
-                )
-            ],
-        )
-        suppress(
-            policy,
-            "AwsSolutions-IAM5",
-            "EC2's Describe actions and the creation of a network interface name no resource "
-            "that exists beforehand.",
-            applies_to=["Resource::*"],
         )

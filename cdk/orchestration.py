@@ -28,8 +28,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.grants import READ, listing, objects
-from cdk.nag import arn_finding, logical_id, retained, suppress
+from cdk.nag import arn_finding, retained, suppress
 from pipeline.deployment import (
+    EVENT_MAX_AGE_SECONDS,
+    EVENT_RETRIES,
     Names,
     dimension_events,
     subscriptions,
@@ -100,7 +102,6 @@ class Orchestration(Construct):
         alerting: Alerting,
         reports_url: str,
         copy_role: iam.IRole,
-        warehouse: Sequence[iam.PolicyStatement],
         job_arns: Sequence[str],
         crawler_arns: Mapping[str, str],
     ) -> None:
@@ -176,24 +177,14 @@ class Orchestration(Construct):
             READ,
             "A run reads its validated copy's version.",
         )
-        for statement in warehouse:
-            self.main.add_to_role_policy(statement)
         for machine in (self.main, self.router):
             suppress(
                 machine.role,
                 "AwsSolutions-IAM5",
                 "Publishing to the encrypted topic takes kms:GenerateDataKey*, as SNS asks; "
-                "X-Ray's PutTraceSegments and the Data API's Describe and GetStatementResult "
-                "name no resource (the latter bound to the role's own statements).",
+                "X-Ray's PutTraceSegments and the log delivery CDK grants name no resource.",
                 applies_to=["Action::kms:GenerateDataKey*", "Resource::*"],
             )
-        suppress(
-            self.router.role,
-            "AwsSolutions-IAM5",
-            "Starting a main run names it after the object version (a hash).",
-            applies_to=[f"Resource::<{logical_id(self.main)}>:*"],
-        )
-
         # Upload events, retried for a day, then dead-lettered.
         self.dead_letters = sqs.Queue(
             self,
@@ -210,8 +201,8 @@ class Orchestration(Construct):
         target = targets.SfnStateMachine(
             self.router,
             dead_letter_queue=self.dead_letters,
-            retry_attempts=185,
-            max_event_age=Duration.hours(24),
+            retry_attempts=EVENT_RETRIES,
+            max_event_age=Duration.seconds(EVENT_MAX_AGE_SECONDS),
         )
         self.rules = []
         for rule_id, rule_name, pattern in (

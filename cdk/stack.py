@@ -12,6 +12,7 @@ from constructs import Construct
 from cdk.catalog import Catalog, GlueEncryption
 from cdk.jobs import Jobs
 from cdk.nag import logical_id, suppress
+from cdk.observability import Observability
 from cdk.orchestration import Alerting, Orchestration
 from cdk.reports import Reports
 from cdk.storage import Storage
@@ -64,12 +65,8 @@ class PipelineStack(Stack):
             names=names,
             buckets=buckets,
             encryption=encryption,
-            jdbc=bool(self.warehouse.connections),
+            jdbc=None if self.warehouse.connection is None else self.warehouse,
         )
-        if self.warehouse.connections:
-            self.catalog.crawlers[names.warehouse_crawler].node.add_dependency(
-                self.warehouse.connection
-            )
         self.jobs = Jobs(
             self,
             "Jobs",
@@ -78,10 +75,10 @@ class PipelineStack(Stack):
             artifact=artifact,
             topic=self.alerting.topic,
             main_state_machine=names.main,
-            connections=self.warehouse.connections,
-            warehouse=self.warehouse.data_api_statements(),
+            connection=self.warehouse.connection,
             encryption=encryption,
         )
+        self.warehouse.grant_data_api("Load", self.jobs.load_role)
         self._acknowledge_bucket_deployment()
         self.orchestration = Orchestration(
             self,
@@ -92,15 +89,24 @@ class PipelineStack(Stack):
             alerting=self.alerting,
             reports_url=self.reports.url,
             copy_role=self.warehouse.copy_role,
-            warehouse=self.warehouse.data_api_statements(),
             job_arns=[self._arn("glue", "job", name) for name in self.jobs.jobs],
+            # The state machine starts and reads the flight crawler and starts the dimension's.
             crawler_arns={
-                name: self._arn("glue", "crawler", name) for name in self.catalog.crawlers
+                name: self._arn("glue", "crawler", name)
+                for name in (names.flight_crawler, names.dimension_crawler)
             },
         )
+        self.warehouse.grant_data_api("StateMachine", self.orchestration.main.role)
         self._migrations(names)
-        for caller in (self.jobs.load_role, self.orchestration.main.role):
-            self.warehouse.acknowledge_caller(caller)
+        self.observability = Observability(
+            self,
+            "Observability",
+            settings=settings,
+            names=names,
+            main=self.orchestration.main,
+            dead_letters=self.orchestration.dead_letters,
+            operations=self.alerting.operations,
+        )
 
     def _migrations(self, names: Names) -> None:
         self.warehouse.migrate(

@@ -16,13 +16,11 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk.nag import suppress
-from pipeline.deployment import ARTIFACTS, bucket_name
-from pipeline.settings import BUCKET_PURPOSES, Settings
+from pipeline.deployment import ARTIFACTS
+from pipeline.settings import BUCKET_PURPOSES, UPLOADED_BUCKETS, Settings
 
-UPLOADS: Final = ("raw", "dim")
-"""The buckets files are uploaded to: versioned (a run names the version it validates and
-loads), with their events sent to EventBridge."""
-DATA: Final = (*UPLOADS, "reports")
+ACCESS_LOGS: Final = "access-logs"
+DATA: Final = (*UPLOADED_BUCKETS, "reports")
 """The buckets whose content outlives a stack in an environment that retains its data."""
 
 
@@ -36,7 +34,7 @@ class Storage(Construct):
         self.access_logs = _private_bucket(
             self,
             "AccessLogs",
-            bucket_name(settings, "access-logs", Aws.ACCOUNT_ID),
+            settings.bucket_name(ACCESS_LOGS, Aws.ACCOUNT_ID),
             removal_policy=RemovalPolicy.RETAIN if aws.retain_data else RemovalPolicy.DESTROY,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(aws.log_retention_days))],
         )
@@ -48,7 +46,7 @@ class Storage(Construct):
         self.buckets: dict[str, s3.Bucket] = {}
         for purpose in (*BUCKET_PURPOSES, ARTIFACTS):
             rules = [s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1))]
-            if purpose in UPLOADS:
+            if purpose in UPLOADED_BUCKETS:
                 # Old versions of uploads, validated copies, results and claims.
                 rules.append(
                     s3.LifecycleRule(
@@ -66,14 +64,15 @@ class Storage(Construct):
             bucket = _private_bucket(
                 self,
                 purpose.capitalize(),
-                bucket_name(settings, purpose, Aws.ACCOUNT_ID),
-                versioned=purpose in UPLOADS,
+                # The deploying account's: synthesis needs none.
+                settings.bucket_name(purpose, Aws.ACCOUNT_ID),
+                versioned=purpose in UPLOADED_BUCKETS,
                 lifecycle_rules=rules,
                 server_access_logs_bucket=self.access_logs,
                 server_access_logs_prefix=f"{purpose}/",
                 removal_policy=RemovalPolicy.RETAIN if retained else RemovalPolicy.DESTROY,
             )
-            if purpose in UPLOADS:
+            if purpose in UPLOADED_BUCKETS:
                 # CloudFormation's own switch: `event_bridge_enabled=True` would deploy a
                 # custom resource and its function to flip the same setting.
                 cfn = bucket.node.default_child
@@ -82,10 +81,6 @@ class Storage(Construct):
                     "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
                 )
             self.buckets[purpose] = bucket
-
-    def names(self) -> dict[str, str]:
-        """Every bucket's name, by purpose."""
-        return {purpose: bucket.bucket_name for purpose, bucket in self.buckets.items()}
 
 
 def _private_bucket(scope: Construct, construct_id: str, name: str, **options: Any) -> s3.Bucket:

@@ -46,6 +46,8 @@ _INTERFACE_ENDPOINTS: Final = {
     "Metrics": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
     "Sns": ec2.InterfaceVpcEndpointAwsService.SNS,
     "StepFunctions": ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
+    # Job bookmarks are encrypted in the job itself (CSE-KMS, cdk/catalog.py).
+    "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
 }
 """The interface endpoints of ``egress="endpoints"``: S3 has its gateway endpoint either way."""
 
@@ -80,7 +82,7 @@ class Warehouse(Construct):
         staged = f"{settings.storage.staging_prefix}*"
         objects(self.copy_role, staging, staged, READ, "COPY reads a load's staged parts.")
         listing(self.copy_role, staging)
-        self.connections: list[str] = []
+        self.connection: glue.CfnConnection | None = None
         self.workgroup_name = warehouse.workgroup
         if aws.existing_workgroup:
             # The workgroup's ARN holds its id, which a name does not give.
@@ -111,7 +113,9 @@ class Warehouse(Construct):
             "WorkgroupAccess",
             vpc=self.vpc,
             description="Redshift Serverless: reached by the Glue connection only",
-            allow_all_outbound=False,
+            # With enhanced VPC routing, COPY reads the staged parts through the VPC: out to
+            # S3's gateway endpoint (the private subnets reach nothing else, or the NAT).
+            allow_all_outbound=True,
         )
         workgroup_group.add_ingress_rule(
             self.security_group, ec2.Port.tcp(PORT), "The Glue connection to the warehouse"
@@ -126,6 +130,10 @@ class Warehouse(Construct):
                 exclude_punctuation=True,
                 password_length=32,
             ),
+        )
+        # The namespace it opens outlives the stack where data is retained: so does it.
+        self.admin_secret.apply_removal_policy(
+            RemovalPolicy.RETAIN if aws.retain_data else RemovalPolicy.DESTROY
         )
         suppress(
             self.admin_secret,
@@ -195,7 +203,6 @@ class Warehouse(Construct):
                 "The zones are the settings' (aws.availability_zones): Redshift Serverless needs "
                 "three, and synthesis looks nothing up.",
             )
-        self.connections.append(names.connection)
         self.connection = connection
 
     def migrate(
@@ -219,21 +226,7 @@ class Warehouse(Construct):
             description="Applies the warehouse migrations at deploy time.",
         )
         group.grant_write(role)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"],
-                resources=[self.workgroup_arn],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}
-                },
-            )
-        )
+        data_api = self.grant_data_api("Migrations", role)
         if crawler is not None:
             role.add_to_policy(
                 iam.PolicyStatement(
@@ -247,7 +240,6 @@ class Warehouse(Construct):
             )
         if self.admin_secret is not None:
             self.admin_secret.grant_read(role)
-        self.acknowledge_caller(role)
         function = lambda_.Function(
             self,
             "Migrations",
@@ -263,9 +255,8 @@ class Warehouse(Construct):
         suppress(
             role,
             "AwsSolutions-IAM5",
-            "The Data API's Describe and GetStatementResult name no resource and are bound to "
-            "the function's own statements; log streams are made per invocation.",
-            applies_to=["Resource::*", f"Resource::<{logical_id(group)}.Arn>:*"],
+            "The function's log streams are made per invocation, in its own log group.",
+            applies_to=[f"Resource::<{logical_id(group)}.Arn>:*"],
         )
         for rule, findings in (
             (
@@ -311,6 +302,7 @@ class Warehouse(Construct):
             resource.node.add_dependency(self.workgroup)
         if crawler is not None:
             resource.node.add_dependency(crawler)
+        resource.node.add_dependency(data_api)
         return resource
 
     def _network(self, settings: Settings, flow_logs: s3.IBucket) -> ec2.Vpc:
@@ -362,43 +354,48 @@ class Warehouse(Construct):
             )
             endpoint.connections.allow_default_port_from(self.security_group)
 
-    def acknowledge_caller(self, role: iam.IRole) -> None:
-        """With a workgroup deployed elsewhere, ``role``'s Data API rights name every workgroup
-        of the account and region: its ARN holds an id that its name does not give."""
+    def grant_data_api(self, label: str, role: iam.IRole) -> iam.Policy:
+        """What a Data API caller needs, as a policy of its own: statements in this workgroup
+        as its own database user (``IAMR:<role name>``, from temporary credentials), and
+        reading its own statements' states and results."""
+        policy = iam.Policy(
+            self,
+            f"{label}DataApi",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=[
+                        "redshift-data:ExecuteStatement",
+                        "redshift-data:BatchExecuteStatement",
+                        "redshift-serverless:GetCredentials",
+                    ],
+                    resources=[self.workgroup_arn],
+                ),
+                iam.PolicyStatement(
+                    # These name no resource: a statement is its caller's alone
+                    # (https://docs.aws.amazon.com/redshift/latest/mgmt/data-api-access.html).
+                    actions=["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {
+                            "redshift-data:statement-owner-iam-userid": "${aws:userid}"
+                        }
+                    },
+                ),
+            ],
+        )
+        findings = ["Resource::*"]
         if self.workgroup is None:
-            suppress(
-                role,
-                "AwsSolutions-IAM5",
-                "The workgroup is deployed elsewhere and named only (aws.existing_workgroup); "
-                "its ARN holds an id its name does not give.",
-                applies_to=[arn_finding(self, "redshift-serverless", "workgroup/*")],
-            )
-
-    def data_api_statements(self) -> list[iam.PolicyStatement]:
-        """What a Data API caller needs: statements in this workgroup, as its own database
-        user (``IAMR:<role name>``, from temporary credentials), and reading its results."""
-        return [
-            iam.PolicyStatement(
-                actions=["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"],
-                resources=[self.workgroup_arn],
-            ),
-            iam.PolicyStatement(
-                actions=["redshift-serverless:GetCredentials"], resources=[self.workgroup_arn]
-            ),
-            iam.PolicyStatement(
-                # These name no resource: a statement is its caller's alone
-                # (https://docs.aws.amazon.com/redshift/latest/mgmt/data-api-access.html).
-                actions=[
-                    "redshift-data:DescribeStatement",
-                    "redshift-data:GetStatementResult",
-                    "redshift-data:CancelStatement",
-                ],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}
-                },
-            ),
-        ]
+            findings.append(arn_finding(self, "redshift-serverless", "workgroup/*"))
+        suppress(
+            policy,
+            "AwsSolutions-IAM5",
+            "DescribeStatement and GetStatementResult name no resource and are bound to the "
+            "caller's own statements; a workgroup deployed elsewhere is named only "
+            "(aws.existing_workgroup), and its ARN holds an id its name does not give.",
+            applies_to=findings,
+        )
+        return policy
 
 
 _PRIVATE: Final = "private"

@@ -23,7 +23,6 @@ from typing import Final
 from pipeline.settings import AwsSettings, GlueJobSettings, PriceSettings
 
 WORKER_DPUS: Final[dict[str, float]] = {
-    "G.025X": 0.25,
     "G.1X": 1.0,
     "G.2X": 2.0,
     "G.4X": 4.0,

@@ -5,7 +5,7 @@ Names, the Glue jobs' and crawlers' definitions, the event patterns, the alert t
 subscriptions and the values of the state machines' placeholders are made here once; CDK and
 the twin only turn them into a template or into API calls. Where a value is a name AWS gives
 (a bucket named after the deploying account, a topic's ARN), the caller passes it: CDK a token,
-the twin its endpoint's. ``tests/test_parity.py`` holds the two sides to each other.
+the twin its endpoint's. ``tests/test_cdk_parity.py`` holds the two sides to each other.
 """
 
 from __future__ import annotations
@@ -28,14 +28,6 @@ GLUE_TEMPORARY_PREFIX: Final = "glue-temporary/"
 GLUE_VERSION: Final = "5.1"
 
 
-def bucket_name(settings: Settings, purpose: str, account: str) -> str:
-    """A bucket's name: ``<prefix>-<purpose>-<env>-<account>``, bucket names being global.
-
-    ``account`` is the twin's, or on AWS the deploying account (``${AWS::AccountId}``), so
-    each environment may live in an account of its own and synthesis needs none."""
-    return f"{settings.storage.bucket_prefix}-{purpose}-{settings.env.value}-{account}"
-
-
 @dataclass(frozen=True)
 class Names:
     """The names of one environment's resources."""
@@ -47,6 +39,8 @@ class Names:
     warehouse_crawler: str
     database: str
     connection: str
+    namespace: str
+    security_configuration: str
     topic: str
     operations_topic: str
     main: str
@@ -65,6 +59,8 @@ class Names:
             warehouse_crawler=name("warehouse-crawler"),
             database=name("catalog").replace("-", "_"),
             connection=name("warehouse"),
+            namespace=name("warehouse"),
+            security_configuration=name("encryption"),
             topic=name("alerts"),
             operations_topic=name("operations"),
             main=name("run"),
@@ -86,6 +82,13 @@ class GlueJob:
     worker_type: str
     workers: int
     execution_class: Literal["STANDARD", "FLEX"]
+    security_configuration: str
+    """Encrypts the runs' CloudWatch logs and job bookmarks with the pipeline's key."""
+    connections: tuple[str, ...] = ()
+    """The Glue connections a run's network interfaces are placed by: the load runs in the
+    warehouse's subnets, beside the workgroup it loads."""
+    command: str = "glueetl"
+    """A Spark job, run with Python 3."""
     max_retries: int = 0
     """The state machine retries what is worth retrying and counts the attempts; a Glue retry
     beside it would run a failed validation or load again unseen."""
@@ -131,6 +134,7 @@ def glue_jobs(settings: Settings, artifacts_bucket: str) -> tuple[GlueJob, GlueJ
             worker_type=glue.worker_type,
             workers=glue.workers,
             execution_class="FLEX" if glue.flex else "STANDARD",
+            security_configuration=names.security_configuration,
             **kwargs,
         )
 
@@ -149,6 +153,8 @@ def glue_jobs(settings: Settings, artifacts_bucket: str) -> tuple[GlueJob, GlueJ
             settings.aws.load_job,
             default_arguments={**arguments, "--job-bookmark-option": "job-bookmark-enable"},
             max_concurrent_runs=1,
+            # A workgroup deployed elsewhere comes with no connection of this stack's.
+            connections=() if settings.aws.existing_workgroup else (names.connection,),
         ),
     )
 
@@ -202,6 +208,13 @@ def crawlers(settings: Settings, raw_bucket: str, dimension_bucket: str) -> tupl
             started_by="its schedule, and the warehouse migrations after each one",
         ),
     )
+
+
+EVENT_RETRIES: Final = 185
+EVENT_MAX_AGE_SECONDS: Final = 24 * 3600
+"""How long EventBridge retries delivering an upload's event to the router (its most: 185
+attempts over 24 hours, https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html)
+before the event goes to the dead-letter queue."""
 
 
 def upload_events(settings: Settings, raw_bucket: str) -> dict[str, Any]:
@@ -271,5 +284,7 @@ def substitutions(
         "DimensionBucket": buckets["dim"],
         "StagingBucket": buckets["staging"],
         "ReportsBucket": buckets["reports"],
+        "WorkgroupName": settings.warehouse.workgroup,
+        "DatabaseName": settings.warehouse.database,
         "ReportsUrl": reports_url or f"s3://{buckets['reports']}/{settings.storage.reports_prefix}",
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +29,9 @@ from pipeline.core.settings import (
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 BUCKET_PURPOSES: Final = ("raw", "dim", "staging", "reports")
+UPLOADED_BUCKETS: Final = ("raw", "dim")
+"""The buckets files are uploaded to: versioned (a run names the version it validates and
+loads), their events sent to EventBridge, on AWS and on the twin."""
 
 
 class Environment(StrEnum):
@@ -191,7 +195,9 @@ LOG_RETENTION_DAYS: Final = (
 """The retentions CloudWatch Logs accepts, in days ("Valid Values", retentionInDays,
 https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html)."""
 
-WorkerType = Literal["G.025X", "G.1X", "G.2X", "G.4X", "G.8X"]
+WorkerType = Literal["G.1X", "G.2X", "G.4X", "G.8X"]
+"""The worker types of a Glue Spark job (G.025X is for streaming jobs only,
+https://docs.aws.amazon.com/glue/latest/dg/worker-types.html)."""
 
 
 class GlueJobSettings(FrozenModel):
@@ -237,8 +243,9 @@ class AwsSettings(FrozenModel):
     cheaper than five endpoints in three zones, and the internet is reachable)."""
     validation_job: GlueJobSettings = GlueJobSettings()
     load_job: GlueJobSettings = GlueJobSettings()
-    redshift_base_capacity: int = Field(default=8, ge=4, le=1024)
-    """The workgroup's base capacity, in RPUs: what a query is billed at."""
+    redshift_base_capacity: int = 8
+    """The workgroup's base capacity, in RPUs: what a query is billed at; 4, or 8 to 1024 in
+    steps of 8."""
     existing_workgroup: bool = False
     """Use the Redshift Serverless workgroup ``warehouse.workgroup`` names, deployed elsewhere,
     rather than deploy one (and its VPC)."""
@@ -264,6 +271,12 @@ class AwsSettings(FrozenModel):
                 "zone(s): Redshift Serverless needs subnets in three (or set "
                 "aws.existing_workgroup to use the workgroup warehouse.workgroup names, "
                 "deployed elsewhere)"
+            )
+        capacity = self.redshift_base_capacity
+        if not (capacity == 4 or (8 <= capacity <= 1024 and capacity % 8 == 0)):
+            raise ValueError(
+                f"aws.redshift_base_capacity: {capacity} RPUs is not a base capacity Redshift "
+                "Serverless takes: 4, or 8 to 1024 in steps of 8"
             )
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(
@@ -377,6 +390,27 @@ class Settings(BaseSettings, Buckets):
             )
         return self
 
+    @model_validator(mode="after")
+    def _names_and_numbers_aws_takes(self) -> Settings:
+        # The longest name a bucket of this environment gets (an account id is 12 digits; the
+        # twin has no access-log bucket); S3 takes 63.
+        purposes = BUCKET_PURPOSES if self.env is Environment.LOCAL else ("access-logs",)
+        longest = max((self.bucket_name(purpose, "0" * 12) for purpose in purposes), key=len)
+        if len(longest) > 63:
+            raise ValueError(
+                f"storage.bucket_prefix: bucket names such as {longest!r} are longer than the "
+                "63 characters S3 takes; shorten the prefix"
+            )
+        for number in self.workflow.on_call_sms:
+            if not re.fullmatch(r"\+[1-9][0-9]{1,14}", number):
+                raise ValueError(
+                    f"workflow.on_call_sms: {number!r} is not an E.164 number (+15555550100)"
+                )
+        for email in (*self.workflow.on_call_emails, *self.aws.operations_emails):
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+                raise ValueError(f"an on-call or operations email: {email!r} is no address")
+        return self
+
     def bucket(self, purpose: str) -> str:
         """The bucket for a purpose (``raw``, ``dim``, ``staging``, ``reports``): the one
         ``storage.buckets`` gives, else, on the twin, ``<prefix>-<purpose>-local-<account>``.
@@ -393,7 +427,12 @@ class Settings(BaseSettings, Buckets):
                 f"derived: give it in the setting storage.buckets "
                 f"(FLIGHTPIPE_STORAGE__BUCKETS__{purpose.upper()})"
             )
-        return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}-{self.local.account}"
+        return self.bucket_name(purpose, self.local.account)
+
+    def bucket_name(self, purpose: str, account: str) -> str:
+        """A bucket's name in ``account``: ``<prefix>-<purpose>-<env>-<account>``, bucket names
+        being global (the twin's, and CDK's with the deploying account)."""
+        return f"{self.storage.bucket_prefix}-{purpose}-{self.env.value}-{account}"
 
     def resource_name(self, purpose: str) -> str:
         """The name of this environment's resource for a purpose (a job, a topic, a machine)."""

@@ -42,6 +42,8 @@ PLACEHOLDERS: Final[Mapping[str, str]] = {
     "StagingBucket": "the bucket the load stages rows in for Redshift's COPY",
     "ReportsBucket": "the bucket of the quality report site",
     "ReportsUrl": "where on-call opens the quality report site (on AWS its HTTPS address)",
+    "WorkgroupName": "the Redshift Serverless workgroup the load and the row count run in",
+    "DatabaseName": "the warehouse's database in it",
 }
 """Every placeholder a definition may hold, with what it names."""
 
@@ -846,8 +848,8 @@ def _load(
                 "--validated_uri": f"s3://${{RawBucket}}/{storage.validated_prefix}",
                 "--dimension_uri": f"s3://${{DimensionBucket}}/{storage.validated_dimension_key}",
                 "--staging_uri": f"s3://${{StagingBucket}}/{storage.staging_prefix}",
-                "--redshift_workgroup": settings.warehouse.workgroup,
-                "--redshift_database": settings.warehouse.database,
+                "--redshift_workgroup": "${WorkgroupName}",
+                "--redshift_database": "${DatabaseName}",
                 "--redshift_copy_role_arn": "${RedshiftCopyRoleArn}",
                 # For rejected files no run of their own reports: the load alerts itself.
                 "--alert_topic_arn": "${AlertTopicArn}",
@@ -905,8 +907,8 @@ def _count_loaded_rows(
     workflow = settings.workflow
     count_failed = failure.step("row count")
     query = {
-        "WorkgroupName": settings.warehouse.workgroup,
-        "Database": settings.warehouse.database,
+        "WorkgroupName": "${WorkgroupName}",
+        "Database": "${DatabaseName}",
         "Sql": loaded_rows_sql(),
         "Parameters": [
             {"Name": "upload_key", "Value.$": "$.key"},

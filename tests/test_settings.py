@@ -92,3 +92,17 @@ def test_the_report_allow_list_takes_ipv4_networks_only() -> None:
     assert load_settings("dev", aws={"report_allowed_cidrs": ("203.0.113.0/24",)})
     with pytest.raises(ValidationError, match=r"aws\.vpc_cidr or aws\.report_allowed_cidrs"):
         load_settings("dev", aws={"report_allowed_cidrs": ("2001:db8::/32",)})
+
+
+def test_values_aws_would_refuse_fail_with_the_setting_named() -> None:
+    with pytest.raises(ValidationError, match=r"aws\.redshift_base_capacity: 12 RPUs"):
+        load_settings("dev", aws={"redshift_base_capacity": 12})
+    assert load_settings("dev", aws={"redshift_base_capacity": 32}).aws.redshift_base_capacity == 32
+    with pytest.raises(ValidationError, match=r"storage\.bucket_prefix: .* 63 characters"):
+        load_settings("staging", storage={"bucket_prefix": "a-very-long-bucket-prefix-for-us"})
+    with pytest.raises(ValidationError, match=r"workflow\.on_call_sms: '555-0100'"):
+        load_settings("dev", workflow={"on_call_sms": ("555-0100",)})
+    with pytest.raises(ValidationError, match=r"'on-call' is no address"):
+        load_settings("dev", aws={"operations_emails": ("on-call",)})
+    with pytest.raises(ValidationError, match=r"G\.025X"):
+        load_settings("dev", aws={"load_job": {"worker_type": "G.025X"}})

@@ -747,7 +747,9 @@ def test_buckets_are_placeholders_and_locations_within_them_come_from_settings()
     assert load["--validated_uri"] == "s3://${RawBucket}/validated/"
     assert load["--dimension_uri"] == "s3://${DimensionBucket}/validated/airport_codes.csv"
     assert load["--staging_uri"] == "s3://${StagingBucket}/staging/"
-    assert load["--redshift_workgroup"] == "flightpipe-prod"
+    # The workgroup and the database too: CDK names them (a workgroup may be deployed elsewhere).
+    assert load["--redshift_workgroup"] == "${WorkgroupName}"
+    assert load["--redshift_database"] == "${DatabaseName}"
 
 
 @pytest.mark.parametrize(("machine", "env"), CASES)

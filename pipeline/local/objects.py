@@ -20,7 +20,7 @@ from botocore.config import Config
 
 from pipeline.core.contract import SOURCE_VERSION, header_names
 from pipeline.core.uploads import version_of
-from pipeline.settings import Settings
+from pipeline.settings import UPLOADED_BUCKETS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,17 @@ def aws_client(service: str, settings: Settings, endpoint: str) -> Any:
 
 
 def ensure_buckets(s3: Any, settings: Settings) -> None:
-    """Create the project's buckets; raw and dimension are versioned like on AWS."""
+    """Create the twin's buckets, the uploaded ones versioned as on AWS. The report site is
+    kept on disk (``pipeline.local.validation``): no reports bucket."""
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    for bucket in (settings.raw_bucket, settings.dimension_bucket, settings.staging_bucket):
+    for purpose in (*UPLOADED_BUCKETS, "staging"):
+        bucket = settings.bucket(purpose)
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket)
-    for bucket in (settings.raw_bucket, settings.dimension_bucket):
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for purpose in UPLOADED_BUCKETS:
+        s3.put_bucket_versioning(
+            Bucket=settings.bucket(purpose), VersioningConfiguration={"Status": "Enabled"}
+        )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any, Final
 from pipeline import deployment, workflow
 from pipeline.deployment import Names
 from pipeline.local.objects import aws_client
-from pipeline.settings import Settings
+from pipeline.settings import UPLOADED_BUCKETS, Settings
 from pipeline.workflow import main_definition, render, router_definition, substitute
 
 # Roles are not checked by the twin; these name what each would be on AWS.
@@ -98,7 +98,7 @@ def provision(settings: Settings, endpoint: str) -> None:
     _database(glue, names.database)
     for crawler in deployment.crawlers(settings, buckets["raw"], buckets["dim"]):
         _crawler(glue, crawler, names, role)
-    artifacts = deployment.bucket_name(settings, deployment.ARTIFACTS, account)
+    artifacts = settings.bucket_name(deployment.ARTIFACTS, account)
     for job in deployment.glue_jobs(settings, artifacts):
         _job(glue, job, role, artifacts)
 
@@ -126,11 +126,17 @@ def provision(settings: Settings, endpoint: str) -> None:
         (names.dimension_rule, deployment.dimension_events(settings, buckets["dim"])),
     ):
         events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
+        # No dead-letter queue on the twin: its router takes every event or fails it.
+        retry = {
+            "MaximumRetryAttempts": deployment.EVENT_RETRIES,
+            "MaximumEventAgeInSeconds": deployment.EVENT_MAX_AGE_SECONDS,
+        }
         events.put_targets(
-            Rule=rule, Targets=[{"Id": "router", "Arn": router_arn, "RoleArn": role}]
+            Rule=rule,
+            Targets=[{"Id": "router", "Arn": router_arn, "RoleArn": role, "RetryPolicy": retry}],
         )
     s3 = client("s3")
-    for bucket in (buckets["raw"], buckets["dim"]):
+    for bucket in (buckets[purpose] for purpose in UPLOADED_BUCKETS):
         s3.put_bucket_notification_configuration(
             Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
         )
@@ -142,6 +148,8 @@ def _database(glue: Any, name: str) -> None:
 
 
 def _crawler(glue: Any, crawler: deployment.Crawler, names: Names, role: str) -> None:
+    """Create the crawler, or bring it up to date (a twin restored from its state folder has
+    the crawlers of its last start)."""
     targets: dict[str, Any] = (
         {"S3Targets": [{"Path": crawler.s3_path}]}
         if crawler.s3_path is not None
@@ -155,15 +163,17 @@ def _crawler(glue: Any, crawler: deployment.Crawler, names: Names, role: str) ->
     }
     if crawler.schedule is not None:
         definition["Schedule"] = crawler.schedule
-    with contextlib.suppress(glue.exceptions.AlreadyExistsException):
+    try:
         glue.create_crawler(**definition)
+    except glue.exceptions.AlreadyExistsException:
+        glue.update_crawler(**definition)
 
 
 def _job(glue: Any, job: deployment.GlueJob, role: str, artifacts: str) -> None:
-    definition = {
+    definition: dict[str, Any] = {
         "Role": role,
         "Command": {
-            "Name": "glueetl",
+            "Name": job.command,
             "ScriptLocation": job.script_location(artifacts),
             "PythonVersion": "3",
         },
@@ -175,7 +185,10 @@ def _job(glue: Any, job: deployment.GlueJob, role: str, artifacts: str) -> None:
         "WorkerType": job.worker_type,
         "NumberOfWorkers": job.workers,
         "ExecutionClass": job.execution_class,
+        "SecurityConfiguration": job.security_configuration,
     }
+    if job.connections:
+        definition["Connections"] = {"Connections": list(job.connections)}
     # moto has no UpdateJob: a job whose settings changed is created anew.
     with contextlib.suppress(glue.exceptions.EntityNotFoundException):
         glue.delete_job(JobName=job.name)
