@@ -538,3 +538,39 @@ def test_each_state_machine_may_call_what_its_tasks_call(
         role = machine["RoleArn"]["Fn::GetAtt"][0]
         missing = _task_actions(machine["DefinitionString"]) - _role_actions(template, role)
         assert not missing, f"{machine['StateMachineName']} may not call {sorted(missing)}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_operations_see_runs_files_rows_and_durations_and_a_long_wait_alarms(
+    templates: dict[str, Any], env: str
+) -> None:
+    from pipeline.core import metrics
+
+    settings = load_settings(env)
+    template = templates[env]
+    (dashboard,) = properties(template, "AWS::CloudWatch::Dashboard")
+    assert dashboard["DashboardName"] == f"flightpipe-{env}"
+    body = json.dumps(dashboard["DashboardBody"])
+    for shown in (
+        metrics.FILES_VALIDATED,
+        metrics.FILES_QUARANTINED,
+        metrics.FILES_LOADED,
+        metrics.ROWS_LOADED,
+        "ExecutionsFailed",
+        "ExecutionsStarted",
+        "glue.driver.aggregate.elapsedTime",
+    ):
+        assert shown in body, shown
+    (waited,) = [
+        a
+        for a in properties(template, "AWS::CloudWatch::Alarm")
+        if metrics.VALIDATED_TO_LOADED_SECONDS in json.dumps(a.get("Metrics"))
+    ]
+    (stat,) = [m["MetricStat"] for m in waited["Metrics"]]
+    assert stat["Metric"] == {
+        "Namespace": metrics.NAMESPACE,
+        "MetricName": metrics.VALIDATED_TO_LOADED_SECONDS,
+        "Dimensions": [{"Name": metrics.ENVIRONMENT, "Value": env}],
+    }
+    assert stat["Stat"] == "Maximum"
+    assert waited["Threshold"] == settings.aws.alarms.unloaded_minutes * 60
