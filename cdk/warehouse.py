@@ -144,7 +144,7 @@ class Warehouse(Construct):
         self.namespace = redshift.CfnNamespace(
             self,
             "Namespace",
-            namespace_name=names.connection,
+            namespace_name=names.namespace,
             db_name=warehouse.database,
             admin_username=ADMIN_USER,
             admin_user_password=self.admin_secret.secret_value_from_json(
@@ -162,7 +162,7 @@ class Warehouse(Construct):
             self,
             "Workgroup",
             workgroup_name=warehouse.workgroup,
-            namespace_name=names.connection,
+            namespace_name=names.namespace,
             base_capacity=aws.redshift_base_capacity,
             subnet_ids=subnets.subnet_ids,
             security_group_ids=[workgroup_group.security_group_id],

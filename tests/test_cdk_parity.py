@@ -221,3 +221,33 @@ def test_on_call_is_subscribed_as_the_deployed_topic_subscribes_it(sides: Sides)
     }
     assert local == deployed
     assert len(local) == 2
+
+
+def test_provisioning_again_brings_the_subscriptions_to_the_settings_and_keeps_crawlers(
+    settings: Settings,
+) -> None:
+    """A twin started again with other on-call settings has exactly those subscriptions, as
+    a deployment of the changed stack would."""
+    from pipeline.local.resources import provision
+
+    def with_on_call(emails: tuple[str, ...], sms: tuple[str, ...]) -> Settings:
+        workflow = settings.workflow.model_copy(
+            update={"on_call_emails": emails, "on_call_sms": sms}
+        )
+        return settings.model_copy(update={"workflow": workflow})
+
+    twin = LocalTwin(with_on_call(("old@example.com", "kept@example.com"), ()))
+    twin.start()
+    topic = twin.resources.topic_arn
+    sns = twin.client("sns")
+    glue = twin.client("glue")
+    crawler = twin.resources.names.flight_crawler
+    created = glue.get_crawler(Name=crawler)["Crawler"]["CreationTime"]
+    provision(with_on_call(("kept@example.com",), ("+15555550100",)), twin.services.endpoint)
+    # An unchanged crawler is left as it is, its crawls with it.
+    assert glue.get_crawler(Name=crawler)["Crawler"]["CreationTime"] == created
+    subscribed = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert {(s["Protocol"], s["Endpoint"]) for s in subscribed} == {
+        ("email", "kept@example.com"),
+        ("sms", "+15555550100"),
+    }

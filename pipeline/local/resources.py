@@ -164,9 +164,23 @@ def _crawler(glue: Any, crawler: deployment.Crawler, names: Names, role: str) ->
     if crawler.schedule is not None:
         definition["Schedule"] = crawler.schedule
     try:
+        existing = glue.get_crawler(Name=crawler.name)["Crawler"]
+    except glue.exceptions.EntityNotFoundException:
         glue.create_crawler(**definition)
-    except glue.exceptions.AlreadyExistsException:
-        glue.update_crawler(**definition)
+        return
+    found = {
+        "Targets": {kind: targets for kind, targets in existing["Targets"].items() if targets},
+        "Schedule": existing.get("Schedule", {}).get("ScheduleExpression"),
+        "DatabaseName": existing["DatabaseName"],
+    }
+    if found != {
+        **{k: definition[k] for k in ("Targets", "DatabaseName")},
+        "Schedule": crawler.schedule,
+    }:
+        # moto 5.2.5 has no UpdateCrawler (a 500): a crawler whose definition changed is
+        # created anew, its crawls forgotten.
+        glue.delete_crawler(Name=crawler.name)
+        glue.create_crawler(**definition)
 
 
 def _job(glue: Any, job: deployment.GlueJob, role: str, artifacts: str) -> None:
@@ -196,18 +210,29 @@ def _job(glue: Any, job: deployment.GlueJob, role: str, artifacts: str) -> None:
 
 
 def _topic(sns: Any, name: str, wanted: tuple[deployment.Subscription, ...]) -> str:
+    """The alert topic with exactly the ``wanted`` subscriptions: new ones subscribed, the
+    others' filters brought up to date, those no longer wanted removed."""
     arn: str = sns.create_topic(Name=name)["TopicArn"]
     subscribed = {
-        s["Endpoint"] for s in sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
+        (s["Protocol"], s["Endpoint"]): s["SubscriptionArn"]
+        for s in sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
     }
     for subscription in wanted:
-        if subscription.endpoint not in subscribed:
+        policy = deployment.filter_policy_json(subscription)
+        existing = subscribed.pop((subscription.protocol, subscription.endpoint), None)
+        if existing is None:
             sns.subscribe(
                 TopicArn=arn,
                 Protocol=subscription.protocol,
                 Endpoint=subscription.endpoint,
-                Attributes={"FilterPolicy": deployment.filter_policy_json(subscription)},
+                Attributes={"FilterPolicy": policy},
             )
+        else:
+            sns.set_subscription_attributes(
+                SubscriptionArn=existing, AttributeName="FilterPolicy", AttributeValue=policy
+            )
+    for unwanted in subscribed.values():
+        sns.unsubscribe(SubscriptionArn=unwanted)
     return arn
 
 
