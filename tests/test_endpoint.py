@@ -42,6 +42,7 @@ JOB_NAME: Final = "flightpipe-job-local"
 VALIDATION_RUN: Final = {
     "--dimension_bucket": "flightpipe-dim-local-000000000000",
     "--reports_bucket": "flightpipe-reports-local-000000000000",
+    "--reports_url": "s3://flightpipe-reports-local-000000000000/quality/",
     "--bucket": "flightpipe-raw-local-000000000000",
     "--key": "raw/2024-01-05.csv",
     "--version_id": "3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY",
