@@ -1,0 +1,123 @@
+"""The GitHub Actions workflow files, checked offline: GitHub's workflow schema
+(``check-jsonschema --builtin-schema vendor.github-workflows``), zizmor's audits
+(``zizmor --offline``), and what the project requires of every workflow: each action pinned
+to a full commit with the release it is named beside it, read-only default permissions, a
+timeout on every job. Each check is also run on a careless workflow, to see it fail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline.settings import REPO_ROOT
+
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+_PINNED = re.compile(
+    r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40})\s+#\s+v\d+\.\d+\.\d+\s*$"
+)
+_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+(\S+)")
+
+CARELESS = """\
+name: careless
+on: [pull_request]
+jobs:
+  test:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo "${{ github.event.pull_request.title }}"
+"""
+
+
+def _tool(name: str) -> str:
+    return str(REPO_ROOT / ".venv" / "bin" / name)
+
+
+def schema_errors(path: Path) -> str | None:
+    checked = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return None if checked.returncode == 0 else checked.stdout + checked.stderr
+
+
+def zizmor_findings(path: Path) -> list[dict[str, Any]]:
+    audited = subprocess.run(
+        [_tool("zizmor"), "--offline", "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings: list[dict[str, Any]] = json.loads(audited.stdout or "[]")
+    return findings
+
+
+def unpinned(path: Path) -> list[str]:
+    """Every ``uses:`` not pinned to a full commit with its release (``# v1.2.3``) beside it."""
+    return [
+        line.strip()
+        for line in path.read_text().splitlines()
+        if _USES.match(line) and not _PINNED.match(line)
+    ]
+
+
+def policy_breaches(path: Path) -> list[str]:
+    """What a workflow lacks of the project's rules: read-only default permissions, a timeout
+    on every job."""
+    workflow = yaml.safe_load(path.read_text())
+    breaches = []
+    if workflow.get("permissions") != {"contents": "read"}:
+        breaches.append("default permissions are not contents: read")
+    for name, job in workflow["jobs"].items():
+        if "timeout-minutes" not in job:
+            breaches.append(f"job {name} has no timeout-minutes")
+    return breaches
+
+
+def test_there_are_workflows_to_check() -> None:
+    assert WORKFLOWS
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_each_workflow_matches_githubs_schema(path: Path) -> None:
+    assert schema_errors(path) is None
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_zizmor_finds_nothing_in_each_workflow(path: Path) -> None:
+    assert zizmor_findings(path) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_each_action_is_pinned_to_a_commit_with_its_release_named(path: Path) -> None:
+    assert unpinned(path) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_each_workflow_reads_only_by_default_and_every_job_times_out(path: Path) -> None:
+    assert policy_breaches(path) == []
+
+
+def test_the_checks_refuse_a_careless_workflow(tmp_path: Path) -> None:
+    careless = tmp_path / "careless.yml"
+    careless.write_text(CARELESS)
+    assert schema_errors(careless) is None, "the careless workflow is valid YAML for GitHub"
+    audits = {finding["ident"] for finding in zizmor_findings(careless)}
+    assert {"unpinned-uses", "template-injection"} <= audits
+    assert unpinned(careless) == ["- uses: actions/checkout@v4"]
+    assert set(policy_breaches(careless)) == {
+        "default permissions are not contents: read",
+        "job test has no timeout-minutes",
+    }
+    jobless = tmp_path / "jobless.yml"
+    jobless.write_text("name: jobless\non: [push]\n")
+    assert schema_errors(jobless) is not None, "a workflow without jobs is refused"
