@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from pipeline.packaging import ZIP_NAME
 from pipeline.settings import Environment, GlueJobSettings, Settings
-from pipeline.workflow import LOAD_SCRIPT, VALIDATION_SCRIPT, job_arguments
+from pipeline.workflow import LOAD_SCRIPT, VALIDATION_SCRIPT, ZIP_NAME, job_arguments
 
 ARTIFACTS: Final = "artifacts"
 """The purpose of the bucket the Glue artifact (``make package``) is deployed to."""

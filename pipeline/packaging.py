@@ -61,7 +61,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from pipeline.settings import REPO_ROOT
-from pipeline.workflow import JOB_SCRIPTS
+from pipeline.workflow import JOB_SCRIPTS, ZIP_NAME
 from quality.site_assets import npm_files
 
 GLUE_SIDE_CONTRACT: Final = "glue-side"
@@ -72,8 +72,6 @@ PROVIDED_BY_GLUE: Final = ("pyspark", "py4j")
 """Glue's Spark runtime: never shipped, whatever depends on it."""
 
 WHEEL_NAME: Final = "flightpipe-glue"
-ZIP_NAME: Final = "flightpipe.gluewheels.zip"
-"""Glue installs an ``--additional-python-modules`` entry as a zip of wheels by this suffix."""
 ZIP_FOLDER: Final = "wheels"
 
 OUT_DIR: Final = REPO_ROOT / "dist" / "glue"

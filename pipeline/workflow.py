@@ -294,6 +294,8 @@ def _outcome(outcome: str) -> dict[str, Any]:
     return {"outcome": {"DataType": "String", "StringValue": outcome}}
 
 
+ZIP_NAME: Final = "flightpipe.gluewheels.zip"
+"""Glue installs an ``--additional-python-modules`` entry as a zip of wheels by this suffix."""
 VALIDATION_SCRIPT: Final = "validation.py"
 LOAD_SCRIPT: Final = "flight_etl.py"
 JOB_SCRIPTS: Final = {VALIDATION_SCRIPT: "jobs.validation", LOAD_SCRIPT: "jobs.flight_etl"}
