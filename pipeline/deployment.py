@@ -46,6 +46,13 @@ class Names:
     router: str
     upload_rule: str
     dimension_rule: str
+    deploy_role: str
+    """The role a deployment job of this environment assumes through GitHub's OIDC provider
+    (the delivery stack, ``cdk/delivery.py``)."""
+    review_role: str
+    """The read-only role a pull request's report assumes to diff against this environment."""
+    smoke_role: str
+    """The role ``flightpipe smoke`` runs under after a deployment: the deploy role assumes it."""
 
     @classmethod
     def of(cls, settings: Settings) -> Names:
@@ -66,6 +73,9 @@ class Names:
             router=name("router"),
             upload_rule=name("uploads"),
             dimension_rule=name("dimension-uploads"),
+            deploy_role=name("deploy"),
+            review_role=name("review"),
+            smoke_role=name("smoke"),
         )
 
 
