@@ -13,7 +13,7 @@ SAMPLE := .flightpipe/sample
 SAMPLE_DAYS ?= 7
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup system browser python node run test lint format bench package synth diff deploy down clean
+.PHONY: setup system browser python node run test lint format bench package synth templates diff review-diff deploy bootstrap release smoke health down clean
 
 setup: system python node
 
@@ -82,6 +82,11 @@ CDK := node_modules/.bin/cdk
 synth: package
 	$(CDK) synth --quiet --app "$(UV) run python -m cdk.app" --output cdk.out
 
+# cfn-lint over every template of the assembly: an error fails, warnings are shown.
+templates:
+	@test -f cdk.out/manifest.json || { echo "no cloud assembly in cdk.out/: run make synth" >&2; exit 1; }
+	$(UV) run cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+
 # One environment's stack from that assembly: what would change, or deploy it (credentials for
 # the environment's account needed; docs/DEPLOY.md).
 ENV ?= dev
@@ -90,6 +95,33 @@ diff: synth
 
 deploy: synth
 	$(CDK) deploy --app cdk.out flightpipe-$(ENV) --require-approval broadening
+
+# A pull request's review (.github/workflows/ci.yml): what the assembly in cdk.out would change
+# in the environment, read with the review role, which may assume only CDK's lookup role
+# (`--method template` compares templates: no change set, so no deploy role).
+DIFFS ?= diffs
+review-diff: node
+	@mkdir -p $(DIFFS)
+	$(CDK) diff --app cdk.out --method template flightpipe-$(ENV) > $(DIFFS)/diff-$(ENV).txt 2>&1
+
+# Once per environment, by an administrator: the roles GitHub Actions deploys and reviews with
+# (cdk/delivery.py). The workflows never deploy this stack.
+bootstrap: synth
+	$(CDK) deploy --app cdk.out flightpipe-$(ENV)-delivery --require-approval broadening
+
+# CD (.github/workflows/deploy-environment.yml): deploy the assembly the build job synthesized
+# and handed on, never a synthesis of its own; the GitHub environment's reviewers approved it.
+release: node
+	@test -f cdk.out/manifest.json || { echo "no cloud assembly in cdk.out/: download the build's" >&2; exit 1; }
+	$(CDK) deploy --app cdk.out flightpipe-$(ENV) --require-approval never --progress events
+
+# After a deployment: the smoke test (a synthetic day through the pipeline, then every trace
+# removed), or in production the health check, which changes nothing.
+smoke: python
+	$(UV) run flightpipe --env $(ENV) smoke
+
+health: python
+	$(UV) run flightpipe --env $(ENV) health
 
 down: python
 	$(UV) run flightpipe local down

@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from aws_cdk import App, Validations
+from aws_cdk import App, Stack, Validations
 from aws_cdk import Environment as CdkEnvironment
 from cdk_nag import AwsSolutionsChecks
 
+from cdk.delivery import DeliveryStack, delivery_stack_name
 from cdk.stack import PipelineStack
 from pipeline.packaging import OUT_DIR
 from pipeline.settings import Environment, Settings, load_settings
@@ -37,27 +38,39 @@ def stack_name(settings: Settings) -> str:
     return f"flightpipe-{settings.env.value}"
 
 
-def build(
-    app: App, environments: Iterable[Settings], artifact: Path = OUT_DIR
-) -> dict[str, PipelineStack]:
-    """Each environment's stack in ``app``, checked by cdk-nag's AwsSolutions pack."""
-    stacks = {
-        settings.env.value: PipelineStack(
-            app,
-            stack_name(settings),
-            settings=settings,
-            artifact=artifact,
-            env=CdkEnvironment(region=settings.aws.region),
-            description=f"flightpipe, {settings.env.value}: event-driven airline-flight pipeline",
+def build(app: App, environments: Iterable[Settings], artifact: Path = OUT_DIR) -> dict[str, Stack]:
+    """Each environment's pipeline stack and delivery stack in ``app``, checked by cdk-nag's
+    AwsSolutions pack, by their names without the ``flightpipe-`` prefix (``dev``,
+    ``dev-delivery``)."""
+    stacks: list[Stack] = []
+    for settings in environments:
+        where = CdkEnvironment(region=settings.aws.region)
+        env = settings.env.value
+        stacks.append(
+            PipelineStack(
+                app,
+                stack_name(settings),
+                settings=settings,
+                artifact=artifact,
+                env=where,
+                description=f"flightpipe, {env}: event-driven airline-flight pipeline",
+            )
         )
-        for settings in environments
-    }
+        stacks.append(
+            DeliveryStack(
+                app,
+                delivery_stack_name(settings),
+                settings=settings,
+                env=where,
+                description=f"flightpipe, {env}: the roles GitHub Actions deploys it with",
+            )
+        )
     # The acknowledgments are written into each resource's template metadata too: the
     # template says what was acknowledged on it, and why.
     Validations.of(app).add_plugins(
         AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
     )
-    return stacks
+    return {stack.stack_name.removeprefix("flightpipe-"): stack for stack in stacks}
 
 
 def main() -> None:

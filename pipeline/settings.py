@@ -226,6 +226,90 @@ class AlarmSettings(FrozenModel):
     a run's burst wait, load waits and retries take together."""
 
 
+SUBJECT_CLAIMS: Final = ("repo", "repository_owner", "repository_owner_id", "repository_id")
+"""The claims of a subject template this app can render besides ``context``: what a job's
+token carries about the repository, which is known before the job runs."""
+
+
+class GitHubSettings(FrozenModel):
+    """The GitHub repository whose workflows deploy (``.github/workflows/``), as its OIDC
+    tokens name it: the deploy and review roles (``cdk/delivery.py``) trust exactly the
+    subjects these render.
+
+    A token's subject follows the repository's OIDC customization, which only an API call
+    tells (``gh api repos/OWNER/NAME/actions/oidc/customization/sub``, docs/DEPLOY.md): copy
+    its ``include_claim_keys`` into ``subject_claims`` (or leave the default when it answers
+    ``"use_default": true``) and its ``use_immutable_subject`` into ``immutable_subject``.
+    Repositories created after July 15, 2026 have immutable subjects by default
+    (https://docs.github.com/en/actions/reference/security/oidc).
+    """
+
+    repository: str = "flightpipe/flightpipe"
+    """``owner/name``, as ``github.repository`` spells it in a workflow."""
+    repository_id: int | None = None
+    """The repository's immutable id (``gh api repos/OWNER/NAME --jq .id``): needed when the
+    subject names ``repository_id``."""
+    repository_owner_id: int | None = None
+    """The owner's immutable id (``--jq .owner.id``): needed when the subject names
+    ``repository_owner_id``."""
+    subject_claims: tuple[str, ...] = ("repo", "context")
+    """The subject template's claims in order: ``include_claim_keys``. GitHub's default is
+    ``repo`` then ``context``."""
+    immutable_subject: bool = False
+    """The subject's ``repo`` claim carries the ids: ``repo:OWNER@OWNER-ID/NAME@ID``."""
+    oidc_provider: Literal["create", "existing"] = "create"
+    """Whether this environment's delivery stack creates the account's GitHub OIDC provider
+    (an account holds one per URL): ``existing`` where another environment in the same
+    account creates it."""
+
+    @model_validator(mode="after")
+    def _renderable(self) -> GitHubSettings:
+        if not re.fullmatch(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", self.repository):
+            raise ValueError(f"aws.github.repository: {self.repository!r} is not owner/name")
+        if "context" not in self.subject_claims:
+            raise ValueError(
+                "aws.github.subject_claims: a subject without 'context' names no environment, "
+                "so a deploy role would trust every job of the repository; add 'context'"
+            )
+        unknown = [c for c in self.subject_claims if c != "context" and c not in SUBJECT_CLAIMS]
+        if unknown:
+            raise ValueError(
+                f"aws.github.subject_claims: {', '.join(unknown)} cannot be known before a job "
+                f"runs; the roles can trust subjects of {', '.join(('context', *SUBJECT_CLAIMS))}"
+            )
+        for claim, value in (
+            ("repository_id", self.repository_id),
+            ("repository_owner_id", self.repository_owner_id),
+        ):
+            if (claim in self.subject_claims or self.immutable_subject) and value is None:
+                raise ValueError(
+                    f"aws.github.subject_claims or immutable_subject needs {claim}: give "
+                    f"aws.github.{claim} (docs/DEPLOY.md says how to read it)"
+                )
+        return self
+
+    def subject(self, context: str) -> str:
+        """The ``sub`` of a token whose context is ``context`` (``environment:prod``,
+        ``pull_request``): each claim as ``name:value`` joined by colons, ``context`` as its
+        value alone (the docs' examples: ``repo:octo-org/octo-repo:environment:prod``)."""
+        owner, name = self.repository.split("/")
+        repo = (
+            f"{owner}@{self.repository_owner_id}/{name}@{self.repository_id}"
+            if self.immutable_subject
+            else self.repository
+        )
+        values = {
+            "repo": repo,
+            "repository_owner": owner,
+            "repository_owner_id": str(self.repository_owner_id),
+            "repository_id": str(self.repository_id),
+        }
+        return ":".join(
+            context if claim == "context" else f"{claim}:{values[claim]}"
+            for claim in self.subject_claims
+        )
+
+
 class AwsSettings(FrozenModel):
     """What the CDK app (``cdk/``) deploys an environment with; the twin reads none of it but
     the job and crawler definitions both share."""
@@ -262,6 +346,7 @@ class AwsSettings(FrozenModel):
     alarms: AlarmSettings = AlarmSettings()
     report_allowed_cidrs: tuple[str, ...] = ()
     """IPv4 networks (CIDR) that may open the quality report site; none: nobody can."""
+    github: GitHubSettings = GitHubSettings()
 
     @model_validator(mode="after")
     def _deployable(self) -> AwsSettings:

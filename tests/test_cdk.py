@@ -26,18 +26,21 @@ pytestmark = pytest.mark.slow
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 ENVIRONMENTS = ("dev", "staging", "prod")
+STACKS = (*ENVIRONMENTS, *(f"{env}-delivery" for env in ENVIRONMENTS))
+"""Every stack of the app, as ``cdk.app.build`` names them: pipeline, then delivery."""
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def synthesize(environments: list[Settings], artifact: Path, outdir: Path) -> dict[str, Any]:
-    """The templates of ``environments``' stacks, by environment, as ``cdk synth`` writes them.
+    """The templates of ``environments``' stacks as ``cdk synth`` writes them, by the names
+    ``cdk.app.build`` gives them: an environment's pipeline stack by the environment's name.
 
     No acknowledgment of cdk-nag's may sit on a stack (it would cover every resource in it):
     each is on the node it concerns."""
     from aws_cdk import App, Validations
 
-    from cdk.app import CONTEXT, build, stack_name
+    from cdk.app import CONTEXT, build
 
     app = App(context=CONTEXT, outdir=str(outdir))
     stacks = build(app, environments, artifact)
@@ -46,7 +49,10 @@ def synthesize(environments: list[Settings], artifact: Path, outdir: Path) -> di
     for stack in stacks.values():
         on_stack = [entry.data for entry in stack.node.metadata if entry.type == key]
         assert not on_stack, f"acknowledged on the stack {stack.stack_name}: {on_stack}"
-    return {s.env.value: assembly.get_stack_by_name(stack_name(s)).template for s in environments}
+    return {
+        name: assembly.get_stack_by_name(stack.stack_name).template
+        for name, stack in stacks.items()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +76,7 @@ def properties(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [r.get("Properties", {}) for r in resources(template, kind).values()]
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", STACKS)
 def test_every_template_passes_cfn_lint_with_no_error(
     templates: dict[str, Any], env: str, tmp_path: Path
 ) -> None:
@@ -157,7 +163,7 @@ def _acknowledged(template: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             yield logical, rule["id"], rule["reason"]
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", STACKS)
 def test_each_acknowledgment_names_its_finding_and_says_why(
     templates: dict[str, Any], env: str
 ) -> None:
@@ -376,7 +382,7 @@ def _normalized(template: dict[str, Any]) -> str:
     return _HASH.sub("<hash>", json.dumps(template, indent=1, sort_keys=True)) + "\n"
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", STACKS)
 def test_each_template_matches_its_reviewed_snapshot(templates: dict[str, Any], env: str) -> None:
     path = SNAPSHOTS / f"cdk-{env}.json"
     rendered = _normalized(templates[env])

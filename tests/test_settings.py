@@ -106,3 +106,55 @@ def test_values_aws_would_refuse_fail_with_the_setting_named() -> None:
         load_settings("dev", aws={"operations_emails": ("on-call",)})
     with pytest.raises(ValidationError, match=r"G\.025X"):
         load_settings("dev", aws={"load_job": {"worker_type": "G.025X"}})
+
+
+def _github(**given: object) -> object:
+    return load_settings("prod", aws={"github": given}).aws.github
+
+
+def test_the_oidc_subjects_render_as_github_documents_them() -> None:
+    """https://docs.github.com/en/actions/reference/security/oidc: the default
+    ``repo:ORG/REPO:environment:NAME``, the immutable ``repo:OWNER@OWNER-ID/REPO@REPO-ID:...``,
+    and a custom template's claims as ``key:value`` in order, ``context`` bare."""
+    default = load_settings("prod", aws={"github": {"repository": "octo-org/octo-repo"}})
+    assert default.aws.github.subject("environment:prod") == (
+        "repo:octo-org/octo-repo:environment:prod"
+    )
+    assert default.aws.github.subject("pull_request") == "repo:octo-org/octo-repo:pull_request"
+    immutable = load_settings(
+        "prod",
+        aws={
+            "github": {
+                "repository": "octo-org/octo-repo",
+                "immutable_subject": True,
+                "repository_owner_id": 123456,
+                "repository_id": 456789,
+            }
+        },
+    )
+    assert immutable.aws.github.subject("environment:prod") == (
+        "repo:octo-org@123456/octo-repo@456789:environment:prod"
+    )
+    custom = load_settings(
+        "prod",
+        aws={
+            "github": {
+                "subject_claims": ("repository_owner", "context"),
+                "repository": "monalisa/flights",
+            }
+        },
+    )
+    assert custom.aws.github.subject("pull_request") == "repository_owner:monalisa:pull_request"
+
+
+def test_a_subject_the_roles_could_not_trust_exactly_fails_with_the_setting_named() -> None:
+    with pytest.raises(ValidationError, match=r"without 'context' names no environment"):
+        _github(subject_claims=("repo",))
+    with pytest.raises(ValidationError, match=r"job_workflow_ref cannot be known"):
+        _github(subject_claims=("repo", "context", "job_workflow_ref"))
+    with pytest.raises(ValidationError, match=r"needs repository_id: give aws\.github\.repo"):
+        _github(subject_claims=("repository_id", "context"))
+    with pytest.raises(ValidationError, match=r"needs repository_owner_id"):
+        _github(immutable_subject=True, repository_id=1)
+    with pytest.raises(ValidationError, match=r"'flightpipe' is not owner/name"):
+        _github(repository="flightpipe")

@@ -19,10 +19,13 @@ import yaml
 from pipeline.settings import REPO_ROOT
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+ACTIONS = sorted((REPO_ROOT / ".github" / "actions").glob("*/action.yml"))
+"""The repository's own composite actions, which the workflows use by path."""
 _PINNED = re.compile(
     r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40})\s+#\s+v\d+\.\d+\.\d+\s*$"
 )
-_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+(\S+)")
+# A path into this repository is the workflow's own commit: nothing to pin.
+_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+(?!\./)(\S+)")
 
 CARELESS = """\
 name: careless
@@ -41,8 +44,9 @@ def _tool(name: str) -> str:
 
 
 def schema_errors(path: Path) -> str | None:
+    schema = "vendor.github-actions" if path.name == "action.yml" else "vendor.github-workflows"
     checked = subprocess.run(
-        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+        [_tool("check-jsonschema"), "--builtin-schema", schema, str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -72,13 +76,14 @@ def unpinned(path: Path) -> list[str]:
 
 def policy_breaches(path: Path) -> list[str]:
     """What a workflow lacks of the project's rules: read-only default permissions, a timeout
-    on every job."""
+    on every job (a job that calls a workflow takes the called jobs' timeouts: GitHub allows
+    it none of its own)."""
     workflow = yaml.safe_load(path.read_text())
     breaches = []
     if workflow.get("permissions") != {"contents": "read"}:
         breaches.append("default permissions are not contents: read")
     for name, job in workflow["jobs"].items():
-        if "timeout-minutes" not in job:
+        if "timeout-minutes" not in job and "uses" not in job:
             breaches.append(f"job {name} has no timeout-minutes")
     return breaches
 
@@ -87,17 +92,21 @@ def test_there_are_workflows_to_check() -> None:
     assert WORKFLOWS
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_each_workflow_matches_githubs_schema(path: Path) -> None:
+def _name(path: Path) -> str:
+    return path.parent.name if path.name == "action.yml" else path.name
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=_name)
+def test_each_workflow_and_action_matches_githubs_schema(path: Path) -> None:
     assert schema_errors(path) is None
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_zizmor_finds_nothing_in_each_workflow(path: Path) -> None:
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=_name)
+def test_zizmor_finds_nothing_in_each_workflow_and_action(path: Path) -> None:
     assert zizmor_findings(path) == []
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=_name)
 def test_each_action_is_pinned_to_a_commit_with_its_release_named(path: Path) -> None:
     assert unpinned(path) == []
 

@@ -1,0 +1,326 @@
+"""Delivery: the workflows promote one cloud assembly through dev, staging and prod with the
+rights they need and no more, and the delivery stacks' roles trust exactly the tokens those
+workflows' jobs get.
+
+The workflows are read as GitHub reads them (``on``, ``needs``, ``environment``,
+``permissions``, the calls of ``deploy-environment.yml``); the roles from the delivery stacks
+as synthesized (``cdk/delivery.py``, no account needed). A token's subject follows from its
+job: a job in an environment gets ``environment:<name>`` as its context, a pull request's job
+without one ``pull_request``
+(https://docs.github.com/en/actions/reference/security/oidc#example-subject-claims). Each
+check is also run on a careless variant, to see it fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline.deployment import Names
+from pipeline.settings import REPO_ROOT, load_settings
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+DEPLOYED = ("dev", "staging", "prod")
+CALLED = "./.github/workflows/deploy-environment.yml"
+CONFIGURE = "aws-actions/configure-aws-credentials@"
+ISSUER = "token.actions.githubusercontent.com"
+
+
+def read(name: str) -> dict[str, Any]:
+    workflow: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the key ``on`` as true.
+    workflow["on"] = workflow.pop(True, workflow.get("on"))
+    return workflow
+
+
+def triggers(workflow: dict[str, Any]) -> set[str]:
+    on = workflow["on"]
+    return {on} if isinstance(on, str) else set(on)
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """A job's steps, or for a job that calls ``deploy-environment.yml`` the called job's."""
+    if job.get("uses") == CALLED:
+        return [
+            s for called in read("deploy-environment.yml")["jobs"].values() for s in called["steps"]
+        ]
+    return list(job.get("steps", []))
+
+
+def assumes_a_role(job: dict[str, Any]) -> bool:
+    return any(str(step.get("uses", "")).startswith(CONFIGURE) for step in steps(job))
+
+
+def comments(job: dict[str, Any]) -> bool:
+    return any("review-comment" in str(step.get("run", "")) for step in steps(job))
+
+
+def permission_breaches(workflow: dict[str, Any]) -> list[str]:
+    """Each job's rights beyond what its steps need: ``id-token: write`` only where a role is
+    assumed (and always there: without it no token), ``pull-requests: write`` only where the
+    review is commented, nothing else written."""
+    breaches = []
+    default = workflow.get("permissions", {})
+    for name, job in workflow["jobs"].items():
+        granted = job.get("permissions", default)
+        needed = {"contents": "read"}
+        if assumes_a_role(job):
+            needed["id-token"] = "write"
+        if comments(job):
+            needed["pull-requests"] = "write"
+        if granted != needed:
+            breaches.append(f"job {name} has {granted}, needs {needed}")
+    return breaches
+
+
+def chain_breaches(workflow: dict[str, Any]) -> list[str]:
+    """What deploy.yml lacks of the promotion: on pushes to main only, one build, then each
+    environment after the one before it, each through ``deploy-environment.yml`` in the GitHub
+    environment of its name, smoke-tested but prod, which is health-checked."""
+    breaches = []
+    if workflow["on"] != {"push": {"branches": ["main"]}}:
+        breaches.append(f"deploy.yml runs on {workflow['on']}, not pushes to main")
+    jobs = workflow["jobs"]
+    before = "build"
+    for env in DEPLOYED:
+        job = jobs.get(env, {})
+        if job.get("needs") != before:
+            breaches.append(f"{env} needs {job.get('needs')!r}, not {before!r}")
+        if job.get("uses") != CALLED:
+            breaches.append(f"{env} does not call {CALLED}")
+        check = "health" if env == "prod" else "smoke"
+        if job.get("with") != {"environment": env, "check": check}:
+            breaches.append(f"{env} passes {job.get('with')}, not environment {env}, {check}")
+        before = env
+    if set(jobs) != {"build", *DEPLOYED}:
+        breaches.append(f"deploy.yml has jobs {sorted(jobs)}")
+    called = read("deploy-environment.yml")
+    if set(triggers(called)) != {"workflow_call"}:
+        breaches.append("deploy-environment.yml runs on more than a call")
+    for name, job in called["jobs"].items():
+        if job.get("environment") != "${{ inputs.environment }}":
+            breaches.append(f"deploy-environment.yml job {name} is in no GitHub environment")
+    concurrency = workflow.get("concurrency", {})
+    if not concurrency.get("group") or concurrency.get("cancel-in-progress") is not False:
+        breaches.append("deployments may overlap or be cancelled halfway")
+    return breaches
+
+
+def all_workflows() -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        yield path.name, read(path.name)
+
+
+def test_the_deployment_promotes_dev_then_staging_then_prod() -> None:
+    assert chain_breaches(read("deploy.yml")) == []
+
+
+def test_a_careless_promotion_is_refused() -> None:
+    careless = copy.deepcopy(read("deploy.yml"))
+    careless["jobs"]["prod"]["needs"] = "build"
+    careless["jobs"]["staging"]["with"] = {"environment": "staging", "check": "health"}
+    careless["on"] = {"push": {}}
+    del careless["concurrency"]
+    assert chain_breaches(careless) == [
+        "deploy.yml runs on {'push': {}}, not pushes to main",
+        "staging passes {'environment': 'staging', 'check': 'health'}, not environment "
+        "staging, smoke",
+        "prod needs 'build', not 'staging'",
+        "deployments may overlap or be cancelled halfway",
+    ]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in all_workflows()])
+def test_each_job_has_only_the_rights_its_steps_need(name: str) -> None:
+    assert permission_breaches(read(name)) == []
+
+
+def test_a_job_with_rights_it_does_not_need_is_refused() -> None:
+    careless = copy.deepcopy(read("ci.yml"))
+    careless["jobs"]["test"]["permissions"] = {"contents": "read", "id-token": "write"}
+    careless["jobs"]["diff"]["permissions"] = {"contents": "read"}
+    assert permission_breaches(careless) == [
+        "job test has {'contents': 'read', 'id-token': 'write'}, needs {'contents': 'read'}",
+        "job diff has {'contents': 'read'}, needs {'contents': 'read', 'id-token': 'write'}",
+    ]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in all_workflows()])
+def test_aws_is_reached_only_through_oidc_and_no_workflow_runs_untrusted_code_with_rights(
+    name: str,
+) -> None:
+    """No stored key: every credential step assumes a role named by a variable, and no
+    secret is read at all. Nothing is triggered by ``pull_request_target`` or
+    ``workflow_run``, which run a fork's changes with the base repository's rights."""
+    text = (WORKFLOWS / name).read_text()
+    assert "secrets." not in text
+    assert not triggers(read(name)) & {"pull_request_target", "workflow_run"}
+    for job in read(name)["jobs"].values():
+        for step in job.get("steps", []):
+            if str(step.get("uses", "")).startswith(CONFIGURE):
+                given = step["with"]
+                assert given["role-to-assume"].startswith("${{ vars"), given
+                assert not {"aws-access-key-id", "aws-secret-access-key"} & set(given), given
+
+
+def token_contexts() -> dict[str, set[str]]:
+    """Each role's name, and the contexts of the tokens the workflows' jobs assume it with."""
+    contexts: dict[str, set[str]] = {}
+    called = read("deploy-environment.yml")["jobs"]
+    for name, job in read("deploy.yml")["jobs"].items():
+        if job.get("uses") != CALLED:
+            assert not assumes_a_role(job), f"deploy.yml job {name} assumes a role itself"
+            continue
+        env = job["with"]["environment"]
+        (deploy,) = called.values()
+        assert deploy["environment"] == "${{ inputs.environment }}"
+        for step in deploy["steps"]:
+            if str(step.get("uses", "")).startswith(CONFIGURE):
+                role = step["with"]["role-to-assume"]
+                if role == "${{ vars.AWS_DEPLOY_ROLE_ARN }}":
+                    contexts.setdefault(Names.of(load_settings(env)).deploy_role, set()).add(
+                        f"environment:{env}"
+                    )
+    ci = read("ci.yml")
+    diff = ci["jobs"]["diff"]
+    assert "environment" not in diff
+    assert triggers(ci) >= {"pull_request"}
+    assert "github.event_name == 'pull_request'" in diff["if"]
+    for env in diff["strategy"]["matrix"]["environment"]:
+        contexts.setdefault(Names.of(load_settings(env)).review_role, set()).add("pull_request")
+    return contexts
+
+
+@pytest.fixture(scope="module")
+def delivery_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The delivery stacks alone, synthesized without the pipeline stacks (which need the
+    Glue artifact); cdk-nag checks them with the rest in tests/test_cdk.py."""
+    from aws_cdk import App, Environment
+
+    from cdk.app import CONTEXT
+    from cdk.delivery import DeliveryStack, delivery_stack_name
+
+    app = App(context=CONTEXT, outdir=str(tmp_path_factory.mktemp("delivery")))
+    for env in DEPLOYED:
+        settings = load_settings(env)
+        where = Environment(region=settings.aws.region)
+        DeliveryStack(app, delivery_stack_name(settings), settings=settings, env=where)
+    assembly = app.synth()
+    return {
+        env: assembly.get_stack_by_name(delivery_stack_name(load_settings(env))).template
+        for env in DEPLOYED
+    }
+
+
+def trusted_subjects(templates: dict[str, dict[str, Any]]) -> dict[str, set[str]]:
+    """Each GitHub role's name and the token subjects its trust policy accepts."""
+    trusted: dict[str, set[str]] = {}
+    for template in templates.values():
+        for resource in template["Resources"].values():
+            if resource["Type"] != "AWS::IAM::Role":
+                continue
+            for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+                if statement["Action"] != "sts:AssumeRoleWithWebIdentity":
+                    continue
+                equals = statement["Condition"]["StringEquals"]
+                assert equals[f"{ISSUER}:aud"] == "sts.amazonaws.com"
+                subject = equals[f"{ISSUER}:sub"]
+                assert isinstance(subject, str), "one subject, no list, no wildcard"
+                trusted.setdefault(resource["Properties"]["RoleName"], set()).add(subject)
+    return trusted
+
+
+def test_the_roles_trust_exactly_the_tokens_of_the_jobs_that_assume_them(
+    delivery_templates: dict[str, dict[str, Any]],
+) -> None:
+    github = load_settings("dev").aws.github
+    expected = {
+        role: {github.subject(context) for context in contexts}
+        for role, contexts in token_contexts().items()
+    }
+    assert trusted_subjects(delivery_templates) == expected
+    assert expected["flightpipe-deploy-prod"] == {"repo:flightpipe/flightpipe:environment:prod"}
+    assert expected["flightpipe-review-dev"] == {"repo:flightpipe/flightpipe:pull_request"}
+
+
+def test_a_customized_subject_with_immutable_ids_is_what_the_roles_trust(
+    tmp_path: Path,
+) -> None:
+    """A repository whose OIDC customization puts the ids first: the settings say so, and
+    the trust follows them."""
+    from aws_cdk import App, Environment
+
+    from cdk.app import CONTEXT
+    from cdk.delivery import DeliveryStack
+
+    settings = load_settings(
+        "staging",
+        aws={
+            "github": {
+                "subject_claims": ["repository_owner_id", "repository_id", "context"],
+                "repository_owner_id": 4711,
+                "repository_id": 815,
+                "oidc_provider": "existing",
+            }
+        },
+    )
+    app = App(context=CONTEXT, outdir=str(tmp_path))
+    DeliveryStack(app, "Delivery", settings=settings, env=Environment(region=settings.aws.region))
+    template = app.synth().get_stack_by_name("Delivery").template
+    assert trusted_subjects({"staging": template}) == {
+        "flightpipe-deploy-staging": {
+            "repository_owner_id:4711:repository_id:815:environment:staging"
+        },
+        "flightpipe-review-staging": {"repository_owner_id:4711:repository_id:815:pull_request"},
+    }
+    kinds = {r["Type"] for r in template["Resources"].values()}
+    assert "AWS::IAM::OIDCProvider" not in kinds, "another stack made the account's provider"
+
+
+def test_the_deploy_role_may_only_assume_cdks_deploying_roles_and_the_smoke_role(
+    delivery_templates: dict[str, dict[str, Any]],
+) -> None:
+    for env, template in delivery_templates.items():
+        (policy,) = [
+            r["Properties"]["PolicyDocument"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::IAM::Policy" and "Deploy" in r["Properties"]["PolicyName"]
+        ]
+        actions = {
+            s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"])
+            for s in policy["Statement"]
+        }
+        assert actions == {"sts:AssumeRole", "sns:Publish", ("kms:Decrypt", "kms:GenerateDataKey")}
+        (assume,) = [s for s in policy["Statement"] if s["Action"] == "sts:AssumeRole"]
+        roles = sorted(r["Fn::Sub"].rsplit("/", 1)[1] for r in assume["Resource"])
+        assert roles == [
+            "cdk-hnb659fds-deploy-role-${AWS::AccountId}-${AWS::Region}",
+            "cdk-hnb659fds-file-publishing-role-${AWS::AccountId}-${AWS::Region}",
+            "cdk-hnb659fds-lookup-role-${AWS::AccountId}-${AWS::Region}",
+            f"flightpipe-smoke-{env}",
+        ]
+
+
+def test_the_review_role_may_only_assume_cdks_lookup_role(
+    delivery_templates: dict[str, dict[str, Any]],
+) -> None:
+    for template in delivery_templates.values():
+        (policy,) = [
+            r["Properties"]["PolicyDocument"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::IAM::Policy" and "Review" in r["Properties"]["PolicyName"]
+        ]
+        (statement,) = policy["Statement"]
+        assert statement["Action"] == "sts:AssumeRole"
+        assert statement["Resource"]["Fn::Sub"].endswith(
+            "role/cdk-hnb659fds-lookup-role-${AWS::AccountId}-${AWS::Region}"
+        )
+
