@@ -323,4 +323,3 @@ def test_the_review_role_may_only_assume_cdks_lookup_role(
         assert statement["Resource"]["Fn::Sub"].endswith(
             "role/cdk-hnb659fds-lookup-role-${AWS::AccountId}-${AWS::Region}"
         )
-
