@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -323,3 +324,36 @@ def test_the_review_role_may_only_assume_cdks_lookup_role(
         assert statement["Resource"]["Fn::Sub"].endswith(
             "role/cdk-hnb659fds-lookup-role-${AWS::AccountId}-${AWS::Region}"
         )
+
+
+def test_every_job_runs_in_the_debian_and_python_of_the_local_machines() -> None:
+    """The image's Python is the one ``pyproject.toml`` requires (Glue 5's), its Debian this
+    machine's release: system packages and root behave as here."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    python = project["requires-python"].split(",")[0].removeprefix(">=")
+    release = dict(
+        line.split("=", 1)
+        for line in Path("/etc/os-release").read_text().splitlines()
+        if "=" in line
+    )
+    codename = release["VERSION_CODENAME"].strip('"')
+    images = {
+        job["container"]["image"] if isinstance(job["container"], dict) else job["container"]
+        for _, workflow in all_workflows()
+        for job in workflow["jobs"].values()
+        if "uses" not in job
+    }
+    assert images == {f"python:{python}-{codename}"}
+
+
+def test_the_caches_are_keyed_on_the_lock_files() -> None:
+    setup = yaml.safe_load((REPO_ROOT / ".github/actions/setup/action.yml").read_text())
+    keys = {
+        step["with"]["path"]: step["with"]["key"]
+        for step in setup["runs"]["steps"]
+        if str(step.get("uses", "")).startswith("actions/cache@")
+    }
+    assert keys == {
+        "~/.cache/uv": "uv-${{ runner.os }}-${{ hashFiles('uv.lock') }}",
+        "~/.npm": "npm-${{ runner.os }}-${{ hashFiles('package-lock.json') }}",
+    }
