@@ -13,7 +13,7 @@ SAMPLE := .flightpipe/sample
 SAMPLE_DAYS ?= 7
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup system browser python node run test lint format bench package synth diff deploy down clean
+.PHONY: setup system browser python node run test lint format bench package synth diff deploy review down clean
 
 setup: system python node
 
@@ -90,6 +90,16 @@ diff: synth
 
 deploy: synth
 	$(CDK) deploy --app cdk.out flightpipe-$(ENV) --require-approval broadening
+
+# The pull request's deployment review (cdk/review.py) of this checkout's assembly against
+# another's, BASE (the base branch's, synthesized apart), in build/review.md; DIFFS names a
+# folder of diff-<env>.txt when there are diffs (credentials needed). Exit status 1 when the
+# head breaks a rule the report names.
+BASE ?= base.out
+review: synth
+	@mkdir -p build
+	$(UV) run python -m cdk.review --base $(BASE) --head cdk.out \
+		$(if $(DIFFS),--diffs $(DIFFS)) --out build/review.md
 
 down: python
 	$(UV) run flightpipe local down
