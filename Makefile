@@ -13,7 +13,7 @@ SAMPLE := .flightpipe/sample
 SAMPLE_DAYS ?= 7
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup system browser python node run test lint format bench package synth templates diff review-diff deploy bootstrap release smoke health down clean
+.PHONY: setup system browser python node run test lint format bench package synth templates diff review review-diff review-comment deploy bootstrap release smoke health down clean
 
 setup: system python node
 
@@ -99,10 +99,22 @@ deploy: synth
 # A pull request's review (.github/workflows/ci.yml): what the assembly in cdk.out would change
 # in the environment, read with the review role, which may assume only CDK's lookup role
 # (`--method template` compares templates: no change set, so no deploy role).
-DIFFS ?= diffs
 review-diff: node
-	@mkdir -p $(DIFFS)
-	$(CDK) diff --app cdk.out --method template flightpipe-$(ENV) > $(DIFFS)/diff-$(ENV).txt 2>&1
+	@mkdir -p $(or $(DIFFS),diffs)
+	$(CDK) diff --app cdk.out --method template flightpipe-$(ENV) \
+		> $(or $(DIFFS),diffs)/diff-$(ENV).txt 2>&1
+
+# The pull request's deployment review (cdk/review.py) of the assembly in cdk.out (make synth)
+# against another's, BASE (the base branch's, synthesized apart), in REVIEW; DIFFS names a
+# folder of diff-<env>.txt when there are diffs (make review-diff). Exit status 1 when the head
+# breaks a rule the report names, after writing it.
+BASE ?= base.out
+REVIEW ?= build/review.md
+review: python
+	@test -f cdk.out/manifest.json || { echo "no cloud assembly in cdk.out/: run make synth" >&2; exit 1; }
+	@mkdir -p $(dir $(REVIEW))
+	$(UV) run python -m cdk.review --base $(BASE) --head cdk.out \
+		$(if $(DIFFS),--diffs $(DIFFS)) --out $(REVIEW)
 
 # Once per environment, by an administrator: the roles GitHub Actions deploys and reviews with
 # (cdk/delivery.py). The workflows never deploy this stack.

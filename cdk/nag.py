@@ -4,16 +4,28 @@ applies to with its reason; a log group's retention in days."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from aws_cdk import aws_logs as logs
 from aws_cdk.region_info import RegionInfo
 from constructs import IConstruct
 
+REASON_MIN_WORDS: Final = 8
+"""How many words an acknowledgment's reason needs at least: enough to say why, which a rule
+id, "ok" or "needed" never does."""
+
+
+def explains(reason: str) -> bool:
+    """Whether ``reason`` is long enough to say why a finding is acknowledged: the tests hold
+    every acknowledgment to it, and the pull request's review every new or changed one."""
+    return len(reason.split()) >= REASON_MIN_WORDS
+
 
 def suppress(node: IConstruct, rule: str, reason: str, *, applies_to: Sequence[str] = ()) -> None:
-    """Acknowledge cdk-nag's ``rule`` on ``node`` and what it holds, for ``reason``; with
-    ``applies_to``, only those findings of the rule (``Resource::*``, ``Action::s3:*``)."""
+    """Acknowledge cdk-nag's ``rule`` on ``node`` and what it holds, for ``reason`` (one that
+    ``explains``); with ``applies_to``, only those findings of the rule (``Resource::*``,
+    ``Action::s3:*``)."""
     ids = [f"{rule}[{finding}]" for finding in applies_to] or [rule]
     Validations.of(node).acknowledge(*(Acknowledgment(id=i, reason=reason) for i in ids))
 

@@ -162,3 +162,19 @@ def estimate(usage: Usage, prices: PriceSettings, aws: AwsSettings) -> list[Cost
             warehouse,
         ),
     ]
+
+
+DAILY_FILE: Final = Usage(
+    validation_runs=1,
+    load_runs=1,
+    crawls=1,
+    statements=((0.0, 0.2), (3.0, 3.2)),
+    load_transactions=((3.0, 3.0),),
+    transitions=45,
+    express_seconds=(0.1,),
+)
+"""One daily file arriving on its own, as ``make bench BENCH_ARGS="--only twin"`` counted its
+warm file (docs/ARCHITECTURE.md, "What it costs on AWS"): one validation run, one load run,
+one crawl, two Data API statements and the load's transaction within seconds (one active
+period of the warehouse: its minimum), 45 state transitions, one Express request. What it
+costs depends on what an environment deploys (workers, base capacity); the counts do not."""

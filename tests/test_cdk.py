@@ -11,15 +11,18 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pipeline import packaging, workflow
 from pipeline.deployment import Names
 from pipeline.settings import REPO_ROOT, Settings, load_settings
+
+if TYPE_CHECKING:
+    from aws_cdk import Stack
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +35,15 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 
-def synthesize(environments: list[Settings], artifact: Path, outdir: Path) -> dict[str, Any]:
-    """The templates of ``environments``' stacks as ``cdk synth`` writes them, by the names
-    ``cdk.app.build`` gives them: an environment's pipeline stack by the environment's name.
+def synthesize(
+    environments: list[Settings],
+    artifact: Path,
+    outdir: Path,
+    amend: Callable[[dict[str, Stack]], None] | None = None,
+) -> dict[str, Any]:
+    """The templates of ``environments``' stacks as ``cdk synth`` writes them (into
+    ``outdir``), by the names ``cdk.app.build`` gives them (an environment's pipeline stack by
+    the environment's name), the stacks first changed by ``amend`` if given.
 
     No acknowledgment of cdk-nag's may sit on a stack (it would cover every resource in it):
     each is on the node it concerns."""
@@ -44,6 +53,8 @@ def synthesize(environments: list[Settings], artifact: Path, outdir: Path) -> di
 
     app = App(context=CONTEXT, outdir=str(outdir))
     stacks = build(app, environments, artifact)
+    if amend:
+        amend(stacks)
     assembly = app.synth()
     key = Validations.ACKNOWLEDGED_RULES_METADATA_KEY
     for stack in stacks.values():
@@ -80,16 +91,12 @@ def properties(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 def test_every_template_passes_cfn_lint_with_no_error(
     templates: dict[str, Any], env: str, tmp_path: Path
 ) -> None:
+    from cdk.review import cfn_lint
+
     path = tmp_path / f"{env}.json"
     path.write_text(json.dumps(templates[env]))
-    found = subprocess.run(
-        [str(REPO_ROOT / ".venv/bin/cfn-lint"), "--format", "parseable", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    errors = [line for line in found.stdout.splitlines() if ":E" in line]
-    assert not errors, "\n".join(errors)
+    errors = [finding for finding in cfn_lint(path) if finding.error]
+    assert not errors, "\n".join(map(str, errors))
 
 
 def _filled(definition: str) -> str:
@@ -157,25 +164,22 @@ def test_a_finding_nobody_acknowledged_fails_synthesis(
     ), "only the careless bucket is unacknowledged"
 
 
-def _acknowledged(template: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
-    for logical, resource in template["Resources"].items():
-        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
-            yield logical, rule["id"], rule["reason"]
-
-
 @pytest.mark.parametrize("env", STACKS)
 def test_each_acknowledgment_names_its_finding_and_says_why(
     templates: dict[str, Any], env: str
 ) -> None:
     """Every acknowledgment is written into its resource's metadata (none on a stack: see
     ``synthesize``): each wildcard finding by itself, each with a reason in words."""
+    from cdk.nag import explains
+    from cdk.review import acknowledgments
+
     template = templates[env]
-    acknowledged = list(_acknowledged(template))
+    acknowledged = list(acknowledgments(template))
     assert acknowledged
-    for logical, rule, reason in acknowledged:
-        assert len(reason.split()) >= 8, (logical, rule, reason)
-        if rule.startswith("AwsSolutions-IAM5"):
-            assert "[" in rule, f"{logical}: every IAM5 wildcard is acknowledged by itself"
+    for ack in acknowledged:
+        assert explains(ack.reason), ack
+        if ack.rule == "AwsSolutions-IAM5":
+            assert ack.finding, f"{ack.resource}: every IAM5 wildcard is acknowledged by itself"
     assert "cdk_nag" not in template.get("Metadata", {}), "an acknowledgment on the stack"
 
 
