@@ -8,8 +8,8 @@ to it, with no long-lived key anywhere.
   deploy (``cdk bootstrap``'s deploy, file-publishing and lookup roles), then the smoke role,
   and publish a failed deployment to the operations topic;
 - the review role (``Names.review_role``), assumed by ``.github/workflows/ci.yml``'s review
-  of a pull request: it may only assume the bootstrap lookup role, which reads (``cdk diff
-  --method template``).
+  of a pull request: it may only read the pipeline stack's template (``cdk diff --method
+  template``).
 
 Each role trusts one subject: the token's ``sub`` claim as ``aws.github`` renders it for the
 job's context (``environment:<env>`` or ``pull_request``), and the audience AWS's action asks
@@ -107,7 +107,31 @@ class DeliveryStack(Stack):
             github.subject(PULL_REQUEST_CONTEXT),
             description=f"Reads flightpipe {settings.env.value} to review a pull request's changes",
         )
-        review.add_to_policy(_assume(bootstrap_role_arn("lookup")))
+        # Not CDK's lookup role: it reads everything but KMS, the data buckets' objects among
+        # them, and any branch's pull request gets this role. `cdk diff --method template`
+        # reads the deployed template with the base credentials when it cannot assume it.
+        review.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudformation:DescribeStacks", "cloudformation:GetTemplate"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="cloudformation",
+                        resource="stack",
+                        resource_name=f"flightpipe-{settings.env.value}/*",
+                    )
+                ],
+            )
+        )
+
+        suppress(
+            review,
+            "AwsSolutions-IAM5",
+            "A stack's ARN ends in an id CloudFormation gives it when created; the name "
+            "before it is this environment's pipeline stack alone",
+            applies_to=[
+                arn_finding(self, "cloudformation", f"stack/flightpipe-{settings.env.value}/*")
+            ],
+        )
 
         CfnOutput(self, "DeployRoleArn", value=deploy.role_arn)
         CfnOutput(self, "ReviewRoleArn", value=review.role_arn)

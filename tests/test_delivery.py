@@ -14,6 +14,7 @@ check is also run on a careless variant, to see it fail.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import tomllib
 from collections.abc import Iterator
@@ -310,20 +311,23 @@ def test_the_deploy_role_may_only_assume_cdks_deploying_roles_and_the_smoke_role
         ]
 
 
-def test_the_review_role_may_only_assume_cdks_lookup_role(
+def test_the_review_role_may_only_read_its_environments_stack(
     delivery_templates: dict[str, dict[str, Any]],
 ) -> None:
-    for template in delivery_templates.values():
+    """Any branch's pull request gets the review role: it must not read the data (CDK's lookup
+    role would: ReadOnlyAccess)."""
+    for env, template in delivery_templates.items():
         (policy,) = [
             r["Properties"]["PolicyDocument"]
             for r in template["Resources"].values()
             if r["Type"] == "AWS::IAM::Policy" and "Review" in r["Properties"]["PolicyName"]
         ]
         (statement,) = policy["Statement"]
-        assert statement["Action"] == "sts:AssumeRole"
-        assert statement["Resource"]["Fn::Sub"].endswith(
-            "role/cdk-hnb659fds-lookup-role-${AWS::AccountId}-${AWS::Region}"
-        )
+        assert statement["Action"] == [
+            "cloudformation:DescribeStacks",
+            "cloudformation:GetTemplate",
+        ]
+        assert json.dumps(statement["Resource"]).endswith(f':stack/flightpipe-{env}/*"]]}}')
 
 
 def test_every_job_runs_in_the_debian_and_python_of_the_local_machines() -> None:
