@@ -97,7 +97,7 @@ deploy: synth
 	$(CDK) deploy --app cdk.out flightpipe-$(ENV) --require-approval broadening
 
 # A pull request's review (.github/workflows/ci.yml): what the assembly in cdk.out would change
-# in the environment, read with the review role, which may assume only CDK's lookup role
+# in the environment, read with the review role, which may only read the stack's template
 # (`--method template` compares templates: no change set, so no deploy role).
 review-diff: node
 	@mkdir -p $(or $(DIFFS),diffs)

@@ -71,7 +71,7 @@ class DeliveryStack(Stack):
         )
         deploy.add_to_policy(_assume(*(bootstrap_role_arn(r) for r in BOOTSTRAP_ROLES)))
         deploy.add_to_policy(_assume(role_arn(names.smoke_role)))
-        operations_topic = Stack.of(self).format_arn(service="sns", resource=names.operations_topic)
+        operations_topic = self.format_arn(service="sns", resource=names.operations_topic)
         deploy.add_to_policy(
             iam.PolicyStatement(actions=["sns:Publish"], resources=[operations_topic])
         )
@@ -81,9 +81,7 @@ class DeliveryStack(Stack):
         deploy.add_to_policy(
             iam.PolicyStatement(
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                resources=[
-                    Stack.of(self).format_arn(service="kms", resource="key", resource_name="*")
-                ],
+                resources=[self.format_arn(service="kms", resource="key", resource_name="*")],
                 conditions={
                     "StringEquals": {
                         "kms:EncryptionContext:aws:sns:topicArn": operations_topic,
@@ -114,7 +112,7 @@ class DeliveryStack(Stack):
             iam.PolicyStatement(
                 actions=["cloudformation:DescribeStacks", "cloudformation:GetTemplate"],
                 resources=[
-                    Stack.of(self).format_arn(
+                    self.format_arn(
                         service="cloudformation",
                         resource="stack",
                         resource_name=f"flightpipe-{settings.env.value}/*",
@@ -145,7 +143,7 @@ class DeliveryStack(Stack):
                 self, "GitHubOidc", url=f"https://{TOKEN_ISSUER}", client_ids=[AUDIENCE]
             )
             return provider.oidc_provider_arn
-        return Stack.of(self).format_arn(
+        return self.format_arn(
             service="iam", region="", resource="oidc-provider", resource_name=TOKEN_ISSUER
         )
 
@@ -176,13 +174,12 @@ class DeliveryStack(Stack):
 def bootstrap_role_arn(role: str) -> str:
     """The ARN of a ``cdk bootstrap`` role of the stack's account and region (default
     qualifier), as the app's synthesizer names it."""
-    return Fn.sub(
-        f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}"
-        f"-{role}-role-${{AWS::AccountId}}-${{AWS::Region}}"
-    )
+    qualifier = DefaultStackSynthesizer.DEFAULT_QUALIFIER
+    return role_arn(f"cdk-{qualifier}-{role}-role-${{AWS::AccountId}}-${{AWS::Region}}")
 
 
 def role_arn(name: str) -> str:
+    """The ARN of the role ``name`` (which may hold ``${AWS::...}``) in the stack's account."""
     return Fn.sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{name}")
 
 
