@@ -15,6 +15,7 @@ from cdk.nag import logical_id, suppress
 from cdk.observability import Observability
 from cdk.orchestration import Alerting, Orchestration
 from cdk.reports import Reports
+from cdk.smoke import SmokeRole
 from cdk.storage import Storage
 from cdk.warehouse import Warehouse
 from pipeline.deployment import ARTIFACTS, Names
@@ -97,6 +98,23 @@ class PipelineStack(Stack):
             },
         )
         self.warehouse.grant_data_api("StateMachine", self.orchestration.main.role)
+        self.smoke = SmokeRole(
+            self,
+            "Smoke",
+            settings=settings,
+            names=names,
+            buckets=buckets,
+            state_machines=[
+                self.orchestration.main.state_machine_arn,
+                self.orchestration.router.state_machine_arn,
+            ],
+            jobs=[self._arn("glue", "job", name) for name in self.jobs.jobs],
+            crawlers=[
+                self._arn("glue", "crawler", name)
+                for name in (names.flight_crawler, names.dimension_crawler)
+            ],
+        )
+        self.warehouse.grant_data_api("Smoke", self.smoke.role)
         self._migrations(names)
         self.observability = Observability(
             self,
@@ -113,6 +131,7 @@ class PipelineStack(Stack):
             self.settings,
             load_role=self.jobs.load_role,
             state_machine_role=self.orchestration.main.role,
+            smoke_role=self.smoke.role,
             crawler=self.catalog.crawlers.get(names.warehouse_crawler),
         )
 

@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from jobs.flights import STAGED_LINE
 from pipeline.core.contract import Dialect
+from pipeline.core.data_api import StatementError, await_statement
 from pipeline.core.warehouse import (
     STAGED_FLIGHTS,
     Manifest,
@@ -113,20 +114,19 @@ class RedshiftWarehouse:
         return str(statement["Id"])
 
     def _wait(self, statement_id: str) -> None:
-        pause = self.first_poll_seconds
-        while True:
-            status = self.data_api.describe_statement(Id=statement_id)
-            if status["Status"] == "FINISHED":
-                return
-            if status["Status"] in ("FAILED", "ABORTED"):
-                error = str(status.get("Error"))
-                message = f"Redshift statement {statement_id} {status['Status']}: {error}"
-                # COPY refuses a row with this one message, whatever the row and the reason.
-                if any(marker in error for marker in _REDSHIFT_LOAD_ERRORS):
-                    raise WarehouseRefusedError(message)
-                raise RuntimeError(message)
-            self.sleep(pause)
-            pause = min(pause * 2, self.poll_seconds)
+        try:
+            await_statement(
+                self.data_api,
+                statement_id,
+                poll_seconds=self.poll_seconds,
+                first_poll_seconds=self.first_poll_seconds,
+                sleep=self.sleep,
+            )
+        except StatementError as failed:
+            # COPY refuses a row with this one message, whatever the row and the reason.
+            if any(marker in failed.error for marker in _REDSHIFT_LOAD_ERRORS):
+                raise WarehouseRefusedError(str(failed)) from failed
+            raise
 
 
 _REDSHIFT_LOAD_ERRORS = ("sys_load_error_detail", "stl_load_errors")

@@ -32,11 +32,12 @@ from pipeline.core.logs import configure_logging
 from pipeline.core.uploads import Upload, run_name
 from pipeline.local.durable import last_restore
 from pipeline.sample import SampleSpec, write_sample
-from pipeline.settings import Environment, Settings, load_settings
+from pipeline.settings import UPLOADED_BUCKETS, Environment, Settings, load_settings
 
 if TYPE_CHECKING:
     from pipeline.local.runs import Run
     from pipeline.local.twin import LocalTwin
+    from pipeline.smoke import Target
 
 app = typer.Typer(
     help="flightpipe: incremental airline-flight pipeline, on AWS or on its local twin.",
@@ -545,6 +546,90 @@ def status(fmt: FormatOption = Format.TABLE) -> None:
         ("last loaded at", loaded.last_loaded_at),
     ]
     _emit(("measure", "value"), rows, fmt)
+
+
+# --- after a deployment ---------------------------------------------------------------------
+
+
+def _target() -> Target:
+    """The environment the global ``--env`` names: on AWS through the caller's credentials
+    (after a deployment, the smoke role's), locally the twin, started if need be."""
+    from pipeline.smoke import Target
+
+    settings = _state.settings
+    if settings.env is not Environment.LOCAL:
+        return Target.on_aws(settings)
+    twin = _twin()
+    twin.start()
+    resources = twin.resources
+    # The twin keeps its report on disk, so it has no reports bucket.
+    buckets = {p: twin.settings.bucket(p) for p in (*UPLOADED_BUCKETS, "staging")}
+    return Target(
+        settings=twin.settings,
+        client=twin.client,
+        buckets=buckets,
+        main_arn=resources.main_arn,
+        router_arn=resources.router_arn,
+        operations_topic_arn=resources.operations_topic_arn,
+        reports=twin.reports,
+    )
+
+
+@app.command()
+def smoke(
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1, help="Seconds to wait for the smoke run to succeed."),
+    ] = 3000.0,
+) -> None:
+    """Send one synthetic day (1987-09-30, reserved) through the environment's pipeline, check
+    its rows are queryable, then remove every trace of it. Airports come from the dimension in
+    use; with none in use it fails saying so."""
+    from pipeline.smoke import SmokeError
+    from pipeline.smoke import smoke as run_smoke
+
+    target = _target()
+    try:
+        result = run_smoke(target, timeout, lambda line: err.print(line, highlight=False))
+    except SmokeError as exc:
+        err.print(f"[red]smoke test failed:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from exc
+    rows = [
+        ("file", result.upload.uri),
+        ("run", result.run),
+        ("rows queryable", result.rows),
+        ("seconds", round(result.seconds, 1)),
+        ("removed after", f"{result.removed} objects and report files, and the day's rows"),
+    ]
+    _emit(("measure", "value"), rows, Format.TABLE, title=f"Smoke test: {target.settings.env}")
+
+
+@app.command()
+def health(fmt: FormatOption = Format.TABLE) -> None:
+    """Check the environment without changing anything: its buckets, state machines, Glue
+    jobs and crawlers, and the newest runs' statuses. Exit status 1 when something is missing
+    or a state machine is not active."""
+    from pipeline.smoke import health as check_health
+
+    checks = check_health(_target())
+    rows = [(c.what, "ok" if c.healthy else "FAILED", c.detail) for c in checks]
+    _emit(("check", "result", "detail"), rows, fmt, title=f"Health: {_state.settings.env}")
+    if not all(c.healthy for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command("deployment-failed")
+def deployment_failed(
+    run_url: Annotated[
+        str, typer.Option("--run-url", help="The address of the workflow run that failed.")
+    ] = "",
+) -> None:
+    """Tell the environment's operations topic that its deployment failed (CD runs this)."""
+    from pipeline.smoke import deployment_failed as notify
+
+    target = _target()
+    message_id = notify(target, run_url)
+    err.print(f"told {target.operations_topic_arn} (message {message_id})", highlight=False)
 
 
 class Machine(StrEnum):

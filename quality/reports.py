@@ -41,6 +41,10 @@ if TYPE_CHECKING:  # the gate imports GX, which takes seconds: only validations 
     from quality.gate import Verdict
 
 SITE = "local_site"
+SITE_FOLDER = f"uncommitted/data_docs/{SITE}"
+"""The Data Docs site, under the root."""
+RESULTS_FOLDER = "uncommitted/validations"
+"""GX's validation results store, under the root."""
 RECORDS = "summaries"
 MONTHS = "months"
 """Where in the site each month's index is, ``<month>.html``."""
@@ -131,7 +135,7 @@ class QualityReports:
     @property
     def site(self) -> Path:
         """The Data Docs site's folder."""
-        return self.root / "uncommitted" / "data_docs" / SITE
+        return self.root / SITE_FOLDER
 
     @property
     def index(self) -> Path:
@@ -146,6 +150,7 @@ class QualityReports:
             FilesystemStoreBackendDefaults,
         )
 
+        # The store's layout under the root is GX's own: RESULTS_FOLDER names it.
         config = DataContextConfig(
             store_backend_defaults=FilesystemStoreBackendDefaults(root_directory=str(self.root)),
             analytics_enabled=False,
@@ -209,11 +214,35 @@ class QualityReports:
         lock between them either (``_until_stable``).
         """
         copy_assets(self.site)
-        month = _month(dt.datetime.now(dt.UTC))
+        self._index(_month(dt.datetime.now(dt.UTC)))
+
+    def _index(self, month: str) -> None:
         months = sorted(p.name for p in (self.root / RECORDS).glob("*") if p.is_dir())
         _until_stable(
             lambda: self._record_names(month), lambda names: self.write_index(month, names, months)
         )
+
+    def remove(self, uri: str, version: str) -> list[str]:
+        """Remove every validation of one file version: records, pages and GX's results, then
+        rebuild the indexes that listed them. Returns the names removed, under the root."""
+        removed: list[str] = []
+        months = set()
+        for record in sorted((self.root / RECORDS).glob(f"*/{_run_name(uri, version)}/*.json")):
+            months.add(record.parent.parent.name)
+            name = record.relative_to(self.root).as_posix()
+            for trace in traces(name, json.loads(record.read_text())):
+                path = self.root / trace
+                path.unlink(missing_ok=True)
+                # An empty folder would still list its month, or its file version.
+                for folder in path.parents:
+                    if folder == self.root or any(folder.iterdir()):
+                        break
+                    folder.rmdir()
+                removed.append(trace)
+        if removed and self.index.exists():
+            for month in _rebuilt_months(months):
+                self._index(month)
+        return removed
 
     def _record_names(self, month: str) -> frozenset[str]:
         records = (self.root / RECORDS / month).glob("*/*.json")
@@ -288,6 +317,25 @@ def _run_name(uri: str, version: str) -> str:
     return f"{uri.rsplit('/', 1)[-1]}@{version}"
 
 
+def traces(record: str, document: dict[str, Any]) -> list[str]:
+    """What one validation left under the root: its record (``record``, its name there) and,
+    when GX saw the file, its page and GX's result, which ``_page`` stored under the same
+    identifier (``validations/<suite>/<run>/<time>/<batch>``)."""
+    found = [record]
+    docs = document.get("data_docs")
+    if docs:
+        identifier = docs["page"].removeprefix("validations/").removesuffix(".html")
+        found += [f"{SITE_FOLDER}/{docs['page']}", f"{RESULTS_FOLDER}/{identifier}.json"]
+    return found
+
+
+def _rebuilt_months(months: Iterable[str]) -> list[str]:
+    """The months whose indexes to rebuild after a removal, this month's last: each rebuild
+    also writes the site's index page, which must end as this month's."""
+    current = _month(dt.datetime.now(dt.UTC))
+    return [*sorted(set(months) - {current}), current]
+
+
 def _index_row(record: dict[str, Any], record_link: str) -> dict[str, Any]:
     """One validation as GX's index builder describes it to the index renderer, from its record.
 
@@ -339,6 +387,59 @@ def _until_stable(
         published = records
 
 
+@dataclass(frozen=True)
+class _Bucket:
+    """A report's root in a bucket, worked on in ``workspace``: its records listed and fetched,
+    and its indexes rebuilt from them."""
+
+    s3: Any
+    bucket: str
+    prefix: str
+    workspace: Path
+    reports: QualityReports
+
+    def keys(self, under: str, **listing: str) -> Iterator[dict[str, Any]]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}{under}", **listing
+        )
+        for page in pages:
+            yield from page.get("Contents", [])
+            yield from page.get("CommonPrefixes", [])
+
+    def months(self) -> list[str]:
+        return [
+            item["Prefix"].removeprefix(f"{self.prefix}{RECORDS}/").rstrip("/")
+            for item in self.keys(f"{RECORDS}/", Delimiter="/")
+        ]
+
+    def fetch(self, name: str) -> None:
+        (self.workspace / name).parent.mkdir(parents=True, exist_ok=True)
+        self.s3.download_file(self.bucket, self.prefix + name, str(self.workspace / name))
+
+    def upload(self, path: Path) -> None:
+        _upload(self.s3, self.bucket, self.prefix, self.workspace, path)
+
+    def index(self, month: str) -> None:
+        """Rebuild ``month``'s index from the bucket's records of that month alone."""
+
+        def listing() -> frozenset[str]:
+            found = (item["Key"] for item in self.keys(f"{RECORDS}/{month}/"))
+            names = (key.removeprefix(self.prefix) for key in found)
+            return frozenset(name for name in names if name.endswith(".json"))
+
+        months = self.months()
+
+        def publish(records: frozenset[str]) -> None:
+            # Records never change: each is fetched once, however often the index is rebuilt.
+            missing = [name for name in records if not (self.workspace / name).exists()]
+            with ThreadPoolExecutor(S3_REQUESTS_AT_ONCE) as pool:
+                list(pool.map(self.fetch, missing))
+            for page in self.reports.write_index(month, records, months):
+                self.upload(page)
+
+        _until_stable(listing, publish)
+
+
 @contextmanager
 def published(
     s3: Any, bucket: str, prefix: str, workspace: Path, url: str | None = None
@@ -353,41 +454,33 @@ def published(
     """
     reports = QualityReports(workspace, published_at=url or f"s3://{bucket}/{prefix}")
     yield reports
+    site = _Bucket(s3, bucket, prefix, workspace, reports)
     written = [path for path in workspace.rglob("*") if path.is_file()]
     # Pages before records: the index links a page only once the page is there.
     for path in sorted(written, key=lambda p: p.is_relative_to(workspace / RECORDS)):
-        _upload(s3, bucket, prefix, workspace, path)
-    month = _month(dt.datetime.now(dt.UTC))
+        site.upload(path)
+    site.index(_month(dt.datetime.now(dt.UTC)))
 
-    def keys(under: str, **listing: str) -> Iterator[dict[str, Any]]:
-        pages = s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=f"{prefix}{under}", **listing
-        )
-        for page in pages:
-            yield from page.get("Contents", [])
-            yield from page.get("CommonPrefixes", [])
 
-    def listing() -> frozenset[str]:
-        found = (item["Key"] for item in keys(f"{RECORDS}/{month}/"))
-        return frozenset(key.removeprefix(prefix) for key in found if key.endswith(".json"))
-
-    def fetch(name: str) -> None:
-        (workspace / name).parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, prefix + name, str(workspace / name))
-
-    months = [
-        item["Prefix"].removeprefix(f"{prefix}{RECORDS}/").rstrip("/")
-        for item in keys(f"{RECORDS}/", Delimiter="/")
-    ]
-
-    def publish(records: frozenset[str]) -> None:
-        # Records never change: each is fetched once, however often the index is rebuilt.
-        with ThreadPoolExecutor(S3_REQUESTS_AT_ONCE) as pool:
-            list(pool.map(fetch, [name for name in records if not (workspace / name).exists()]))
-        for page in reports.write_index(month, records, months):
-            _upload(s3, bucket, prefix, workspace, page)
-
-    _until_stable(listing, publish)
+def remove_published(
+    s3: Any, bucket: str, prefix: str, workspace: Path, *, uri: str, version: str
+) -> list[str]:
+    """``QualityReports.remove`` for a report that lives in a bucket (not versioned, so a
+    deleted object is gone), worked on in an empty ``workspace``: the keys removed."""
+    site = _Bucket(s3, bucket, prefix, workspace, QualityReports(workspace))
+    removed: list[str] = []
+    months = set()
+    for month in site.months():
+        for item in list(site.keys(f"{RECORDS}/{month}/{_run_name(uri, version)}/")):
+            months.add(month)
+            document = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+            for trace in traces(item["Key"].removeprefix(prefix), document):
+                s3.delete_object(Bucket=bucket, Key=prefix + trace)
+                removed.append(prefix + trace)
+    if removed:
+        for month in _rebuilt_months(months):
+            site.index(month)
+    return removed
 
 
 def write_static_site(folder: Path) -> None:

@@ -41,7 +41,14 @@ from pipeline.core.migrations import (
     iam_role_user,
     tables_after,
 )
-from pipeline.core.warehouse import LOAD_COLUMNS, Rejection, SourceFile, staged_line
+from pipeline.core.warehouse import (
+    LOAD_COLUMNS,
+    Rejection,
+    SourceFile,
+    day_rows_sql,
+    remove_day_statements,
+    staged_line,
+)
 from pipeline.local.postgres import PostgresWarehouse
 from pipeline.local.redshift_sql import RedshiftOnPostgres
 from pipeline.local.services import LocalServices
@@ -89,10 +96,14 @@ def history(settings: Settings) -> list[tuple[Any, ...]]:
     return rows(settings, "SELECT version, description FROM flightpipe_migrations ORDER BY 1")
 
 
-def users(settings: Settings) -> tuple[str, str]:
-    """The load's and the state machine's database users, of this test's own."""
+def users(settings: Settings) -> tuple[str, str, str]:
+    """The load's, the state machine's and the smoke test's database users, of this test's
+    own."""
     name = settings.warehouse.database
-    return iam_role_user(f"{name}-LoadRole"), iam_role_user(f"{name}-StateMachineRole")
+    load, state_machine, smoke = (
+        iam_role_user(f"{name}-{role}Role") for role in ("Load", "StateMachine", "Smoke")
+    )
+    return load, state_machine, smoke
 
 
 # Columns as PostgreSQL's information_schema describes them: data type, VARCHAR width.
@@ -178,11 +189,10 @@ def aws(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
 def properties(
     settings: Settings, names: dict[str, str], versions: Sequence[Migration] = MIGRATIONS
 ) -> dict[str, str]:
-    load_user, state_machine_user = users(settings)
     return {
         "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:provider",
         **names,
-        **deploy_properties(names["Database"], load_user, state_machine_user, versions),
+        **deploy_properties(names["Database"], *users(settings), migrations=versions),
     }
 
 
@@ -340,7 +350,7 @@ def test_a_statement_still_running_when_time_runs_out_fails_naming_its_migration
 def test_the_grants_create_each_user_once_and_grant_what_each_caller_runs(
     aws: dict[str, str], settings: Settings
 ) -> None:
-    load_user, state_machine_user = users(settings)
+    load_user, state_machine_user, smoke_user = users(settings)
     new = properties(settings, aws)
     handler.on_event(event("Create", new), LambdaContext())
 
@@ -349,14 +359,14 @@ def test_the_grants_create_each_user_once_and_grant_what_each_caller_runs(
     created = rows(
         settings,
         "SELECT usename FROM pg_user WHERE usename = ANY(%s) ORDER BY 1",
-        [[load_user, state_machine_user]],
+        [[load_user, state_machine_user, smoke_user]],
     )
-    assert created == sorted([(load_user,), (state_machine_user,)])
+    assert created == sorted([(load_user,), (state_machine_user,), (smoke_user,)])
     grant_batches = [sqls for _, sqls in batches_sent() if sqls[-1].startswith("GRANT")]
-    assert [sum(s.startswith("CREATE USER") for s in b) for b in grant_batches] == [2, 0]
+    assert [sum(s.startswith("CREATE USER") for s in b) for b in grant_batches] == [3, 0]
     privileges = {
         (user, table, privilege)
-        for user in (load_user, state_machine_user)
+        for user in (load_user, state_machine_user, smoke_user)
         for table in (t.name for t in WAREHOUSE_TABLES)
         for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
         if rows(settings, "SELECT has_table_privilege(%s, %s, %s)", [user, table, privilege])[0][0]
@@ -371,6 +381,11 @@ def test_the_grants_create_each_user_once_and_grant_what_each_caller_runs(
         (load_user, "flight_load_rejects", "INSERT"),
         (state_machine_user, "flight_load_audit", "SELECT"),
         (state_machine_user, "flight_load_rejects", "SELECT"),
+        *(
+            (smoke_user, table, privilege)
+            for table in ("flight_processed", "flight_load_audit", "flight_load_rejects")
+            for privilege in ("SELECT", "DELETE")
+        ),
     }
     database = settings.warehouse.database
     temporary = "SELECT has_database_privilege(%s, %s, 'TEMPORARY')"
@@ -510,7 +525,7 @@ def test_a_migration_is_one_batch_with_its_history_row_last() -> None:
 
 
 def test_deploy_properties_are_json_strings_of_the_redshift_sql() -> None:
-    rendered = deploy_properties("dev", "IAMR:load", "IAMR:states")
+    rendered = deploy_properties("dev", "IAMR:load", "IAMR:states", "IAMR:smoke")
 
     assert set(rendered) == {"Migrations", "Grants"}
     (first,) = json.loads(rendered["Migrations"])
@@ -526,7 +541,7 @@ def test_deploy_properties_are_json_strings_of_the_redshift_sql() -> None:
 
 
 def test_names_in_the_grants_are_quoted() -> None:
-    statements = grant_statements('we"ird', "IAMR:it's", 'IAMR:a"b')
+    statements = grant_statements('we"ird', "IAMR:it's", 'IAMR:a"b', "IAMR:smoke")
     sqls = [s.sql for s in statements]
 
     assert 'CREATE USER "IAMR:a""b" PASSWORD DISABLE' in sqls
@@ -549,10 +564,9 @@ def _lock_down(settings: Settings) -> None:
 
 def _grant(settings: Settings, leave_out: str | None = None) -> None:
     """The grants, through the twin's Redshift SQL, less the statement ``leave_out`` names."""
-    load_user, state_machine_user = users(settings)
     sqls = [
         s.sql
-        for s in grant_statements(settings.warehouse.database, load_user, state_machine_user)
+        for s in grant_statements(settings.warehouse.database, *users(settings))
         if leave_out is None or leave_out not in s.sql
     ]
     RedshiftOnPostgres(url(settings), s3=None).run(settings.warehouse.database, sqls, {})
@@ -576,7 +590,7 @@ def _load(settings: Settings, tmp_path: Path) -> dict[str, int]:
     values |= {"origin_airport_id": 10397, "dest_airport_id": 12892}
     part = tmp_path / "part-0.txt"
     part.write_text(staged_line([values[c] for c in LOAD_COLUMNS]) + "\n")
-    load_user, _ = users(settings)
+    load_user, *_ = users(settings)
     # No row bounds: the audit counts its rows in the table, as on Redshift.
     return _as(settings, load_user).replace_days(
         [loaded], "run-1", [part], [Rejection(rejected, "refused")], row_bounds={}
@@ -585,7 +599,7 @@ def _load(settings: Settings, tmp_path: Path) -> dict[str, int]:
 
 def _ask(settings: Settings) -> list[tuple[Any, ...]]:
     """What the state machine asks after a load, as its user."""
-    _, state_machine_user = users(settings)
+    _, state_machine_user, _ = users(settings)
     sql = loaded_rows_sql().replace(":upload_key", "%s").replace(":upload_version", "%s")
     # Each of the three subqueries names the key, then the version.
     return _as(settings, state_machine_user).query(sql, ["raw/2024-01-01.csv", "u1"] * 3)[1]
@@ -600,7 +614,7 @@ def test_with_the_grants_the_load_and_the_state_machine_run(
 
     assert _load(settings, tmp_path) == {"validated/2024-01-01.csv": 1}
     assert _ask(settings) == [(1, "run-1", None)]
-    load_user, state_machine_user = users(settings)
+    load_user, state_machine_user, _ = users(settings)
     refused = [
         (load_user, "UPDATE flight_processed SET carrier = 'x'"),
         (load_user, "TRUNCATE flight_load_audit"),
@@ -660,7 +674,7 @@ def test_the_state_machine_needs_each_privilege_it_is_granted(
     _lock_down(settings)
     _grant(settings)
     _load(settings, tmp_path)
-    _, state_machine_user = users(settings)
+    _, state_machine_user, _ = users(settings)
     with psycopg.connect(url(settings), autocommit=True) as conn:
         on = "SCHEMA public" if privilege == "USAGE" else f"TABLE {privilege}"
         granted = "USAGE" if privilege == "USAGE" else "SELECT"
@@ -668,6 +682,70 @@ def test_the_state_machine_needs_each_privilege_it_is_granted(
 
     with pytest.raises(REFUSED):
         _ask(settings)
+
+
+def _smoke(settings: Settings) -> list[tuple[Any, ...]]:
+    """What the smoke test runs on the warehouse, as its user: it counts the day, then
+    removes it (the day loaded by ``_load``)."""
+    _, _, smoke_user = users(settings)
+    day = dt.date(2024, 1, 1)
+    smoke = _as(settings, smoke_user)
+    counted = smoke.query(day_rows_sql(day))[1]
+    with smoke.connect() as conn:
+        for sql in remove_day_statements(day):
+            conn.execute(sql)
+    return counted + smoke.query(day_rows_sql(day))[1]
+
+
+def test_with_the_grants_the_smoke_test_counts_and_removes_its_day_and_writes_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    PostgresWarehouse(url(settings)).ensure_schema()
+    _lock_down(settings)
+    _grant(settings)
+    _load(settings, tmp_path)
+
+    assert _smoke(settings) == [(1, 1), (0, 0)]
+    rejects = rows(settings, "SELECT count(*) FROM flight_load_rejects")
+    assert rejects == [(1,)]  # the rejected file's day, 2024-01-02, is not the smoke's
+    _, _, smoke_user = users(settings)
+    for sql in (
+        "INSERT INTO flight_processed (flight_date) VALUES (DATE '2024-01-01')",
+        "UPDATE flight_load_audit SET row_count = 0",
+        "TRUNCATE flight_load_rejects",
+    ):
+        with (
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+            _as(settings, smoke_user).connect() as c,
+        ):
+            c.execute(sql)
+
+
+SMOKE_GRANTS = [
+    *(
+        (table, privilege)
+        for table, privileges in migrations.SMOKE_PRIVILEGES
+        for privilege in privileges
+    ),
+    ("schema", "USAGE"),
+]
+
+
+@pytest.mark.parametrize(("on", "privilege"), SMOKE_GRANTS)
+def test_the_smoke_test_needs_each_privilege_it_is_granted(
+    on: str, privilege: str, settings: Settings, tmp_path: Path
+) -> None:
+    PostgresWarehouse(url(settings)).ensure_schema()
+    _lock_down(settings)
+    _grant(settings)
+    _load(settings, tmp_path)
+    _, _, smoke_user = users(settings)
+    with psycopg.connect(url(settings), autocommit=True) as conn:
+        target = "SCHEMA public" if on == "schema" else f"TABLE {on}"
+        conn.execute(f'REVOKE {privilege} ON {target} FROM "{smoke_user}"')
+
+    with pytest.raises(REFUSED):
+        _smoke(settings)
 
 
 # The twin applies the same migrations.

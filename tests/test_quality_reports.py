@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipeline.core.settings import QualitySettings
 from quality.gate import Outcome, Verdict, check_daily_file
-from quality.reports import QualityReports, published, write_static_site
+from quality.reports import QualityReports, published, remove_published, write_static_site
 
 TODAY = dt.date(2026, 11, 26)
 KNOWN = [10397, 12892]
@@ -357,3 +357,57 @@ def test_the_static_site_deployed_with_the_environment_is_what_the_pages_load(
         return {p.relative_to(static).as_posix() for p in static.rglob("*") if p.is_file()}
 
     assert files(tmp_path / "deployed") == files(tmp_path / "run")
+
+
+def test_removing_a_file_version_removes_its_records_pages_and_results_and_reindexes(
+    tmp_path: Path,
+) -> None:
+    reports = QualityReports(tmp_path / "reports")
+    validate(reports, "1987-09-30.csv", "v1", GOOD)
+    validate(reports, "1987-09-30.csv", "v1", BAD)  # validated again: two records, two pages
+    validate(reports, "1987-09-30.csv", "v2", b"")  # another version: an unreadable file
+    validate(reports, "2024-01-05.csv", "v1", GOOD)
+    reports.build()
+    kept = sorted(p for p in reports.root.rglob("*") if "2024-01-05" in p.as_posix())
+
+    removed = reports.remove("s3://raw/raw/1987-09-30.csv", "v1")
+
+    assert len(removed) == 2 * 3  # each validation: its record, its page, its result
+    left = [p.relative_to(reports.root).as_posix() for p in reports.root.rglob("*1987-09-30*")]
+    assert left == [f"summaries/{dt.datetime.now(dt.UTC):%Y-%m}/1987-09-30.csv@v2"]
+    index = reports.index.read_text()
+    assert "1987-09-30.csv@v1" not in index
+    assert "1987-09-30.csv@v2" in index
+    assert "2024-01-05.csv@v1" in index
+    assert sorted(p for p in reports.root.rglob("*") if "2024-01-05" in p.as_posix()) == kept
+    assert reports.remove("s3://raw/raw/1987-09-30.csv", "v1") == []
+
+
+def test_removing_a_published_file_version_deletes_its_keys_and_reindexes_the_bucket(
+    reports_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    s3, bucket = reports_bucket
+    for name in ("1987-09-30.csv", "2024-01-05.csv"):
+        with (
+            tempfile.TemporaryDirectory(dir=tmp_path) as workspace,
+            published(s3, bucket, "quality/", Path(workspace)) as reports,
+        ):
+            validate(reports, name, "v1", GOOD)
+
+    def keys() -> list[str]:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix="quality/").get("Contents", [])
+        return sorted(item["Key"] for item in listed)
+
+    before = keys()
+    with tempfile.TemporaryDirectory(dir=tmp_path) as workspace:
+        removed = remove_published(
+            s3, bucket, "quality/", Path(workspace), uri="s3://raw/raw/1987-09-30.csv", version="v1"
+        )
+
+    assert sorted(removed) == sorted(k for k in before if "1987-09-30" in k)
+    assert len(removed) == 3
+    assert keys() == sorted(k for k in before if "1987-09-30" not in k)
+    site = "quality/uncommitted/data_docs/local_site/"
+    index = s3.get_object(Bucket=bucket, Key=site + "index.html")["Body"].read().decode()
+    assert "1987-09-30" not in index
+    assert "2024-01-05.csv@v1" in index

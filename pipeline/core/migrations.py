@@ -266,6 +266,14 @@ STATE_MACHINE_PRIVILEGES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     (FLIGHT_LOAD_AUDIT.name, ("SELECT",)),
     (FLIGHT_LOAD_REJECTS.name, ("SELECT",)),
 )
+# The smoke test (pipeline.smoke, through pipeline.core.warehouse): it counts its day's rows
+# in flight_processed and the audit (SELECT), and removes the day from all three tables (DELETE,
+# and SELECT for the WHERE). It never writes a row: its day is loaded by the pipeline itself.
+SMOKE_PRIVILEGES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    (FLIGHT_PROCESSED.name, ("SELECT", "DELETE")),
+    (FLIGHT_LOAD_AUDIT.name, ("SELECT", "DELETE")),
+    (FLIGHT_LOAD_REJECTS.name, ("SELECT", "DELETE")),
+)
 SCHEMA: Final = "public"
 """The schema of the warehouse tables (the DDL names none: the search path's first)."""
 
@@ -299,28 +307,30 @@ class GrantStatement:
 
 
 def grant_statements(
-    database: str, load_user: str, state_machine_user: str
+    database: str, load_user: str, state_machine_user: str, smoke_user: str
 ) -> list[GrantStatement]:
     """What the Data API callers need, idempotently: each user created first if missing
     (password disabled: it signs in only through IAM,
     https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_USER.html), then USAGE on the
     schema, the load's TEMP on the database (its manifests are temporary tables) and each
-    user's privileges on the tables. ``load_user`` and ``state_machine_user`` are database user
-    names: on AWS ``iam_role_user`` of the load job's and the state machine's roles."""
-    if load_user == state_machine_user:
-        raise ValueError("the load and the state machine need database users of their own")
+    user's privileges on the tables. The users are database user names: on AWS
+    ``iam_role_user`` of the load job's, the state machine's and the smoke test's roles."""
+    users = (
+        (load_user, LOAD_PRIVILEGES),
+        (state_machine_user, STATE_MACHINE_PRIVILEGES),
+        (smoke_user, SMOKE_PRIVILEGES),
+    )
+    if len({user for user, _ in users}) != len(users):
+        raise ValueError("the load, the state machine and the smoke test need users of their own")
     statements: list[GrantStatement] = []
-    for user in (load_user, state_machine_user):
+    for user, _ in users:
         statements.append(
             GrantStatement(
                 f"CREATE USER {quote_identifier(user)} PASSWORD DISABLE",
                 unless=f"SELECT 1 FROM pg_user WHERE usename = {quote_literal(user)}",
             )
         )
-    for user, privileges in (
-        (load_user, LOAD_PRIVILEGES),
-        (state_machine_user, STATE_MACHINE_PRIVILEGES),
-    ):
+    for user, privileges in users:
         grantee = quote_identifier(user)
         statements.append(
             GrantStatement(f"GRANT USAGE ON SCHEMA {quote_identifier(SCHEMA)} TO {grantee}")
@@ -344,6 +354,7 @@ def deploy_properties(
     database: str,
     load_user: str,
     state_machine_user: str,
+    smoke_user: str,
     migrations: Sequence[Migration] = MIGRATIONS,
 ) -> dict[str, str]:
     """The custom resource's ``Migrations`` and ``Grants`` properties, each a JSON string (a
@@ -367,7 +378,7 @@ def deploy_properties(
         }
         for m in migrations
     ]
-    grants = grant_statements(database, load_user, state_machine_user)
+    grants = grant_statements(database, load_user, state_machine_user, smoke_user)
     return {
         "Migrations": json.dumps(rendered),
         "Grants": json.dumps([g.as_property() for g in grants]),

@@ -53,7 +53,11 @@ class StorageSettings(FrozenModel):
     def result_key(self, key: str, version: str) -> str:
         """Where the validation result of version ``version`` of ``key`` lives, in the
         upload's own bucket."""
-        return f"{self.results_prefix}{key}/{version}.json"
+        return f"{self.results_of(key)}{version}.json"
+
+    def results_of(self, key: str) -> str:
+        """The prefix of every version's validation result of ``key``."""
+        return f"{self.results_prefix}{key}/"
 
 
 class QualitySettings(FrozenModel):

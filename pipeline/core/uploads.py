@@ -18,6 +18,11 @@ def run_name(bucket: str, key: str, version: str) -> str:
     return hashlib.sha256(f"{bucket}/{key}/{version}".encode()).hexdigest()
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the execution ``name`` of a state machine (its own ARN's form)."""
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
 @dataclass(frozen=True)
 class Upload:
     """One version of an uploaded object."""

@@ -35,6 +35,7 @@ from pipeline.core.contract import (
     FLIGHT_PROCESSED,
     LOADED_AT,
     TEXT_WIDTH,
+    WAREHOUSE_TABLES,
     Column,
     ColumnType,
     Dialect,
@@ -461,3 +462,25 @@ def staged_values(line: str) -> dict[str, str | None]:
     if len(values) != len(LOAD_COLUMNS):
         raise ValueError(f"a staged line has {len(values)} fields, not {len(LOAD_COLUMNS)}")
     return dict(zip(LOAD_COLUMNS, values, strict=True))
+
+
+def _day(day: dt.date) -> str:
+    return f"DATE '{day.isoformat()}'"
+
+
+def day_rows_sql(day: dt.date) -> str:
+    """A day's rows in ``flight_processed``, and the rows its load audit records for it: a
+    day is loaded and queryable when both are what its file held."""
+    return (
+        f"SELECT (SELECT COUNT(*) FROM {FLIGHT_PROCESSED.name} WHERE flight_date = {_day(day)}), "
+        f"(SELECT COALESCE(SUM(row_count), 0) FROM {FLIGHT_LOAD_AUDIT.name} "
+        f"WHERE flight_date = {_day(day)})"
+    )
+
+
+def remove_day_statements(day: dt.date) -> list[str]:
+    """What removes a day from the warehouse: its rows, its audit rows and its reject
+    records, in one transaction (one batch on the Data API)."""
+    return [
+        f"DELETE FROM {table.name} WHERE flight_date = {_day(day)}" for table in WAREHOUSE_TABLES
+    ]

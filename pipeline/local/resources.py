@@ -1,11 +1,11 @@
 """The local twin's AWS resources, created on its endpoint as CDK creates them on AWS.
 
 Glue database, the three crawlers and the two jobs; the SNS topic with the on-call
-subscriptions; the EventBridge rules sending upload events to the router; and both state
-machines, from the very definitions ``pipeline.workflow`` renders, filled in with
-``substitute``. What each is made of comes from ``pipeline.deployment``, as CDK's does: this
-module only makes the API calls. ``provision`` is idempotent: it creates what is missing and
-brings the rest up to date with the settings.
+subscriptions, and operations' topic; the EventBridge rules sending upload events to the
+router; and both state machines, from the very definitions ``pipeline.workflow`` renders,
+filled in with ``substitute``. What each is made of comes from ``pipeline.deployment``, as
+CDK's does: this module only makes the API calls. ``provision`` is idempotent: it creates
+what is missing and brings the rest up to date with the settings.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Resources:
 
     names: Names
     topic_arn: str
+    operations_topic_arn: str
     main_arn: str
     router_arn: str
 
@@ -46,6 +47,7 @@ class Resources:
         return cls(
             names,
             topic_arn=f"arn:aws:sns:{region}:{account}:{names.topic}",
+            operations_topic_arn=f"arn:aws:sns:{region}:{account}:{names.operations_topic}",
             main_arn=machine + names.main,
             router_arn=machine + names.router,
         )
@@ -103,6 +105,8 @@ def provision(settings: Settings, endpoint: str) -> None:
         _job(glue, job, role, artifacts)
 
     topic_arn = _topic(client("sns"), names.topic, deployment.subscriptions(settings))
+    # Operations' topic: a failed deployment is told there (`flightpipe deployment-failed`).
+    _topic(client("sns"), names.operations_topic, ())
     sfn = client("stepfunctions")
     values = deployment.substitutions(
         settings, buckets, alert_topic_arn=topic_arn, copy_role_arn=role

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pipeline.core.uploads import execution_arn
 from pipeline.local.durable import FAILED_STEP_EVENTS, RunArchive
 from pipeline.local.resources import Resources
 
@@ -63,11 +64,10 @@ class Runs:
         self.sfn = sfn
         self.resources = resources
         self.archive = archive
-        self._executions = resources.main_arn.replace(":stateMachine:", ":execution:", 1)
 
     def get(self, name: str) -> Run:
         """The run called ``name``; ``NOT_STARTED`` when there is none yet."""
-        arn = f"{self._executions}:{name}"
+        arn = execution_arn(self.resources.main_arn, name)
         try:
             described = self.sfn.describe_execution(executionArn=arn)
         except self.sfn.exceptions.ExecutionDoesNotExist:

@@ -1,0 +1,352 @@
+"""After a deployment: the smoke test, one synthetic day through the pipeline with every trace
+of it removed after; the health check, which changes nothing; and the word to operations when
+a deployment failed.
+
+Each reaches one environment through a ``Target``: its clients and the names of its resources.
+On AWS the target is made from the caller's credentials (``Target.on_aws``: after a deployment,
+the smoke role's); on the twin the CLI makes it from the twin's endpoint. What runs is the same.
+
+The smoke test uploads a small daily file for ``SMOKE_DATE`` to the raw bucket, as any upload
+arrives, with airport ids from the dimension in use; its run goes through the gate, the crawler
+and the load like any other. Once the run succeeded and the day's rows and audit are queryable
+(through the Redshift Data API, as the smoke role's database user), the day is removed: every
+version of its objects (the upload, its validated copy, its validation outcome, a quarantined
+copy), its rows, audit rows and reject records, and its quality report pages. The same removal
+runs first, so a smoke test killed half-way leaves nothing the next one would count.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from pipeline.core.contract import AIRPORTS, DAILY_FLIGHTS
+from pipeline.core.data_api import await_statement
+from pipeline.core.uploads import Upload, execution_arn, run_name
+from pipeline.core.warehouse import day_rows_sql, remove_day_statements
+from pipeline.deployment import Names
+from pipeline.settings import BUCKET_PURPOSES, Settings
+from quality.reports import remove_published
+
+SMOKE_DATE: Final = dt.date(1987, 9, 30)
+"""The day reserved for smoke tests: the eve of the first month of the US DOT on-time data
+(October 1987), so no real daily file carries it. Whatever the warehouse holds for it is a
+smoke test's, and is removed."""
+SMOKE_FLIGHTS: Final = 12
+"""Flights in the smoke test's file: a few per airport pair, enough for the gate's checks."""
+SMOKE_AIRPORTS: Final = 3
+"""Airports of the dimension in use that the file's flights fly between."""
+
+
+class SmokeError(RuntimeError):
+    """The smoke test or the health check failed; the message says what and what to do."""
+
+
+class ReportSite(Protocol):
+    """Where an environment's quality report is: removes one file version's validations."""
+
+    def remove(self, uri: str, version: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class PublishedReports:
+    """The quality report in the reports bucket, as on AWS."""
+
+    s3: Any
+    bucket: str
+    prefix: str
+
+    def remove(self, uri: str, version: str) -> list[str]:
+        with tempfile.TemporaryDirectory(prefix="flightpipe-smoke-") as workspace:
+            return remove_published(
+                self.s3, self.bucket, self.prefix, Path(workspace), uri=uri, version=version
+            )
+
+
+@dataclass(frozen=True)
+class Target:
+    """One environment's pipeline, as the smoke test and the health check reach it."""
+
+    settings: Settings
+    client: Callable[[str], Any]
+    """A boto3 client of a service, in the environment's account and region."""
+    buckets: Mapping[str, str]
+    """Bucket names by purpose (``BUCKET_PURPOSES``)."""
+    main_arn: str
+    router_arn: str
+    operations_topic_arn: str
+    reports: ReportSite
+
+    @classmethod
+    def on_aws(cls, settings: Settings, session: Any = None) -> Target:
+        """The environment of ``settings`` in the account of the caller's credentials: names
+        as the CDK app gives them (``pipeline.deployment.Names``, buckets by account)."""
+        import boto3
+
+        session = session or boto3.Session(region_name=settings.aws.region)
+        caller = session.client("sts").get_caller_identity()
+        account, partition = caller["Account"], caller["Arn"].split(":")[1]
+        region = session.region_name
+        names = Names.of(settings)
+        buckets = {p: settings.bucket_name(p, account) for p in BUCKET_PURPOSES}
+        machine = f"arn:{partition}:states:{region}:{account}:stateMachine:"
+        s3 = session.client("s3")
+        return cls(
+            settings=settings,
+            client=session.client,
+            buckets=buckets,
+            main_arn=machine + names.main,
+            router_arn=machine + names.router,
+            operations_topic_arn=f"arn:{partition}:sns:{region}:{account}:{names.operations_topic}",
+            reports=PublishedReports(s3, buckets["reports"], settings.storage.reports_prefix),
+        )
+
+    @property
+    def smoke_key(self) -> str:
+        return f"{self.settings.storage.raw_prefix}{SMOKE_DATE.isoformat()}.csv"
+
+    def query(self, sql: str) -> list[list[Any]]:
+        """Rows of one statement, run through the Data API as the caller's database user."""
+        data_api = self.client("redshift-data")
+        statement = data_api.execute_statement(
+            WorkgroupName=self.settings.warehouse.workgroup,
+            Database=self.settings.warehouse.database,
+            Sql=sql,
+        )
+        await_statement(data_api, statement["Id"], poll_seconds=self._poll_seconds)
+        pages = data_api.get_paginator("get_statement_result").paginate(Id=statement["Id"])
+        return [
+            [next(iter(field.values())) for field in record]
+            for page in pages
+            for record in page["Records"]
+        ]
+
+    def run_batch(self, sqls: Sequence[str]) -> None:
+        """Statements run as one transaction (a batch of the Data API)."""
+        data_api = self.client("redshift-data")
+        batch = data_api.batch_execute_statement(
+            WorkgroupName=self.settings.warehouse.workgroup,
+            Database=self.settings.warehouse.database,
+            Sqls=list(sqls),
+        )
+        await_statement(data_api, batch["Id"], poll_seconds=self._poll_seconds)
+
+    @property
+    def _poll_seconds(self) -> float:
+        return self.settings.timing.poll_interval_seconds
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    upload: Upload
+    run: str
+    rows: int
+    seconds: float
+    removed: int
+    """Objects, object versions and report files removed after it."""
+
+
+def dimension_airports(target: Target) -> list[int]:
+    """The airport ids of the dimension in use (its validated copy), or a SmokeError saying
+    there is none: the smoke test never uploads a dimension."""
+    s3 = target.client("s3")
+    bucket = target.buckets["dim"]
+    key = target.settings.storage.validated_dimension_key
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    except s3.exceptions.NoSuchKey:
+        raise SmokeError(
+            f"no airport dimension is in use in {target.settings.env.value}: "
+            f"s3://{bucket}/{key} does not exist. Upload airport_codes.csv to "
+            f"s3://{bucket}/{target.settings.storage.dimension_key}, wait for its run to "
+            "succeed, then run the smoke test again; it never uploads a dimension itself"
+        ) from None
+    column = AIRPORTS.columns[0].source
+    ids = sorted({int(row[column]) for row in csv.DictReader(io.StringIO(body)) if row[column]})
+    if len(ids) < 2:
+        raise SmokeError(f"s3://{bucket}/{key} holds {len(ids)} airport(s): a flight needs two")
+    return ids
+
+
+def smoke_file(airports: Sequence[int]) -> bytes:
+    """The smoke test's daily file: ``SMOKE_FLIGHTS`` flights between the first airports of
+    ``airports``, in the daily contract's columns."""
+    used = list(airports[:SMOKE_AIRPORTS])
+    pairs = [(a, b) for a in used for b in used if a != b]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(DAILY_FLIGHTS.headers)
+    for n in range(SMOKE_FLIGHTS):
+        origin, dest = pairs[n % len(pairs)]
+        writer.writerow(("ZZ", origin, dest, n % 15 - 5, n % 20 - 8))
+    return text.getvalue().encode()
+
+
+def remove_traces(target: Target) -> int:
+    """Remove everything of ``SMOKE_DATE`` from the environment: the report pages of every
+    version of its upload, then every version and delete marker of its objects, then its
+    rows, audit rows and reject records. Returns the objects and report files removed."""
+    storage = target.settings.storage
+    s3 = target.client("s3")
+    bucket = target.buckets["raw"]
+    key = target.smoke_key
+    name = key.rsplit("/", 1)[-1]
+    prefixes = (
+        key,
+        storage.validated_prefix + name,
+        storage.quarantine_prefix + name,
+        storage.results_of(key),
+    )
+    versions = [
+        (item["Key"], item["VersionId"])
+        for prefix in prefixes
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+        for item in (*page.get("Versions", []), *page.get("DeleteMarkers", []))
+    ]
+    # A quarantined upload's version is moved away; its validation outcome still names it.
+    results = storage.results_of(key)
+    uploads = {v for k, v in versions if k == key} | {
+        k.removeprefix(results).removesuffix(".json") for k, _ in versions if k.startswith(results)
+    }
+    removed = 0
+    for upload_version in sorted(uploads):
+        removed += len(target.reports.remove(f"s3://{bucket}/{key}", upload_version))
+    for object_key, version in versions:
+        s3.delete_object(Bucket=bucket, Key=object_key, VersionId=version)
+    target.run_batch(remove_day_statements(SMOKE_DATE))
+    return removed + len(versions)
+
+
+def smoke(target: Target, timeout_seconds: float, say: Callable[[str], None]) -> SmokeResult:
+    """Run the smoke test: see the module's docstring. Raises SmokeError when it failed,
+    after removing what it made."""
+    airports = dimension_airports(target)
+    started = time.monotonic()
+    say(f"removing what an earlier smoke test of {SMOKE_DATE} may have left")
+    remove_traces(target)
+    body = smoke_file(airports)
+    bucket = target.buckets["raw"]
+    response = target.client("s3").put_object(Bucket=bucket, Key=target.smoke_key, Body=body)
+    upload = Upload(bucket, target.smoke_key, response["VersionId"])
+    name = run_name(upload.bucket, upload.key, upload.version)
+    say(f"uploaded {upload.uri} ({SMOKE_FLIGHTS} flights); waiting for run {name}")
+    try:
+        _succeeded(target, name, timeout_seconds)
+        rows, audited = (int(v) for v in target.query(day_rows_sql(SMOKE_DATE))[0])
+        if (rows, audited) != (SMOKE_FLIGHTS, SMOKE_FLIGHTS):
+            raise SmokeError(
+                f"run {name} succeeded, but the warehouse holds {rows} row(s) of {SMOKE_DATE} "
+                f"and its audit {audited}, not the {SMOKE_FLIGHTS} flights uploaded"
+            )
+        seconds = time.monotonic() - started
+        say(f"{rows} rows of {SMOKE_DATE} queryable after {seconds:.0f} s")
+    finally:
+        say("removing the smoke test's objects, rows and report pages")
+        removed = remove_traces(target)
+    return SmokeResult(upload, name, rows, seconds, removed)
+
+
+def _succeeded(target: Target, name: str, timeout_seconds: float) -> None:
+    """Wait for run ``name`` of the main state machine to succeed; a SmokeError if it failed
+    or did not end in time (then it is stopped, so nothing it does outlives the test)."""
+    sfn = target.client("stepfunctions")
+    arn = execution_arn(target.main_arn, name)
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            described = sfn.describe_execution(executionArn=arn)
+        except sfn.exceptions.ExecutionDoesNotExist:
+            described = {"status": "NOT STARTED"}
+        status = described["status"]
+        if status == "SUCCEEDED":
+            return
+        if status not in ("RUNNING", "PENDING_REDRIVE", "NOT STARTED"):
+            raise SmokeError(
+                f"run {name} ended {status}: {described.get('error', '')}: "
+                f"{described.get('cause', '')}"
+            )
+        if time.monotonic() > deadline:
+            if status == "RUNNING":
+                sfn.stop_execution(executionArn=arn, cause="the smoke test timed out")
+            raise SmokeError(
+                f"run {name} was {status} after {timeout_seconds:.0f} s: "
+                f"`flightpipe runs` (or the console) shows where it waits"
+            )
+        time.sleep(target.settings.timing.poll_interval_seconds)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the health check."""
+
+    what: str
+    healthy: bool
+    detail: str
+
+
+NEWEST_RUNS: Final = 20
+"""How many of the main state machine's newest runs the health check reports."""
+
+
+def health(target: Target) -> list[Check]:
+    """What the environment has, read only: each bucket, both state machines active, the
+    Glue jobs and crawlers, and the newest runs' statuses (reported; a failed run is a file's
+    outcome, such as a quarantine, not the deployment's health)."""
+    names = Names.of(target.settings)
+    s3, sfn, glue = (target.client(s) for s in ("s3", "stepfunctions", "glue"))
+    checks = []
+    for purpose, bucket in target.buckets.items():
+        checks.append(_check(f"bucket {purpose}", partial(s3.head_bucket, Bucket=bucket)))
+    for arn in (target.main_arn, target.router_arn):
+        described = _described(partial(sfn.describe_state_machine, stateMachineArn=arn))
+        status = described.get("status", "missing") if described else "missing"
+        checks.append(Check(f"state machine {arn.rsplit(':', 1)[-1]}", status == "ACTIVE", status))
+    for job in (names.validation_job, names.load_job):
+        checks.append(_check(f"glue job {job}", partial(glue.get_job, JobName=job)))
+    for crawler in (names.flight_crawler, names.dimension_crawler):
+        checks.append(_check(f"crawler {crawler}", partial(glue.get_crawler, Name=crawler)))
+    runs = sfn.list_executions(stateMachineArn=target.main_arn, maxResults=NEWEST_RUNS)
+    statuses = Counter(e["status"] for e in runs["executions"])
+    summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(statuses.items())) or "none yet"
+    checks.append(Check(f"newest {NEWEST_RUNS} runs", True, summary))
+    return checks
+
+
+def _described(call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return call()
+    except ClientError:
+        return None
+
+
+def _check(what: str, call: Callable[[], dict[str, Any]]) -> Check:
+    found = _described(call) is not None
+    return Check(what, found, "present" if found else "missing or not readable")
+
+
+def deployment_failed(target: Target, run_url: str) -> str:
+    """Tell the environment's operations topic that its deployment failed; the message id."""
+    env = target.settings.env.value
+    message = (
+        f"The deployment of flightpipe {env} failed: the environment may run the previous "
+        f"version, or part of the new one. What failed and why is in the workflow run: "
+        f"{run_url or '(no run address given)'}. Fix it on main and merge again; nothing is "
+        "promoted past a failed environment."
+    )
+    response = target.client("sns").publish(
+        TopicArn=target.operations_topic_arn,
+        Subject=f"flightpipe {env}: deployment failed",
+        Message=message,
+    )
+    return str(response["MessageId"])

@@ -1,0 +1,352 @@
+"""The smoke test, the health check and the word to operations (``pipeline.smoke``), on the
+twin, through the ``flightpipe`` command; and the smoke role's policy (``cdk/smoke.py``)
+held to every call they make."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline import cli
+from pipeline.core.uploads import run_name
+from pipeline.core.warehouse import day_rows_sql
+from pipeline.deployment import Names
+from pipeline.local.aws import read_alerts
+from pipeline.local.twin import LocalTwin
+from pipeline.settings import Settings
+from pipeline.smoke import SMOKE_DATE, SMOKE_FLIGHTS, Target, dimension_airports, smoke_file
+from tests.conftest import settings_env
+from tests.test_cdk import synthesize
+from tests.test_cli_end_to_end import flightpipe
+
+REAL_DAY = dt.date(2024, 3, 1)
+
+
+def cli_target(settings: Settings) -> Target:
+    """The target the command makes of the twin, with these settings."""
+    cli._state.settings = settings
+    return cli._target()
+
+
+def run_cli(settings: Settings, *args: str) -> Any:
+    """The command in this process (so its AWS calls can be recorded), with these settings."""
+    env = settings_env(settings, spark_master=settings.spark.master)
+    # The test's timing too: the command's twin is then the test's, resources and all.
+    env["FLIGHTPIPE_TIMING__POLL_INTERVAL_SECONDS"] = str(settings.timing.poll_interval_seconds)
+    return CliRunner().invoke(cli.app, list(args), env=env)
+
+
+@pytest.fixture
+def in_use(settings: Settings, tmp_path: Path) -> Settings:
+    """A twin with a dimension in use and one real day loaded, through `flightpipe ingest`."""
+    sample = tmp_path / "sample"
+    made = flightpipe(
+        settings,
+        "sample",
+        "--days=1",
+        "--flights-per-day=40",
+        f"--start={REAL_DAY}",
+        f"--out={sample}",
+    )
+    assert made.returncode == 0, made.stderr
+    ingested = flightpipe(settings, "ingest", str(sample))
+    assert ingested.returncode == 0, ingested.stderr
+    return settings
+
+
+class Calls:
+    """Every AWS call the twin's clients make from now on, by botocore's own events: the
+    service's signing name, the operation and its parameters."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, str, dict[str, Any]]] = []
+
+    def record(self, client: Any) -> Any:
+        def seen(params: dict[str, Any], model: Any, **_: Any) -> None:
+            signing = model.service_model.signing_name
+            self.made.append((signing, model.name, dict(params)))
+
+        client.meta.events.register("provide-client-params", seen)
+        return client
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    recorded = Calls()
+    original = LocalTwin.client
+
+    def recording(twin: LocalTwin, service: str) -> Any:
+        return recorded.record(original(twin, service))
+
+    monkeypatch.setattr(LocalTwin, "client", recording)
+    return recorded
+
+
+def smoke_objects(twin: LocalTwin) -> list[str]:
+    """Every object version and delete marker of the reserved day in the raw bucket."""
+    found = []
+    pages = twin.s3.get_paginator("list_object_versions").paginate(Bucket=twin.settings.raw_bucket)
+    for page in pages:
+        for item in (*page.get("Versions", []), *page.get("DeleteMarkers", [])):
+            if SMOKE_DATE.isoformat() in item["Key"]:
+                found.append(item["Key"])
+    return found
+
+
+def site_files(twin: LocalTwin) -> list[str]:
+    """The report's files that name the reserved day, and the index's mentions of it."""
+    root = twin.reports.root
+    named = [p.relative_to(root).as_posix() for p in root.rglob(f"*{SMOKE_DATE}*")]
+    mentions = [
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*.html")
+        if "index" in p.name or "months" in p.parts
+        if str(SMOKE_DATE) in p.read_text()
+    ]
+    return named + mentions
+
+
+def test_smoke_sends_a_day_through_then_leaves_no_trace_and_the_real_day_alone(
+    in_use: Settings, calls: Calls
+) -> None:
+    twin = LocalTwin(in_use)
+    before = twin.loaded()
+
+    result = run_cli(in_use, "smoke")
+
+    assert result.exit_code == 0, result.output
+    assert f"{SMOKE_FLIGHTS} rows of {SMOKE_DATE} queryable" in result.output
+    assert smoke_objects(twin) == []
+    assert site_files(twin) == []
+    assert twin.warehouse.query(day_rows_sql(SMOKE_DATE))[1] == [(0, 0)]
+    assert twin.loaded() == before  # the real day's rows and audit as they were
+    # Its run really went through: it is among the main state machine's executions.
+    run = next(line for line in result.output.splitlines() if line.startswith("uploaded"))
+    name = run.rsplit(" ", 1)[-1]
+    assert twin.runs.get(name).status == "SUCCEEDED"
+    # It uploaded one file and no dimension.
+    puts = [p for service, op, p in calls.made if op == "PutObject"]
+    assert [(p["Bucket"], p["Key"]) for p in puts] == [
+        (twin.settings.raw_bucket, f"raw/{SMOKE_DATE}.csv")
+    ]
+
+
+def test_what_a_killed_smoke_test_left_is_removed_first_and_counts_for_nothing(
+    in_use: Settings, tmp_path: Path
+) -> None:
+    twin = LocalTwin(in_use)
+    twin.start()
+    # A smoke test killed once its day was loaded: a file of fewer flights, loaded and audited.
+    airports = dimension_airports(cli_target(in_use))
+    left = tmp_path / f"{SMOKE_DATE}.csv"
+    left.write_bytes(b"".join(smoke_file(airports).splitlines(keepends=True)[:6]))
+    upload = twin.upload_daily(left)
+    name = run_name(upload.bucket, upload.key, upload.version)
+    [run] = twin.runs.follow([name], 600, in_use.timing.poll_interval_seconds)
+    assert run.status == "SUCCEEDED"
+    assert twin.warehouse.query(day_rows_sql(SMOKE_DATE))[1] == [(5, 5)]
+
+    result = run_cli(in_use, "smoke")
+
+    assert result.exit_code == 0, result.output
+    assert f"{SMOKE_FLIGHTS} rows of {SMOKE_DATE} queryable" in result.output
+    assert smoke_objects(twin) == []
+    assert site_files(twin) == []
+
+
+def test_with_no_dimension_in_use_the_smoke_test_fails_saying_so_and_uploads_nothing(
+    settings: Settings, calls: Calls
+) -> None:
+    result = run_cli(settings, "smoke")
+
+    assert result.exit_code == 1
+    assert "no airport dimension is in use in local" in result.output
+    assert "it never uploads a dimension itself" in result.output
+    assert [op for _, op, _ in calls.made if op == "PutObject"] == []
+
+
+def test_a_failed_smoke_run_fails_the_test_and_still_removes_everything(
+    in_use: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file the gate refuses: the destination and delay columns are missing.
+    import pipeline.smoke
+
+    def refused(airports: list[int]) -> bytes:
+        return f"Carrier,OriginAirportID\nZZ,{airports[0]}\n".encode()
+
+    monkeypatch.setattr(pipeline.smoke, "smoke_file", refused)
+    twin = LocalTwin(in_use)
+
+    result = run_cli(in_use, "smoke")
+
+    assert result.exit_code == 1
+    assert "smoke test failed" in result.output
+    assert "ended FAILED" in result.output
+    assert smoke_objects(twin) == []
+    assert site_files(twin) == []
+
+
+def test_health_reports_each_resource_and_fails_naming_a_missing_one(in_use: Settings) -> None:
+    healthy = run_cli(in_use, "health", "--format=json")
+
+    assert healthy.exit_code == 0, healthy.output
+    checks = {c["check"]: c for c in json.loads(healthy.output[healthy.output.index("[") :])}
+    names = Names.of(in_use)
+    assert checks[f"state machine {names.main}"]["result"] == "ok"
+    assert checks[f"glue job {names.load_job}"]["result"] == "ok"
+    assert "succeeded" in checks["newest 20 runs"]["detail"]
+
+    twin = LocalTwin(in_use)
+    twin.client("stepfunctions").delete_state_machine(stateMachineArn=twin.resources.router_arn)
+    broken = run_cli(in_use, "health", "--format=json")
+
+    assert broken.exit_code == 1
+    failed = [
+        c for c in json.loads(broken.output[broken.output.index("[") :]) if c["result"] != "ok"
+    ]
+    assert [c["check"] for c in failed] == [f"state machine {names.router}"]
+
+
+def test_a_failed_deployment_is_told_to_operations_with_the_run(settings: Settings) -> None:
+    url = "https://github.com/flightpipe/flightpipe/actions/runs/42"
+
+    result = run_cli(settings, "deployment-failed", f"--run-url={url}")
+
+    assert result.exit_code == 0, result.output
+    twin = LocalTwin(settings)
+    told = read_alerts(settings.local.state_dir / "alerts", twin.resources.operations_topic_arn)
+    assert [m["subject"] for m in told] == ["flightpipe local: deployment failed"]
+    assert url in told[0]["message"]
+
+
+# The smoke role allows what the commands call, and nothing they do not.
+
+
+def _pseudo(twin: LocalTwin) -> dict[str, str]:
+    """CloudFormation's pseudo parameters, as the twin's endpoint has them."""
+    _, partition, _, region, account, *_ = twin.resources.main_arn.split(":")
+    return {"AWS::AccountId": account, "AWS::Partition": partition, "AWS::Region": region}
+
+
+def _resolve(value: Any, template: dict[str, Any], pseudo: dict[str, str]) -> Any:
+    """A policy value with CloudFormation's functions worked out for the twin: ``Ref``,
+    ``Fn::GetAtt`` of a bucket's or a state machine's ARN, ``Fn::Join``, ``Fn::Sub``. The
+    workgroup's ARN, which holds an id, stands as ``workgroup``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return [_resolve(v, template, pseudo) for v in value]
+    (function, argument), *_ = value.items()
+    if function == "Fn::Join":
+        separator, parts = argument
+        return separator.join(_resolve(p, template, pseudo) for p in parts)
+    if function == "Fn::Sub":
+        for name, resolved in pseudo.items():
+            argument = argument.replace(f"${{{name}}}", resolved)
+        return argument
+    if function == "Ref" and argument in pseudo:
+        return pseudo[argument]
+    return _physical(argument if function == "Ref" else argument[0], function, template, pseudo)
+
+
+def _physical(logical: str, function: str, template: dict[str, Any], pseudo: dict[str, str]) -> str:
+    """A resource's name (``Ref``) or ARN (``Fn::GetAtt``): a state machine's ARN either way."""
+    resource = template["Resources"][logical]
+    properties = resource["Properties"]
+    if resource["Type"] == "AWS::StepFunctions::StateMachine":
+        region, account = pseudo["AWS::Region"], pseudo["AWS::AccountId"]
+        name = _resolve(properties["StateMachineName"], template, pseudo)
+        return f"arn:aws:states:{region}:{account}:stateMachine:{name}"
+    if resource["Type"] == "AWS::RedshiftServerless::Workgroup":
+        return "workgroup"
+    # The twin names its buckets after the settings' account, not its endpoint's.
+    named = {**pseudo, "AWS::AccountId": pseudo["bucket account"]}
+    name = _resolve(properties["BucketName"], template, named)
+    return str(name) if function == "Ref" else f"arn:aws:s3:::{name}"
+
+
+def _requested(
+    service: str, operation: str, params: dict[str, Any], twin: LocalTwin
+) -> tuple[str, str]:
+    """The IAM action and resource of one recorded call, as the service authorizes it
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html
+    and the pages of Step Functions, Glue and the Redshift Data API beside it)."""
+    pseudo = _pseudo(twin)
+    region, account = pseudo["AWS::Region"], pseudo["AWS::AccountId"]
+    if service == "s3":
+        bucket = f"arn:aws:s3:::{params['Bucket']}"
+        on_bucket = {
+            "ListObjectVersions": "s3:ListBucketVersions",
+            "ListObjectsV2": "s3:ListBucket",
+            "HeadBucket": "s3:ListBucket",
+        }
+        if operation in on_bucket:
+            return on_bucket[operation], bucket
+        versioned = "Version" if params.get("VersionId") else ""
+        action = {"HeadObject": "GetObject"}.get(operation, operation)
+        return f"s3:{action}{versioned}", f"{bucket}/{params['Key']}"
+    if service == "states":
+        arn = params.get("executionArn") or params["stateMachineArn"]
+        return f"states:{operation}", arn
+    if service == "glue":
+        kind, name = (
+            ("job", params["JobName"]) if operation == "GetJob" else ("crawler", params["Name"])
+        )
+        return f"glue:{operation}", f"arn:aws:glue:{region}:{account}:{kind}/{name}"
+    if service == "redshift-data":
+        on_workgroup = operation in ("ExecuteStatement", "BatchExecuteStatement")
+        return f"redshift-data:{operation}", "workgroup" if on_workgroup else "*"
+    raise AssertionError(f"a call the smoke role was not made for: {service} {operation}")
+
+
+def _allowed(policy: list[dict[str, Any]], action: str, resource: str) -> bool:
+    def listed(field: Any) -> list[str]:
+        return field if isinstance(field, list) else [field]
+
+    return any(
+        statement["Effect"] == "Allow"
+        and any(fnmatch.fnmatchcase(action, a) for a in listed(statement["Action"]))
+        and any(fnmatch.fnmatchcase(resource, r) for r in listed(statement["Resource"]))
+        for statement in policy
+    )
+
+
+def test_the_smoke_role_allows_every_call_of_the_smoke_test_and_the_health_check(
+    in_use: Settings, calls: Calls, artifact: Any, tmp_path: Path
+) -> None:
+    twin = LocalTwin(in_use)
+    pseudo = {**_pseudo(twin), "bucket account": twin.settings.local.account}
+    template = synthesize([twin.settings], artifact.out, tmp_path / "cdk.out")["local"]
+    role = next(
+        logical
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role"
+        and r["Properties"].get("RoleName") == Names.of(twin.settings).smoke_role
+    )
+    policy = [
+        {**s, "Resource": _resolve(s["Resource"], template, pseudo)}
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+    assert run_cli(in_use, "smoke").exit_code == 0
+    assert run_cli(in_use, "health").exit_code == 0
+
+    requested = {_requested(*call, twin=twin) for call in calls.made}
+    refused = sorted(r for r in requested if not _allowed(policy, *r))
+    assert refused == []
+    # It would see a call it may not make: not the load's, nor another key's.
+    assert not _allowed(
+        policy, "s3:PutObject", f"arn:aws:s3:::{twin.settings.raw_bucket}/raw/2024-03-01.csv"
+    )
+    assert not _allowed(
+        policy, "s3:PutObject", f"arn:aws:s3:::{twin.settings.dimension_bucket}/airport_codes.csv"
+    )
+    assert not _allowed(policy, "states:StartExecution", twin.resources.main_arn)
