@@ -13,7 +13,7 @@ SAMPLE := .flightpipe/sample
 SAMPLE_DAYS ?= 7
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup system browser python node run test lint format bench package synth templates diff review review-diff review-comment deploy bootstrap release smoke health down clean
+.PHONY: setup system browser python node run test lint format bench package synth templates diff review review-diff review-comment deploy bootstrap release smoke health deployment-failed down clean
 
 setup: system python node
 
@@ -134,6 +134,11 @@ smoke: python
 
 health: python
 	$(UV) run flightpipe --env $(ENV) health
+
+# When a deployment or its check failed: one message to the environment's operations topic,
+# with the workflow run's address (RUN_URL).
+deployment-failed: python
+	$(UV) run flightpipe --env $(ENV) deployment-failed --run-url "$(RUN_URL)"
 
 down: python
 	$(UV) run flightpipe local down

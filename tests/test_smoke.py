@@ -322,7 +322,8 @@ def test_the_smoke_role_allows_every_call_of_the_smoke_test_and_the_health_check
 ) -> None:
     twin = LocalTwin(in_use)
     pseudo = {**_pseudo(twin), "bucket account": twin.settings.local.account}
-    template = synthesize([twin.settings], artifact.out, tmp_path / "cdk.out")["local"]
+    templates = synthesize([twin.settings], artifact.out, tmp_path / "cdk.out")
+    template = templates["local"]
     role = next(
         logical
         for logical, r in template["Resources"].items()
@@ -335,6 +336,27 @@ def test_the_smoke_role_allows_every_call_of_the_smoke_test_and_the_health_check
         if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
         for s in r["Properties"]["PolicyDocument"]["Statement"]
     ]
+
+    # Only the deploy role may assume it, and the deploy role may.
+    names = Names.of(twin.settings)
+    [trust] = template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    deploy_role = f"arn:aws:iam::{pseudo['AWS::AccountId']}:role/{names.deploy_role}"
+    assert _resolve(trust["Principal"]["AWS"], template, pseudo).endswith(":root")
+    assert trust["Action"] == "sts:AssumeRole"
+    [(test, condition)] = trust["Condition"].items()
+    assert test == "ArnEquals"
+    assert {k: _resolve(v, template, pseudo) for k, v in condition.items()} == {
+        "aws:PrincipalArn": deploy_role
+    }
+    smoke_role = f"arn:aws:iam::{pseudo['AWS::AccountId']}:role/{names.smoke_role}"
+    delivery = templates["local-delivery"]
+    deploy_policy = [
+        {**s, "Resource": _resolve(s["Resource"], delivery, pseudo)}
+        for r in delivery["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy"
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert _allowed(deploy_policy, "sts:AssumeRole", smoke_role)
 
     assert run_cli(in_use, "smoke").exit_code == 0
     assert run_cli(in_use, "health").exit_code == 0
