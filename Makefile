@@ -116,6 +116,14 @@ review: python
 	$(UV) run python -m cdk.review --base $(BASE) --head cdk.out \
 		$(if $(DIFFS),--diffs $(DIFFS)) --out $(REVIEW)
 
+# That review, REVIEW, as the one comment of pull request PR (cdk/review_comment.py), updated in
+# place on every run: GH_TOKEN (or GITHUB_TOKEN) and GITHUB_REPOSITORY from the environment, as
+# GitHub Actions gives them; the job needs `pull-requests: write`.
+PR ?=
+review-comment: python
+	@test -n "$(PR)" || { echo "no pull request: make review-comment PR=<number>" >&2; exit 1; }
+	$(UV) run python -m cdk.review_comment --pr $(PR) --report $(REVIEW)
+
 # Once per environment, by an administrator: the roles GitHub Actions deploys and reviews with
 # (cdk/delivery.py). The workflows never deploy this stack.
 bootstrap: synth

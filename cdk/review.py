@@ -14,9 +14,10 @@ assembly at all is said to be missing), and reports per environment:
 - cfn-lint's findings on the head templates;
 - the estimated cost of one daily file (``pipeline.costs.DAILY_FILE``), base and head.
 
-Its first line is ``MARKER``, by which the workflow finds its comment to update. The report
-stays within GitHub's limit for a comment (``COMMENT_LIMIT``): long sections are cut, each
-fairly and saying so. The report is written first; then the exit status is 1 when the head
+Its first line is ``MARKER``, by which ``cdk.review_comment`` finds its comment to update. The
+report stays within GitHub's limit for a comment (``COMMENT_LIMIT``): long sections are cut,
+each fairly and saying so. Both are defined there, so that posting needs neither CDK nor
+cfn-lint. The report is written first; then the exit status is 1 when the head
 breaks a rule (a new or changed acknowledgment that does not say why, a cfn-lint error, an
 unacknowledged finding, no head assembly), each problem also on stderr; 2 for a usage error.
 """
@@ -36,13 +37,10 @@ from cfnlint.api import lint_file
 
 from cdk.app import DEPLOYED, stack_name
 from cdk.nag import REASON_MIN_WORDS, explains
+from cdk.review_comment import COMMENT_LIMIT, MARKER
 from pipeline.costs import DAILY_FILE, Cost, estimate
 from pipeline.settings import AwsSettings, GlueJobSettings, Settings, load_settings
 from pipeline.workflow import LOAD_SCRIPT, VALIDATION_SCRIPT
-
-MARKER: Final = "<!-- flightpipe-review -->"
-COMMENT_LIMIT: Final = 65_536
-"""The most characters GitHub takes in an issue or pull request comment's body."""
 
 _VALIDATION_REPORT: Final = "validation-report.json"
 _ANSI: Final = re.compile(r"\x1b\[[0-9;]*m")
