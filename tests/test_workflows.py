@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ jobs:
 
 
 def _tool(name: str) -> str:
-    return str(REPO_ROOT / ".venv" / "bin" / name)
+    """A tool of the virtual environment the tests run in (the checkout's ``.venv`` under
+    ``make test``; another checkout's when a worktree without one is tested)."""
+    return str(Path(sys.executable).parent / name)
 
 
 def schema_errors(path: Path) -> str | None:
