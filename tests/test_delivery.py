@@ -34,6 +34,8 @@ DEPLOYED = ("dev", "staging", "prod")
 CALLED = "./.github/workflows/deploy-environment.yml"
 CONFIGURE = "aws-actions/configure-aws-credentials@"
 ISSUER = "token.actions.githubusercontent.com"
+ONE_AT_A_TIME = {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": False}
+"""The deploy job's concurrency: one deployment per environment, never cancelled halfway."""
 
 
 def read(name: str) -> dict[str, Any]:
@@ -83,10 +85,12 @@ def permission_breaches(workflow: dict[str, Any]) -> list[str]:
     return breaches
 
 
-def chain_breaches(workflow: dict[str, Any]) -> list[str]:
-    """What deploy.yml lacks of the promotion: on pushes to main only, one build, then each
-    environment after the one before it, each through ``deploy-environment.yml`` in the GitHub
-    environment of its name, smoke-tested but prod, which is health-checked."""
+def chain_breaches(workflow: dict[str, Any], called: dict[str, Any] | None = None) -> list[str]:
+    """What deploy.yml (calling ``called``, by default ``deploy-environment.yml``) lacks of
+    the promotion: on pushes to main only, one build, then each environment after the one
+    before it, each through ``deploy-environment.yml`` in the GitHub environment of its name,
+    smoke-tested but prod, which is health-checked; one deployment of an environment at a
+    time, in a group of its own, never cancelled halfway."""
     breaches = []
     if workflow["on"] != {"push": {"branches": ["main"]}}:
         breaches.append(f"deploy.yml runs on {workflow['on']}, not pushes to main")
@@ -104,15 +108,22 @@ def chain_breaches(workflow: dict[str, Any]) -> list[str]:
         before = env
     if set(jobs) != {"build", *DEPLOYED}:
         breaches.append(f"deploy.yml has jobs {sorted(jobs)}")
-    called = read("deploy-environment.yml")
+    if "concurrency" in workflow:
+        breaches.append(
+            "deploy.yml holds every environment in one concurrency group: prod waiting for "
+            "its reviewers holds dev and staging"
+        )
+    called = read("deploy-environment.yml") if called is None else called
     if set(triggers(called)) != {"workflow_call"}:
         breaches.append("deploy-environment.yml runs on more than a call")
     for name, job in called["jobs"].items():
         if job.get("environment") != "${{ inputs.environment }}":
             breaches.append(f"deploy-environment.yml job {name} is in no GitHub environment")
-    concurrency = workflow.get("concurrency", {})
-    if not concurrency.get("group") or concurrency.get("cancel-in-progress") is not False:
-        breaches.append("deployments may overlap or be cancelled halfway")
+        if job.get("concurrency") != ONE_AT_A_TIME:
+            breaches.append(
+                f"deploy-environment.yml job {name} has concurrency {job.get('concurrency')}: "
+                "deployments of an environment may overlap or be cancelled halfway"
+            )
     return breaches
 
 
@@ -130,14 +141,64 @@ def test_a_careless_promotion_is_refused() -> None:
     careless["jobs"]["prod"]["needs"] = "build"
     careless["jobs"]["staging"]["with"] = {"environment": "staging", "check": "health"}
     careless["on"] = {"push": {}}
-    del careless["concurrency"]
     assert chain_breaches(careless) == [
         "deploy.yml runs on {'push': {}}, not pushes to main",
         "staging passes {'environment': 'staging', 'check': 'health'}, not environment "
         "staging, smoke",
         "prod needs 'build', not 'staging'",
-        "deployments may overlap or be cancelled halfway",
     ]
+
+
+@pytest.mark.parametrize(
+    ("workflow_group", "job_group", "breaches"),
+    [
+        pytest.param(
+            {"group": "deploy", "cancel-in-progress": False},
+            None,
+            [
+                "deploy.yml holds every environment in one concurrency group: prod waiting "
+                "for its reviewers holds dev and staging",
+                "deploy-environment.yml job deploy has concurrency None: deployments of an "
+                "environment may overlap or be cancelled halfway",
+            ],
+            id="one group for the whole workflow",
+        ),
+        pytest.param(
+            None,
+            {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": True},
+            [
+                "deploy-environment.yml job deploy has concurrency {'group': "
+                "'deploy-${{ inputs.environment }}', 'cancel-in-progress': True}: deployments "
+                "of an environment may overlap or be cancelled halfway",
+            ],
+            id="cancelling",
+        ),
+        pytest.param(
+            None,
+            {"group": "deploy", "cancel-in-progress": False},
+            [
+                "deploy-environment.yml job deploy has concurrency {'group': 'deploy', "
+                "'cancel-in-progress': False}: deployments of an environment may overlap or "
+                "be cancelled halfway",
+            ],
+            id="one group for every environment's job",
+        ),
+    ],
+)
+def test_a_deployment_that_may_overlap_be_cancelled_or_hold_other_environments_is_refused(
+    workflow_group: dict[str, Any] | None,
+    job_group: dict[str, Any] | None,
+    breaches: list[str],
+) -> None:
+    careless = copy.deepcopy(read("deploy.yml"))
+    called = copy.deepcopy(read("deploy-environment.yml"))
+    if workflow_group is not None:
+        careless["concurrency"] = workflow_group
+    (job,) = called["jobs"].values()
+    job.pop("concurrency", None)
+    if job_group is not None:
+        job["concurrency"] = job_group
+    assert chain_breaches(careless, called) == breaches
 
 
 @pytest.mark.parametrize("name", [name for name, _ in all_workflows()])
