@@ -36,6 +36,8 @@ CONFIGURE = "aws-actions/configure-aws-credentials@"
 ISSUER = "token.actions.githubusercontent.com"
 ONE_AT_A_TIME = {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": False}
 """The deploy job's concurrency: one deployment per environment, never cancelled halfway."""
+IN_ORDER = {"group": "deploy-build", "cancel-in-progress": False}
+"""The build's concurrency: one at a time, so the environments get the merges in order."""
 
 
 def read(name: str) -> dict[str, Any]:
@@ -89,8 +91,8 @@ def chain_breaches(workflow: dict[str, Any], called: dict[str, Any] | None = Non
     """What deploy.yml (calling ``called``, by default ``deploy-environment.yml``) lacks of
     the promotion: on pushes to main only, one build, then each environment after the one
     before it, each through ``deploy-environment.yml`` in the GitHub environment of its name,
-    smoke-tested but prod, which is health-checked; one deployment of an environment at a
-    time, in a group of its own, never cancelled halfway."""
+    smoke-tested but prod, which is health-checked; one build at a time, and one deployment
+    of an environment at a time, in a group of its own, never cancelled halfway."""
     breaches = []
     if workflow["on"] != {"push": {"branches": ["main"]}}:
         breaches.append(f"deploy.yml runs on {workflow['on']}, not pushes to main")
@@ -108,6 +110,10 @@ def chain_breaches(workflow: dict[str, Any], called: dict[str, Any] | None = Non
         before = env
     if set(jobs) != {"build", *DEPLOYED}:
         breaches.append(f"deploy.yml has jobs {sorted(jobs)}")
+    if jobs.get("build", {}).get("concurrency") != IN_ORDER:
+        breaches.append(
+            "builds may run side by side: an older assembly may be deployed after a newer one"
+        )
     if "concurrency" in workflow:
         breaches.append(
             "deploy.yml holds every environment in one concurrency group: prod waiting for "
@@ -150,12 +156,14 @@ def test_a_careless_promotion_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("workflow_group", "job_group", "breaches"),
+    ("workflow_group", "build_group", "job_group", "breaches"),
     [
         pytest.param(
             {"group": "deploy", "cancel-in-progress": False},
             None,
+            None,
             [
+                "builds may run side by side: an older assembly may be deployed after a newer one",
                 "deploy.yml holds every environment in one concurrency group: prod waiting "
                 "for its reviewers holds dev and staging",
                 "deploy-environment.yml job deploy has concurrency None: deployments of an "
@@ -165,6 +173,7 @@ def test_a_careless_promotion_is_refused() -> None:
         ),
         pytest.param(
             None,
+            IN_ORDER,
             {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": True},
             [
                 "deploy-environment.yml job deploy has concurrency {'group': "
@@ -175,6 +184,7 @@ def test_a_careless_promotion_is_refused() -> None:
         ),
         pytest.param(
             None,
+            IN_ORDER,
             {"group": "deploy", "cancel-in-progress": False},
             [
                 "deploy-environment.yml job deploy has concurrency {'group': 'deploy', "
@@ -183,21 +193,32 @@ def test_a_careless_promotion_is_refused() -> None:
             ],
             id="one group for every environment's job",
         ),
+        pytest.param(
+            None,
+            None,
+            ONE_AT_A_TIME,
+            ["builds may run side by side: an older assembly may be deployed after a newer one"],
+            id="builds side by side",
+        ),
     ],
 )
 def test_a_deployment_that_may_overlap_be_cancelled_or_hold_other_environments_is_refused(
     workflow_group: dict[str, Any] | None,
+    build_group: dict[str, Any] | None,
     job_group: dict[str, Any] | None,
     breaches: list[str],
 ) -> None:
     careless = copy.deepcopy(read("deploy.yml"))
     called = copy.deepcopy(read("deploy-environment.yml"))
-    if workflow_group is not None:
-        careless["concurrency"] = workflow_group
     (job,) = called["jobs"].values()
-    job.pop("concurrency", None)
-    if job_group is not None:
-        job["concurrency"] = job_group
+    for owner, group in (
+        (careless, workflow_group),
+        (careless["jobs"]["build"], build_group),
+        (job, job_group),
+    ):
+        owner.pop("concurrency", None)
+        if group is not None:
+            owner["concurrency"] = group
     assert chain_breaches(careless, called) == breaches
 
 
