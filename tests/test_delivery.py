@@ -222,6 +222,32 @@ def test_a_deployment_that_may_overlap_be_cancelled_or_hold_other_environments_i
     assert chain_breaches(careless, called) == breaches
 
 
+def recipe(target: str) -> str:
+    """What the Makefile runs for ``target``: the tab-indented lines after its rule."""
+    lines = (REPO_ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    body = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        body.append(line.strip())
+    return " ".join(body)
+
+
+def test_a_failed_diff_still_reaches_the_review() -> None:
+    """``make review-diff`` writes all ``cdk diff`` says into the environment's file, and fails
+    only on an error (differences exit 0 without ``--fail``): its upload runs unless the run
+    is cancelled, so the review shows the error rather than no diff."""
+    assert "--fail" not in recipe("review-diff")
+    assert recipe("review-diff").endswith("2>&1")
+    (upload,) = [
+        step
+        for step in read("ci.yml")["jobs"]["diff"]["steps"]
+        if str(step.get("uses", "")).startswith("actions/upload-artifact@")
+    ]
+    assert upload.get("if") == "${{ !cancelled() }}"
+
+
 @pytest.mark.parametrize("name", [name for name, _ in all_workflows()])
 def test_each_job_has_only_the_rights_its_steps_need(name: str) -> None:
     assert permission_breaches(read(name)) == []
