@@ -91,6 +91,25 @@ def policy_breaches(path: Path) -> list[str]:
     return breaches
 
 
+def steps(path: Path) -> list[dict[str, Any]]:
+    """Every step of a workflow's jobs, or of a composite action."""
+    document = yaml.safe_load(path.read_text())
+    if path.name == "action.yml":
+        return list(document["runs"]["steps"])
+    return [step for job in document["jobs"].values() for step in job.get("steps", [])]
+
+
+def not_overwriting(path: Path) -> list[str]:
+    """Each artifact upload that fails on a re-run of its job: a re-run is the same workflow
+    run, which already holds the artifact of that name (upload-artifact's ``overwrite``)."""
+    return [
+        str(step["with"]["name"])
+        for step in steps(path)
+        if str(step.get("uses", "")).startswith("actions/upload-artifact@")
+        and step["with"].get("overwrite") is not True
+    ]
+
+
 def test_there_are_workflows_to_check() -> None:
     assert WORKFLOWS
 
@@ -112,6 +131,11 @@ def test_zizmor_finds_nothing_in_each_workflow_and_action(path: Path) -> None:
 @pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=_name)
 def test_each_action_is_pinned_to_a_commit_with_its_release_named(path: Path) -> None:
     assert unpinned(path) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=_name)
+def test_each_artifact_upload_survives_a_rerun_of_its_job(path: Path) -> None:
+    assert not_overwriting(path) == []
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
