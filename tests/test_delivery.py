@@ -34,6 +34,7 @@ DEPLOYED = ("dev", "staging", "prod")
 CALLED = "./.github/workflows/deploy-environment.yml"
 CONFIGURE = "aws-actions/configure-aws-credentials@"
 ISSUER = "token.actions.githubusercontent.com"
+AUDIENCE = "sts.amazonaws.com"
 ONE_AT_A_TIME = {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": False}
 """The deploy job's concurrency: one deployment per environment, never cancelled halfway."""
 IN_ORDER = {"group": "deploy-build", "cancel-in-progress": False}
@@ -348,6 +349,86 @@ def trusted_subjects(templates: dict[str, dict[str, Any]]) -> dict[str, set[str]
     return trusted
 
 
+def rendered(value: Any) -> Any:
+    """A template value with ``Ref``, ``Fn::Join`` and ``Fn::Sub`` written out as the string
+    they make (``arn:aws:sns:us-east-1:${AWS::AccountId}:...``), to compare with a policy's."""
+    if isinstance(value, list):
+        return [rendered(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        return f"${{{value['Ref']}}}"
+    if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        return value["Fn::Sub"]
+    if set(value) == {"Fn::Join"}:
+        separator, parts = value["Fn::Join"]
+        return separator.join(str(rendered(part)) for part in parts)
+    return {key: rendered(item) for key, item in value.items()}
+
+
+def github_provider(template: dict[str, Any]) -> str:
+    """GitHub's OIDC provider as the stack's trust policies name it: the provider the stack
+    creates, or the account's (``aws.github.oidc_provider: existing``)."""
+    created = {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::OIDCProvider"
+    }
+    if not created:
+        return f"arn:aws:iam::${{AWS::AccountId}}:oidc-provider/{ISSUER}"
+    ((name, provider),) = created.items()
+    assert provider["Url"] == f"https://{ISSUER}"
+    assert provider["ClientIdList"] == [AUDIENCE]
+    return f"${{{name}}}"
+
+
+def trust_breaches(template: dict[str, Any], subjects: dict[str, str]) -> list[str]:
+    """How the trust policies of the stack's roles differ from trusting exactly the token
+    subject of the job that assumes each (``subjects``, by role name): one statement, allowing
+    ``sts:AssumeRoleWithWebIdentity`` to GitHub's provider, on the condition that the
+    audience and the subject equal AWS's and that one (no ``StringLike``, no list, no other
+    key). A role not in ``subjects`` trusts no GitHub token at all."""
+    provider = github_provider(template)
+    breaches = []
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        name = resource["Properties"]["RoleName"]
+        statements = rendered(resource["Properties"]["AssumeRolePolicyDocument"]["Statement"])
+        if name not in subjects:
+            if "Federated" in json.dumps(statements) or "WebIdentity" in json.dumps(statements):
+                breaches.append(f"role {name} trusts GitHub's tokens, but no job assumes it")
+            continue
+        expected = {
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {f"{ISSUER}:aud": AUDIENCE, f"{ISSUER}:sub": subjects[name]}
+            },
+            "Effect": "Allow",
+            "Principal": {"Federated": provider},
+        }
+        if len(statements) != 1:
+            breaches.append(f"role {name} has {len(statements)} trust statements, not one")
+        for number, statement in enumerate(statements, 1):
+            for key in sorted(expected.keys() | statement.keys()):
+                given = statement.get(key)
+                if given != expected.get(key):
+                    breaches.append(
+                        f"role {name}, statement {number}: {key} is {json.dumps(given)}"
+                    )
+    return breaches
+
+
+def github_subjects() -> dict[str, str]:
+    """Each GitHub role's name, and the one token subject its job's token has."""
+    github = load_settings("dev").aws.github
+    subjects = {}
+    for role, contexts in token_contexts().items():
+        (context,) = contexts
+        subjects[role] = github.subject(context)
+    return subjects
+
+
 def test_the_roles_trust_exactly_the_tokens_of_the_jobs_that_assume_them(
     delivery_templates: dict[str, dict[str, Any]],
 ) -> None:
@@ -359,6 +440,43 @@ def test_the_roles_trust_exactly_the_tokens_of_the_jobs_that_assume_them(
     assert trusted_subjects(delivery_templates) == expected
     assert expected["flightpipe-deploy-prod"] == {"repo:flightpipe/flightpipe:environment:prod"}
     assert expected["flightpipe-review-dev"] == {"repo:flightpipe/flightpipe:pull_request"}
+    for template in delivery_templates.values():
+        assert trust_breaches(template, github_subjects()) == []
+
+
+def test_a_careless_trust_is_refused(delivery_templates: dict[str, dict[str, Any]]) -> None:
+    """Another statement beside the web identity one, a subject matched with ``StringLike``
+    (``*`` would then be every branch's and pull request's), no audience condition."""
+    careless = copy.deepcopy(delivery_templates["dev"])
+    roles = {
+        r["Properties"]["RoleName"]: r["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        for r in careless["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role"
+    }
+    roles["flightpipe-deploy-dev"].append(
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"AWS": "123456789012"}}
+    )
+    (review,) = roles["flightpipe-review-dev"]
+    review["Condition"] = {"StringLike": review["Condition"]["StringEquals"]}
+    review["Condition"]["StringLike"][f"{ISSUER}:sub"] = "repo:flightpipe/flightpipe:*"
+    careless_staging = copy.deepcopy(delivery_templates["staging"])
+    for resource in careless_staging["Resources"].values():
+        if resource["Properties"].get("RoleName") == "flightpipe-deploy-staging":
+            (deploy,) = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+            del deploy["Condition"]["StringEquals"][f"{ISSUER}:aud"]
+    assert trust_breaches(careless, github_subjects()) == [
+        "role flightpipe-deploy-dev has 2 trust statements, not one",
+        'role flightpipe-deploy-dev, statement 2: Action is "sts:AssumeRole"',
+        "role flightpipe-deploy-dev, statement 2: Condition is null",
+        'role flightpipe-deploy-dev, statement 2: Principal is {"AWS": "123456789012"}',
+        'role flightpipe-review-dev, statement 1: Condition is {"StringLike": '
+        f'{{"{ISSUER}:aud": "sts.amazonaws.com", "{ISSUER}:sub": '
+        '"repo:flightpipe/flightpipe:*"}}',
+    ]
+    assert trust_breaches(careless_staging, github_subjects()) == [
+        'role flightpipe-deploy-staging, statement 1: Condition is {"StringEquals": '
+        f'{{"{ISSUER}:sub": "repo:flightpipe/flightpipe:environment:staging"}}}}',
+    ]
 
 
 def test_a_customized_subject_with_immutable_ids_is_what_the_roles_trust(
@@ -385,12 +503,15 @@ def test_a_customized_subject_with_immutable_ids_is_what_the_roles_trust(
     app = App(context=CONTEXT, outdir=str(tmp_path))
     DeliveryStack(app, "Delivery", settings=settings, env=Environment(region=settings.aws.region))
     template = app.synth().get_stack_by_name("Delivery").template
-    assert trusted_subjects({"staging": template}) == {
-        "flightpipe-deploy-staging": {
-            "repository_owner_id:4711:repository_id:815:environment:staging"
-        },
-        "flightpipe-review-staging": {"repository_owner_id:4711:repository_id:815:pull_request"},
+    ids = "repository_owner_id:4711:repository_id:815"
+    subjects = {
+        "flightpipe-deploy-staging": f"{ids}:environment:staging",
+        "flightpipe-review-staging": f"{ids}:pull_request",
     }
+    assert trusted_subjects({"staging": template}) == {
+        role: {subject} for role, subject in subjects.items()
+    }
+    assert trust_breaches(template, subjects) == []
     kinds = {r["Type"] for r in template["Resources"].values()}
     assert "AWS::IAM::OIDCProvider" not in kinds, "another stack made the account's provider"
 
