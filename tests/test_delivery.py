@@ -540,6 +540,82 @@ def test_the_deploy_role_may_only_assume_cdks_deploying_roles_and_the_smoke_role
         ]
 
 
+def deploy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    (policy,) = [
+        r["Properties"]["PolicyDocument"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and "Deploy" in r["Properties"]["PolicyName"]
+    ]
+    statements: list[dict[str, Any]] = policy["Statement"]
+    return statements
+
+
+def kms_breaches(statements: list[dict[str, Any]], env: str) -> list[str]:
+    """How the deploy role's KMS rights differ from what publishing to the encrypted
+    operations topic needs: a data key and decryption, of a key SNS uses (``kms:ViaService``)
+    for that topic alone (its ARN the encryption context), in one statement."""
+    settings = load_settings(env)
+    region = settings.aws.region
+    topic = f"arn:aws:sns:{region}:${{AWS::AccountId}}:{Names.of(settings).operations_topic}"
+    expected = {
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Condition": {
+            "StringEquals": {
+                "kms:EncryptionContext:aws:sns:topicArn": topic,
+                "kms:ViaService": "sns.${AWS::Region}.amazonaws.com",
+            }
+        },
+        "Effect": "Allow",
+        "Resource": f"arn:aws:kms:{region}:${{AWS::AccountId}}:key/*",
+    }
+    kms = [
+        rendered(s)
+        for s in statements
+        if any(
+            a == "*" or a.startswith("kms:")
+            for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        )
+    ]
+    breaches = [] if len(kms) == 1 else [f"the deploy role has {len(kms)} KMS statements"]
+    for statement in kms:
+        for key in sorted(expected.keys() | statement.keys()):
+            given = statement.get(key)
+            if given != expected.get(key):
+                breaches.append(f"the deploy role's KMS {key} is {json.dumps(given)}")
+    return breaches
+
+
+def test_the_deploy_role_may_use_only_the_operations_topics_key_through_sns(
+    delivery_templates: dict[str, dict[str, Any]],
+) -> None:
+    for env, template in delivery_templates.items():
+        assert kms_breaches(deploy_statements(template), env) == []
+
+
+def test_a_deploy_role_using_any_key_is_refused(
+    delivery_templates: dict[str, dict[str, Any]],
+) -> None:
+    """Without the conditions the role could decrypt with every key its account lets it use;
+    with ``kms:*`` also administer them."""
+    statements = copy.deepcopy(deploy_statements(delivery_templates["dev"]))
+    (kms,) = [s for s in statements if "kms:Decrypt" in s["Action"]]
+    unconditional = [s for s in statements if s is not kms] + [
+        {k: v for k, v in kms.items() if k != "Condition"}
+    ]
+    assert kms_breaches(unconditional, "dev") == ["the deploy role's KMS Condition is null"]
+    del kms["Condition"]["StringEquals"]["kms:ViaService"]
+    kms["Action"] = "kms:*"
+    topic = "arn:aws:sns:us-east-1:${AWS::AccountId}:flightpipe-operations-dev"
+    assert kms_breaches(statements, "dev") == [
+        'the deploy role\'s KMS Action is "kms:*"',
+        "the deploy role's KMS Condition is "
+        f'{{"StringEquals": {{"kms:EncryptionContext:aws:sns:topicArn": "{topic}"}}}}',
+    ]
+    assert kms_breaches([*statements, {**kms, "Action": "*"}], "dev")[0] == (
+        "the deploy role has 2 KMS statements"
+    )
+
+
 def test_the_review_role_may_only_read_its_environments_stack(
     delivery_templates: dict[str, dict[str, Any]],
 ) -> None:
