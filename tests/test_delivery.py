@@ -282,6 +282,90 @@ def test_aws_is_reached_only_through_oidc_and_no_workflow_runs_untrusted_code_wi
                 assert not {"aws-access-key-id", "aws-secret-access-key"} & set(given), given
 
 
+FORK_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
+"""True only for a pull request from a branch of this repository, not from a fork."""
+
+
+def required(condition: str) -> list[str] | None:
+    """The terms an ``if`` requires all of (``a && b``, ``${{ }}`` or not), or None when an
+    ``||`` could let it through without one of them."""
+    expression = " ".join(condition.split())
+    if expression.startswith("${{") and expression.endswith("}}"):
+        expression = expression[3:-2].strip()
+    if "||" in expression:
+        return None
+    return [term.strip() for term in expression.split("&&")]
+
+
+def fork_guard_breaches(ci: dict[str, Any]) -> list[str]:
+    """Where ci.yml lets a fork's pull request reach what only this repository's may: the
+    ``diff`` job, which assumes the review roles, and the review's comment, which needs a
+    token that writes. Each must require ``FORK_GUARD`` (``if``, the terms joined by ``&&``)."""
+    guarded = {"job diff": ci["jobs"]["diff"].get("if", "")}
+    for step in ci["jobs"]["review"]["steps"]:
+        if "review-comment" in str(step.get("run", "")):
+            guarded[f"step {step.get('name')!r} of job review"] = step.get("if", "")
+    breaches = [] if len(guarded) > 1 else ["no step of job review comments the review"]
+    for where, condition in guarded.items():
+        terms = required(str(condition))
+        if terms is None or FORK_GUARD not in terms:
+            breaches.append(f"{where} may run for a fork's pull request: if {condition!r}")
+    return breaches
+
+
+def test_a_forks_pull_request_gets_no_review_role_and_no_comment() -> None:
+    assert fork_guard_breaches(read("ci.yml")) == []
+
+
+@pytest.mark.parametrize(
+    ("job", "condition", "breach"),
+    [
+        pytest.param(
+            "diff",
+            "github.event_name == 'pull_request'",
+            "job diff may run for a fork's pull request: if \"github.event_name == "
+            "'pull_request'\"",
+            id="diff without the guard",
+        ),
+        pytest.param(
+            "review",
+            f"${{{{ !cancelled() || {FORK_GUARD} }}}}",
+            "step 'Comment on the pull request' of job review may run for a fork's pull "
+            f"request: if '${{{{ !cancelled() || {FORK_GUARD} }}}}'",
+            id="comment with the guard or'ed away",
+        ),
+        pytest.param(
+            "review",
+            f"${{{{ !cancelled() && {FORK_GUARD.replace('==', '!=')} }}}}",
+            "step 'Comment on the pull request' of job review may run for a fork's pull "
+            f"request: if '${{{{ !cancelled() && {FORK_GUARD.replace('==', '!=')} }}}}'",
+            id="comment for forks only",
+        ),
+        pytest.param(
+            "review",
+            None,
+            "step 'Comment on the pull request' of job review may run for a fork's pull "
+            "request: if ''",
+            id="comment unguarded",
+        ),
+    ],
+)
+def test_a_missing_or_weakened_fork_guard_is_refused(
+    job: str, condition: str | None, breach: str
+) -> None:
+    careless = copy.deepcopy(read("ci.yml"))
+    if job == "diff":
+        where = careless["jobs"]["diff"]
+    else:
+        (where,) = [
+            s for s in careless["jobs"]["review"]["steps"] if "review-comment" in s.get("run", "")
+        ]
+    where.pop("if")
+    if condition is not None:
+        where["if"] = condition
+    assert fork_guard_breaches(careless) == [breach]
+
+
 def token_contexts() -> dict[str, set[str]]:
     """Each role's name, and the contexts of the tokens the workflows' jobs assume it with."""
     contexts: dict[str, set[str]] = {}
