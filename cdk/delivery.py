@@ -14,7 +14,10 @@ to it, with no long-lived key anywhere.
 Each role trusts one subject: the token's ``sub`` claim as ``aws.github`` renders it for the
 job's context (``environment:<env>`` or ``pull_request``), and the audience AWS's action asks
 for. An administrator deploys this stack once per environment, before the first deployment
-(docs/DEPLOY.md); the workflows never deploy it, so no workflow can widen its own trust.
+(docs/DEPLOY.md); the workflows never deploy it. They could still change it through
+CloudFormation's execution role, which CDK's deploy role passes and which is an administrator
+by default: docs/DEPLOY.md bootstraps the account again with an execution policy that denies
+it every IAM action on these roles and the provider.
 """
 
 from __future__ import annotations

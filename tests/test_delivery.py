@@ -34,6 +34,11 @@ DEPLOYED = ("dev", "staging", "prod")
 CALLED = "./.github/workflows/deploy-environment.yml"
 CONFIGURE = "aws-actions/configure-aws-credentials@"
 ISSUER = "token.actions.githubusercontent.com"
+AUDIENCE = "sts.amazonaws.com"
+ONE_AT_A_TIME = {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": False}
+"""The deploy job's concurrency: one deployment per environment, never cancelled halfway."""
+IN_ORDER = {"group": "deploy-build", "cancel-in-progress": False}
+"""The build's concurrency: one at a time, so the environments get the merges in order."""
 
 
 def read(name: str) -> dict[str, Any]:
@@ -83,10 +88,12 @@ def permission_breaches(workflow: dict[str, Any]) -> list[str]:
     return breaches
 
 
-def chain_breaches(workflow: dict[str, Any]) -> list[str]:
-    """What deploy.yml lacks of the promotion: on pushes to main only, one build, then each
-    environment after the one before it, each through ``deploy-environment.yml`` in the GitHub
-    environment of its name, smoke-tested but prod, which is health-checked."""
+def chain_breaches(workflow: dict[str, Any], called: dict[str, Any] | None = None) -> list[str]:
+    """What deploy.yml (calling ``called``, by default ``deploy-environment.yml``) lacks of
+    the promotion: on pushes to main only, one build, then each environment after the one
+    before it, each through ``deploy-environment.yml`` in the GitHub environment of its name,
+    smoke-tested but prod, which is health-checked; one build at a time, and one deployment
+    of an environment at a time, in a group of its own, never cancelled halfway."""
     breaches = []
     if workflow["on"] != {"push": {"branches": ["main"]}}:
         breaches.append(f"deploy.yml runs on {workflow['on']}, not pushes to main")
@@ -104,15 +111,26 @@ def chain_breaches(workflow: dict[str, Any]) -> list[str]:
         before = env
     if set(jobs) != {"build", *DEPLOYED}:
         breaches.append(f"deploy.yml has jobs {sorted(jobs)}")
-    called = read("deploy-environment.yml")
+    if jobs.get("build", {}).get("concurrency") != IN_ORDER:
+        breaches.append(
+            "builds may run side by side: an older assembly may be deployed after a newer one"
+        )
+    if "concurrency" in workflow:
+        breaches.append(
+            "deploy.yml holds every environment in one concurrency group: prod waiting for "
+            "its reviewers holds dev and staging"
+        )
+    called = read("deploy-environment.yml") if called is None else called
     if set(triggers(called)) != {"workflow_call"}:
         breaches.append("deploy-environment.yml runs on more than a call")
     for name, job in called["jobs"].items():
         if job.get("environment") != "${{ inputs.environment }}":
             breaches.append(f"deploy-environment.yml job {name} is in no GitHub environment")
-    concurrency = workflow.get("concurrency", {})
-    if not concurrency.get("group") or concurrency.get("cancel-in-progress") is not False:
-        breaches.append("deployments may overlap or be cancelled halfway")
+        if job.get("concurrency") != ONE_AT_A_TIME:
+            breaches.append(
+                f"deploy-environment.yml job {name} has concurrency {job.get('concurrency')}: "
+                "deployments of an environment may overlap or be cancelled halfway"
+            )
     return breaches
 
 
@@ -130,14 +148,105 @@ def test_a_careless_promotion_is_refused() -> None:
     careless["jobs"]["prod"]["needs"] = "build"
     careless["jobs"]["staging"]["with"] = {"environment": "staging", "check": "health"}
     careless["on"] = {"push": {}}
-    del careless["concurrency"]
     assert chain_breaches(careless) == [
         "deploy.yml runs on {'push': {}}, not pushes to main",
         "staging passes {'environment': 'staging', 'check': 'health'}, not environment "
         "staging, smoke",
         "prod needs 'build', not 'staging'",
-        "deployments may overlap or be cancelled halfway",
     ]
+
+
+@pytest.mark.parametrize(
+    ("workflow_group", "build_group", "job_group", "breaches"),
+    [
+        pytest.param(
+            {"group": "deploy", "cancel-in-progress": False},
+            None,
+            None,
+            [
+                "builds may run side by side: an older assembly may be deployed after a newer one",
+                "deploy.yml holds every environment in one concurrency group: prod waiting "
+                "for its reviewers holds dev and staging",
+                "deploy-environment.yml job deploy has concurrency None: deployments of an "
+                "environment may overlap or be cancelled halfway",
+            ],
+            id="one group for the whole workflow",
+        ),
+        pytest.param(
+            None,
+            IN_ORDER,
+            {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": True},
+            [
+                "deploy-environment.yml job deploy has concurrency {'group': "
+                "'deploy-${{ inputs.environment }}', 'cancel-in-progress': True}: deployments "
+                "of an environment may overlap or be cancelled halfway",
+            ],
+            id="cancelling",
+        ),
+        pytest.param(
+            None,
+            IN_ORDER,
+            {"group": "deploy", "cancel-in-progress": False},
+            [
+                "deploy-environment.yml job deploy has concurrency {'group': 'deploy', "
+                "'cancel-in-progress': False}: deployments of an environment may overlap or "
+                "be cancelled halfway",
+            ],
+            id="one group for every environment's job",
+        ),
+        pytest.param(
+            None,
+            None,
+            ONE_AT_A_TIME,
+            ["builds may run side by side: an older assembly may be deployed after a newer one"],
+            id="builds side by side",
+        ),
+    ],
+)
+def test_a_deployment_that_may_overlap_be_cancelled_or_hold_other_environments_is_refused(
+    workflow_group: dict[str, Any] | None,
+    build_group: dict[str, Any] | None,
+    job_group: dict[str, Any] | None,
+    breaches: list[str],
+) -> None:
+    careless = copy.deepcopy(read("deploy.yml"))
+    called = copy.deepcopy(read("deploy-environment.yml"))
+    (job,) = called["jobs"].values()
+    for owner, group in (
+        (careless, workflow_group),
+        (careless["jobs"]["build"], build_group),
+        (job, job_group),
+    ):
+        owner.pop("concurrency", None)
+        if group is not None:
+            owner["concurrency"] = group
+    assert chain_breaches(careless, called) == breaches
+
+
+def recipe(target: str) -> str:
+    """What the Makefile runs for ``target``: the tab-indented lines after its rule."""
+    lines = (REPO_ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    body = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        body.append(line.strip())
+    return " ".join(body)
+
+
+def test_a_failed_diff_still_reaches_the_review() -> None:
+    """``make review-diff`` writes all ``cdk diff`` says into the environment's file, and fails
+    only on an error (differences exit 0 without ``--fail``): its upload runs unless the run
+    is cancelled, so the review shows the error rather than no diff."""
+    assert "--fail" not in recipe("review-diff")
+    assert recipe("review-diff").endswith("2>&1")
+    (upload,) = [
+        step
+        for step in read("ci.yml")["jobs"]["diff"]["steps"]
+        if str(step.get("uses", "")).startswith("actions/upload-artifact@")
+    ]
+    assert upload.get("if") == "${{ !cancelled() }}"
 
 
 @pytest.mark.parametrize("name", [name for name, _ in all_workflows()])
@@ -171,6 +280,90 @@ def test_aws_is_reached_only_through_oidc_and_no_workflow_runs_untrusted_code_wi
                 given = step["with"]
                 assert given["role-to-assume"].startswith("${{ vars"), given
                 assert not {"aws-access-key-id", "aws-secret-access-key"} & set(given), given
+
+
+FORK_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
+"""True only for a pull request from a branch of this repository, not from a fork."""
+
+
+def required(condition: str) -> list[str] | None:
+    """The terms an ``if`` requires all of (``a && b``, ``${{ }}`` or not), or None when an
+    ``||`` could let it through without one of them."""
+    expression = " ".join(condition.split())
+    if expression.startswith("${{") and expression.endswith("}}"):
+        expression = expression[3:-2].strip()
+    if "||" in expression:
+        return None
+    return [term.strip() for term in expression.split("&&")]
+
+
+def fork_guard_breaches(ci: dict[str, Any]) -> list[str]:
+    """Where ci.yml lets a fork's pull request reach what only this repository's may: the
+    ``diff`` job, which assumes the review roles, and the review's comment, which needs a
+    token that writes. Each must require ``FORK_GUARD`` (``if``, the terms joined by ``&&``)."""
+    guarded = {"job diff": ci["jobs"]["diff"].get("if", "")}
+    for step in ci["jobs"]["review"]["steps"]:
+        if "review-comment" in str(step.get("run", "")):
+            guarded[f"step {step.get('name')!r} of job review"] = step.get("if", "")
+    breaches = [] if len(guarded) > 1 else ["no step of job review comments the review"]
+    for where, condition in guarded.items():
+        terms = required(str(condition))
+        if terms is None or FORK_GUARD not in terms:
+            breaches.append(f"{where} may run for a fork's pull request: if {condition!r}")
+    return breaches
+
+
+def test_a_forks_pull_request_gets_no_review_role_and_no_comment() -> None:
+    assert fork_guard_breaches(read("ci.yml")) == []
+
+
+@pytest.mark.parametrize(
+    ("job", "condition", "breach"),
+    [
+        pytest.param(
+            "diff",
+            "github.event_name == 'pull_request'",
+            "job diff may run for a fork's pull request: if \"github.event_name == "
+            "'pull_request'\"",
+            id="diff without the guard",
+        ),
+        pytest.param(
+            "review",
+            f"${{{{ !cancelled() || {FORK_GUARD} }}}}",
+            "step 'Comment on the pull request' of job review may run for a fork's pull "
+            f"request: if '${{{{ !cancelled() || {FORK_GUARD} }}}}'",
+            id="comment with the guard or'ed away",
+        ),
+        pytest.param(
+            "review",
+            f"${{{{ !cancelled() && {FORK_GUARD.replace('==', '!=')} }}}}",
+            "step 'Comment on the pull request' of job review may run for a fork's pull "
+            f"request: if '${{{{ !cancelled() && {FORK_GUARD.replace('==', '!=')} }}}}'",
+            id="comment for forks only",
+        ),
+        pytest.param(
+            "review",
+            None,
+            "step 'Comment on the pull request' of job review may run for a fork's pull "
+            "request: if ''",
+            id="comment unguarded",
+        ),
+    ],
+)
+def test_a_missing_or_weakened_fork_guard_is_refused(
+    job: str, condition: str | None, breach: str
+) -> None:
+    careless = copy.deepcopy(read("ci.yml"))
+    if job == "diff":
+        where = careless["jobs"]["diff"]
+    else:
+        (where,) = [
+            s for s in careless["jobs"]["review"]["steps"] if "review-comment" in s.get("run", "")
+        ]
+    where.pop("if")
+    if condition is not None:
+        where["if"] = condition
+    assert fork_guard_breaches(careless) == [breach]
 
 
 def token_contexts() -> dict[str, set[str]]:
@@ -240,6 +433,86 @@ def trusted_subjects(templates: dict[str, dict[str, Any]]) -> dict[str, set[str]
     return trusted
 
 
+def rendered(value: Any) -> Any:
+    """A template value with ``Ref``, ``Fn::Join`` and ``Fn::Sub`` written out as the string
+    they make (``arn:aws:sns:us-east-1:${AWS::AccountId}:...``), to compare with a policy's."""
+    if isinstance(value, list):
+        return [rendered(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        return f"${{{value['Ref']}}}"
+    if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        return value["Fn::Sub"]
+    if set(value) == {"Fn::Join"}:
+        separator, parts = value["Fn::Join"]
+        return separator.join(str(rendered(part)) for part in parts)
+    return {key: rendered(item) for key, item in value.items()}
+
+
+def github_provider(template: dict[str, Any]) -> str:
+    """GitHub's OIDC provider as the stack's trust policies name it: the provider the stack
+    creates, or the account's (``aws.github.oidc_provider: existing``)."""
+    created = {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::OIDCProvider"
+    }
+    if not created:
+        return f"arn:aws:iam::${{AWS::AccountId}}:oidc-provider/{ISSUER}"
+    ((name, provider),) = created.items()
+    assert provider["Url"] == f"https://{ISSUER}"
+    assert provider["ClientIdList"] == [AUDIENCE]
+    return f"${{{name}}}"
+
+
+def trust_breaches(template: dict[str, Any], subjects: dict[str, str]) -> list[str]:
+    """How the trust policies of the stack's roles differ from trusting exactly the token
+    subject of the job that assumes each (``subjects``, by role name): one statement, allowing
+    ``sts:AssumeRoleWithWebIdentity`` to GitHub's provider, on the condition that the
+    audience and the subject equal AWS's and that one (no ``StringLike``, no list, no other
+    key). A role not in ``subjects`` trusts no GitHub token at all."""
+    provider = github_provider(template)
+    breaches = []
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        name = resource["Properties"]["RoleName"]
+        statements = rendered(resource["Properties"]["AssumeRolePolicyDocument"]["Statement"])
+        if name not in subjects:
+            if "Federated" in json.dumps(statements) or "WebIdentity" in json.dumps(statements):
+                breaches.append(f"role {name} trusts GitHub's tokens, but no job assumes it")
+            continue
+        expected = {
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {f"{ISSUER}:aud": AUDIENCE, f"{ISSUER}:sub": subjects[name]}
+            },
+            "Effect": "Allow",
+            "Principal": {"Federated": provider},
+        }
+        if len(statements) != 1:
+            breaches.append(f"role {name} has {len(statements)} trust statements, not one")
+        for number, statement in enumerate(statements, 1):
+            for key in sorted(expected.keys() | statement.keys()):
+                given = statement.get(key)
+                if given != expected.get(key):
+                    breaches.append(
+                        f"role {name}, statement {number}: {key} is {json.dumps(given)}"
+                    )
+    return breaches
+
+
+def github_subjects() -> dict[str, str]:
+    """Each GitHub role's name, and the one token subject its job's token has."""
+    github = load_settings("dev").aws.github
+    subjects = {}
+    for role, contexts in token_contexts().items():
+        (context,) = contexts
+        subjects[role] = github.subject(context)
+    return subjects
+
+
 def test_the_roles_trust_exactly_the_tokens_of_the_jobs_that_assume_them(
     delivery_templates: dict[str, dict[str, Any]],
 ) -> None:
@@ -251,6 +524,43 @@ def test_the_roles_trust_exactly_the_tokens_of_the_jobs_that_assume_them(
     assert trusted_subjects(delivery_templates) == expected
     assert expected["flightpipe-deploy-prod"] == {"repo:flightpipe/flightpipe:environment:prod"}
     assert expected["flightpipe-review-dev"] == {"repo:flightpipe/flightpipe:pull_request"}
+    for template in delivery_templates.values():
+        assert trust_breaches(template, github_subjects()) == []
+
+
+def test_a_careless_trust_is_refused(delivery_templates: dict[str, dict[str, Any]]) -> None:
+    """Another statement beside the web identity one, a subject matched with ``StringLike``
+    (``*`` would then be every branch's and pull request's), no audience condition."""
+    careless = copy.deepcopy(delivery_templates["dev"])
+    roles = {
+        r["Properties"]["RoleName"]: r["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        for r in careless["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role"
+    }
+    roles["flightpipe-deploy-dev"].append(
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"AWS": "123456789012"}}
+    )
+    (review,) = roles["flightpipe-review-dev"]
+    review["Condition"] = {"StringLike": review["Condition"]["StringEquals"]}
+    review["Condition"]["StringLike"][f"{ISSUER}:sub"] = "repo:flightpipe/flightpipe:*"
+    careless_staging = copy.deepcopy(delivery_templates["staging"])
+    for resource in careless_staging["Resources"].values():
+        if resource["Properties"].get("RoleName") == "flightpipe-deploy-staging":
+            (deploy,) = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+            del deploy["Condition"]["StringEquals"][f"{ISSUER}:aud"]
+    assert trust_breaches(careless, github_subjects()) == [
+        "role flightpipe-deploy-dev has 2 trust statements, not one",
+        'role flightpipe-deploy-dev, statement 2: Action is "sts:AssumeRole"',
+        "role flightpipe-deploy-dev, statement 2: Condition is null",
+        'role flightpipe-deploy-dev, statement 2: Principal is {"AWS": "123456789012"}',
+        'role flightpipe-review-dev, statement 1: Condition is {"StringLike": '
+        f'{{"{ISSUER}:aud": "sts.amazonaws.com", "{ISSUER}:sub": '
+        '"repo:flightpipe/flightpipe:*"}}',
+    ]
+    assert trust_breaches(careless_staging, github_subjects()) == [
+        'role flightpipe-deploy-staging, statement 1: Condition is {"StringEquals": '
+        f'{{"{ISSUER}:sub": "repo:flightpipe/flightpipe:environment:staging"}}}}',
+    ]
 
 
 def test_a_customized_subject_with_immutable_ids_is_what_the_roles_trust(
@@ -277,12 +587,15 @@ def test_a_customized_subject_with_immutable_ids_is_what_the_roles_trust(
     app = App(context=CONTEXT, outdir=str(tmp_path))
     DeliveryStack(app, "Delivery", settings=settings, env=Environment(region=settings.aws.region))
     template = app.synth().get_stack_by_name("Delivery").template
-    assert trusted_subjects({"staging": template}) == {
-        "flightpipe-deploy-staging": {
-            "repository_owner_id:4711:repository_id:815:environment:staging"
-        },
-        "flightpipe-review-staging": {"repository_owner_id:4711:repository_id:815:pull_request"},
+    ids = "repository_owner_id:4711:repository_id:815"
+    subjects = {
+        "flightpipe-deploy-staging": f"{ids}:environment:staging",
+        "flightpipe-review-staging": f"{ids}:pull_request",
     }
+    assert trusted_subjects({"staging": template}) == {
+        role: {subject} for role, subject in subjects.items()
+    }
+    assert trust_breaches(template, subjects) == []
     kinds = {r["Type"] for r in template["Resources"].values()}
     assert "AWS::IAM::OIDCProvider" not in kinds, "another stack made the account's provider"
 
@@ -309,6 +622,82 @@ def test_the_deploy_role_may_only_assume_cdks_deploying_roles_and_the_smoke_role
             "cdk-hnb659fds-lookup-role-${AWS::AccountId}-${AWS::Region}",
             f"flightpipe-smoke-{env}",
         ]
+
+
+def deploy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    (policy,) = [
+        r["Properties"]["PolicyDocument"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and "Deploy" in r["Properties"]["PolicyName"]
+    ]
+    statements: list[dict[str, Any]] = policy["Statement"]
+    return statements
+
+
+def kms_breaches(statements: list[dict[str, Any]], env: str) -> list[str]:
+    """How the deploy role's KMS rights differ from what publishing to the encrypted
+    operations topic needs: a data key and decryption, of a key SNS uses (``kms:ViaService``)
+    for that topic alone (its ARN the encryption context), in one statement."""
+    settings = load_settings(env)
+    region = settings.aws.region
+    topic = f"arn:aws:sns:{region}:${{AWS::AccountId}}:{Names.of(settings).operations_topic}"
+    expected = {
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Condition": {
+            "StringEquals": {
+                "kms:EncryptionContext:aws:sns:topicArn": topic,
+                "kms:ViaService": "sns.${AWS::Region}.amazonaws.com",
+            }
+        },
+        "Effect": "Allow",
+        "Resource": f"arn:aws:kms:{region}:${{AWS::AccountId}}:key/*",
+    }
+    kms = [
+        rendered(s)
+        for s in statements
+        if any(
+            a == "*" or a.startswith("kms:")
+            for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        )
+    ]
+    breaches = [] if len(kms) == 1 else [f"the deploy role has {len(kms)} KMS statements"]
+    for statement in kms:
+        for key in sorted(expected.keys() | statement.keys()):
+            given = statement.get(key)
+            if given != expected.get(key):
+                breaches.append(f"the deploy role's KMS {key} is {json.dumps(given)}")
+    return breaches
+
+
+def test_the_deploy_role_may_use_only_the_operations_topics_key_through_sns(
+    delivery_templates: dict[str, dict[str, Any]],
+) -> None:
+    for env, template in delivery_templates.items():
+        assert kms_breaches(deploy_statements(template), env) == []
+
+
+def test_a_deploy_role_using_any_key_is_refused(
+    delivery_templates: dict[str, dict[str, Any]],
+) -> None:
+    """Without the conditions the role could decrypt with every key its account lets it use;
+    with ``kms:*`` also administer them."""
+    statements = copy.deepcopy(deploy_statements(delivery_templates["dev"]))
+    (kms,) = [s for s in statements if "kms:Decrypt" in s["Action"]]
+    unconditional = [s for s in statements if s is not kms] + [
+        {k: v for k, v in kms.items() if k != "Condition"}
+    ]
+    assert kms_breaches(unconditional, "dev") == ["the deploy role's KMS Condition is null"]
+    del kms["Condition"]["StringEquals"]["kms:ViaService"]
+    kms["Action"] = "kms:*"
+    topic = "arn:aws:sns:us-east-1:${AWS::AccountId}:flightpipe-operations-dev"
+    assert kms_breaches(statements, "dev") == [
+        'the deploy role\'s KMS Action is "kms:*"',
+        "the deploy role's KMS Condition is "
+        f'{{"StringEquals": {{"kms:EncryptionContext:aws:sns:topicArn": "{topic}"}}}}',
+    ]
+    assert kms_breaches([*statements, {**kms, "Action": "*"}], "dev")[0] == (
+        "the deploy role has 2 KMS statements"
+    )
 
 
 def test_the_review_role_may_only_read_its_environments_stack(
