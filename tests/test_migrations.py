@@ -664,26 +664,6 @@ def test_the_load_needs_each_privilege_it_is_granted(
         _load(settings, tmp_path)
 
 
-@pytest.mark.parametrize(
-    "privilege", [*(t for t, _ in migrations.STATE_MACHINE_PRIVILEGES), "USAGE"]
-)
-def test_the_state_machine_needs_each_privilege_it_is_granted(
-    privilege: str, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    PostgresWarehouse(url(settings)).ensure_schema()
-    _lock_down(settings)
-    _grant(settings)
-    _load(settings, tmp_path)
-    _, state_machine_user, _ = users(settings)
-    with psycopg.connect(url(settings), autocommit=True) as conn:
-        on = "SCHEMA public" if privilege == "USAGE" else f"TABLE {privilege}"
-        granted = "USAGE" if privilege == "USAGE" else "SELECT"
-        conn.execute(f'REVOKE {granted} ON {on} FROM "{state_machine_user}"')
-
-    with pytest.raises(REFUSED):
-        _ask(settings)
-
-
 def _smoke(settings: Settings) -> list[tuple[Any, ...]]:
     """What the smoke test runs on the warehouse, as its user: it counts the day, then
     removes it (the day loaded by ``_load``)."""
@@ -721,31 +701,35 @@ def test_with_the_grants_the_smoke_test_counts_and_removes_its_day_and_writes_no
             c.execute(sql)
 
 
-SMOKE_GRANTS = [
-    *(
-        (table, privilege)
-        for table, privileges in migrations.SMOKE_PRIVILEGES
-        for privilege in privileges
-    ),
-    ("schema", "USAGE"),
-]
+def _needs(privileges: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, str]]:
+    return [
+        *((table, privilege) for table, granted in privileges for privilege in granted),
+        ("schema", "USAGE"),
+    ]
 
 
-@pytest.mark.parametrize(("on", "privilege"), SMOKE_GRANTS)
-def test_the_smoke_test_needs_each_privilege_it_is_granted(
-    on: str, privilege: str, settings: Settings, tmp_path: Path
+@pytest.mark.parametrize(
+    ("caller", "on", "privilege"),
+    [
+        *(("state machine", *need) for need in _needs(migrations.STATE_MACHINE_PRIVILEGES)),
+        *(("smoke test", *need) for need in _needs(migrations.SMOKE_PRIVILEGES)),
+    ],
+)
+def test_the_state_machine_and_the_smoke_test_need_each_privilege_they_are_granted(
+    caller: str, on: str, privilege: str, settings: Settings, tmp_path: Path
 ) -> None:
     PostgresWarehouse(url(settings)).ensure_schema()
     _lock_down(settings)
     _grant(settings)
     _load(settings, tmp_path)
-    _, _, smoke_user = users(settings)
+    _, state_machine_user, smoke_user = users(settings)
+    user, runs = (state_machine_user, _ask) if caller == "state machine" else (smoke_user, _smoke)
     with psycopg.connect(url(settings), autocommit=True) as conn:
         target = "SCHEMA public" if on == "schema" else f"TABLE {on}"
-        conn.execute(f'REVOKE {privilege} ON {target} FROM "{smoke_user}"')
+        conn.execute(f'REVOKE {privilege} ON {target} FROM "{user}"')
 
     with pytest.raises(REFUSED):
-        _smoke(settings)
+        runs(settings)
 
 
 # The twin applies the same migrations.
