@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 from typer.testing import CliRunner
 
 from pipeline import cli
@@ -19,11 +21,20 @@ from pipeline.core.warehouse import day_rows_sql
 from pipeline.deployment import Names
 from pipeline.local.aws import read_alerts
 from pipeline.local.twin import LocalTwin
-from pipeline.settings import Settings
-from pipeline.smoke import SMOKE_DATE, SMOKE_FLIGHTS, Target, dimension_airports, smoke_file
+from pipeline.settings import REPO_ROOT, Settings, load_settings
+from pipeline.smoke import (
+    SMOKE_DATE,
+    SMOKE_FLIGHTS,
+    PublishedReports,
+    Target,
+    dimension_airports,
+    smoke_file,
+)
+from quality.reports import published
 from tests.conftest import settings_env
 from tests.test_cdk import synthesize
 from tests.test_cli_end_to_end import flightpipe
+from tests.test_quality_reports import GOOD, check
 
 REAL_DAY = dt.date(2024, 3, 1)
 
@@ -358,8 +369,17 @@ def test_the_smoke_role_allows_every_call_of_the_smoke_test_and_the_health_check
     ]
     assert _allowed(deploy_policy, "sts:AssumeRole", smoke_role)
 
+    # On AWS the report lives in the reports bucket: its removal runs on the twin's S3 here.
+    reports = twin.settings.bucket("reports")
+    twin.s3.create_bucket(Bucket=reports)
+    prefix = twin.settings.storage.reports_prefix
+    uri = f"s3://{twin.settings.raw_bucket}/raw/{SMOKE_DATE}.csv"
+    with published(twin.s3, reports, prefix, tmp_path / "validation") as site:
+        site.record(uri, "v1", check(f"{SMOKE_DATE}.csv", GOOD))
+
     assert run_cli(in_use, "smoke").exit_code == 0
     assert run_cli(in_use, "health").exit_code == 0
+    assert len(PublishedReports(twin.client("s3"), reports, prefix).remove(uri, "v1")) == 3
 
     requested = {_requested(*call, twin=twin) for call in calls.made}
     refused = sorted(r for r in requested if not _allowed(policy, *r))
@@ -372,3 +392,42 @@ def test_the_smoke_role_allows_every_call_of_the_smoke_test_and_the_health_check
         policy, "s3:PutObject", f"arn:aws:s3:::{twin.settings.dimension_bucket}/airport_codes.csv"
     )
     assert not _allowed(policy, "states:StartExecution", twin.resources.main_arn)
+
+
+def test_on_aws_the_target_names_what_the_cdk_app_deploys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names the smoke test reaches an environment by are the reviewed template's."""
+    template = json.loads((REPO_ROOT / "tests" / "snapshots" / "cdk-dev.json").read_text())
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings = load_settings("dev")
+    with mock_aws():
+        target = Target.on_aws(settings, boto3.Session(region_name=settings.aws.region))
+    account = target.main_arn.split(":")[4]
+    pseudo = {
+        "AWS::AccountId": account,
+        "AWS::Partition": "aws",
+        "AWS::Region": settings.aws.region,
+        "bucket account": account,
+    }
+    deployed = {
+        r["Properties"]["BucketName"]["Fn::Join"][1][0].split("-")[1]: _physical(
+            logical, "Ref", template, pseudo
+        )
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::S3::Bucket"
+    }
+    assert dict(target.buckets) == {p: deployed[p] for p in target.buckets}
+    machines = {
+        _physical(logical, "Ref", template, pseudo)
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine"
+    }
+    assert {target.main_arn, target.router_arn} == machines
+    topics = {
+        f"arn:aws:sns:{settings.aws.region}:{account}:{r['Properties']['TopicName']}"
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SNS::Topic"
+    }
+    assert target.operations_topic_arn in topics
+    assert isinstance(target.reports, PublishedReports)
+    assert (target.reports.bucket, target.reports.prefix) == (deployed["reports"], "quality/")
