@@ -8,7 +8,9 @@ two commands make (``tests/test_smoke.py`` records them on the twin and holds th
 policy): read the dimension in use, upload and remove the reserved day's objects, follow and
 stop its run, remove its report pages and rebuild the report's indexes, and the Data API as
 its own database user, who may only count and delete rows (``SMOKE_PRIVILEGES``). The health
-check reads buckets, state machines, jobs and crawlers.
+check reads buckets, state machines, jobs and crawlers. Where the environment runs no smoke
+test (``aws.smoke_test``: production), the role has the health check's reads alone, and no
+database user.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from cdk.nag import arn_finding, suppress
 from pipeline.deployment import Names
 from pipeline.settings import Settings
 from pipeline.smoke import SMOKE_DATE
-from quality.reports import MONTHS, RECORDS, SITE_FOLDER
+from quality.reports import MONTHS, RECORDS, RESULTS_FOLDER, SITE_FOLDER
 
 SESSION = Duration.hours(1)
 """The longest session: a role assumed by another role's session lasts an hour at most
@@ -52,7 +54,6 @@ class SmokeRole(Construct):
         """``state_machines``: the main one's ARN first, then the router's; ``jobs`` and
         ``crawlers``: their ARNs."""
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.role = iam.Role(
             self,
             "Role",
@@ -64,6 +65,46 @@ class SmokeRole(Construct):
             ),
         )
         role = self.role
+        if settings.aws.smoke_test:
+            self._smoke_test(settings, names, buckets)
+        listing(role, buckets["raw"], versions=settings.aws.smoke_test)
+        for purpose in ("dim", "staging", "reports"):
+            listing(role, buckets[purpose])
+
+        main = state_machines[0]
+        reads = [
+            (["states:DescribeStateMachine"], list(state_machines)),
+            (["states:ListExecutions"], [main]),
+            (["glue:GetJob"], list(jobs)),
+            (["glue:GetCrawler"], list(crawlers)),
+        ]
+        for actions, resources in reads:
+            role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))
+
+    def _smoke_test(
+        self, settings: Settings, names: Names, buckets: Mapping[str, s3.IBucket]
+    ) -> None:
+        """The smoke test's: read the dimension in use, upload its day, follow its run,
+        remove every object of that day and its report files, rebuild the report's indexes."""
+        role = self.role
+        stack = Stack.of(self)
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{names.main}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
+        )
+        suppress(
+            role,
+            "AwsSolutions-IAM5",
+            "An execution's ARN ends in its name, the hash of the upload it runs; the smoke "
+            "test follows its own run of the main state machine.",
+            applies_to=[arn_finding(stack, "states", f"execution:{names.main}:*")],
+        )
+
         storage = settings.storage
         name = f"{SMOKE_DATE.isoformat()}.csv"
         key = storage.raw_prefix + name
@@ -74,36 +115,12 @@ class SmokeRole(Construct):
         objects(role, raw, storage.validated_prefix + name, DELETE, why)
         objects(role, raw, f"{storage.quarantine_prefix}{name}*", DELETE, why)
         objects(role, raw, f"{storage.results_of(key)}*", DELETE, why)
-        site = f"{storage.reports_prefix}{SITE_FOLDER}/"
-        why = "The smoke test removes its day's report pages and rebuilds the indexes."
-        objects(role, reports, f"{storage.reports_prefix}{RECORDS}/*", ["s3:GetObject"], why)
-        for folder in (RECORDS, "uncommitted"):
-            objects(role, reports, f"{storage.reports_prefix}{folder}/*", ["s3:DeleteObject"], why)
+        root = storage.reports_prefix
+        site = f"{root}{SITE_FOLDER}/"
+        why = "The smoke test removes its day's report files and rebuilds the indexes."
+        objects(role, reports, f"{root}{RECORDS}/*", ["s3:GetObject"], why)
+        # Its own validations only: each file is under the name of its file version.
+        for folder in (f"{RECORDS}/*", f"{RESULTS_FOLDER}/*", f"{SITE_FOLDER}/validations/*"):
+            objects(role, reports, f"{root}{folder}/{name}@*", ["s3:DeleteObject"], why)
         objects(role, reports, f"{site}index.html", ["s3:PutObject"], why)
         objects(role, reports, f"{site}{MONTHS}/*", ["s3:PutObject"], why)
-        listing(role, raw, versions=True)
-        for purpose in ("dim", "staging", "reports"):
-            listing(role, buckets[purpose])
-
-        main = state_machines[0]
-        executions = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{names.main}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        for actions, resources in (
-            (["states:DescribeExecution", "states:StopExecution"], [executions]),
-            (["states:DescribeStateMachine"], list(state_machines)),
-            (["states:ListExecutions"], [main]),
-            (["glue:GetJob"], list(jobs)),
-            (["glue:GetCrawler"], list(crawlers)),
-        ):
-            role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))
-        suppress(
-            role,
-            "AwsSolutions-IAM5",
-            "An execution's ARN ends in its name, the hash of the upload it runs; the smoke "
-            "test follows and stops its own run of the main state machine.",
-            applies_to=[arn_finding(stack, "states", f"execution:{names.main}:*")],
-        )

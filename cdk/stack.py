@@ -114,7 +114,8 @@ class PipelineStack(Stack):
                 for name in (names.flight_crawler, names.dimension_crawler)
             ],
         )
-        self.warehouse.grant_data_api("Smoke", self.smoke.role)
+        if settings.aws.smoke_test:
+            self.warehouse.grant_data_api("Smoke", self.smoke.role)
         self._migrations(names)
         self.observability = Observability(
             self,
@@ -131,7 +132,7 @@ class PipelineStack(Stack):
             self.settings,
             load_role=self.jobs.load_role,
             state_machine_role=self.orchestration.main.role,
-            smoke_role=self.smoke.role,
+            smoke_role=self.smoke.role if self.settings.aws.smoke_test else None,
             crawler=self.catalog.crawlers.get(names.warehouse_crawler),
         )
 

@@ -211,7 +211,7 @@ class Warehouse(Construct):
         *,
         load_role: iam.IRole,
         state_machine_role: iam.IRole,
-        smoke_role: iam.IRole,
+        smoke_role: iam.IRole | None,
         crawler: glue.CfnCrawler | None,
     ) -> CustomResource:
         """Apply the contract's migrations and the Data API callers' grants at deploy time, then
@@ -285,7 +285,7 @@ class Warehouse(Construct):
             settings.warehouse.database,
             iam_role_user_of(load_role),
             iam_role_user_of(state_machine_role),
-            iam_role_user_of(smoke_role),
+            None if smoke_role is None else iam_role_user_of(smoke_role),
         )
         resource = CustomResource(
             self,

@@ -579,17 +579,22 @@ def _target() -> Target:
 def smoke(
     timeout: Annotated[
         float,
-        typer.Option("--timeout", min=1, help="Seconds to wait for the smoke run to succeed."),
-    ] = 3000.0,
+        typer.Option(
+            "--timeout",
+            min=1,
+            help="Seconds to wait for the smoke run to succeed (within the smoke role's hour).",
+        ),
+    ] = 2400.0,
 ) -> None:
     """Send one synthetic day (1987-09-30, reserved) through the environment's pipeline, check
     its rows are queryable, then remove every trace of it. Airports come from the dimension in
     use; with none in use it fails saying so."""
-    from pipeline.smoke import SmokeError
+    from pipeline.smoke import SmokeError, smoke_tested
     from pipeline.smoke import smoke as run_smoke
 
-    target = _target()
     try:
+        smoke_tested(_state.settings)  # before any AWS call
+        target = _target()
         result = run_smoke(target, timeout, lambda line: err.print(line, highlight=False))
     except SmokeError as exc:
         err.print(f"[red]smoke test failed:[/] {escape(str(exc))}", highlight=False)

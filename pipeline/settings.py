@@ -347,6 +347,10 @@ class AwsSettings(FrozenModel):
     report_allowed_cidrs: tuple[str, ...] = ()
     """IPv4 networks (CIDR) that may open the quality report site; none: nobody can."""
     github: GitHubSettings = GitHubSettings()
+    smoke_test: bool = True
+    """After each deployment, CD sends the smoke test's synthetic day through the pipeline
+    (``flightpipe smoke``); otherwise it only checks its health (``flightpipe health``), and
+    the smoke role may only read: it may then not write an object or a row."""
 
     @model_validator(mode="after")
     def _deployable(self) -> AwsSettings:
@@ -607,6 +611,8 @@ _ENVIRONMENT_DEFAULTS: Final[dict[Environment, dict[str, object]]] = {
             "vpc_cidr": "10.42.0.0/16",
             "egress": "endpoints",
             "retain_data": True,
+            # Real data only: CD checks production's health and never writes to it.
+            "smoke_test": False,
             "log_retention_days": 365,
             "old_version_expiry_days": 90,
             "load_job": {"workers": 4},

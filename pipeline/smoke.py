@@ -11,8 +11,11 @@ arrives, with airport ids from the dimension in use; its run goes through the ga
 and the load like any other. Once the run succeeded and the day's rows and audit are queryable
 (through the Redshift Data API, as the smoke role's database user), the day is removed: every
 version of its objects (the upload, its validated copy, its validation outcome, a quarantined
-copy), its rows, audit rows and reject records, and its quality report pages. The same removal
-runs first, so a smoke test killed half-way leaves nothing the next one would count.
+copy), its rows, audit rows and reject records, and its quality report files. The same removal
+runs first, so a smoke test killed half-way leaves nothing the next one would count. What it
+does not remove is what AWS keeps of any run: the execution's history, the jobs' logs and
+metrics, S3 access logs, the staged lines (which expire with the staging bucket's rule) and
+the success message on the alert topic (on-call's subscriptions take failures only).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import io
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -52,9 +55,9 @@ class SmokeError(RuntimeError):
 
 
 class ReportSite(Protocol):
-    """Where an environment's quality report is: removes one file version's validations."""
+    """Where an environment's quality report is: removes file versions' validations."""
 
-    def remove(self, uri: str, version: str) -> list[str]: ...
+    def remove(self, uri: str, versions: Iterable[str]) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,10 @@ class PublishedReports:
     bucket: str
     prefix: str
 
-    def remove(self, uri: str, version: str) -> list[str]:
+    def remove(self, uri: str, versions: Iterable[str]) -> list[str]:
         with tempfile.TemporaryDirectory(prefix="flightpipe-smoke-") as workspace:
             return remove_published(
-                self.s3, self.bucket, self.prefix, Path(workspace), uri=uri, version=version
+                self.s3, self.bucket, self.prefix, Path(workspace), uri=uri, versions=versions
             )
 
 
@@ -217,18 +220,27 @@ def remove_traces(target: Target) -> int:
     uploads = {v for k, v in versions if k == key} | {
         k.removeprefix(results).removesuffix(".json") for k, _ in versions if k.startswith(results)
     }
-    removed = 0
-    for upload_version in sorted(uploads):
-        removed += len(target.reports.remove(f"s3://{bucket}/{key}", upload_version))
+    removed = len(target.reports.remove(f"s3://{bucket}/{key}", sorted(uploads)))
     for object_key, version in versions:
         s3.delete_object(Bucket=bucket, Key=object_key, VersionId=version)
     target.run_batch(remove_day_statements(SMOKE_DATE))
     return removed + len(versions)
 
 
+def smoke_tested(settings: Settings) -> None:
+    """A SmokeError unless the environment runs smoke tests (``aws.smoke_test``)."""
+    env = settings.env.value
+    if not settings.aws.smoke_test:
+        raise SmokeError(
+            f"{env} runs no smoke test (aws.smoke_test is false there): its smoke role may "
+            f"only read. `flightpipe --env {env} health` checks it without changing anything"
+        )
+
+
 def smoke(target: Target, timeout_seconds: float, say: Callable[[str], None]) -> SmokeResult:
     """Run the smoke test: see the module's docstring. Raises SmokeError when it failed,
-    after removing what it made."""
+    after removing what it made, unless its run is still going (see ``RunStillGoingError``)."""
+    smoke_tested(target.settings)
     airports = dimension_airports(target)
     started = time.monotonic()
     say(f"removing what an earlier smoke test of {SMOKE_DATE} may have left")
@@ -239,6 +251,7 @@ def smoke(target: Target, timeout_seconds: float, say: Callable[[str], None]) ->
     upload = Upload(bucket, target.smoke_key, response["VersionId"])
     name = run_name(upload.bucket, upload.key, upload.version)
     say(f"uploaded {upload.uri} ({SMOKE_FLIGHTS} flights); waiting for run {name}")
+    going = False
     try:
         _succeeded(target, name, timeout_seconds)
         rows, audited = (int(v) for v in target.query(day_rows_sql(SMOKE_DATE))[0])
@@ -249,15 +262,26 @@ def smoke(target: Target, timeout_seconds: float, say: Callable[[str], None]) ->
             )
         seconds = time.monotonic() - started
         say(f"{rows} rows of {SMOKE_DATE} queryable after {seconds:.0f} s")
+    except RunStillGoingError:
+        going = True
+        raise
     finally:
-        say("removing the smoke test's objects, rows and report pages")
-        removed = remove_traces(target)
+        if not going:
+            say("removing the smoke test's objects, rows and report pages")
+            removed = remove_traces(target)
     return SmokeResult(upload, name, rows, seconds, removed)
 
 
+class RunStillGoingError(SmokeError):
+    """The smoke run had not ended in time. It is left to end: stopping it could stop a load
+    it shares with real files (one load takes every validated file waiting), and removing its
+    files under a running load would fail that load. The next smoke test removes what it
+    left, before it uploads anything."""
+
+
 def _succeeded(target: Target, name: str, timeout_seconds: float) -> None:
-    """Wait for run ``name`` of the main state machine to succeed; a SmokeError if it failed
-    or did not end in time (then it is stopped, so nothing it does outlives the test)."""
+    """Wait for run ``name`` of the main state machine to succeed: a SmokeError if it ended
+    otherwise, ``RunStillGoingError`` if it had not ended in time."""
     sfn = target.client("stepfunctions")
     arn = execution_arn(target.main_arn, name)
     deadline = time.monotonic() + timeout_seconds
@@ -275,11 +299,10 @@ def _succeeded(target: Target, name: str, timeout_seconds: float) -> None:
                 f"{described.get('cause', '')}"
             )
         if time.monotonic() > deadline:
-            if status == "RUNNING":
-                sfn.stop_execution(executionArn=arn, cause="the smoke test timed out")
-            raise SmokeError(
-                f"run {name} was {status} after {timeout_seconds:.0f} s: "
-                f"`flightpipe runs` (or the console) shows where it waits"
+            raise RunStillGoingError(
+                f"run {name} was {status} after {timeout_seconds:.0f} s; it is left to end, "
+                "and nothing was removed while it runs (the next smoke test removes it first). "
+                "`flightpipe runs` (or the console) shows where it waits"
             )
         time.sleep(target.settings.timing.poll_interval_seconds)
 
@@ -314,10 +337,15 @@ def health(target: Target) -> list[Check]:
         checks.append(_check(f"glue job {job}", partial(glue.get_job, JobName=job)))
     for crawler in (names.flight_crawler, names.dimension_crawler):
         checks.append(_check(f"crawler {crawler}", partial(glue.get_crawler, Name=crawler)))
-    runs = sfn.list_executions(stateMachineArn=target.main_arn, maxResults=NEWEST_RUNS)
-    statuses = Counter(e["status"] for e in runs["executions"])
-    summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(statuses.items())) or "none yet"
-    checks.append(Check(f"newest {NEWEST_RUNS} runs", True, summary))
+    runs = _described(
+        partial(sfn.list_executions, stateMachineArn=target.main_arn, maxResults=NEWEST_RUNS)
+    )
+    if runs is None:
+        checks.append(Check(f"newest {NEWEST_RUNS} runs", False, "not readable"))
+    else:
+        statuses = Counter(e["status"] for e in runs["executions"])
+        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(statuses.items()))
+        checks.append(Check(f"newest {NEWEST_RUNS} runs", True, summary or "none yet"))
     return checks
 
 
@@ -339,8 +367,9 @@ def deployment_failed(target: Target, run_url: str) -> str:
     """Tell the environment's operations topic that its deployment failed; the message id."""
     env = target.settings.env.value
     message = (
-        f"The deployment of flightpipe {env} failed: the environment may run the previous "
-        f"version, or part of the new one. What failed and why is in the workflow run: "
+        f"The deployment of flightpipe {env} failed or was cancelled: the environment may run "
+        f"the previous version, or part of the new one. What failed and why is in the "
+        f"workflow run: "
         f"{run_url or '(no run address given)'}. Fix it on main and merge again; nothing is "
         "promoted past a failed environment."
     )

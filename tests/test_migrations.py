@@ -796,3 +796,14 @@ def test_on_its_own_server_the_twins_tables_are_unlogged_and_the_history_is_not(
         **{t.name: "u" for t in WAREHOUSE_TABLES},
         "flightpipe_migrations": "p",
     }
+
+
+def test_where_no_smoke_test_runs_no_smoke_user_is_made_or_granted() -> None:
+    with_smoke = grant_statements("dev", "IAMR:load", "IAMR:states", "IAMR:smoke")
+    without = grant_statements("prod", "IAMR:load", "IAMR:states", None)
+
+    smoke = [s for s in with_smoke if "IAMR:smoke" in s.sql]
+    assert len(smoke) == 2 + len(migrations.SMOKE_PRIVILEGES)  # the user, USAGE, the tables
+    assert [s.sql.replace('"prod"', '"dev"') for s in without] == [
+        s.sql for s in with_smoke if s not in smoke
+    ]

@@ -370,7 +370,7 @@ def test_removing_a_file_version_removes_its_records_pages_and_results_and_reind
     reports.build()
     kept = sorted(p for p in reports.root.rglob("*") if "2024-01-05" in p.as_posix())
 
-    removed = reports.remove("s3://raw/raw/1987-09-30.csv", "v1")
+    removed = reports.remove("s3://raw/raw/1987-09-30.csv", ["v1"])
 
     assert len(removed) == 2 * 3  # each validation: its record, its page, its result
     left = [p.relative_to(reports.root).as_posix() for p in reports.root.rglob("*1987-09-30*")]
@@ -380,7 +380,7 @@ def test_removing_a_file_version_removes_its_records_pages_and_results_and_reind
     assert "1987-09-30.csv@v2" in index
     assert "2024-01-05.csv@v1" in index
     assert sorted(p for p in reports.root.rglob("*") if "2024-01-05" in p.as_posix()) == kept
-    assert reports.remove("s3://raw/raw/1987-09-30.csv", "v1") == []
+    assert reports.remove("s3://raw/raw/1987-09-30.csv", ["v1"]) == []
 
 
 def test_removing_a_published_file_version_deletes_its_keys_and_reindexes_the_bucket(
@@ -401,7 +401,12 @@ def test_removing_a_published_file_version_deletes_its_keys_and_reindexes_the_bu
     before = keys()
     with tempfile.TemporaryDirectory(dir=tmp_path) as workspace:
         removed = remove_published(
-            s3, bucket, "quality/", Path(workspace), uri="s3://raw/raw/1987-09-30.csv", version="v1"
+            s3,
+            bucket,
+            "quality/",
+            Path(workspace),
+            uri="s3://raw/raw/1987-09-30.csv",
+            versions=["v1"],
         )
 
     assert sorted(removed) == sorted(k for k in before if "1987-09-30" in k)
@@ -411,3 +416,44 @@ def test_removing_a_published_file_version_deletes_its_keys_and_reindexes_the_bu
     index = s3.get_object(Bucket=bucket, Key=site + "index.html")["Body"].read().decode()
     assert "1987-09-30" not in index
     assert "2024-01-05.csv@v1" in index
+
+
+def test_a_record_removed_while_an_index_is_built_is_left_out_and_fails_nothing(
+    reports_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    s3, bucket = reports_bucket
+    for name in ("1987-09-30.csv", "2024-01-05.csv"):
+        with (
+            tempfile.TemporaryDirectory(dir=tmp_path) as workspace,
+            published(s3, bucket, "quality/", Path(workspace)) as reports,
+        ):
+            validate(reports, name, "v1", GOOD)
+    # A smoke test removes its record between the next validation's listing and its fetch.
+    removing: list[str] = []
+
+    def remove_first(params: dict[str, Any], **_: Any) -> None:
+        if "1987-09-30" in params["Key"] and not removing:
+            removing.append(params["Key"])
+            with tempfile.TemporaryDirectory(dir=tmp_path) as workspace:
+                remove_published(
+                    boto3.client("s3"),
+                    bucket,
+                    "quality/",
+                    Path(workspace),
+                    uri="s3://raw/raw/1987-09-30.csv",
+                    versions=["v1"],
+                )
+
+    s3.meta.events.register("provide-client-params.s3.HeadObject", remove_first)
+    with (
+        tempfile.TemporaryDirectory(dir=tmp_path) as workspace,
+        published(s3, bucket, "quality/", Path(workspace)) as reports,
+    ):
+        validate(reports, "2024-01-06.csv", "v1", GOOD)
+
+    assert removing  # the removal did run inside the index's build
+    site = "quality/uncommitted/data_docs/local_site/"
+    index = s3.get_object(Bucket=bucket, Key=site + "index.html")["Body"].read().decode()
+    assert "1987-09-30" not in index
+    assert "2024-01-05.csv@v1" in index
+    assert "2024-01-06.csv@v1" in index

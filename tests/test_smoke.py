@@ -7,28 +7,29 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from moto import mock_aws
 from typer.testing import CliRunner
 
 from pipeline import cli
-from pipeline.core.uploads import run_name
 from pipeline.core.warehouse import day_rows_sql
 from pipeline.deployment import Names
 from pipeline.local.aws import read_alerts
 from pipeline.local.twin import LocalTwin
 from pipeline.settings import REPO_ROOT, Settings, load_settings
 from pipeline.smoke import (
+    NEWEST_RUNS,
     SMOKE_DATE,
     SMOKE_FLIGHTS,
     PublishedReports,
     Target,
-    dimension_airports,
-    smoke_file,
+    health,
 )
 from quality.reports import published
 from tests.conftest import settings_env
@@ -148,27 +149,28 @@ def test_smoke_sends_a_day_through_then_leaves_no_trace_and_the_real_day_alone(
     ]
 
 
-def test_what_a_killed_smoke_test_left_is_removed_first_and_counts_for_nothing(
-    in_use: Settings, tmp_path: Path
+def test_a_run_still_going_at_the_timeout_is_left_to_end_and_the_next_test_removes_it(
+    in_use: Settings,
 ) -> None:
     twin = LocalTwin(in_use)
-    twin.start()
-    # A smoke test killed once its day was loaded: a file of fewer flights, loaded and audited.
-    airports = dimension_airports(cli_target(in_use))
-    left = tmp_path / f"{SMOKE_DATE}.csv"
-    left.write_bytes(b"".join(smoke_file(airports).splitlines(keepends=True)[:6]))
-    upload = twin.upload_daily(left)
-    name = run_name(upload.bucket, upload.key, upload.version)
-    [run] = twin.runs.follow([name], 600, in_use.timing.poll_interval_seconds)
-    assert run.status == "SUCCEEDED"
-    assert twin.warehouse.query(day_rows_sql(SMOKE_DATE))[1] == [(5, 5)]
+
+    late = run_cli(in_use, "smoke", "--timeout=1")
+
+    assert late.exit_code == 1
+    assert "it is left to end, and nothing was removed while it runs" in late.output
+    name = next(line for line in late.output.splitlines() if line.startswith("uploaded"))
+    [run] = twin.runs.follow([name.rsplit(" ", 1)[-1]], 600, in_use.timing.poll_interval_seconds)
+    assert run.status == "SUCCEEDED"  # not stopped: it may carry real files' load
+    assert twin.warehouse.query(day_rows_sql(SMOKE_DATE))[1] == [(SMOKE_FLIGHTS, SMOKE_FLIGHTS)]
 
     result = run_cli(in_use, "smoke")
 
+    # The day left behind was removed first: its audit rows are not counted again.
     assert result.exit_code == 0, result.output
     assert f"{SMOKE_FLIGHTS} rows of {SMOKE_DATE} queryable" in result.output
     assert smoke_objects(twin) == []
     assert site_files(twin) == []
+    assert twin.warehouse.query(day_rows_sql(SMOKE_DATE))[1] == [(0, 0)]
 
 
 def test_with_no_dimension_in_use_the_smoke_test_fails_saying_so_and_uploads_nothing(
@@ -222,6 +224,66 @@ def test_health_reports_each_resource_and_fails_naming_a_missing_one(in_use: Set
         c for c in json.loads(broken.output[broken.output.index("[") :]) if c["result"] != "ok"
     ]
     assert [c["check"] for c in failed] == [f"state machine {names.router}"]
+
+
+def test_health_with_the_main_state_machine_gone_says_so_and_reads_no_runs(
+    in_use: Settings,
+) -> None:
+    target = cli_target(in_use)
+    gone = replace(target, main_arn=target.main_arn + "-gone")
+
+    checks = {c.what: c for c in health(gone)}
+
+    names = Names.of(in_use)
+    assert not checks[f"state machine {names.main}-gone"].healthy
+    assert checks[f"newest {NEWEST_RUNS} runs"].detail == "not readable"
+    assert checks[f"state machine {names.router}"].healthy
+
+
+def test_production_runs_no_smoke_test_its_role_only_reads_and_cd_checks_its_health() -> None:
+    prod = load_settings("prod")
+    refused = CliRunner().invoke(cli.app, ["--env", "prod", "smoke"])
+
+    assert refused.exit_code == 1
+    assert "prod runs no smoke test (aws.smoke_test is false there)" in refused.output
+    template = json.loads((REPO_ROOT / "tests" / "snapshots" / "cdk-prod.json").read_text())
+    smoke_role = Names.of(prod).smoke_role
+    role = next(
+        logical
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == smoke_role
+    )
+    actions = {
+        action
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    }
+    assert actions == {
+        "s3:ListBucket",
+        "states:DescribeStateMachine",
+        "states:ListExecutions",
+        "glue:GetJob",
+        "glue:GetCrawler",
+    }
+    [schema] = [
+        r for r in template["Resources"].values() if r["Type"] == "Custom::FlightpipeMigrations"
+    ]
+    assert "smoke" not in json.dumps(schema["Properties"]["Grants"])
+    # CD smoke-tests exactly the environments that run smoke tests, and checks the others.
+    deploy = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    checks = {
+        job["with"]["environment"]: job["with"]["check"]
+        for job in deploy["jobs"].values()
+        if "with" in job
+    }
+    assert checks == {
+        env: "smoke" if load_settings(env).aws.smoke_test else "health"
+        for env in ("dev", "staging", "prod")
+    }
 
 
 def test_a_failed_deployment_is_told_to_operations_with_the_run(settings: Settings) -> None:
@@ -379,7 +441,7 @@ def test_the_smoke_role_allows_every_call_of_the_smoke_test_and_the_health_check
 
     assert run_cli(in_use, "smoke").exit_code == 0
     assert run_cli(in_use, "health").exit_code == 0
-    assert len(PublishedReports(twin.client("s3"), reports, prefix).remove(uri, "v1")) == 3
+    assert len(PublishedReports(twin.client("s3"), reports, prefix).remove(uri, ["v1"])) == 3
 
     requested = {_requested(*call, twin=twin) for call in calls.made}
     refused = sorted(r for r in requested if not _allowed(policy, *r))

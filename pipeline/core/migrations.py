@@ -307,18 +307,19 @@ class GrantStatement:
 
 
 def grant_statements(
-    database: str, load_user: str, state_machine_user: str, smoke_user: str
+    database: str, load_user: str, state_machine_user: str, smoke_user: str | None
 ) -> list[GrantStatement]:
     """What the Data API callers need, idempotently: each user created first if missing
     (password disabled: it signs in only through IAM,
     https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_USER.html), then USAGE on the
     schema, the load's TEMP on the database (its manifests are temporary tables) and each
     user's privileges on the tables. The users are database user names: on AWS
-    ``iam_role_user`` of the load job's, the state machine's and the smoke test's roles."""
+    ``iam_role_user`` of the load job's, the state machine's and the smoke test's roles;
+    ``smoke_user`` None where no smoke test runs (production)."""
     users = (
         (load_user, LOAD_PRIVILEGES),
         (state_machine_user, STATE_MACHINE_PRIVILEGES),
-        (smoke_user, SMOKE_PRIVILEGES),
+        *(((smoke_user, SMOKE_PRIVILEGES),) if smoke_user is not None else ()),
     )
     if len({user for user, _ in users}) != len(users):
         raise ValueError("the load, the state machine and the smoke test need users of their own")
@@ -354,7 +355,7 @@ def deploy_properties(
     database: str,
     load_user: str,
     state_machine_user: str,
-    smoke_user: str,
+    smoke_user: str | None,
     migrations: Sequence[Migration] = MIGRATIONS,
 ) -> dict[str, str]:
     """The custom resource's ``Migrations`` and ``Grants`` properties, each a JSON string (a
