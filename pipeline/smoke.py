@@ -220,6 +220,14 @@ def remove_traces(target: Target) -> int:
     uploads = {v for k, v in versions if k == key} | {
         k.removeprefix(results).removesuffix(".json") for k, _ in versions if k.startswith(results)
     }
+    sfn = target.client("stepfunctions")
+    for version in uploads:
+        earlier = run_name(bucket, key, version)
+        if _status(sfn, execution_arn(target.main_arn, earlier)) == "RUNNING":
+            raise RunStillGoingError(
+                f"an earlier smoke test's run {earlier} is still going: nothing is removed "
+                "under it; run the smoke test again once it has ended (`flightpipe runs`)"
+            )
     removed = len(target.reports.remove(f"s3://{bucket}/{key}", sorted(uploads)))
     for object_key, version in versions:
         s3.delete_object(Bucket=bucket, Key=object_key, VersionId=version)
@@ -286,10 +294,7 @@ def _succeeded(target: Target, name: str, timeout_seconds: float) -> None:
     arn = execution_arn(target.main_arn, name)
     deadline = time.monotonic() + timeout_seconds
     while True:
-        try:
-            described = sfn.describe_execution(executionArn=arn)
-        except sfn.exceptions.ExecutionDoesNotExist:
-            described = {"status": "NOT STARTED"}
+        described = _describe(sfn, arn)
         status = described["status"]
         if status == "SUCCEEDED":
             return
@@ -305,6 +310,19 @@ def _succeeded(target: Target, name: str, timeout_seconds: float) -> None:
                 "`flightpipe runs` (or the console) shows where it waits"
             )
         time.sleep(target.settings.timing.poll_interval_seconds)
+
+
+def _describe(sfn: Any, arn: str) -> dict[str, Any]:
+    """An execution's description; ``NOT STARTED`` while its event has not reached the router."""
+    try:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return {"status": "NOT STARTED"}
+    return described
+
+
+def _status(sfn: Any, arn: str) -> str:
+    return str(_describe(sfn, arn)["status"])
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,10 @@ from pipeline.smoke import (
     SMOKE_DATE,
     SMOKE_FLIGHTS,
     PublishedReports,
+    RunStillGoingError,
     Target,
     health,
+    remove_traces,
 )
 from quality.reports import published
 from tests.conftest import settings_env
@@ -159,7 +161,12 @@ def test_a_run_still_going_at_the_timeout_is_left_to_end_and_the_next_test_remov
     assert late.exit_code == 1
     assert "it is left to end, and nothing was removed while it runs" in late.output
     name = next(line for line in late.output.splitlines() if line.startswith("uploaded"))
-    [run] = twin.runs.follow([name.rsplit(" ", 1)[-1]], 600, in_use.timing.poll_interval_seconds)
+    name = name.rsplit(" ", 1)[-1]
+    # Its validation, crawl and load take seconds: it still runs, and nothing is removed under it.
+    assert twin.runs.get(name).status == "RUNNING"
+    with pytest.raises(RunStillGoingError, match=f"an earlier smoke test's run {name}"):
+        remove_traces(cli_target(in_use))
+    [run] = twin.runs.follow([name], 600, in_use.timing.poll_interval_seconds)
     assert run.status == "SUCCEEDED"  # not stopped: it may carry real files' load
     assert twin.warehouse.query(day_rows_sql(SMOKE_DATE))[1] == [(SMOKE_FLIGHTS, SMOKE_FLIGHTS)]
 
