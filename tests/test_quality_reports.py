@@ -383,16 +383,21 @@ def test_removing_a_file_version_removes_its_records_pages_and_results_and_reind
     assert reports.remove("s3://raw/raw/1987-09-30.csv", ["v1"]) == []
 
 
-def test_removing_a_published_file_version_deletes_its_keys_and_reindexes_the_bucket(
-    reports_bucket: tuple[Any, str], tmp_path: Path
-) -> None:
-    s3, bucket = reports_bucket
-    for name in ("1987-09-30.csv", "2024-01-05.csv"):
+def publish(s3: Any, bucket: str, tmp_path: Path, *names: str) -> None:
+    """Validate version v1 of each file, each as a job publishing to the bucket does."""
+    for name in names:
         with (
             tempfile.TemporaryDirectory(dir=tmp_path) as workspace,
             published(s3, bucket, "quality/", Path(workspace)) as reports,
         ):
             validate(reports, name, "v1", GOOD)
+
+
+def test_removing_a_published_file_version_deletes_its_keys_and_reindexes_the_bucket(
+    reports_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    s3, bucket = reports_bucket
+    publish(s3, bucket, tmp_path, "1987-09-30.csv", "2024-01-05.csv")
 
     def keys() -> list[str]:
         listed = s3.list_objects_v2(Bucket=bucket, Prefix="quality/").get("Contents", [])
@@ -422,12 +427,7 @@ def test_a_record_removed_while_an_index_is_built_is_left_out_and_fails_nothing(
     reports_bucket: tuple[Any, str], tmp_path: Path
 ) -> None:
     s3, bucket = reports_bucket
-    for name in ("1987-09-30.csv", "2024-01-05.csv"):
-        with (
-            tempfile.TemporaryDirectory(dir=tmp_path) as workspace,
-            published(s3, bucket, "quality/", Path(workspace)) as reports,
-        ):
-            validate(reports, name, "v1", GOOD)
+    publish(s3, bucket, tmp_path, "1987-09-30.csv", "2024-01-05.csv")
     # A smoke test removes its record between the next validation's listing and its fetch.
     removing: list[str] = []
 

@@ -126,6 +126,15 @@ def site_files(twin: LocalTwin) -> list[str]:
     return named + mentions
 
 
+def assert_passed_and_gone(twin: LocalTwin, result: Any) -> None:
+    """The smoke test passed, then left none of its objects, report files or rows."""
+    assert result.exit_code == 0, result.output
+    assert f"{SMOKE_FLIGHTS} rows of {SMOKE_DATE} queryable" in result.output
+    assert smoke_objects(twin) == []
+    assert site_files(twin) == []
+    assert twin.warehouse.query(day_rows_sql(SMOKE_DATE))[1] == [(0, 0)]
+
+
 def test_smoke_sends_a_day_through_then_leaves_no_trace_and_the_real_day_alone(
     in_use: Settings, calls: Calls
 ) -> None:
@@ -134,11 +143,7 @@ def test_smoke_sends_a_day_through_then_leaves_no_trace_and_the_real_day_alone(
 
     result = run_cli(in_use, "smoke")
 
-    assert result.exit_code == 0, result.output
-    assert f"{SMOKE_FLIGHTS} rows of {SMOKE_DATE} queryable" in result.output
-    assert smoke_objects(twin) == []
-    assert site_files(twin) == []
-    assert twin.warehouse.query(day_rows_sql(SMOKE_DATE))[1] == [(0, 0)]
+    assert_passed_and_gone(twin, result)
     assert twin.loaded() == before  # the real day's rows and audit as they were
     # Its run really went through: it is among the main state machine's executions.
     run = next(line for line in result.output.splitlines() if line.startswith("uploaded"))
@@ -173,11 +178,7 @@ def test_a_run_still_going_at_the_timeout_is_left_to_end_and_the_next_test_remov
     result = run_cli(in_use, "smoke")
 
     # The day left behind was removed first: its audit rows are not counted again.
-    assert result.exit_code == 0, result.output
-    assert f"{SMOKE_FLIGHTS} rows of {SMOKE_DATE} queryable" in result.output
-    assert smoke_objects(twin) == []
-    assert site_files(twin) == []
-    assert twin.warehouse.query(day_rows_sql(SMOKE_DATE))[1] == [(0, 0)]
+    assert_passed_and_gone(twin, result)
 
 
 def test_with_no_dimension_in_use_the_smoke_test_fails_saying_so_and_uploads_nothing(
