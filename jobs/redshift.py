@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from jobs.flights import STAGED_LINE
 from pipeline.core.contract import Dialect
-from pipeline.core.data_api import StatementError, await_statement
+from pipeline.core.data_api import DataApi, StatementError
 from pipeline.core.warehouse import (
     STAGED_FLIGHTS,
     Manifest,
@@ -52,10 +52,8 @@ class RedshiftWarehouse:
     """Called with the files once their lines are staged (Spark has read them) and before the
     transaction: raising stops the load with nothing committed."""
     poll_seconds: float = 5.0
-    """The longest wait between two DescribeStatement calls of one statement."""
+    """How its statements are waited for (``DataApi``)."""
     first_poll_seconds: float = 0.1
-    """The first wait, doubled after each poll up to ``poll_seconds``: most statements end
-    within a second, and a load's batch within a minute."""
     sleep: Callable[[float], None] = time.sleep
 
     def replace_days(
@@ -72,21 +70,18 @@ class RedshiftWarehouse:
             self.before_commit(files)
         for manifest in statements.manifests:
             self._stage(manifest, staging)
-        self._wait(self._batch(statements.in_order()))
-        query = self._execute(statements.rows_loaded)
-        # A result comes in pages (NextToken): a backfill's is a row per file.
-        pages = self.data_api.get_paginator("get_statement_result").paginate(Id=query)
-        return {
+        self._transaction(statements.in_order())
+        api = self._api
+        return {  # a backfill's result is a row per file, in pages
             record[0]["stringValue"]: int(record[1]["longValue"])
-            for page in pages
-            for record in page["Records"]
+            for record in api.records(api.execute(statements.rows_loaded))
         }
 
     def record_rejections(self, rejections: Sequence[Rejection], job_run_id: str) -> None:
         staging = self._staging(job_run_id)
         statements = reject_statements(rejections, job_run_id, staging)
         self._stage(statements.manifest, staging)
-        self._wait(self._batch(statements.in_order()))
+        self._transaction(statements.in_order())
 
     def _staging(self, job_run_id: str) -> Staging:
         uri = f"{self.staging_uri.rstrip('/')}/{job_run_id}/"
@@ -99,29 +94,20 @@ class RedshiftWarehouse:
         frame = self.spark.range(1).select(F.explode(lines).alias(STAGED_LINE))
         frame.coalesce(1).write.mode("overwrite").text(staging.location(manifest.name))
 
-    def _batch(self, sqls: Sequence[str]) -> str:
-        batch = self.data_api.batch_execute_statement(
-            WorkgroupName=self.workgroup, Database=self.database, Sqls=list(sqls)
+    @property
+    def _api(self) -> DataApi:
+        return DataApi(
+            self.data_api,
+            self.workgroup,
+            self.database,
+            self.poll_seconds,
+            self.first_poll_seconds,
+            self.sleep,
         )
-        return str(batch["Id"])
 
-    def _execute(self, sql: str) -> str:
-        """Run one statement (a transaction of its own) to its end; return its id."""
-        statement = self.data_api.execute_statement(
-            WorkgroupName=self.workgroup, Database=self.database, Sql=sql
-        )
-        self._wait(statement["Id"])
-        return str(statement["Id"])
-
-    def _wait(self, statement_id: str) -> None:
+    def _transaction(self, sqls: Sequence[str]) -> None:
         try:
-            await_statement(
-                self.data_api,
-                statement_id,
-                poll_seconds=self.poll_seconds,
-                first_poll_seconds=self.first_poll_seconds,
-                sleep=self.sleep,
-            )
+            self._api.batch(sqls)
         except StatementError as failed:
             # COPY refuses a row with this one message, whatever the row and the reason.
             if any(marker in failed.error for marker in _REDSHIFT_LOAD_ERRORS):
