@@ -81,6 +81,11 @@ class PipelineStack(Stack):
         )
         self.warehouse.grant_data_api("Load", self.jobs.load_role)
         self._acknowledge_bucket_deployment()
+        job_arns = [self._arn("glue", "job", name) for name in self.jobs.jobs]
+        crawler_arns = {
+            name: self._arn("glue", "crawler", name)
+            for name in (names.flight_crawler, names.dimension_crawler)
+        }
         self.orchestration = Orchestration(
             self,
             "Orchestration",
@@ -90,12 +95,9 @@ class PipelineStack(Stack):
             alerting=self.alerting,
             reports_url=self.reports.url,
             copy_role=self.warehouse.copy_role,
-            job_arns=[self._arn("glue", "job", name) for name in self.jobs.jobs],
+            job_arns=job_arns,
             # The state machine starts and reads the flight crawler and starts the dimension's.
-            crawler_arns={
-                name: self._arn("glue", "crawler", name)
-                for name in (names.flight_crawler, names.dimension_crawler)
-            },
+            crawler_arns=crawler_arns,
         )
         self.warehouse.grant_data_api("StateMachine", self.orchestration.main.role)
         self.smoke = SmokeRole(
@@ -108,11 +110,8 @@ class PipelineStack(Stack):
                 self.orchestration.main.state_machine_arn,
                 self.orchestration.router.state_machine_arn,
             ],
-            jobs=[self._arn("glue", "job", name) for name in self.jobs.jobs],
-            crawlers=[
-                self._arn("glue", "crawler", name)
-                for name in (names.flight_crawler, names.dimension_crawler)
-            ],
+            jobs=job_arns,
+            crawlers=list(crawler_arns.values()),
         )
         if settings.aws.smoke_test:
             self.warehouse.grant_data_api("Smoke", self.smoke.role)

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,7 +33,7 @@ from pipeline.core.logs import configure_logging
 from pipeline.core.uploads import Upload, run_name
 from pipeline.local.durable import last_restore
 from pipeline.sample import SampleSpec, write_sample
-from pipeline.settings import UPLOADED_BUCKETS, Environment, Settings, load_settings
+from pipeline.settings import Environment, Settings, load_settings
 
 if TYPE_CHECKING:
     from pipeline.local.runs import Run
@@ -559,15 +560,15 @@ def _target() -> Target:
     settings = _state.settings
     if settings.env is not Environment.LOCAL:
         return Target.on_aws(settings)
+    from pipeline.local.objects import TWIN_BUCKETS
+
     twin = _twin()
     twin.start()
     resources = twin.resources
-    # The twin keeps its report on disk, so it has no reports bucket.
-    buckets = {p: twin.settings.bucket(p) for p in (*UPLOADED_BUCKETS, "staging")}
     return Target(
         settings=twin.settings,
-        client=twin.client,
-        buckets=buckets,
+        client=cache(twin.client),
+        buckets={p: twin.settings.bucket(p) for p in TWIN_BUCKETS},
         main_arn=resources.main_arn,
         router_arn=resources.router_arn,
         operations_topic_arn=resources.operations_topic_arn,

@@ -28,12 +28,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from pipeline.core.contract import AIRPORTS, DAILY_FLIGHTS
-from pipeline.core.data_api import await_statement
+from pipeline.core.data_api import DataApi
 from pipeline.core.uploads import Upload, execution_arn, run_name
 from pipeline.core.warehouse import day_rows_sql, remove_day_statements
 from pipeline.deployment import Names
@@ -105,7 +105,8 @@ class Target:
         s3 = session.client("s3")
         return cls(
             settings=settings,
-            client=session.client,
+            # One client per service: each new one costs a moment to build.
+            client=cache(session.client),
             buckets=buckets,
             main_arn=machine + names.main,
             router_arn=machine + names.router,
@@ -117,35 +118,23 @@ class Target:
     def smoke_key(self) -> str:
         return f"{self.settings.storage.raw_prefix}{SMOKE_DATE.isoformat()}.csv"
 
-    def query(self, sql: str) -> list[list[Any]]:
-        """Rows of one statement, run through the Data API as the caller's database user."""
-        data_api = self.client("redshift-data")
-        statement = data_api.execute_statement(
-            WorkgroupName=self.settings.warehouse.workgroup,
-            Database=self.settings.warehouse.database,
-            Sql=sql,
+    @property
+    def warehouse(self) -> DataApi:
+        """The warehouse through the Data API, as the caller's database user."""
+        return DataApi(
+            self.client("redshift-data"),
+            self.settings.warehouse.workgroup,
+            self.settings.warehouse.database,
+            poll_seconds=self.settings.timing.poll_interval_seconds,
         )
-        await_statement(data_api, statement["Id"], poll_seconds=self._poll_seconds)
-        pages = data_api.get_paginator("get_statement_result").paginate(Id=statement["Id"])
+
+    def query(self, sql: str) -> list[list[Any]]:
+        """Rows of one statement, each value as the Data API types it."""
+        warehouse = self.warehouse
         return [
             [next(iter(field.values())) for field in record]
-            for page in pages
-            for record in page["Records"]
+            for record in warehouse.records(warehouse.execute(sql))
         ]
-
-    def run_batch(self, sqls: Sequence[str]) -> None:
-        """Statements run as one transaction (a batch of the Data API)."""
-        data_api = self.client("redshift-data")
-        batch = data_api.batch_execute_statement(
-            WorkgroupName=self.settings.warehouse.workgroup,
-            Database=self.settings.warehouse.database,
-            Sqls=list(sqls),
-        )
-        await_statement(data_api, batch["Id"], poll_seconds=self._poll_seconds)
-
-    @property
-    def _poll_seconds(self) -> float:
-        return self.settings.timing.poll_interval_seconds
 
 
 @dataclass(frozen=True)
@@ -203,12 +192,8 @@ def remove_traces(target: Target) -> int:
     bucket = target.buckets["raw"]
     key = target.smoke_key
     name = key.rsplit("/", 1)[-1]
-    prefixes = (
-        key,
-        storage.validated_prefix + name,
-        storage.quarantine_prefix + name,
-        storage.results_of(key),
-    )
+    results = storage.results_of(key)
+    prefixes = (key, storage.validated_prefix + name, storage.quarantine_prefix + name, results)
     versions = [
         (item["Key"], item["VersionId"])
         for prefix in prefixes
@@ -216,14 +201,13 @@ def remove_traces(target: Target) -> int:
         for item in (*page.get("Versions", []), *page.get("DeleteMarkers", []))
     ]
     # A quarantined upload's version is moved away; its validation outcome still names it.
-    results = storage.results_of(key)
     uploads = {v for k, v in versions if k == key} | {
         k.removeprefix(results).removesuffix(".json") for k, _ in versions if k.startswith(results)
     }
     sfn = target.client("stepfunctions")
     for version in uploads:
         earlier = run_name(bucket, key, version)
-        if _status(sfn, execution_arn(target.main_arn, earlier)) == "RUNNING":
+        if _execution(sfn, execution_arn(target.main_arn, earlier))["status"] == "RUNNING":
             raise RunStillGoingError(
                 f"an earlier smoke test's run {earlier} is still going: nothing is removed "
                 "under it; run the smoke test again once it has ended (`flightpipe runs`)"
@@ -231,7 +215,7 @@ def remove_traces(target: Target) -> int:
     removed = len(target.reports.remove(f"s3://{bucket}/{key}", sorted(uploads)))
     for object_key, version in versions:
         s3.delete_object(Bucket=bucket, Key=object_key, VersionId=version)
-    target.run_batch(remove_day_statements(SMOKE_DATE))
+    target.warehouse.batch(remove_day_statements(SMOKE_DATE))
     return removed + len(versions)
 
 
@@ -294,7 +278,7 @@ def _succeeded(target: Target, name: str, timeout_seconds: float) -> None:
     arn = execution_arn(target.main_arn, name)
     deadline = time.monotonic() + timeout_seconds
     while True:
-        described = _describe(sfn, arn)
+        described = _execution(sfn, arn)
         status = described["status"]
         if status == "SUCCEEDED":
             return
@@ -312,17 +296,13 @@ def _succeeded(target: Target, name: str, timeout_seconds: float) -> None:
         time.sleep(target.settings.timing.poll_interval_seconds)
 
 
-def _describe(sfn: Any, arn: str) -> dict[str, Any]:
+def _execution(sfn: Any, arn: str) -> dict[str, Any]:
     """An execution's description; ``NOT STARTED`` while its event has not reached the router."""
     try:
         described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
     except sfn.exceptions.ExecutionDoesNotExist:
         return {"status": "NOT STARTED"}
     return described
-
-
-def _status(sfn: Any, arn: str) -> str:
-    return str(_describe(sfn, arn)["status"])
 
 
 @dataclass(frozen=True)
@@ -348,14 +328,14 @@ def health(target: Target) -> list[Check]:
     for purpose, bucket in target.buckets.items():
         checks.append(_check(f"bucket {purpose}", partial(s3.head_bucket, Bucket=bucket)))
     for arn in (target.main_arn, target.router_arn):
-        described = _described(partial(sfn.describe_state_machine, stateMachineArn=arn))
+        described = _answer(partial(sfn.describe_state_machine, stateMachineArn=arn))
         status = described.get("status", "missing") if described else "missing"
         checks.append(Check(f"state machine {arn.rsplit(':', 1)[-1]}", status == "ACTIVE", status))
     for job in (names.validation_job, names.load_job):
         checks.append(_check(f"glue job {job}", partial(glue.get_job, JobName=job)))
     for crawler in (names.flight_crawler, names.dimension_crawler):
         checks.append(_check(f"crawler {crawler}", partial(glue.get_crawler, Name=crawler)))
-    runs = _described(
+    runs = _answer(
         partial(sfn.list_executions, stateMachineArn=target.main_arn, maxResults=NEWEST_RUNS)
     )
     if runs is None:
@@ -367,7 +347,8 @@ def health(target: Target) -> list[Check]:
     return checks
 
 
-def _described(call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+def _answer(call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """The call's answer; None when AWS refused it (missing, or not readable)."""
     from botocore.exceptions import ClientError
 
     try:
@@ -377,7 +358,7 @@ def _described(call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _check(what: str, call: Callable[[], dict[str, Any]]) -> Check:
-    found = _described(call) is not None
+    found = _answer(call) is not None
     return Check(what, found, "present" if found else "missing or not readable")
 
 

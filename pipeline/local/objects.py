@@ -42,11 +42,15 @@ def aws_client(service: str, settings: Settings, endpoint: str) -> Any:
     )
 
 
+TWIN_BUCKETS: Final = (*UPLOADED_BUCKETS, "staging")
+"""The purposes of the twin's buckets: its report is on disk, so no reports bucket."""
+
+
 def ensure_buckets(s3: Any, settings: Settings) -> None:
     """Create the twin's buckets, the uploaded ones versioned as on AWS. The report site is
     kept on disk (``pipeline.local.validation``): no reports bucket."""
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    for purpose in (*UPLOADED_BUCKETS, "staging"):
+    for purpose in TWIN_BUCKETS:
         bucket = settings.bucket(purpose)
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket)
