@@ -82,9 +82,12 @@ CDK := node_modules/.bin/cdk
 synth: package
 	$(CDK) synth --quiet --app "$(UV) run python -m cdk.app" --output cdk.out
 
+# A recipe's first line where cdk.out/ must hold a cloud assembly: fails saying what to do.
+need_assembly = @test -f cdk.out/manifest.json || { echo "no cloud assembly in cdk.out/: $(1)" >&2; exit 1; }
+
 # cfn-lint over every template of the assembly: an error fails, warnings are shown.
 templates:
-	@test -f cdk.out/manifest.json || { echo "no cloud assembly in cdk.out/: run make synth" >&2; exit 1; }
+	$(call need_assembly,run make synth)
 	$(UV) run cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
 # One environment's stack from that assembly: what would change, or deploy it (credentials for
@@ -111,7 +114,7 @@ review-diff: node
 BASE ?= base.out
 REVIEW ?= build/review.md
 review: python
-	@test -f cdk.out/manifest.json || { echo "no cloud assembly in cdk.out/: run make synth" >&2; exit 1; }
+	$(call need_assembly,run make synth)
 	@mkdir -p $(dir $(REVIEW))
 	$(UV) run python -m cdk.review --base $(BASE) --head cdk.out \
 		$(if $(DIFFS),--diffs $(DIFFS)) --out $(REVIEW)
@@ -132,7 +135,7 @@ bootstrap: synth
 # CD (.github/workflows/deploy-environment.yml): deploy the assembly the build job synthesized
 # and handed on, never a synthesis of its own; the GitHub environment's reviewers approved it.
 release: node
-	@test -f cdk.out/manifest.json || { echo "no cloud assembly in cdk.out/: download the build's" >&2; exit 1; }
+	$(call need_assembly,download the build's)
 	$(CDK) deploy --app cdk.out flightpipe-$(ENV) --require-approval never --progress events
 
 # After a deployment: the smoke test (a synthetic day through the pipeline, then every trace
