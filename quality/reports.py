@@ -225,25 +225,29 @@ class QualityReports:
     def remove(self, uri: str, versions: Iterable[str]) -> list[str]:
         """Remove every validation of these versions of one file: records, pages and GX's
         results, then rebuild the indexes that listed them. Returns the names removed."""
-        removed: list[str] = []
-        months = set()
-        for version in versions:
-            for record in sorted((self.root / RECORDS).glob(f"*/{_run_name(uri, version)}/*.json")):
-                months.add(record.parent.parent.name)
-                name = record.relative_to(self.root).as_posix()
-                for trace in traces(name, json.loads(record.read_text())):
-                    path = self.root / trace
-                    path.unlink(missing_ok=True)
-                    # An empty folder would still list its month, or its file version.
-                    for folder in path.parents:
-                        if folder == self.root or any(folder.iterdir()):
-                            break
-                        folder.rmdir()
-                    removed.append(trace)
-        if removed and self.index.exists():
-            for month in _rebuilt_months(months):
+
+        def records() -> Iterator[tuple[str, str, bytes]]:
+            for version in versions:
+                for path in sorted(
+                    (self.root / RECORDS).glob(f"*/{_run_name(uri, version)}/*.json")
+                ):
+                    name = path.relative_to(self.root).as_posix()
+                    yield path.parent.parent.name, name, path.read_bytes()
+
+        def delete(name: str) -> None:
+            path = self.root / name
+            path.unlink(missing_ok=True)
+            # An empty folder would still list its month, or its file version.
+            for folder in path.parents:
+                if folder == self.root or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+
+        def rebuild(month: str) -> None:
+            if self.index.exists():
                 self._index(month)
-        return removed
+
+        return _remove(records(), delete, rebuild)
 
     def _record_names(self, month: str) -> frozenset[str]:
         records = (self.root / RECORDS / month).glob("*/*.json")
@@ -330,13 +334,6 @@ def traces(record: str, document: dict[str, Any]) -> list[str]:
         identifier = docs["page"].removeprefix("validations/").removesuffix(".html")
         found += [f"{SITE_FOLDER}/{docs['page']}", f"{RESULTS_FOLDER}/{identifier}.json"]
     return found
-
-
-def _rebuilt_months(months: Iterable[str]) -> list[str]:
-    """The months whose indexes to rebuild after a removal, this month's last: each rebuild
-    also writes the site's index page, which must end as this month's."""
-    current = _month(dt.datetime.now(dt.UTC))
-    return [*sorted(set(months) - {current}), current]
 
 
 def _index_row(record: dict[str, Any], record_link: str) -> dict[str, Any]:
@@ -482,20 +479,40 @@ def remove_published(
     validation publishing at the same time may have listed a removed record: it leaves it out
     of its index once it finds it gone (``_Bucket.fetch``)."""
     site = _Bucket(s3, bucket, prefix, workspace, QualityReports(workspace))
+    runs = [_run_name(uri, version) for version in versions]
+
+    def records() -> Iterator[tuple[str, str, bytes]]:
+        for month in site.months():
+            for run in runs:
+                for item in list(site.keys(f"{RECORDS}/{month}/{run}/")):
+                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                    yield month, item["Key"].removeprefix(prefix), body
+
+    def delete(name: str) -> None:
+        s3.delete_object(Bucket=bucket, Key=prefix + name)
+
+    return [prefix + name for name in _remove(records(), delete, site.index)]
+
+
+def _remove(
+    records: Iterable[tuple[str, str, bytes]],
+    delete: Callable[[str], None],
+    rebuild: Callable[[str], None],
+) -> list[str]:
+    """Delete what each of ``records`` (month, name under the root, document) left
+    (``traces``), then rebuild the indexes of their months, this month's last: each rebuild
+    also writes the site's index page, which must end as this month's. The names removed."""
     removed: list[str] = []
     months = set()
-    runs = [_run_name(uri, version) for version in versions]
-    for month in site.months():
-        for run in runs:
-            for item in list(site.keys(f"{RECORDS}/{month}/{run}/")):
-                months.add(month)
-                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-                for trace in traces(item["Key"].removeprefix(prefix), json.loads(body)):
-                    s3.delete_object(Bucket=bucket, Key=prefix + trace)
-                    removed.append(prefix + trace)
+    for month, name, document in records:
+        months.add(month)
+        for trace in traces(name, json.loads(document)):
+            delete(trace)
+            removed.append(trace)
     if removed:
-        for month in _rebuilt_months(months):
-            site.index(month)
+        current = _month(dt.datetime.now(dt.UTC))
+        for month in [*sorted(months - {current}), current]:
+            rebuild(month)
     return removed
 
 
